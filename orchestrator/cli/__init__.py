@@ -1,0 +1,55 @@
+"""The command-line interface behind ``starter.py``.
+
+Each subcommand lives in its own module of this package with two functions:
+``add_parser(subparsers) -> None`` and ``run(args) -> int``. ``main`` builds the parser from the modules listed
+in ``COMMAND_MODULES`` and maps user mistakes to exit codes, never to tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from orchestrator.exit_codes import ExitCode
+
+# Order is the order of `starter.py --help`.
+COMMAND_MODULES: list[str] = [
+    "orchestrator.cli.expand",
+]
+
+
+class UsageError(Exception):
+    """A mistake in the command line or an input file: printed as one paragraph, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(ExitCode.USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="starter.py",
+        description="Bicep deployment orchestrator: durable, audited Azure deployments on Temporal.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

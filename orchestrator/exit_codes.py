@@ -1,0 +1,13 @@
+"""Exit codes of every command, one place. Documented in the README."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    LOGIC_FAILURE = 1  # the template, parameters or plan is wrong: fix the input; retrying will not help
+    USAGE = 2  # bad command line or unreadable input file
+    ENVIRONMENTAL = 3  # Azure/Temporal/network trouble that outlasted the retries
+    REJECTED = 4  # a destructive plan was rejected, or not confirmed in time
