@@ -37,8 +37,7 @@ class EvaluationContext(Protocol):
         """
         ...
 
-    def list_call(self, function: str, target: str, api_version: str | None, body: Any) -> Any:
-        ...
+    def list_call(self, function: str, target: str, api_version: str | None, body: Any) -> Any: ...
 
     def resource_info(self, symbolic_name: str) -> dict[str, Any]:
         """languageVersion 2.0 resourceInfo(): {id, name, type, apiVersion} of a symbolic resource."""

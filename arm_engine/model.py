@@ -54,7 +54,9 @@ class ExpandedResource:
     copy: CopyInfo | None = None
     # Names of enclosing nested deployments, outermost first ([] at the top level).
     deployment_path: list[str] = field(default_factory=list)
-    source_path: str = ""  # JSON path in the template, e.g. resources[3] or resources[2].properties.template.resources[0]
+    source_path: str = (
+        ""  # JSON path in the template, e.g. resources[3] or resources[2].properties.template.resources[0]
+    )
 
     @property
     def has_deferred_values(self) -> bool:
