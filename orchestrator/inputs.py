@@ -1,0 +1,306 @@
+"""Reading what a user hands the CLI: template and parameters files, ``--param`` overrides, names and locations.
+
+Everything here runs before any workflow starts, so a mistake costs the user one paragraph on stderr and exit
+code 2 — never a workflow left running, never a traceback. Every error is an ``InputError`` whose message names the
+input, what is wrong with it and what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class InputError(Exception):
+    """A user's input is unusable. ``str(exc)`` is the one-paragraph message to print."""
+
+
+# --------------------------------------------------------------------------------------------------- JSON files
+
+
+def _blank_comments(text: str) -> str:
+    """Replace // and /* */ comments outside strings with spaces, keeping every newline so that line/column
+    positions of later errors still point into the user's file (ARM accepts comments in templates)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                in_string = False
+            i += 1
+            continue
+        if ch == '"':
+            in_string = True
+            out.append(ch)
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            out.append(" " * (end - i))
+            i = end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end == -1 else end + 2
+            out.append("".join(c if c == "\n" else " " for c in text[i:end]))
+            i = end
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def read_json_file(path: str | Path, *, what: str, flag: str) -> Any:
+    """Load a JSON document the user named with ``flag`` (comments allowed, as ARM allows them)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(
+            f"The {what} '{path}' given with {flag} does not exist. Check the path (relative paths are resolved "
+            f"from the current directory, {Path.cwd()})."
+        )
+    if p.is_dir():
+        raise InputError(f"The {what} '{path}' given with {flag} is a directory; name the JSON file inside it.")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"The {what} '{path}' given with {flag} cannot be read ({exc.strerror or exc}). "
+            "Check its permissions, or copy it somewhere readable."
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"The {what} '{path}' given with {flag} is not UTF-8 text (bad byte at offset {exc.start}). "
+            "Save it as UTF-8 JSON."
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return json.loads(_blank_comments(text))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"The {what} '{path}' given with {flag} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}. Fix the JSON there (a trailing comma or a missing quote is the usual cause)."
+        ) from None
+
+
+def load_template(path: str | Path) -> dict[str, Any]:
+    """The ARM JSON template named by -t/--template."""
+    if Path(path).suffix.lower() == ".bicep":
+        raise InputError(
+            f"The template '{path}' given with -t/--template is a Bicep file; this version deploys ARM JSON. "
+            f"Compile it first (`az bicep build --file {path}`) and pass the .json file."
+        )
+    doc = read_json_file(path, what="template", flag="-t/--template")
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"The template '{path}' given with -t/--template is JSON but not an ARM template: its top level is "
+            f"{_json_kind(doc)}, not an object with '$schema', 'contentVersion' and 'resources'."
+        )
+    if "resources" not in doc:
+        raise InputError(
+            f"The template '{path}' given with -t/--template has no 'resources' section, so it is not an ARM "
+            "template. Pass the compiled ARM JSON template (with '$schema', 'contentVersion' and 'resources')."
+        )
+    return doc
+
+
+def load_parameters_file(path: str | Path) -> dict[str, Any]:
+    """The parameters file named by -p/--parameters, as ``{name: {"value": ...} | {"reference": ...}}``.
+
+    Accepts the ARM deployment parameters file format (``{"$schema", "contentVersion", "parameters": {...}}``) and,
+    like az, the bare ``parameters`` object.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".bicepparam":
+        raise InputError(
+            f"The parameters file '{path}' given with -p/--parameters is a .bicepparam file; this version reads "
+            f"JSON parameters files only. Convert it (`az bicep build-params --file {path}`) and pass the .json file."
+        )
+    doc = read_json_file(path, what="parameters file", flag="-p/--parameters")
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"The parameters file '{path}' given with -p/--parameters is {_json_kind(doc)}; it must be a JSON "
+            'object like {"parameters": {"name": {"value": ...}}}.'
+        )
+    if "parameters" in doc:
+        params = doc["parameters"]
+    else:
+        params = {k: v for k, v in doc.items() if not k.startswith("$") and k != "contentVersion"}
+    if not isinstance(params, dict):
+        raise InputError(
+            f"The parameters file '{path}' given with -p/--parameters has a 'parameters' member that is "
+            f'{_json_kind(params)}; it must be an object mapping each parameter name to {{"value": ...}}.'
+        )
+    for name, entry in params.items():
+        if not isinstance(entry, dict) or not ({"value", "reference"} & entry.keys()):
+            raise InputError(
+                f"The parameters file '{path}' given with -p/--parameters sets parameter '{name}' without a "
+                f'"value" (or a Key Vault "reference"). Write it as "{name}": {{"value": ...}}.'
+            )
+    return dict(params)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return "an object"
+
+
+# --------------------------------------------------------------------------------------------------- --param
+
+
+def parse_param_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` → (KEY, VALUE), where VALUE is JSON when it parses as JSON, else the literal string."""
+    if "=" not in text:
+        raise InputError(
+            f"--param '{text}' has no '='. Write --param NAME=VALUE (for example --param sku=Standard_LRS or "
+            '--param \'tags={"env":"dev"}\'); the value is read as JSON when it parses, else as a string.'
+        )
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise InputError(f"--param '{text}' has nothing before the '='. Write --param NAME=VALUE.")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key, parsed
+
+
+def parse_param_overrides(items: list[str] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, value = parse_param_override(item)
+        result[key] = value
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- names
+
+
+# Resource group names: 1-90 characters of Unicode letters and digits, '_', '-', '.', '(' and ')'; not ending in
+# '.' (ARM's rule, https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules).
+_RG_EXTRA = frozenset("_-.()")
+
+
+def validate_resource_group_name(name: str) -> str:
+    if not name:
+        raise InputError("The resource group name given with -g/--resource-group is empty. Name a resource group.")
+    if len(name) > 90:
+        raise InputError(
+            f"The resource group name '{name[:40]}…' given with -g/--resource-group is {len(name)} characters "
+            "long; ARM allows at most 90. Choose a shorter name."
+        )
+    bad = sorted({c for c in name if not (c in _RG_EXTRA or unicodedata.category(c)[0] in ("L", "N"))})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise InputError(
+            f"The resource group name '{name}' given with -g/--resource-group contains {shown}; ARM allows only "
+            "letters, digits, '_', '-', '.', '(' and ')'. Choose a name without those characters."
+        )
+    if name.endswith("."):
+        raise InputError(
+            f"The resource group name '{name}' given with -g/--resource-group ends with '.', which ARM does not "
+            "allow. Drop the trailing period."
+        )
+    return name
+
+
+# Azure public-cloud region names (`az account list-locations --query [].name`), plus the logical ones.
+_AZURE_LOCATION_NAMES = """
+    eastus eastus2 southcentralus westus2 westus3 australiaeast southeastasia northeurope swedencentral uksouth
+    westeurope centralus southafricanorth centralindia eastasia japaneast koreacentral canadacentral francecentral
+    germanywestcentral italynorth norwayeast polandcentral spaincentral switzerlandnorth mexicocentral uaenorth
+    brazilsouth israelcentral qatarcentral centralusstage eastusstage eastus2stage northcentralusstage
+    southcentralusstage westusstage westus2stage asia asiapacific australia brazil canada europe france germany
+    global india israel italy japan korea newzealand norway poland qatar singapore southafrica sweden switzerland
+    uae uk unitedstates unitedstateseuap eastasiastage southeastasiastage brazilus eastusstg northcentralus westus
+    japanwest jioindiawest centraluseuap eastus2euap westcentralus southafricawest australiacentral
+    australiacentral2 australiasoutheast japaneast koreasouth southindia westindia canadaeast francesouth
+    germanynorth norwaywest switzerlandwest ukwest uaecentral brazilsoutheast newzealandnorth indonesiacentral
+    malaysiawest chilecentral austriaeast belgiumcentral denmarkeast jioindiacentral swedensouth taiwannorth
+    taiwannorthwest
+"""
+AZURE_LOCATIONS: frozenset[str] = frozenset(_AZURE_LOCATION_NAMES.split())
+
+
+def normalize_location(location: str) -> str:
+    """'East US' → 'eastus', as ARM does."""
+    return re.sub(r"\s+", "", location).lower()
+
+
+def validate_location(location: str, *, known: frozenset[str] = AZURE_LOCATIONS) -> str:
+    """Return ARM's normal form of ``location`` or raise naming the closest known region."""
+    if not location.strip():
+        raise InputError("The location given with -l/--location is empty. Name an Azure region, e.g. eastus.")
+    normal = normalize_location(location)
+    if not re.fullmatch(r"[a-z0-9]+", normal):
+        raise InputError(
+            f"The location '{location}' given with -l/--location is not a region name: region names are letters "
+            "and digits (e.g. eastus, westeurope; `az account list-locations -o table` lists them)."
+        )
+    if normal not in known:
+        close = difflib.get_close_matches(normal, sorted(known), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise InputError(
+            f"The location '{location}' given with -l/--location is not an Azure region.{hint} "
+            "`az account list-locations -o table` lists the regions."
+        )
+    return normal
+
+
+# --------------------------------------------------------------------------------------------------- bundle
+
+
+@dataclass
+class DeploymentInputs:
+    """Everything `deploy` read from disk and the command line, checked."""
+
+    template_path: Path
+    template: dict[str, Any]
+    parameters_path: Path | None
+    parameters: dict[str, Any]  # name → {"value": ...} | {"reference": ...}, file merged with overrides
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def parameter_values(self) -> dict[str, Any]:
+        """name → value, for parameters given as values (Key Vault references are resolved by ARM)."""
+        return {k: v["value"] for k, v in self.parameters.items() if "value" in v}
+
+
+def read_deployment_inputs(*, template: str, parameters: str | None, overrides: list[str] | None) -> DeploymentInputs:
+    doc = load_template(template)
+    params = load_parameters_file(parameters) if parameters else {}
+    over = parse_param_overrides(overrides)
+    merged = dict(params)
+    for key, value in over.items():
+        merged[key] = {"value": value}
+    return DeploymentInputs(
+        template_path=Path(template),
+        template=doc,
+        parameters_path=Path(parameters) if parameters else None,
+        parameters=merged,
+        overrides=over,
+    )
