@@ -1,0 +1,370 @@
+"""The data that crosses Temporal: one pydantic model in and one out for the workflow, every activity, signal and
+query.
+
+These models are the contract between the workflow, the activities, the worker and the CLI. Fields are added
+with defaults, never renamed or removed, so running workflows keep decoding. Nothing here carries a bulky document
+(templates and full what-if results live in the content store, see ``orchestrator.blobstore``; history carries a
+``BlobRef`` and a summary) nor the value of a secure parameter (those travel as ``secure_parameters``, a reference
+into the content store).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ------------------------------------------------------------------------------------------------------ enums
+
+
+class DeploymentStage(StrEnum):
+    """The lifecycle, in order. ROLLED_BACK is reached from FAILED only (issue 6)."""
+
+    INITIALIZED = "INITIALIZED"
+    VALIDATING_PARAMETERS = "VALIDATING_PARAMETERS"
+    LINTING = "LINTING"
+    PLANNING = "PLANNING"
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
+    DEPLOYING = "DEPLOYING"
+    VERIFYING_HEALTH = "VERIFYING_HEALTH"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (DeploymentStage.COMPLETED, DeploymentStage.FAILED, DeploymentStage.ROLLED_BACK)
+
+
+class FailureClass(StrEnum):
+    """LOGIC: the input is wrong, a retry cannot help. ENVIRONMENTAL: the world misbehaved, retry with backoff."""
+
+    LOGIC = "LOGIC"
+    ENVIRONMENTAL = "ENVIRONMENTAL"
+
+
+class DeployOutcome(StrEnum):
+    """How a deployment ended; the CLI maps it to an exit code (``orchestrator.exit_codes``)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    LOGIC_FAILURE = "LOGIC_FAILURE"  # exit 1
+    ENVIRONMENTAL_FAILURE = "ENVIRONMENTAL_FAILURE"  # exit 3
+    REJECTED = "REJECTED"  # exit 4
+    NOT_CONFIRMED = "NOT_CONFIRMED"  # exit 4
+    CANCELLED = "CANCELLED"  # exit 3 (someone cancelled the workflow)
+
+
+class DeploymentMode(StrEnum):
+    INCREMENTAL = "Incremental"
+    COMPLETE = "Complete"
+
+
+class ChangeType(StrEnum):
+    """What-if change types, as ARM spells them."""
+
+    CREATE = "Create"
+    DELETE = "Delete"
+    IGNORE = "Ignore"
+    DEPLOY = "Deploy"
+    NO_CHANGE = "NoChange"
+    MODIFY = "Modify"
+    UNSUPPORTED = "Unsupported"
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored so an older worker can read what a newer client sent.
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
+
+
+# ------------------------------------------------------------------------------------------------ references
+
+
+class BlobRef(_Model):
+    """A document in the content-addressed store: its sha256 digest, size and kind. Safe to put in history."""
+
+    digest: str  # "sha256:<hex>"
+    size: int
+    media_type: str = "application/json"
+
+
+# --------------------------------------------------------------------------------------------------- request
+
+
+class DeployRequest(_Model):
+    """Everything a deployment needs, decided by the starter before the workflow starts.
+
+    ``parameters`` holds the non-secure parameter entries in ARM's parameters-file shape (``{name: {"value": v}}``
+    or ``{name: {"reference": {...}}}``) with the ``--param`` overrides already applied. The values of parameters
+    the template declares ``securestring``/``secureObject`` are never here: they are in the content store behind
+    ``secure_parameters`` (see ``orchestrator.deployments.build_deploy_request``).
+    """
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    template: BlobRef
+    template_path: str | None = None  # as the user gave it, for the audit
+    template_hash: str | None = None  # same as template.digest; kept separate for readers of the audit
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    secure_parameters: BlobRef | None = None
+    secure_parameter_names: list[str] = Field(default_factory=list)
+    parameters_path: str | None = None
+    override_names: list[str] = Field(default_factory=list)  # which --param KEY=... were given
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    allow_warnings: bool = False
+    no_confirm_deletes: bool = False
+    skip_health: bool = False
+    confirmation_timeout_seconds: float | None = None  # None: the worker's default
+    git_sha: str | None = None
+    initiator: str = "unknown"
+    audit_dir: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------------ plan
+
+
+class PropertyChange(_Model):
+    path: str
+    change_type: str  # Create, Delete, Modify, Array, NoEffect
+    before: Any = None
+    after: Any = None
+    children: list[PropertyChange] = Field(default_factory=list)
+
+
+class PlanChange(_Model):
+    resource_id: str
+    change_type: ChangeType
+    resource_type: str | None = None
+    # Property deltas for Modify changes, trimmed to a bounded number (the full result is in the store).
+    delta: list[PropertyChange] = Field(default_factory=list)
+    unsupported_reason: str | None = None
+
+
+class WhatIfPlan(_Model):
+    """A what-if summary small enough for history; the full ARM result is ``full_result`` in the store."""
+
+    changes: list[PlanChange] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)  # change type -> number of resources
+    full_result: BlobRef | None = None
+    truncated: bool = False  # True when ``changes`` was cut to stay small; counts stay complete
+    diagnostics: list[str] = Field(default_factory=list)
+
+    @property
+    def destructive_changes(self) -> list[PlanChange]:
+        return [c for c in self.changes if c.change_type == ChangeType.DELETE]
+
+    @property
+    def destructive_set(self) -> list[str]:
+        """Lower-cased ids of the resources the plan deletes, sorted: what an approval is bound to."""
+        return sorted({c.resource_id.lower() for c in self.destructive_changes})
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.change_type not in (ChangeType.NO_CHANGE, ChangeType.IGNORE) for c in self.changes) or any(
+            n > 0 for k, n in self.counts.items() if k not in (ChangeType.NO_CHANGE.value, ChangeType.IGNORE.value)
+        )
+
+
+# ---------------------------------------------------------------------------------------- signals and queries
+
+
+class ApprovalSignal(_Model):
+    """Payload of the ``approve`` and ``reject`` signals: who decided and why. Any Temporal client can send it:
+    ``temporal workflow signal --workflow-id ID --name approve --input '{"approver":"ana","reason":"ok"}'``."""
+
+    approver: str
+    reason: str = ""
+    # Optional: the destructive set the approver saw (lower-cased resource ids). When given and different from
+    # the pending plan's, the signal is recorded and ignored.
+    destructive_set: list[str] | None = None
+
+
+class ConfirmationDecision(StrEnum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"  # --no-confirm-deletes
+
+
+class ConfirmationRecord(_Model):
+    decision: ConfirmationDecision
+    by: str
+    reason: str = ""
+    at: datetime
+    destructive_set: list[str] = Field(default_factory=list)
+    round: int = 1  # how many times confirmation was asked in this deployment
+
+
+class PendingConfirmation(_Model):
+    """What the workflow waits on while AWAITING_CONFIRMATION."""
+
+    destructive_changes: list[PlanChange]
+    asked_at: datetime
+    deadline: datetime
+    round: int = 1
+    approve_command: str = ""  # the exact Temporal CLI command that approves
+
+
+class StageTransition(_Model):
+    """One arrow of the lifecycle, with enough to rebuild the audit record from history alone."""
+
+    stage: DeploymentStage
+    at: datetime
+    previous: DeploymentStage | None = None
+    detail: str = ""
+    by: str | None = None  # who caused it (approver, rejecter, initiator)
+
+
+class StageProgress(_Model):
+    attempts: int = 0
+    last_error: str | None = None
+    last_error_code: str | None = None
+    last_error_class: FailureClass | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class FailureInfo(_Model):
+    stage: DeploymentStage
+    failure_class: FailureClass | None  # None for rejection/not-confirmed/cancelled
+    code: str
+    message: str
+    attempts: int = 1
+
+
+class DeploymentStatus(_Model):
+    """Result of the ``status`` query."""
+
+    workflow_id: str
+    deployment_name: str
+    subscription_id: str
+    resource_group: str
+    stage: DeploymentStage
+    plan: WhatIfPlan | None = None
+    pending_confirmation: PendingConfirmation | None = None
+    confirmations: list[ConfirmationRecord] = Field(default_factory=list)
+    stages: dict[DeploymentStage, StageProgress] = Field(default_factory=dict)
+    transitions: list[StageTransition] = Field(default_factory=list)
+    failure: FailureInfo | None = None
+    outcome: DeployOutcome | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- result
+
+
+class DeployResult(_Model):
+    """The workflow's result. A failed deployment also produces one: it is the first detail of the workflow's
+    ``ApplicationError`` (``orchestrator.deployments.result_of`` reads it either way)."""
+
+    workflow_id: str
+    deployment_name: str
+    outcome: DeployOutcome
+    stage: DeploymentStage
+    plan: WhatIfPlan | None = None
+    has_changes: bool = False
+    outputs: dict[str, Any] = Field(default_factory=dict)  # secure outputs masked
+    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources
+    unhealthy: list[str] = Field(default_factory=list)
+    confirmations: list[ConfirmationRecord] = Field(default_factory=list)
+    failure: FailureInfo | None = None
+    transitions: list[StageTransition] = Field(default_factory=list)
+    skipped_health: bool = False
+    template_hash: str | None = None
+    git_sha: str | None = None
+    initiator: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == DeployOutcome.SUCCEEDED
+
+
+# ------------------------------------------------------------------------------------------ activity contracts
+
+
+class RetrySchedule(_Model):
+    """The environmental retry policy (see ``orchestrator.retry``)."""
+
+    initial_interval_seconds: float = 5.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_seconds: float = 300.0
+    maximum_retries: int = 5  # after the first attempt: 5, 10, 20, 40, 80 s
+
+
+class WorkerSettings(_Model):
+    """Per-worker settings the workflow reads once through a local activity, so they are recorded in history."""
+
+    retry: RetrySchedule = Field(default_factory=RetrySchedule)
+    confirmation_timeout_seconds: float = 3600.0
+    activity_timeout_seconds: float = 600.0
+    deploy_timeout_seconds: float = 6 * 3600.0
+    heartbeat_timeout_seconds: float = 30.0
+    lint_enabled: bool = True
+
+
+class StageInput(_Model):
+    """Input of the validate, lint and plan activities."""
+
+    request: DeployRequest
+    deployment_name: str
+    attempt: int = 1
+
+
+class ValidationReport(_Model):
+    parameter_names: list[str] = Field(default_factory=list)
+    resource_count: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class LintReport(_Model):
+    linter: str = "passthrough"
+    warnings: list[str] = Field(default_factory=list)
+
+
+class EnsureResourceGroupResult(_Model):
+    created: bool
+    resource_group_id: str
+
+
+class DeployInput(_Model):
+    request: DeployRequest
+    deployment_name: str
+    # Heartbeat details recovered by the workflow from a timed-out attempt: resume, do not resubmit.
+    resume_token: str | None = None
+    attempt: int = 1
+
+
+class DeployProgress(_Model):
+    """What the deploy activity heartbeats."""
+
+    deployment_name: str
+    submitted: bool
+    provisioning_state: str | None = None
+
+
+class DeployOutcomeDetails(_Model):
+    deployment_name: str
+    deployment_id: str | None = None
+    provisioning_state: str
+    resources: list[str] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    submitted_by_this_attempt: bool = True
+    duration: str | None = None
+
+
+class VerifyInput(_Model):
+    request: DeployRequest
+    deployment_name: str
+    resources: list[str] = Field(default_factory=list)
+
+
+class HealthReport(_Model):
+    healthy: list[str] = Field(default_factory=list)
+    unhealthy: dict[str, str] = Field(default_factory=dict)  # id -> provisioningState or error
+
+
+class CancelInput(_Model):
+    subscription_id: str
+    resource_group: str
+    deployment_name: str
