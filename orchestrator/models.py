@@ -368,3 +368,11 @@ class CancelInput(_Model):
     subscription_id: str
     resource_group: str
     deployment_name: str
+
+
+# ---------------------------------------------------------------------------------------------- Temporal names
+
+WORKFLOW_NAME = "DeploymentWorkflow"
+SIGNAL_APPROVE = "approve"
+SIGNAL_REJECT = "reject"
+QUERY_STATUS = "status"
