@@ -1,0 +1,142 @@
+"""Object functions: createObject, union (deep for objects, as ARM merges nested objects), intersection,
+shallowMerge, items (sorted by key), objectKeys, json, null."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import IssueCode
+from ..values import Deferred
+from ._core import (
+    FunctionError,
+    Invocation,
+    arg_dict,
+    arg_list,
+    arg_str,
+    arm_equals,
+    arm_function,
+    get_property,
+    type_name,
+)
+
+
+@arm_function("createObject", 0, None, mode="aware")
+def create_object(inv: Invocation, args: list[Any]) -> Any:
+    if len(args) % 2:
+        raise FunctionError(IssueCode.WRONG_ARITY, "createObject() takes key/value pairs: an even number of arguments")
+    result: dict[str, Any] = {}
+    for i in range(0, len(args), 2):
+        if isinstance(args[i], Deferred):
+            return inv.deferred(args[i].reason)
+        _put(result, arg_str(inv, args, i), args[i + 1])
+    return result
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    """Assign with ARM's case-insensitive keys: an existing key keeps its spelling."""
+    if key not in target:
+        lowered = key.lower()
+        for existing in target:
+            if existing.lower() == lowered:
+                key = existing
+                break
+    target[key] = value
+
+
+def _merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in other.items():
+        found, current = get_property(result, key)
+        if found and isinstance(current, dict) and isinstance(value, dict):
+            value = _merge(current, value)
+        _put(result, key, value)
+    return result
+
+
+def _same_kind(inv: Invocation, args: list[Any]) -> str:
+    if all(isinstance(a, list) for a in args):
+        return "array"
+    if all(isinstance(a, dict) for a in args):
+        return "object"
+    kinds = ", ".join(type_name(a) for a in args)
+    raise FunctionError(IssueCode.TYPE_ERROR, f"{inv.name}() needs all arrays or all objects, got {kinds}")
+
+
+@arm_function("union", 1, None, mode="shallow")
+def union(inv: Invocation, args: list[Any]) -> Any:
+    if _same_kind(inv, args) == "array":
+        result: list[Any] = []
+        for arr in args:
+            for item in arr:
+                if not any(arm_equals(item, seen) for seen in result):
+                    result.append(item)
+        return result
+    merged: dict[str, Any] = {}
+    for obj in args:
+        merged = _merge(merged, obj)
+    return merged
+
+
+@arm_function("intersection", 1, None)
+def intersection(inv: Invocation, args: list[Any]) -> Any:
+    if _same_kind(inv, args) == "array":
+        result: list[Any] = []
+        for item in args[0]:
+            if all(any(arm_equals(item, x) for x in other) for other in args[1:]) and not any(
+                arm_equals(item, seen) for seen in result
+            ):
+                result.append(item)
+        return result
+    common: dict[str, Any] = {}
+    for key, value in args[0].items():
+        if all(get_property(o, key)[0] and arm_equals(get_property(o, key)[1], value) for o in args[1:]):
+            common[key] = value
+    return common
+
+
+@arm_function("shallowMerge", 1, 1, mode="shallow")
+def shallow_merge(inv: Invocation, args: list[Any]) -> Any:
+    result: dict[str, Any] = {}
+    for item in arg_list(inv, args, 0):
+        if isinstance(item, Deferred):
+            return inv.deferred(item.reason)
+        if not isinstance(item, dict):
+            raise FunctionError(
+                IssueCode.TYPE_ERROR, f"shallowMerge() needs an array of objects, found {type_name(item)}"
+            )
+        for key, value in item.items():
+            _put(result, key, value)
+    return result
+
+
+@arm_function("items", 1, 1, mode="shallow")
+def items(inv: Invocation, args: list[Any]) -> list[dict[str, Any]]:
+    obj = arg_dict(inv, args, 0)
+    return [{"key": k, "value": obj[k]} for k in sorted(obj, key=lambda k: (k.upper(), k))]
+
+
+@arm_function("objectKeys", 1, 1, mode="shallow")
+def object_keys(inv: Invocation, args: list[Any]) -> list[str]:
+    return list(arg_dict(inv, args, 0))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise FunctionError(IssueCode.INVALID_VALUE, f"the string is not valid JSON: {exc}") from None
+
+
+@arm_function("json", 1, 1)
+def json_(inv: Invocation, args: list[Any]) -> Any:
+    return parse_json(arg_str(inv, args, 0))
+
+
+@arm_function("null", 0, 0)
+def null(inv: Invocation, args: list[Any]) -> None:
+    return None
