@@ -1,0 +1,66 @@
+"""Health checks that prove a deployment works: declarations, validation before deploying, and a parallel runner.
+
+- ``load_health_spec`` reads the health file beside the template and the ``--health-check`` flags and validates
+  them against the template's declared outputs (before the deployment starts);
+- ``run_health_checks`` resolves ``{outputs.*}`` against the actual outputs and runs every check in parallel within
+  one convergence window, reporting progress through a callback;
+- the models are pydantic and small, fit for Temporal payloads and the audit.
+
+The declaration format is documented in docs/HEALTH.md.
+"""
+
+from __future__ import annotations
+
+from orchestrator.health.declare import (
+    FLAG,
+    HEALTH_FILE_SUFFIXES,
+    HealthDeclarationError,
+    find_health_file,
+    load_health_spec,
+    parse_health_check_flag,
+    read_health_file,
+)
+from orchestrator.health.models import (
+    CHECK_KINDS,
+    ArmCheck,
+    CheckResult,
+    CheckState,
+    HealthCheck,
+    HealthReport,
+    HealthSpec,
+    HttpCheck,
+    TcpCheck,
+    parse_duration,
+)
+from orchestrator.health.probes import ProbeFailure, ResourceStateReader
+from orchestrator.health.runner import ProgressCallback, resolve_check, run_health_checks
+from orchestrator.health.targets import TargetError, declared_outputs, output_values, redact_url
+
+__all__ = [
+    "CHECK_KINDS",
+    "FLAG",
+    "HEALTH_FILE_SUFFIXES",
+    "ArmCheck",
+    "CheckResult",
+    "CheckState",
+    "HealthCheck",
+    "HealthDeclarationError",
+    "HealthReport",
+    "HealthSpec",
+    "HttpCheck",
+    "ProbeFailure",
+    "ProgressCallback",
+    "ResourceStateReader",
+    "TargetError",
+    "TcpCheck",
+    "declared_outputs",
+    "find_health_file",
+    "load_health_spec",
+    "output_values",
+    "parse_duration",
+    "parse_health_check_flag",
+    "read_health_file",
+    "redact_url",
+    "resolve_check",
+    "run_health_checks",
+]
