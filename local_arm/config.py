@@ -1,0 +1,68 @@
+"""Per-run settings of the local ARM: from a JSON file (``--config``), the admin endpoint, or code."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .faults import FaultConfigError, FaultRule
+
+
+@dataclass
+class LocalArmConfig:
+    # Seconds in the Retry-After header of long-running operations. 0 lets the SDK use its polling_interval.
+    retry_after: int = 1
+    # Simulated provisioning time of each resource (Creating/Updating before Succeeded).
+    provisioning_seconds: float = 0.05
+    # Simulated latency added to every request.
+    latency: float = 0.0
+    # Validate answers 202 + Location (async validation) instead of a synchronous 200/400.
+    async_validate: bool = False
+    # Seed of the fault rules' probabilities.
+    seed: int = 0
+    faults: list[FaultRule] = field(default_factory=list)
+    # Enforce ARM's per-subscription token buckets (429 SubscriptionRequestsThrottled when empty).
+    rate_limits: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalArmConfig:
+        if not isinstance(data, dict):
+            raise FaultConfigError("the config must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FaultConfigError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        values["faults"] = [FaultRule.from_dict(r) for r in data.get("faults", [])]
+        try:
+            config = cls(**values)
+            config.retry_after = int(config.retry_after)
+            config.provisioning_seconds = float(config.provisioning_seconds)
+            config.latency = float(config.latency)
+        except (TypeError, ValueError) as exc:
+            raise FaultConfigError(f"bad config value: {exc}") from exc
+        if config.retry_after < 0 or config.provisioning_seconds < 0 or config.latency < 0:
+            raise FaultConfigError("retry_after, provisioning_seconds and latency must be >= 0")
+        return config
+
+    @classmethod
+    def from_file(cls, path: Path) -> LocalArmConfig:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise FaultConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise FaultConfigError(f"config file {path} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "retry_after": self.retry_after,
+            "provisioning_seconds": self.provisioning_seconds,
+            "latency": self.latency,
+            "async_validate": self.async_validate,
+            "seed": self.seed,
+            "rate_limits": self.rate_limits,
+        }
