@@ -282,3 +282,52 @@ def _collapse_blank_lines(lines: list[str]) -> list[str]:
             continue
         out.append(line)
     return out
+
+
+def plan_documents(plan: Any, store: Any | None = None) -> list[dict[str, Any]]:
+    """The changes of a workflow's ``WhatIfPlan`` as ARM-shaped documents for ``render_plan``.
+
+    The full what-if result (with before/after payloads) is read from the content store when this machine has it;
+    otherwise the summary that travelled through history is used (resource ids, change types, property deltas).
+    """
+    full = getattr(plan, "full_result", None)
+    if full is not None and store is not None:
+        try:
+            doc = json.loads(store.get(full))
+        except Exception:  # another machine's store, or pruned: fall back to the summary
+            doc = None
+        changes = _changes_in(doc)
+        if changes is not None:
+            return changes
+    return [_plan_change_document(c) for c in getattr(plan, "changes", [])]
+
+
+def _changes_in(doc: Any) -> list[dict[str, Any]] | None:
+    if isinstance(doc, list):
+        return [c for c in doc if isinstance(c, dict)]
+    if not isinstance(doc, dict):
+        return None
+    for candidate in (doc.get("properties"), doc):
+        if isinstance(candidate, dict) and isinstance(candidate.get("changes"), list):
+            return [c for c in candidate["changes"] if isinstance(c, dict)]
+    return None
+
+
+def _plan_change_document(change: Any) -> dict[str, Any]:
+    kind = getattr(change, "change_type", "")
+    return {
+        "resourceId": change.resource_id,
+        "changeType": str(getattr(kind, "value", kind)),
+        "unsupportedReason": getattr(change, "unsupported_reason", None),
+        "delta": [_property_document(p) for p in getattr(change, "delta", [])],
+    }
+
+
+def _property_document(prop: Any) -> dict[str, Any]:
+    return {
+        "path": prop.path,
+        "propertyChangeType": prop.change_type,
+        "before": prop.before,
+        "after": prop.after,
+        "children": [_property_document(c) for c in prop.children],
+    }

@@ -15,6 +15,10 @@ from orchestrator.exit_codes import ExitCode
 
 # Order is the order of `starter.py --help`.
 COMMAND_MODULES: list[str] = [
+    "orchestrator.cli.deploy",
+    "orchestrator.cli.approvals",
+    "orchestrator.cli.status",
+    "orchestrator.cli.dev",
     "orchestrator.cli.expand",
 ]
 

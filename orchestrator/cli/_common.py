@@ -1,0 +1,168 @@
+"""What the deployment commands share: finding the Temporal server, reporting failures as exit codes, output."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client
+
+from orchestrator.embedded import ENV_TASK_QUEUE, DevInstance, EmbeddedError, require_running_instance
+from orchestrator.exit_codes import ExitCode
+from orchestrator.inputs import InputError
+from orchestrator.models import DeployOutcome
+from orchestrator.temporal_client import DEFAULT_TASK_QUEUE, connect, connect_options
+
+TASK_QUEUE_ENV = ENV_TASK_QUEUE
+
+OUTCOME_EXIT_CODES: dict[DeployOutcome, ExitCode] = {
+    DeployOutcome.SUCCEEDED: ExitCode.OK,
+    DeployOutcome.LOGIC_FAILURE: ExitCode.LOGIC_FAILURE,
+    DeployOutcome.ENVIRONMENTAL_FAILURE: ExitCode.ENVIRONMENTAL,
+    DeployOutcome.REJECTED: ExitCode.REJECTED,
+    DeployOutcome.NOT_CONFIRMED: ExitCode.REJECTED,
+    DeployOutcome.CANCELLED: ExitCode.ENVIRONMENTAL,
+}
+
+
+class CommandError(Exception):
+    """A failure the user can act on: ``message`` is printed as one paragraph, ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Target:
+    """Where a command talks to: a connected client, its task queue, and the embedded instance when --local."""
+
+    client: Client
+    task_queue: str
+    address: str
+    namespace: str
+    instance: DevInstance | None = None
+
+
+def add_target_args(parser: Any) -> None:
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="target the embedded default started by `starter.py dev` (found through .orchestrator/dev.json)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=["text", "json"],
+        default="text",
+        help="text for people (default) or json for scripts and CI; results go to stdout, progress to stderr",
+    )
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+async def resolve_target(args: Any, client: Client | None = None) -> Target:
+    """Connect to the Temporal server the command should use (an injected client wins: tests pass one)."""
+    instance: DevInstance | None = None
+    if getattr(args, "local", False):
+        try:
+            instance = require_running_instance(getattr(args, "state_dir", None))
+        except EmbeddedError as exc:
+            raise CommandError(str(exc), ExitCode.ENVIRONMENTAL) from None
+    if client is not None:
+        queue = instance.task_queue if instance else os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
+        return Target(client, queue, client.service_client.config.target_host, client.namespace, instance)
+    if instance is not None:
+        address, namespace, queue = instance.temporal_address, instance.namespace, instance.task_queue
+        where = f"the embedded default's Temporal server at {address}"
+    else:
+        try:
+            options = connect_options()
+        except Exception as exc:  # a malformed temporal.toml profile
+            raise CommandError(
+                f"The Temporal connection settings could not be read ({exc}). Check TEMPORAL_CONFIG_FILE / "
+                "TEMPORAL_PROFILE and the temporal.toml they point to.",
+                ExitCode.USAGE,
+            ) from None
+        address, namespace = str(options["target_host"]), str(options["namespace"])
+        queue = os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
+        where = f"the Temporal server at {address} (from TEMPORAL_ADDRESS, a temporal.toml profile, or the default)"
+    try:
+        connected = await asyncio.wait_for(
+            connect(address=address, namespace=namespace) if instance else connect(), timeout=15
+        )
+    except Exception as exc:
+        hint = (
+            "Is `starter.py dev` still running? Restart it and try again."
+            if instance
+            else "Start one (`python starter.py dev` in another terminal, then add --local), or point "
+            "TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE at your cluster."
+        )
+        raise CommandError(
+            f"Cannot reach {where}: {_first_line(exc)}. {hint} Nothing was started.", ExitCode.ENVIRONMENTAL
+        ) from None
+    return Target(connected, queue, address, namespace, instance)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def run_command(body: Callable[[], Awaitable[int]]) -> int:
+    """Run an async command body, mapping the failures a user can act on to one paragraph and an exit code."""
+    try:
+        return asyncio.run(_guarded(body))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+async def _guarded(body: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return await body()
+    except CommandError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return int(exc.code)
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return int(ExitCode.USAGE)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def local_flag(target: Target) -> str:
+    return " --local" if target.instance else ""
+
+
+def approve_commands(target: Target, workflow_id: str, destructive_set: list[str] | None = None) -> list[str]:
+    """The exact commands that approve a pending deletion: ours, and the Temporal CLI's (a client we did not
+    write)."""
+    payload: dict[str, Any] = {"approver": current_user(), "reason": "reviewed the plan"}
+    if destructive_set:
+        payload["destructive_set"] = destructive_set
+    signal_input = json.dumps(payload, separators=(",", ":"))
+    return [
+        f"python starter.py approve {workflow_id}{local_flag(target)} --reason 'reviewed the plan'",
+        f"temporal workflow signal --address {target.address} --namespace {target.namespace} "
+        f"--workflow-id {workflow_id} --name approve --input '{signal_input}'",
+    ]

@@ -1,0 +1,432 @@
+"""``starter.py deploy``: check the inputs locally, start the deployment workflow, follow it stage by stage.
+
+Everything that can be checked on this machine is checked before a workflow starts (files, JSON, --param, names,
+locations, parameters against the template), so a user's mistake never leaves a workflow behind. Then the CLI
+polls the workflow's ``status`` query, prints each stage on stderr and the what-if plan on stdout, asks y/N on a
+terminal when deletions need confirmation (otherwise prints the exact approve commands), and exits with the code
+of the outcome (see ``orchestrator.exit_codes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from orchestrator.blobstore import LocalBlobStore
+from orchestrator.cli._common import (
+    OUTCOME_EXIT_CODES,
+    CommandError,
+    Target,
+    add_target_args,
+    approve_commands,
+    current_user,
+    local_flag,
+    print_json,
+    progress,
+    resolve_target,
+    run_command,
+)
+from orchestrator.deployments import (
+    DeploymentAlreadyRunning,
+    build_deploy_request,
+    query_status,
+    result_of,
+    start_deployment,
+)
+from orchestrator.exit_codes import ExitCode
+from orchestrator.inputs import (
+    DeploymentInputs,
+    InputError,
+    read_deployment_inputs,
+    validate_location,
+    validate_resource_group_name,
+)
+from orchestrator.models import (
+    SIGNAL_APPROVE,
+    SIGNAL_REJECT,
+    ApprovalSignal,
+    DeploymentMode,
+    DeploymentStage,
+    DeploymentStatus,
+    DeployOutcome,
+    DeployRequest,
+    DeployResult,
+)
+from orchestrator.plan_render import plan_documents, render_plan
+
+POLL_SECONDS = 0.5
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "deploy",
+        help="deploy an ARM template to a resource group through the deployment workflow",
+        description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
+        "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
+        "failure after retries, 4 rejected or not confirmed in time.",
+    )
+    p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
+    p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
+    p.add_argument("-t", "--template", required=True, help="ARM JSON template file (compile Bicep first)")
+    p.add_argument("-p", "--parameters", help="parameters file (.json, ARM deployment parameters format)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one parameter (repeatable); VALUE is JSON when it parses as JSON, else a string",
+    )
+    p.add_argument("--allow-warnings", action="store_true", help="do not halt on lint warnings")
+    p.add_argument(
+        "--no-confirm-deletes",
+        action="store_true",
+        help="deploy a plan that deletes resources without waiting for approval (recorded in the audit)",
+    )
+    p.add_argument("--skip-health", action="store_true", help="skip the post-deployment health verification")
+    p.add_argument("--audit-dir", help="folder where the audit record of this deployment is written")
+    p.add_argument("--git-sha", help="commit the template comes from (default: detected with git; none outside git)")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in DeploymentMode],
+        default=DeploymentMode.INCREMENTAL.value,
+        help="Incremental (default) leaves other resources alone; Complete deletes what the template omits",
+    )
+    p.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID; --local: the local one)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="queue behind a running deployment of the same resource group instead of being refused",
+    )
+    add_target_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command(lambda: deploy(args))
+
+
+# ------------------------------------------------------------------------------------------------ local checks
+
+
+def detect_git_sha(template: Path) -> str | None:
+    """HEAD of the git repository holding the template, or None when it is not in one (or git is absent)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(template.resolve().parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+
+
+def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
+    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
+    try:
+        from arm_engine.template import expand_template
+
+        from arm_engine import DeploymentScope, TemplateError
+    except ImportError:  # the engine's entry point is not built yet: the workflow's validation stage still runs
+        return
+    scope = DeploymentScope(resource_group=resource_group, location=location)
+    try:
+        expand_template(inputs.template, parameters=inputs.parameters, scope=scope)
+    except TemplateError as exc:
+        source = str(inputs.template_path)
+        lines = []
+        for issue in exc.issues[:10]:
+            where = issue.source or source
+            lines.append(f"{where}: {issue.message}" + (f" ({issue.path})" if issue.path else ""))
+        more = f" (and {len(exc.issues) - 10} more)" if len(exc.issues) > 10 else ""
+        raise CommandError(
+            "The template and its parameters do not fit together: "
+            + "; ".join(lines)
+            + more
+            + ". Fix the parameters file, the --param values or the template; no workflow was started.",
+            ExitCode.LOGIC_FAILURE,
+        ) from None
+
+
+def resolve_subscription(args: argparse.Namespace, target: Target | None) -> str:
+    import os
+
+    sub = args.subscription or (target.instance.subscription_id if target and target.instance else None)
+    sub = sub or os.environ.get("AZURE_SUBSCRIPTION_ID")
+    if not sub:
+        raise InputError(
+            "No subscription: pass --subscription SUBSCRIPTION_ID or set AZURE_SUBSCRIPTION_ID "
+            "(`az account show --query id -o tsv` prints yours), or use --local for the embedded default."
+        )
+    if not _GUID.match(sub):
+        raise InputError(
+            f"The subscription '{sub}' given with --subscription is not a subscription id; it must be a GUID like "
+            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
+        )
+    return sub.lower()
+
+
+def read_inputs(args: argparse.Namespace) -> tuple[DeploymentInputs, str, str]:
+    resource_group = validate_resource_group_name(args.resource_group)
+    location = validate_location(args.location)
+    inputs = read_deployment_inputs(template=args.template, parameters=args.parameters, overrides=args.param)
+    return inputs, resource_group, location
+
+
+async def _check_arm_reachable(target: Target) -> None:
+    """With --local we know where the worker's ARM is: refuse early (exit 3) rather than start a workflow that
+    can only retry."""
+    instance = target.instance
+    if instance is None or not instance.arm_endpoint:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(instance.arm_endpoint)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
+        writer.close()
+    except (OSError, TimeoutError):
+        raise CommandError(
+            f"The embedded default's local ARM at {instance.arm_endpoint} does not answer, so the deployment "
+            "could only retry and fail. Restart `python starter.py dev` and try again; no workflow was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+
+async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    inputs, resource_group, location = read_inputs(args)
+    check_against_template(inputs, resource_group=resource_group, location=location)
+    git_sha = args.git_sha or detect_git_sha(inputs.template_path)
+    if args.subscription:
+        resolve_subscription(args, None)  # a malformed --subscription is a usage error before any connection
+    target = await resolve_target(args, client)
+    subscription = resolve_subscription(args, target)
+    await _check_arm_reachable(target)
+    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    request = build_deploy_request(
+        store=store,
+        template=inputs.template,
+        subscription_id=subscription,
+        resource_group=resource_group,
+        location=location,
+        parameters={k: v for k, v in inputs.parameters.items() if k not in inputs.overrides},
+        overrides=inputs.overrides,
+        template_path=str(inputs.template_path),
+        parameters_path=str(inputs.parameters_path) if inputs.parameters_path else None,
+        mode=DeploymentMode(args.mode),
+        allow_warnings=args.allow_warnings,
+        no_confirm_deletes=args.no_confirm_deletes,
+        skip_health=args.skip_health,
+        git_sha=git_sha,
+        initiator=current_user(),
+        audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
+    )
+    handle = await _start(target, request, wait=args.wait)
+    progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
+    if target.instance:
+        progress(f"  Temporal UI: {target.instance.ui_url}/namespaces/{target.namespace}/workflows/{handle.id}")
+    try:
+        result = await follow(handle, target, store=store, output=args.output)
+    except KeyboardInterrupt:
+        progress(
+            f"Stopped following. The deployment continues in workflow {handle.id}: "
+            f"`python starter.py status {handle.id}{local_flag(target)}`."
+        )
+        return 130
+    return report(result, output=args.output, target=target)
+
+
+async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+    try:
+        if wait:
+            progress("Waiting for any running deployment of this resource group to finish (--wait)...")
+        return await start_deployment(target.client, request, wait=wait, task_queue=target.task_queue)
+    except DeploymentAlreadyRunning as exc:
+        raise CommandError(
+            f"Resource group '{request.resource_group}' already has a deployment running: workflow "
+            f"{exc.workflow_id}. Follow it with `python starter.py status {exc.workflow_id}{local_flag(target)}`, or "
+            "run this command again with --wait to queue behind it. Nothing new was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------ following
+
+
+class _Prompt:
+    """A y/N question on the terminal that does not block the event loop (and is abandoned if the workflow ends
+    first: the daemon thread dies with the process)."""
+
+    def __init__(self, question: str) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[str] = self.loop.create_future()
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+        self.loop.call_soon_threadsafe(self._set, line)
+
+    def _set(self, line: str) -> None:
+        if not self.future.done():
+            self.future.set_result(line)
+
+
+def _interactive(output: str) -> bool:
+    return output == "text" and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+async def follow(
+    handle: WorkflowHandle[Any, Any], target: Target, *, store: LocalBlobStore | None, output: str
+) -> DeployResult:
+    """Poll ``status`` until the workflow ends; print stages (stderr), the plan (stdout), confirmation prompts."""
+    result_task = asyncio.ensure_future(result_of(handle))
+    seen = 0
+    plan_shown = False
+    asked_round = 0
+    prompt: _Prompt | None = None
+    try:
+        while not result_task.done():
+            status = await _try_status(handle)
+            if status is not None:
+                for transition in status.transitions[seen:]:
+                    progress(_transition_line(transition.stage, transition.detail, transition.by))
+                seen = len(status.transitions)
+                if status.plan is not None and not plan_shown and status.stage != DeploymentStage.PLANNING:
+                    plan_shown = True
+                    if output == "text":
+                        sys.stdout.write(render_plan(plan_documents(status.plan, store)))
+                        sys.stdout.flush()
+                pending = status.pending_confirmation
+                if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
+                    asked_round = pending.round
+                    prompt = _ask(status, target, handle.id, output)
+            if prompt is not None and prompt.future.done():
+                await _answer(handle, status_set(status), prompt.future.result())
+                prompt = None
+            await asyncio.wait({result_task}, timeout=POLL_SECONDS)
+        result = result_task.result()
+    finally:
+        if not result_task.done():
+            result_task.cancel()
+    if not plan_shown and result.plan is not None and output == "text":
+        sys.stdout.write(render_plan(plan_documents(result.plan, store)))
+    if prompt is not None:
+        sys.stderr.write("\n(the deployment ended before an answer was given)\n")
+    return result
+
+
+def status_set(status: DeploymentStatus | None) -> list[str] | None:
+    if status is None or status.pending_confirmation is None:
+        return None
+    return sorted({c.resource_id.lower() for c in status.pending_confirmation.destructive_changes})
+
+
+async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | None:
+    try:
+        return await query_status(handle)
+    except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
+        return None
+
+
+def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
+    text = f"  [{stage.value}]"
+    if detail:
+        text += f" {detail}"
+    if by:
+        text += f" (by {by})"
+    return text
+
+
+def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str) -> _Prompt | None:
+    pending = status.pending_confirmation
+    assert pending is not None
+    deleted = [c.resource_id for c in pending.destructive_changes]
+    progress(
+        f"The plan deletes {len(deleted)} resource(s); the deployment waits for confirmation until "
+        f"{pending.deadline.isoformat(timespec='seconds')}:"
+    )
+    for resource_id in deleted:
+        progress(f"  - {resource_id}")
+    if _interactive(output):
+        return _Prompt(f"Delete {len(deleted)} resource(s) and deploy? [y/N] ")
+    progress("Approve with either of:")
+    for command in approve_commands(target, workflow_id, status_set(status)):
+        progress(f"  {command}")
+    progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
+    return None
+
+
+async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] | None, answer: str) -> None:
+    approved = answer.strip().lower() in ("y", "yes")
+    signal = ApprovalSignal(
+        approver=current_user(),
+        reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
+        destructive_set=destructive_set,
+    )
+    await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
+    progress("Approved." if approved else "Rejected.")
+
+
+# ------------------------------------------------------------------------------------------------ the result
+
+
+def result_document(result: DeployResult) -> dict[str, Any]:
+    doc = result.model_dump(mode="json")
+    doc["exit_code"] = int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL))
+    doc["has_changes"] = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
+    doc["change_counts"] = dict(result.plan.counts) if result.plan else {}
+    return doc
+
+
+def report(result: DeployResult, *, output: str, target: Target) -> int:
+    code = OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL)
+    if output == "json":
+        print_json(result_document(result))
+        return int(code)
+    out = sys.stdout
+    if result.outcome == DeployOutcome.SUCCEEDED:
+        out.write(f"Deployment succeeded: workflow {result.workflow_id}, ARM deployment {result.deployment_name}.\n")
+        if result.skipped_health:
+            out.write("Health verification was skipped (--skip-health).\n")
+        for name, value in sorted(result.outputs.items()):
+            out.write(f"  output {name} = {value!r}\n")
+    else:
+        failure = result.failure
+        what = {
+            DeployOutcome.LOGIC_FAILURE: "failed (logic failure: fix the input; a retry will not help)",
+            DeployOutcome.ENVIRONMENTAL_FAILURE: "failed (environmental failure that outlasted the retries)",
+            DeployOutcome.REJECTED: "was rejected",
+            DeployOutcome.NOT_CONFIRMED: "was not confirmed in time",
+            DeployOutcome.CANCELLED: "was cancelled",
+        }.get(result.outcome, "failed")
+        out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
+        if failure is not None:
+            attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
+            out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
+        for record in result.confirmations:
+            if record.reason:
+                out.write(f"  {record.decision.value.lower()} by {record.by}: {record.reason}\n")
+        out.write(f"  details: python starter.py status {result.workflow_id}{local_flag(target)}\n")
+    out.flush()
+    return int(code)

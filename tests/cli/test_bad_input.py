@@ -1,0 +1,161 @@
+"""Every bad input: a one-paragraph message naming the input and the fix, the documented exit code, no traceback,
+and no workflow started."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from orchestrator.embedded import DevInstance, EmbeddedDefault
+from orchestrator.exit_codes import ExitCode
+
+from .conftest import EXAMPLE, CliRun, count_workflows, run_cli
+
+TEMPLATE = str(EXAMPLE / "azuredeploy.json")
+PARAMS = str(EXAMPLE / "azuredeploy.parameters.json")
+
+
+def deploy_argv(*extra: str, template: str = TEMPLATE, params: str | None = PARAMS) -> list[str]:
+    argv = ["deploy", "--local", "-g", "cli-test-rg", "-l", "eastus", "-t", template]
+    if params:
+        argv += ["-p", params]
+    return [*argv, *extra]
+
+
+def assert_refused(result: CliRun, code: ExitCode, *fragments: str) -> None:
+    assert result.code == code, result.err
+    assert "Traceback" not in result.err and "Traceback" not in result.out
+    message = result.err.strip()
+    assert message.startswith("error:") or "usage:" in message, message
+    for fragment in fragments:
+        assert fragment in result.err, f"{fragment!r} not in {result.err!r}"
+
+
+@pytest.fixture
+def no_new_workflow(temporal_dev: EmbeddedDefault, local_state: Path):
+    before = count_workflows(temporal_dev)
+    yield
+    assert count_workflows(temporal_dev) == before, "a workflow was started for a bad input"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.usefixtures("no_new_workflow")
+class TestDeployRefusesBadInput:
+    def test_missing_template(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        missing = str(tmp_path / "absent.json")
+        result = run_cli(deploy_argv(template=missing), capsys)
+        assert_refused(result, ExitCode.USAGE, missing, "-t/--template", "does not exist")
+
+    def test_missing_parameters_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(deploy_argv(params=str(tmp_path / "p.json")), capsys)
+        assert_refused(result, ExitCode.USAGE, "p.json", "-p/--parameters", "does not exist")
+
+    def test_bad_json_template(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        bad = tmp_path / "bad.json"
+        bad.write_text('{\n  "resources": [\n    {"type": "x",}\n  ]\n}\n')
+        result = run_cli(deploy_argv(template=str(bad)), capsys)
+        assert_refused(result, ExitCode.USAGE, "bad.json", "not valid JSON", "line 3")
+
+    def test_bad_json_parameters(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        bad = tmp_path / "params.json"
+        bad.write_text('{"parameters": {"namePrefix": {"value": "x"}}')
+        result = run_cli(deploy_argv(params=str(bad)), capsys)
+        assert_refused(result, ExitCode.USAGE, "params.json", "-p/--parameters", "line 1")
+
+    def test_param_without_equals(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(deploy_argv("--param", "storageSku"), capsys)
+        assert_refused(result, ExitCode.USAGE, "--param 'storageSku'", "NAME=VALUE")
+
+    @pytest.mark.parametrize("name", ["bad name", "rg/child", "ends-with-dot.", "x" * 91])
+    def test_invalid_resource_group(self, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+        argv = deploy_argv()
+        argv[argv.index("cli-test-rg")] = name
+        result = run_cli(argv, capsys)
+        assert_refused(result, ExitCode.USAGE, "-g/--resource-group")
+
+    @pytest.mark.parametrize("location", ["mars", "east-us", ""])
+    def test_invalid_location(self, location: str, capsys: pytest.CaptureFixture[str]) -> None:
+        argv = deploy_argv()
+        argv[argv.index("eastus")] = location
+        result = run_cli(argv, capsys)
+        assert_refused(result, ExitCode.USAGE, "-l/--location")
+
+    def test_malformed_subscription(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(deploy_argv("--subscription", "my-sub"), capsys)
+        assert_refused(result, ExitCode.USAGE, "'my-sub'", "--subscription", "GUID")
+
+    def test_missing_required_flag(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["deploy", "--local", "-l", "eastus", "-t", TEMPLATE], capsys)
+        assert_refused(result, ExitCode.USAGE, "-g/--resource-group")
+
+    def test_bad_mode(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(deploy_argv("--mode", "Everything"), capsys)
+        assert_refused(result, ExitCode.USAGE, "--mode")
+
+    def test_unknown_parameter_name(self, capsys: pytest.CaptureFixture[str]) -> None:
+        pytest.importorskip("arm_engine.template", reason="the ARM engine's expand_template is not built yet")
+        result = run_cli(deploy_argv("--param", "nmePrefix=demo"), capsys)
+        assert_refused(result, ExitCode.LOGIC_FAILURE, "nmePrefix", "no workflow was started")
+
+    def test_wrong_parameter_type(self, capsys: pytest.CaptureFixture[str]) -> None:
+        pytest.importorskip("arm_engine.template", reason="the ARM engine's expand_template is not built yet")
+        result = run_cli(deploy_argv("--param", "tags=[1,2]"), capsys)
+        assert_refused(result, ExitCode.LOGIC_FAILURE, "tags", "no workflow was started")
+
+    def test_unreachable_arm(
+        self, temporal_dev: EmbeddedDefault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    ) -> None:
+        assert temporal_dev.instance is not None
+        dead_arm = DevInstance.from_json(temporal_dev.instance.to_json())
+        dead_arm.arm_endpoint = f"https://127.0.0.1:{free_port()}"
+        (tmp_path / "dev.json").write_text(dead_arm.to_json())
+        monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path))
+        result = run_cli(deploy_argv(), capsys)
+        assert_refused(result, ExitCode.ENVIRONMENTAL, dead_arm.arm_endpoint, "no workflow was started")
+
+
+def test_unreachable_temporal(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{port}")
+    argv = deploy_argv("--subscription", "00000000-0000-0000-0000-000000000001")
+    argv.remove("--local")
+    result = run_cli(argv, capsys)
+    assert_refused(result, ExitCode.ENVIRONMENTAL, f"127.0.0.1:{port}", "TEMPORAL_ADDRESS", "Nothing was started")
+
+
+def test_local_without_a_running_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path))
+    result = run_cli(deploy_argv(), capsys)
+    assert_refused(result, ExitCode.ENVIRONMENTAL, "starter.py dev", str(tmp_path))
+
+
+@pytest.mark.usefixtures("local_state")
+class TestOtherCommands:
+    def test_approve_unknown_workflow(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["approve", "deploy-no-such-workflow", "--local"], capsys)
+        assert_refused(result, ExitCode.USAGE, "deploy-no-such-workflow", "starter.py list")
+
+    def test_reject_unknown_workflow(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["reject", "deploy-nope", "--local", "--reason", "no"], capsys)
+        assert_refused(result, ExitCode.USAGE, "deploy-nope")
+
+    def test_status_unknown_workflow(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["status", "deploy-nope", "--local"], capsys)
+        assert_refused(result, ExitCode.USAGE, "deploy-nope", "starter.py list")
+
+    def test_list_json_is_a_list(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["list", "--local", "--output", "json"], capsys)
+        assert result.code == ExitCode.OK, result.err
+        assert isinstance(json.loads(result.out), list)
+
+    def test_list_bad_limit(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(["list", "--local", "--limit", "0"], capsys)
+        assert_refused(result, ExitCode.USAGE, "--limit")

@@ -1,0 +1,57 @@
+"""The embedded default's bookkeeping: dev.json, finding a running instance, the worker's environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator import embedded
+from orchestrator.embedded import DevInstance, EmbeddedDefault, EmbeddedError, find_running_instance
+
+
+def test_running_instance_is_found_and_refuses_a_second_start(temporal_dev: EmbeddedDefault) -> None:
+    found = find_running_instance(temporal_dev.state_dir)
+    assert found is not None and temporal_dev.instance is not None
+    assert found.temporal_address == temporal_dev.instance.temporal_address
+    assert found.ui_url.startswith("http://127.0.0.1:")
+    with pytest.raises(EmbeddedError, match="already running"):
+        EmbeddedDefault(temporal_dev.state_dir, worker=False, local_arm=False).start()
+
+
+def test_stale_instance_file_is_ignored(tmp_path: Path) -> None:
+    stale = DevInstance(
+        temporal_address="127.0.0.1:1",
+        ui_url="http://127.0.0.1:2",
+        namespace="default",
+        task_queue="q",
+        arm_endpoint=None,
+        arm_ca_file=None,
+        blob_dir=str(tmp_path / "blobs"),
+        state_dir=str(tmp_path),
+        pid=2**22 + 12345,  # no such process
+    )
+    (tmp_path / "dev.json").write_text(stale.to_json())
+    assert find_running_instance(tmp_path) is None
+    with pytest.raises(EmbeddedError, match=r"starter\.py dev"):
+        embedded.require_running_instance(tmp_path)
+
+
+def test_worker_environment_uses_the_names_config_reads() -> None:
+    config = pytest.importorskip("orchestrator.config")
+    instance = DevInstance(
+        temporal_address="127.0.0.1:7233",
+        ui_url="http://127.0.0.1:8233",
+        namespace="default",
+        task_queue="deployments",
+        arm_endpoint="https://127.0.0.1:9443",
+        arm_ca_file="/tmp/ca.pem",
+        blob_dir="/tmp/blobs",
+        state_dir="/tmp",
+    )
+    env = embedded.worker_environment(instance)
+    arm = config.arm_config_from_env(env)
+    assert arm.endpoint == "https://127.0.0.1:9443"
+    assert str(arm.ca_file) == "/tmp/ca.pem"
+    assert arm.credential == "local"
+    assert config.worker_config_from_env(env).task_queue == "deployments"
