@@ -45,6 +45,7 @@ from .functions._core import (
     Invocation,
     LambdaValue,
     contains_deferred,
+    deep_copy,
     get_property,
     is_int,
     type_name,
@@ -331,6 +332,8 @@ def evaluate_expression(expr: Expr, ctx: EvaluationContext, path: str, text: str
         raise ev.fail(IssueCode.TYPE_ERROR, "a lambda can only be passed to a function that takes one")
     if isinstance(result, Deferred) and result.expression != text:
         return Deferred(text, result.reason)
+    if isinstance(result, (dict, list)):
+        return deep_copy(result)  # never hand out the context's own parameter or variable objects
     return result
 
 
@@ -356,6 +359,15 @@ def _child_path(path: str, key: str) -> str:
 
 def evaluate_value(value: Any, ctx: EvaluationContext, path: str) -> Any:
     """Evaluate every expression inside a JSON value, returning a new value (the input is not modified)."""
+    try:
+        return _evaluate_value(value, ctx, path)
+    except RecursionError:
+        raise TemplateError(
+            TemplateIssue(IssueCode.INVALID_TEMPLATE, "the value is nested too deeply to evaluate", path)
+        ) from None
+
+
+def _evaluate_value(value: Any, ctx: EvaluationContext, path: str) -> Any:
     if isinstance(value, str):
         return evaluate_string(value, ctx, path)
     if isinstance(value, dict):
@@ -375,10 +387,10 @@ def evaluate_value(value: Any, ctx: EvaluationContext, path: str) -> Any:
                             details={"expression": key},
                         )
                     )
-            result[new_key] = evaluate_value(item, ctx, _child_path(path, str(new_key)))
+            result[new_key] = _evaluate_value(item, ctx, _child_path(path, str(new_key)))
         return result
     if isinstance(value, list):
-        return [evaluate_value(item, ctx, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_evaluate_value(item, ctx, f"{path}[{i}]") for i, item in enumerate(value)]
     return value
 
 

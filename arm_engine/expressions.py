@@ -208,6 +208,8 @@ def _parse_cached(body: str) -> Expr | ExpressionSyntaxError:
         return _Parser(body).parse()
     except ExpressionSyntaxError as exc:
         return exc
+    except RecursionError:
+        return ExpressionSyntaxError("the expression is nested too deeply", 0)
 
 
 def parse_body(body: str) -> Expr:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import array, comparison, date, deployment, logical, numeric, object, resource, string
+from . import array, cidr, comparison, date, deployment, logical, numeric, object, resource, string
 from . import lambda_ as _lambda  # "lambda" is a keyword; the module is lambda_.py
 from ._core import REGISTRY, FunctionError, FunctionSpec, Invocation, LambdaValue
 
@@ -14,6 +14,7 @@ __all__ = [
     "LambdaValue",
     "_lambda",
     "array",
+    "cidr",
     "comparison",
     "date",
     "deployment",

@@ -172,6 +172,30 @@ def add_duration(inv: Invocation, moment: datetime, duration: str) -> datetime:
         raise FunctionError(IssueCode.INVALID_VALUE, "the resulting date is out of range") from None
 
 
+_BASE_SHAPES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"), "yyyy-MM-ddTHH:mm:ssZ"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$"), "yyyy-MM-dd HH:mm:ssZ"),
+    (re.compile(r"^\d{8}T\d{6}Z$"), "yyyyMMddTHHmmssZ"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"), "yyyy-MM-ddTHH:mm:ss"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z$"), "yyyy-MM-ddTHH:mmZ"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "yyyy-MM-dd"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]00:00$"), "yyyy-MM-ddTHH:mm:sszzz"),
+]
+_FRACTION_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.(\d{1,7})Z$")
+
+
+def base_format(text: str) -> str | None:
+    """dateTimeAdd without a format answers in the format of its base value (ARM's documented rule)."""
+    value = text.strip()
+    for pattern, fmt in _BASE_SHAPES:
+        if pattern.match(value):
+            return fmt
+    m = _FRACTION_SHAPE.match(value)
+    if m:
+        return "yyyy-MM-ddTHH:mm:ss." + "f" * len(m.group(1)) + "Z"
+    return None
+
+
 def default_render(moment: datetime) -> str:
     text = format_datetime(moment, "yyyy-MM-ddTHH:mm:ss")
     if moment.microsecond:
@@ -192,7 +216,8 @@ def date_time_add(inv: Invocation, args: list[Any]) -> str:
     moment = add_duration(inv, parse_datetime(inv, arg_str(inv, args, 0)), arg_str(inv, args, 1))
     if len(args) == 3:
         return format_datetime(moment, arg_str(inv, args, 2))
-    return default_render(moment)
+    shape = base_format(args[0])
+    return format_datetime(moment, shape) if shape else default_render(moment)
 
 
 @arm_function("dateTimeFromEpoch", 1, 1)

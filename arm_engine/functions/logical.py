@@ -65,10 +65,8 @@ def bool_(inv: Invocation, args: list[Any]) -> bool:
     if isinstance(value, int):
         return value != 0
     if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        raise FunctionError(IssueCode.INVALID_VALUE, f"the string {value!r} is not 'true' or 'false'")
+        # Documented: 'true' in any letter case is true, every other string is false.
+        return value.strip().lower() == "true"
     raise FunctionError(IssueCode.TYPE_ERROR, f"cannot convert a {type_name(value)} to a boolean")
 
 

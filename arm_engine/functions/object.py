@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..errors import IssueCode
+from ..expressions import INT64_MAX, INT64_MIN
 from ..values import Deferred
 from ._core import (
     FunctionError,
@@ -125,9 +126,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _parse_int(text: str) -> int | float:
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else float(value)
+
+
 def parse_json(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except (ValueError, RecursionError) as exc:
         raise FunctionError(IssueCode.INVALID_VALUE, f"the string is not valid JSON: {exc}") from None
 

@@ -272,6 +272,16 @@ def to_logical_zone(inv: Invocation, args: list[Any]) -> Any:
     return inv.deferred("logical zone mapping is subscription-specific")
 
 
+@arm_function("toLogicalZones", 3, 3)
+def to_logical_zones(inv: Invocation, args: list[Any]) -> Any:
+    return inv.deferred("logical zone mapping is subscription-specific")
+
+
+@arm_function("toPhysicalZones", 3, 3)
+def to_physical_zones(inv: Invocation, args: list[Any]) -> Any:
+    return inv.deferred("physical zone mapping is subscription-specific")
+
+
 @arm_function("toPhysicalZone", 3, 3)
 def to_physical_zone(inv: Invocation, args: list[Any]) -> Any:
     return inv.deferred("physical zone mapping is subscription-specific")

@@ -180,12 +180,15 @@ def uri_component_to_string(inv: Invocation, args: list[Any]) -> str:
 
 @arm_function("uri", 2, 2)
 def uri(inv: Invocation, args: list[Any]) -> str:
-    """ARM's documented rules: a trailing slash keeps the base; otherwise the last segment is replaced."""
+    """RFC 3986 resolution, as documented: a trailing slash keeps the base's last segment, otherwise it is
+    replaced; a base with no path gets one."""
     base, relative = arg_str(inv, args, 0), arg_str(inv, args, 1)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", relative):
         return relative
     if "://" not in base:
         raise FunctionError(IssueCode.INVALID_VALUE, f"the base URI {base!r} is not an absolute URI")
+    if base.split("://", 1)[0].lower() in urllib.parse.uses_relative:
+        return urllib.parse.urljoin(base, relative)
     if relative.startswith("/"):
         relative = relative[1:]
     if base.endswith("/"):
@@ -194,6 +197,48 @@ def uri(inv: Invocation, args: list[Any]) -> str:
     if "/" not in authority_and_path:
         return f"{base}/{relative}"
     return base[: base.rfind("/") + 1] + relative
+
+
+@arm_function("parseUri", 1, 1)
+def parse_uri(inv: Invocation, args: list[Any]) -> dict[str, Any]:
+    text = arg_str(inv, args, 0)
+    parts = urllib.parse.urlsplit(text)
+    if not parts.scheme or not parts.netloc:
+        raise FunctionError(IssueCode.INVALID_VALUE, f"{text!r} is not an absolute URI")
+    result: dict[str, Any] = {"scheme": parts.scheme, "host": parts.hostname or ""}
+    try:
+        port = parts.port
+    except ValueError:
+        raise FunctionError(IssueCode.INVALID_VALUE, f"{text!r} has an invalid port") from None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    if port is not None:
+        result["port"] = port
+    result["path"] = parts.path or "/"
+    if parts.query:
+        result["query"] = "?" + parts.query
+    return result
+
+
+@arm_function("buildUri", 1, 1)
+def build_uri(inv: Invocation, args: list[Any]) -> str:
+    value = args[0]
+    if not isinstance(value, dict):
+        raise FunctionError(
+            IssueCode.TYPE_ERROR, f"buildUri() needs an object like parseUri() returns, got {type_name(value)}"
+        )
+    scheme = str(value.get("scheme") or "https")
+    host = str(value.get("host") or "")
+    port = value.get("port")
+    default_port = {"http": 80, "https": 443}.get(scheme.lower())
+    netloc = host if port in (None, default_port) else f"{host}:{port}"
+    path = str(value.get("path") or "")
+    if path and not path.startswith("/"):
+        path = "/" + path
+    query = str(value.get("query") or "")
+    if query and not query.startswith("?"):
+        query = "?" + query
+    return f"{scheme}://{netloc}{path}{query}"
 
 
 @arm_function("uniqueString", 1, None)
@@ -275,7 +320,7 @@ def format_value(value: Any, spec: str | None) -> str:
     return to_arm_string(value)
 
 
-_STANDARD = re.compile(r"^([A-Za-z])(\d{0,2})$")
+_STANDARD = re.compile(r"^([A-Za-z])(\d{0,9})$")
 
 
 def _group(digits: str) -> str:
@@ -323,7 +368,7 @@ def format_number(value: int | float, spec: str) -> str:
             return _fixed(number * 100, 2 if precision is None else precision, grouped=True) + " %"
         if upper == "C":
             text = _fixed(abs(number), 2 if precision is None else precision, grouped=True)
-            return ("-¤" if number < 0 else "¤") + text
+            return f"(¤{text})" if number < 0 else f"¤{text}"
         if upper == "E":
             digits_after = 6 if precision is None else precision
             mantissa, exponent = f"{value:.{digits_after}e}".split("e")
