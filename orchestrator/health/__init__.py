@@ -26,7 +26,7 @@ from orchestrator.health.models import (
     CheckResult,
     CheckState,
     HealthCheck,
-    HealthReport,
+    HealthCheckReport,
     HealthSpec,
     HttpCheck,
     TcpCheck,
@@ -34,6 +34,7 @@ from orchestrator.health.models import (
 )
 from orchestrator.health.probes import ProbeFailure, ResourceStateReader
 from orchestrator.health.runner import ProgressCallback, resolve_check, run_health_checks
+from orchestrator.health.table import format_health_table
 from orchestrator.health.targets import TargetError, declared_outputs, output_values, redact_url
 
 __all__ = [
@@ -44,8 +45,8 @@ __all__ = [
     "CheckResult",
     "CheckState",
     "HealthCheck",
+    "HealthCheckReport",
     "HealthDeclarationError",
-    "HealthReport",
     "HealthSpec",
     "HttpCheck",
     "ProbeFailure",
@@ -55,6 +56,7 @@ __all__ = [
     "TcpCheck",
     "declared_outputs",
     "find_health_file",
+    "format_health_table",
     "load_health_spec",
     "output_values",
     "parse_duration",

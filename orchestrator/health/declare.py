@@ -92,9 +92,12 @@ def load_health_spec(
     ):
         if given is not None:
             try:
-                settings[key] = parse_duration(given)
+                seconds = parse_duration(given)
             except ValueError as exc:
                 raise HealthDeclarationError(f"{what} {exc}.") from None
+            if seconds <= 0:
+                raise HealthDeclarationError(f"{what} '{given}' is not a positive duration; write e.g. 30s or 10m.")
+            settings[key] = seconds
     declared = _declared_mapping(declared_outputs)
     checks = _named(labelled)
     for label, check in zip((lbl for lbl, _ in labelled), checks, strict=True):

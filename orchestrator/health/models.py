@@ -277,7 +277,7 @@ class CheckResult(BaseModel):
     elapsed_seconds: float = 0.0  # from the start of the stage to this check's last attempt
 
 
-class HealthReport(BaseModel):
+class HealthCheckReport(BaseModel):
     window_seconds: float
     elapsed_seconds: float = 0.0
     checks: list[CheckResult] = Field(default_factory=list)

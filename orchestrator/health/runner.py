@@ -17,7 +17,7 @@ from orchestrator.health.models import (
     CheckResult,
     CheckState,
     HealthCheck,
-    HealthReport,
+    HealthCheckReport,
     HealthSpec,
     HttpCheck,
     TcpCheck,
@@ -25,7 +25,7 @@ from orchestrator.health.models import (
 from orchestrator.health.probes import ProbeFailure, ResourceStateReader, probe_arm, probe_http, probe_tcp
 from orchestrator.health.targets import TargetError, output_values, redact_url, substitute, validate_port, validate_url
 
-ProgressCallback = Callable[[HealthReport], None]
+ProgressCallback = Callable[[HealthCheckReport], None]
 """Called with a snapshot of every check after each attempt (a CLI redraws its table, an activity heartbeats)."""
 
 
@@ -53,7 +53,7 @@ async def run_health_checks(
     output_resource_ids: Sequence[str] = (),
     arm_reader: ResourceStateReader | None = None,
     on_progress: ProgressCallback | None = None,
-) -> HealthReport:
+) -> HealthCheckReport:
     """Run every check of ``spec`` in parallel and report each one's attempts, last error and final state.
 
     ``outputs`` are the deployment's outputs; ``output_resource_ids`` the ids of the resources it produced (what
@@ -65,8 +65,8 @@ async def run_health_checks(
         CheckResult(name=c.name, kind=c.kind, target=c.describe_target(), state=CheckState.PENDING) for c in spec.checks
     ]
 
-    def snapshot() -> HealthReport:
-        return HealthReport(
+    def snapshot() -> HealthCheckReport:
+        return HealthCheckReport(
             window_seconds=spec.window_seconds,
             elapsed_seconds=round(time.monotonic() - started, 3),
             checks=[r.model_copy() for r in results],

@@ -9,8 +9,9 @@ import pytest
 
 from orchestrator.health import (
     CheckState,
-    HealthReport,
+    HealthCheckReport,
     HealthSpec,
+    format_health_table,
     load_health_spec,
     run_health_checks,
 )
@@ -197,14 +198,14 @@ async def test_a_resolved_port_out_of_range_fails_that_check(servers: ServerThre
 
 async def test_progress_reports_every_attempt_and_the_report_round_trips_as_json(servers: ServerThread) -> None:
     port = servers.tcp(start_after=0.5)
-    seen: list[HealthReport] = []
+    seen: list[HealthCheckReport] = []
     report = await run_health_checks(spec(f"tcp:127.0.0.1:{port} name=db"), on_progress=seen.append)
     assert report.healthy
     attempts = [s.checks[0].attempts for s in seen]
     assert attempts == sorted(attempts) and attempts[-1] == report.checks[0].attempts
     assert [s.checks[0].state for s in seen][-1] is CheckState.PASSED
     assert {s.checks[0].state for s in seen[:-1]} == {CheckState.PENDING}
-    again = HealthReport.model_validate(json.loads(report.model_dump_json()))
+    again = HealthCheckReport.model_validate(json.loads(report.model_dump_json()))
     assert again == report and json.loads(report.model_dump_json())["healthy"] is True
 
 
@@ -274,3 +275,18 @@ async def test_a_server_that_comes_up_after_twenty_seconds_passes(servers: Serve
     assert report.healthy, report.summary()
     assert report.checks[0].attempts >= 15
     assert 19.5 < report.elapsed_seconds < 25
+
+
+async def test_the_live_table_shows_each_check_with_its_state_and_error(servers: ServerThread) -> None:
+    ok = servers.http()
+    dead = servers.reserve_port().getsockname()[1]
+    tables: list[str] = []
+    report = await run_health_checks(
+        spec(f"http:GET http://127.0.0.1:{ok}/ name=web", f"tcp:127.0.0.1:{dead} name=db", window=0.5),
+        on_progress=lambda r: tables.append(format_health_table(r)),
+    )
+    final = format_health_table(report).splitlines()
+    assert final[1].startswith("✓ web ") and f"GET http://127.0.0.1:{ok}/" in final[1]
+    assert final[2].startswith("✗ db ") and "failed" in final[2] and "connection refused" in final[2]
+    assert final[-1].startswith("1/2 passed")
+    assert any("pending" in t for t in tables)
