@@ -1,0 +1,42 @@
+"""The deployment workflow's activities, one module per stage. ``build_activities`` hands the worker every
+activity callable, bound to the clients and the content store it built once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.blobstore import BlobStore
+from orchestrator.config import ArmClients
+from orchestrator.models import WorkerSettings
+
+from .deploy import DeployActivities
+from .health import HealthActivities
+from .lint import LintActivities, Linter, passthrough_lint
+from .plan import PlanActivities
+from .resource_group import ResourceGroupActivities
+from .settings import SettingsActivities
+from .validate import ValidateActivities
+
+
+def build_activities(
+    *,
+    clients: ArmClients,
+    store: BlobStore,
+    settings: WorkerSettings,
+    linter: Linter = passthrough_lint,
+) -> list[Callable[..., Any]]:
+    deploy = DeployActivities(clients, store)
+    return [
+        SettingsActivities(settings).resolve_settings,
+        ValidateActivities(store).validate_parameters,
+        LintActivities(store, linter).lint_template,
+        ResourceGroupActivities(clients).ensure_resource_group,
+        PlanActivities(clients, store).plan_deployment,
+        deploy.deploy,
+        deploy.cancel_deployment,
+        HealthActivities(clients, store).verify_health,
+    ]
+
+
+__all__ = ["build_activities"]

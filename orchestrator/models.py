@@ -376,3 +376,45 @@ WORKFLOW_NAME = "DeploymentWorkflow"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
 QUERY_STATUS = "status"
+
+
+# ------------------------------------------------------------------------------------------- classification
+
+
+class Classification(_Model):
+    """What ``orchestrator.classification.classify_failure`` decided about one failure."""
+
+    failure_class: FailureClass
+    code: str
+    message: str
+    retry_after_seconds: float | None = None  # ARM's Retry-After, when it sent one
+    http_status: int | None = None
+
+    @property
+    def error_type(self) -> str:
+        """The ApplicationError type: names the class and the code, e.g. ``LOGIC.InvalidTemplate``."""
+        return f"{self.failure_class.value}.{self.code}"
+
+
+def parse_error_type(error_type: str | None) -> tuple[FailureClass, str] | None:
+    """``"ENVIRONMENTAL.TooManyRequests"`` → (ENVIRONMENTAL, "TooManyRequests"); None if not one of ours."""
+    if not error_type:
+        return None
+    head, sep, code = error_type.partition(".")
+    if not sep or head not in FailureClass.__members__:
+        return None
+    return FailureClass(head), code
+
+
+class ActivityName:
+    """Activity names, one place: the workflow schedules by name (it imports no activity code) and test fakes
+    register under the same names."""
+
+    RESOLVE_SETTINGS = "resolve_settings"
+    VALIDATE_PARAMETERS = "validate_parameters"
+    LINT_TEMPLATE = "lint_template"
+    ENSURE_RESOURCE_GROUP = "ensure_resource_group"
+    PLAN_DEPLOYMENT = "plan_deployment"
+    DEPLOY = "deploy"
+    CANCEL_DEPLOYMENT = "cancel_deployment"
+    VERIFY_HEALTH = "verify_health"

@@ -1,0 +1,156 @@
+"""DEPLOYING: submit the ARM deployment once and follow it to the end, durably.
+
+The ARM deployment name is derived from the workflow run (``orchestrator.naming``), so it is the idempotency key:
+every attempt first GETs the deployment by that name. Running → resume polling it (a retried activity, or one a
+new worker picked up after a crash, never submits a second PUT); Succeeded → done; absent, Failed or Canceled →
+PUT. While polling, the activity heartbeats its progress, so a dead worker is noticed within the heartbeat timeout
+and the workflow starts a new attempt that resumes. Cancelling the workflow cancels the ARM deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from temporalio import activity
+
+from orchestrator.blobstore import BlobStore
+from orchestrator.classification import classify_arm_error
+from orchestrator.config import ArmClients
+from orchestrator.models import ActivityName, CancelInput, DeployInput, DeployOutcomeDetails, DeployProgress
+
+from .errors import application_error, classified
+from .parameters import deployment_parameters, load_template
+
+TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
+RESUBMIT_STATES = frozenset({"failed", "canceled"})
+SECURE_OUTPUT_TYPES = frozenset({"securestring", "secureobject"})
+MASK = "*****"
+
+
+def _doc(model: Any) -> dict[str, Any]:
+    if model is None:
+        return {}
+    if hasattr(model, "as_dict"):
+        return dict(model.as_dict())
+    return dict(model)
+
+
+def _state(doc: dict[str, Any]) -> str:
+    return str((doc.get("properties") or {}).get("provisioningState") or "")
+
+
+def masked_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, out in (outputs or {}).items():
+        if isinstance(out, dict):
+            secure = str(out.get("type", "")).lower() in SECURE_OUTPUT_TYPES
+            result[name] = MASK if secure else out.get("value")
+        else:
+            result[name] = out
+    return result
+
+
+class DeployActivities:
+    def __init__(self, clients: ArmClients, store: BlobStore, *, poll_interval: float | None = None) -> None:
+        self._clients = clients
+        self._store = store
+        self._poll_interval = poll_interval
+
+    def _interval(self) -> float:
+        interval = self._poll_interval if self._poll_interval is not None else self._clients.config.polling_interval
+        hb = activity.info().heartbeat_timeout
+        if hb:
+            interval = min(interval, max(hb.total_seconds() / 3, 0.05))
+        return max(interval, 0.05)
+
+    async def _get(self, inp: DeployInput) -> dict[str, Any] | None:
+        ops = self._clients.deployments(inp.request.subscription_id).deployments
+        try:
+            return _doc(await ops.get(inp.request.resource_group, inp.deployment_name))
+        except ResourceNotFoundError:
+            return None
+
+    @activity.defn(name=ActivityName.DEPLOY)
+    async def deploy(self, inp: DeployInput) -> DeployOutcomeDetails:
+        r = inp.request
+        name = inp.deployment_name
+        ops = self._clients.deployments(r.subscription_id).deployments
+        submitted = False
+        try:
+            async with classified():
+                existing = await self._get(inp)
+                state = _state(existing) if existing else ""
+                if existing is None or state.lower() in RESUBMIT_STATES:
+                    body = {
+                        "properties": {
+                            "mode": r.mode.value,
+                            "template": load_template(self._store, r),
+                            "parameters": deployment_parameters(self._store, r),
+                        },
+                        "tags": {"orchestrator-workflow": activity.info().workflow_id},
+                    }
+                    activity.heartbeat(DeployProgress(deployment_name=name, submitted=False))
+                    # The poller is not awaited: this activity follows the deployment by GET, the same way it
+                    # does when it resumes one submitted by an earlier attempt.
+                    await ops.begin_create_or_update(r.resource_group, name, body)
+                    submitted = True
+                    activity.logger.info("submitted ARM deployment %s", name)
+                else:
+                    activity.logger.info("resuming ARM deployment %s (state %s): no second PUT", name, state)
+                doc = await self._follow(inp, submitted)
+        except asyncio.CancelledError:
+            await self._cancel_quietly(r.subscription_id, r.resource_group, name)
+            raise
+        props = doc.get("properties") or {}
+        state = _state(doc)
+        if state.lower() != "succeeded":
+            raise application_error(classify_arm_error(props.get("error"), default_code=f"Deployment{state}"))
+        return DeployOutcomeDetails(
+            deployment_name=name,
+            deployment_id=doc.get("id"),
+            provisioning_state=state,
+            resources=[str(o.get("id")) for o in props.get("outputResources") or [] if o.get("id")],
+            outputs=masked_outputs(props.get("outputs")),
+            submitted_by_this_attempt=submitted,
+            duration=props.get("duration"),
+        )
+
+    async def _follow(self, inp: DeployInput, submitted: bool) -> dict[str, Any]:
+        interval = self._interval()
+        while True:
+            doc = await self._get(inp)
+            if doc is None:
+                raise ResourceNotFoundError(f"ARM deployment {inp.deployment_name} disappeared while polling")
+            state = _state(doc)
+            activity.heartbeat(
+                DeployProgress(deployment_name=inp.deployment_name, submitted=True, provisioning_state=state)
+            )
+            if state.lower() in TERMINAL_STATES:
+                return doc
+            await asyncio.sleep(interval)
+
+    async def _cancel_quietly(self, subscription_id: str, resource_group: str, name: str) -> None:
+        ops = self._clients.deployments(subscription_id).deployments
+        try:
+            await asyncio.shield(ops.cancel(resource_group, name))
+            activity.logger.info("cancelled ARM deployment %s", name)
+        except (HttpResponseError, asyncio.CancelledError) as exc:  # 409: already finished; 404: never submitted
+            activity.logger.info("ARM deployment %s not cancelled: %s", name, exc)
+
+    @activity.defn(name=ActivityName.CANCEL_DEPLOYMENT)
+    async def cancel_deployment(self, inp: CancelInput) -> DeployProgress:
+        """Cancel the ARM deployment if it is still running (used when the workflow is cancelled)."""
+        ops = self._clients.deployments(inp.subscription_id).deployments
+        async with classified():
+            try:
+                await ops.cancel(inp.resource_group, inp.deployment_name)
+            except HttpResponseError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
+            try:
+                doc = _doc(await ops.get(inp.resource_group, inp.deployment_name))
+            except ResourceNotFoundError:
+                return DeployProgress(deployment_name=inp.deployment_name, submitted=False)
+            return DeployProgress(deployment_name=inp.deployment_name, submitted=True, provisioning_state=_state(doc))

@@ -1,0 +1,39 @@
+"""Turning any failure an activity meets into a classified ``ApplicationError`` (the workflow reads its type)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+from orchestrator.classification import classify_failure
+from orchestrator.models import Classification, FailureClass
+
+
+def application_error(classification: Classification) -> ApplicationError:
+    """LOGIC → non-retryable; ENVIRONMENTAL → retryable with ARM's Retry-After as ``next_retry_delay``.
+
+    The type names the class and the code (``LOGIC.InvalidTemplate``); the classification is the first detail.
+    """
+    retry_after = classification.retry_after_seconds
+    return ApplicationError(
+        f"{classification.code}: {classification.message}",
+        classification,
+        type=classification.error_type,
+        non_retryable=classification.failure_class is FailureClass.LOGIC,
+        next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
+    )
+
+
+@asynccontextmanager
+async def classified() -> AsyncIterator[None]:
+    """Re-raise every failure inside as a classified ApplicationError; cancellation passes through."""
+    try:
+        yield
+    except (asyncio.CancelledError, ApplicationError):
+        raise
+    except Exception as exc:
+        raise application_error(classify_failure(exc)) from exc

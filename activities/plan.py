@@ -1,0 +1,126 @@
+"""PLANNING: ARM's what-if through azure-mgmt-resource-deployments. The full result goes to the content store;
+history gets a ``WhatIfPlan`` summary: every Delete (what an approval binds to), the other changes up to a bound,
+property deltas trimmed, and complete counts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from temporalio import activity
+
+from orchestrator.blobstore import BlobStore, put_json
+from orchestrator.classification import classify_arm_error
+from orchestrator.config import ArmClients
+from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyChange, StageInput, WhatIfPlan
+
+from .errors import application_error, classified
+from .parameters import deployment_parameters, load_template
+
+MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
+MAX_DELTA_ENTRIES = 25
+MAX_VALUE_CHARS = 200
+
+
+def _trim_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if len(text) <= MAX_VALUE_CHARS:
+        return value
+    return text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _property_change(doc: Mapping[str, Any], depth: int = 0) -> PropertyChange:
+    children = doc.get("children") or []
+    return PropertyChange(
+        path=str(doc.get("path", "")),
+        change_type=str(doc.get("propertyChangeType", "")),
+        before=_trim_value(doc.get("before")),
+        after=_trim_value(doc.get("after")),
+        children=[_property_change(c, depth + 1) for c in children[:MAX_DELTA_ENTRIES]] if depth < 3 else [],
+    )
+
+
+def _change_type(raw: str) -> ChangeType:
+    for ct in ChangeType:
+        if ct.value.lower() == raw.lower():
+            return ct
+    return ChangeType.UNSUPPORTED
+
+
+def _resource_type(resource_id: str) -> str | None:
+    parts = resource_id.split("/providers/")
+    if len(parts) < 2:
+        return None
+    segments = parts[-1].split("/")
+    return "/".join([segments[0], *segments[1::2]]) if segments else None
+
+
+def summarize_what_if(result: Mapping[str, Any], full_result_ref: Any = None) -> WhatIfPlan:
+    """A bounded summary of a WhatIfOperationResult document (REST shape, as ``as_dict()`` returns it)."""
+    props = result.get("properties") or {}
+    raw_changes = props.get("changes") or result.get("changes") or []
+    counts: Counter[str] = Counter()
+    changes: list[PlanChange] = []
+    others = 0
+    truncated = False
+    for raw in raw_changes:
+        ct = _change_type(str(raw.get("changeType", "")))
+        counts[ct.value] += 1
+        if ct is not ChangeType.DELETE:
+            others += 1
+            if others > MAX_SUMMARIZED_CHANGES:
+                truncated = True
+                continue
+        resource_id = str(raw.get("resourceId", ""))
+        delta = raw.get("delta") or []
+        changes.append(
+            PlanChange(
+                resource_id=resource_id,
+                change_type=ct,
+                resource_type=raw.get("resourceType") or _resource_type(resource_id),
+                delta=[_property_change(d) for d in delta[:MAX_DELTA_ENTRIES]],
+                unsupported_reason=raw.get("unsupportedReason"),
+            )
+        )
+    diagnostics = [
+        f"{d.get('level', 'Info')}: {d.get('code', '')}: {d.get('message', '')}" for d in props.get("diagnostics") or []
+    ]
+    return WhatIfPlan(
+        changes=changes,
+        counts=dict(counts),
+        full_result=full_result_ref,
+        truncated=truncated,
+        diagnostics=diagnostics[:50],
+    )
+
+
+class PlanActivities:
+    def __init__(self, clients: ArmClients, store: BlobStore) -> None:
+        self._clients = clients
+        self._store = store
+
+    @activity.defn(name=ActivityName.PLAN_DEPLOYMENT)
+    async def plan_deployment(self, inp: StageInput) -> WhatIfPlan:
+        r = inp.request
+        async with classified():
+            body = {
+                "properties": {
+                    "mode": r.mode.value,
+                    "template": load_template(self._store, r),
+                    "parameters": deployment_parameters(self._store, r),
+                    "whatIfSettings": {"resultFormat": "FullResourcePayloads"},
+                }
+            }
+            deployments = self._clients.deployments(r.subscription_id).deployments
+            poller = await deployments.begin_what_if(r.resource_group, inp.deployment_name, body)
+            result = await poller.result()
+            doc = result.as_dict() if hasattr(result, "as_dict") else dict(result)
+            # A what-if ARM answered with {"status": "Failed", "error": ...} is returned, not raised (CONTRACT §2).
+            if str(doc.get("status", "")).lower() == "failed" or doc.get("error"):
+                raise application_error(classify_arm_error(doc.get("error"), default_code="WhatIfFailed"))
+            ref = put_json(self._store, doc)
+            return summarize_what_if(doc, ref)

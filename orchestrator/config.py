@@ -1,0 +1,255 @@
+"""Worker configuration: where Temporal is, which ARM to talk to and with what credential, and the per-worker
+settings the workflow reads (retry schedule, timeouts).
+
+Defaults target Azure's public cloud with ``DefaultAzureCredential``. The local ARM (an HTTPS server on loopback,
+docs/LOCAL_ARM.md) is selected by ``ORCHESTRATOR_ARM_ENDPOINT=https://127.0.0.1:PORT`` plus
+``ORCHESTRATOR_ARM_CA_FILE=<its ca.pem>`` and ``ORCHESTRATOR_ARM_CREDENTIAL=local`` (or the worker's flags). This
+module never imports the local ARM: the "local" credential is a static unsigned token of our own, which the local
+ARM accepts like any well-formed, unexpired bearer token.
+
+The SDK's async clients run over azure-core's ``AsyncioRequestsTransport`` (requests in a thread pool), so no
+aiohttp is needed; the sync ``DefaultAzureCredential`` is adapted to the async protocol the same way. Tokens are
+fetched again by the SDK's bearer policy as they near expiry, so long deployments outlive a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+from azure.core.pipeline.transport import AsyncioRequestsTransport
+
+from .models import WorkerSettings
+from .retry import schedule_from_env
+from .temporal_client import DEFAULT_TASK_QUEUE
+
+AZURE_PUBLIC_ARM = "https://management.azure.com"
+ARM_SCOPE = "https://management.azure.com/.default"
+
+ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
+ENV_ARM_CA_FILE = "ORCHESTRATOR_ARM_CA_FILE"
+ENV_ARM_CREDENTIAL = "ORCHESTRATOR_ARM_CREDENTIAL"
+ENV_ARM_POLL_INTERVAL = "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS"
+ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
+ENV_CONFIRMATION_TIMEOUT = "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS"
+ENV_HEARTBEAT_TIMEOUT = "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS"
+
+CredentialKind = Literal["default", "local"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names it and what to do."""
+
+
+class StaticTokenCredential:
+    """An ``AsyncTokenCredential`` issuing an unsigned JWT with a real expiry, for a local ARM endpoint only.
+
+    It carries no secret. Never point it at Azure: Azure rejects it (401 InvalidAuthenticationToken).
+    """
+
+    def __init__(self, *, lifetime_seconds: int = 3600) -> None:
+        self._lifetime = lifetime_seconds
+
+    def _token(self, scopes: tuple[str, ...]) -> AccessTokenInfo:
+        now = int(time.time())
+        audience = scopes[0].removesuffix("/.default") if scopes else AZURE_PUBLIC_ARM
+        claims = {
+            "aud": audience,
+            "iss": "https://bicep-orchestrator.invalid/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._lifetime,
+            "sub": "bicep-orchestrator-worker",
+            "jti": str(uuid.uuid4()),
+        }
+        token = ".".join([_b64url({"alg": "none", "typ": "JWT"}), _b64url(claims), ""])
+        return AccessTokenInfo(token, now + self._lifetime, token_type="Bearer", refresh_on=now + self._lifetime - 300)
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        info = self._token(scopes or (ARM_SCOPE,))
+        return AccessToken(info.token, info.expires_on)
+
+    async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        return self._token(scopes or (ARM_SCOPE,))
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
+class ThreadedAsyncCredential:
+    """Adapts a sync ``TokenCredential`` (e.g. azure.identity's DefaultAzureCredential) to the async protocol by
+    running it in a worker thread — the async azure.identity credentials would need aiohttp."""
+
+    def __init__(self, sync_credential: Any) -> None:
+        self._sync = sync_credential
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        token: AccessToken = await asyncio.to_thread(self._sync.get_token, *scopes, **kwargs)
+        return token
+
+    async def get_token_info(self, *scopes: str, options: TokenRequestOptions | None = None) -> AccessTokenInfo:
+        if hasattr(self._sync, "get_token_info"):
+            info: AccessTokenInfo = await asyncio.to_thread(self._sync.get_token_info, *scopes, options=options)
+            return info
+        token = await self.get_token(*scopes)
+        return AccessTokenInfo(token.token, token.expires_on)
+
+    async def close(self) -> None:
+        close = getattr(self._sync, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+    async def __aenter__(self) -> ThreadedAsyncCredential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()
+
+
+def _b64url(obj: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+@dataclass
+class ArmConfig:
+    endpoint: str = AZURE_PUBLIC_ARM
+    ca_file: Path | None = None
+    credential: CredentialKind = "default"
+    # Seconds between LRO polls when ARM sends no Retry-After (the SDK's default is 30).
+    polling_interval: float = 30.0
+
+    def validate(self) -> None:
+        if not self.endpoint.startswith("https://"):
+            raise ConfigError(
+                f"the ARM endpoint {self.endpoint!r} ({ENV_ARM_ENDPOINT} or --arm-endpoint) must be an https:// URL; "
+                "the Azure SDK refuses to send a bearer token over plain HTTP"
+            )
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ConfigError(
+                f"the CA file {str(self.ca_file)!r} ({ENV_ARM_CA_FILE} or --arm-ca-file) does not exist; point it "
+                "at the local ARM's ca.pem (printed by `python -m local_arm`), or unset it for Azure"
+            )
+        if self.credential not in ("default", "local"):
+            raise ConfigError(f"{ENV_ARM_CREDENTIAL} must be 'default' or 'local', not {self.credential!r}")
+
+    def make_credential(self) -> Any:
+        if self.credential == "local":
+            return StaticTokenCredential()
+        from azure.identity import DefaultAzureCredential  # imported late: it is slow and needs no aiohttp
+
+        return ThreadedAsyncCredential(DefaultAzureCredential())
+
+
+@dataclass
+class WorkerConfig:
+    arm: ArmConfig = field(default_factory=ArmConfig)
+    task_queue: str = DEFAULT_TASK_QUEUE
+    temporal_address: str | None = None
+    temporal_namespace: str | None = None
+    temporal_api_key: str | None = None
+    temporal_tls: bool | None = None
+    temporal_profile: str | None = None
+    blob_dir: Path | None = None
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+    max_concurrent_activities: int = 200
+
+
+def _float_env(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+
+
+def arm_config_from_env(environ: Mapping[str, str] | None = None) -> ArmConfig:
+    env = os.environ if environ is None else environ
+    endpoint = env.get(ENV_ARM_ENDPOINT) or AZURE_PUBLIC_ARM
+    ca = env.get(ENV_ARM_CA_FILE)
+    kind = env.get(ENV_ARM_CREDENTIAL) or ("default" if endpoint == AZURE_PUBLIC_ARM else "local")
+    poll = _float_env(env, ENV_ARM_POLL_INTERVAL)
+    config = ArmConfig(
+        endpoint=endpoint.rstrip("/"),
+        ca_file=Path(ca) if ca else None,
+        credential=kind,  # type: ignore[arg-type]
+        polling_interval=poll if poll is not None else (30.0 if endpoint == AZURE_PUBLIC_ARM else 1.0),
+    )
+    return config
+
+
+def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerConfig:
+    env = os.environ if environ is None else environ
+    settings = WorkerSettings(retry=schedule_from_env(env))
+    confirmation = _float_env(env, ENV_CONFIRMATION_TIMEOUT)
+    if confirmation is not None:
+        settings.confirmation_timeout_seconds = confirmation
+    heartbeat = _float_env(env, ENV_HEARTBEAT_TIMEOUT)
+    if heartbeat is not None:
+        settings.heartbeat_timeout_seconds = heartbeat
+    return WorkerConfig(
+        arm=arm_config_from_env(env), task_queue=env.get(ENV_TASK_QUEUE) or DEFAULT_TASK_QUEUE, settings=settings
+    )
+
+
+class ArmClients:
+    """The async ARM SDK clients, one pair per subscription, built on first use and closed together."""
+
+    def __init__(self, config: ArmConfig, credential: Any | None = None) -> None:
+        self.config = config
+        self.credential = credential if credential is not None else config.make_credential()
+        self._deployments: dict[str, Any] = {}
+        self._resources: dict[str, Any] = {}
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        verify: bool | str = str(self.config.ca_file) if self.config.ca_file else True
+        return {
+            "base_url": self.config.endpoint,
+            "transport": AsyncioRequestsTransport(connection_verify=verify),
+            "polling_interval": self.config.polling_interval,
+        }
+
+    def deployments(self, subscription_id: str) -> Any:
+        """``azure.mgmt.resource.deployments.aio.DeploymentsMgmtClient`` for the subscription."""
+        client = self._deployments.get(subscription_id)
+        if client is None:
+            from azure.mgmt.resource.deployments.aio import DeploymentsMgmtClient
+
+            client = DeploymentsMgmtClient(self.credential, subscription_id, **self._client_kwargs())
+            self._deployments[subscription_id] = client
+        return client
+
+    def resources(self, subscription_id: str) -> Any:
+        """``azure.mgmt.resource.resources.aio.ResourceManagementClient`` for the subscription."""
+        client = self._resources.get(subscription_id)
+        if client is None:
+            from azure.mgmt.resource.resources.aio import ResourceManagementClient
+
+            client = ResourceManagementClient(self.credential, subscription_id, **self._client_kwargs())
+            self._resources[subscription_id] = client
+        return client
+
+    async def close(self) -> None:
+        for client in [*self._deployments.values(), *self._resources.values()]:
+            await client.close()
+        self._deployments.clear()
+        self._resources.clear()
+        close = getattr(self.credential, "close", None)
+        if close is not None:
+            await close()

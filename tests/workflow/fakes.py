@@ -1,0 +1,139 @@
+"""Stand-ins for the stage activities, registered under the real activity names.
+
+They replace only the stage logic (ARM calls, the engine) so that a test can look at what the *workflow* does with
+each outcome: ordering, retries and their timers, confirmation, failure classification. The real activities are
+tested against the local ARM in test_acceptance_local_arm.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.settings import SettingsActivities
+from orchestrator.models import (
+    ActivityName,
+    ChangeType,
+    Classification,
+    DeployInput,
+    DeployOutcomeDetails,
+    EnsureResourceGroupResult,
+    FailureClass,
+    HealthReport,
+    LintReport,
+    PlanChange,
+    RetrySchedule,
+    StageInput,
+    ValidationReport,
+    VerifyInput,
+    WhatIfPlan,
+    WorkerSettings,
+)
+
+
+def classified_error(failure_class: FailureClass, code: str, retry_after: float | None = None) -> ApplicationError:
+    c = Classification(
+        failure_class=failure_class, code=code, message=f"injected {code}", retry_after_seconds=retry_after
+    )
+    return ApplicationError(
+        f"{code}: injected",
+        c,
+        type=c.error_type,
+        non_retryable=failure_class is FailureClass.LOGIC,
+        next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
+    )
+
+
+def plan_of(creates: int = 1, deletes: list[str] | None = None) -> WhatIfPlan:
+    changes = [
+        PlanChange(resource_id=f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa{i}",
+                   change_type=ChangeType.CREATE)
+        for i in range(creates)
+    ]  # fmt: skip
+    changes += [PlanChange(resource_id=d, change_type=ChangeType.DELETE) for d in deletes or []]
+    counts: dict[str, int] = {}
+    for c in changes:
+        counts[c.change_type.value] = counts.get(c.change_type.value, 0) + 1
+    return WhatIfPlan(changes=changes, counts=counts)
+
+
+Behaviour = Callable[[int], Any]  # call number (1-based) -> result, or raises
+
+
+@dataclass
+class FakeStages:
+    settings: WorkerSettings = field(
+        default_factory=lambda: WorkerSettings(retry=RetrySchedule(), confirmation_timeout_seconds=600)
+    )
+    validate: Behaviour | None = None
+    plan: Behaviour | None = None
+    deploy: Behaviour | None = None
+    health: Behaviour | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def _count(self, name: str) -> int:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return self.calls[name]
+
+    def activities(self) -> list[Callable[..., Any]]:
+        fakes = self
+
+        @activity.defn(name=ActivityName.VALIDATE_PARAMETERS)
+        async def validate_parameters(inp: StageInput) -> ValidationReport:
+            n = fakes._count("validate")
+            if fakes.validate:
+                return fakes.validate(n)  # type: ignore[no-any-return]
+            return ValidationReport(parameter_names=["location"], resource_count=1)
+
+        @activity.defn(name=ActivityName.LINT_TEMPLATE)
+        async def lint_template(inp: StageInput) -> LintReport:
+            fakes._count("lint")
+            return LintReport()
+
+        @activity.defn(name=ActivityName.ENSURE_RESOURCE_GROUP)
+        async def ensure_resource_group(inp: StageInput) -> EnsureResourceGroupResult:
+            fakes._count("ensure_rg")
+            return EnsureResourceGroupResult(created=False, resource_group_id="/subscriptions/s/resourceGroups/rg")
+
+        @activity.defn(name=ActivityName.PLAN_DEPLOYMENT)
+        async def plan_deployment(inp: StageInput) -> WhatIfPlan:
+            n = fakes._count("plan")
+            if fakes.plan:
+                return fakes.plan(n)  # type: ignore[no-any-return]
+            return plan_of(1)
+
+        @activity.defn(name=ActivityName.DEPLOY)
+        async def deploy(inp: DeployInput) -> DeployOutcomeDetails:
+            n = fakes._count("deploy")
+            if fakes.deploy:
+                return fakes.deploy(n)  # type: ignore[no-any-return]
+            return DeployOutcomeDetails(
+                deployment_name=inp.deployment_name, provisioning_state="Succeeded", resources=["/r/1"]
+            )
+
+        @activity.defn(name=ActivityName.CANCEL_DEPLOYMENT)
+        async def cancel_deployment(inp: Any) -> None:
+            fakes._count("cancel")
+
+        @activity.defn(name=ActivityName.VERIFY_HEALTH)
+        async def verify_health(inp: VerifyInput) -> HealthReport:
+            n = fakes._count("health")
+            if fakes.health:
+                return fakes.health(n)  # type: ignore[no-any-return]
+            return HealthReport(healthy=list(inp.resources))
+
+        return [
+            SettingsActivities(self.settings).resolve_settings,
+            validate_parameters,
+            lint_template,
+            ensure_resource_group,
+            plan_deployment,
+            deploy,
+            cancel_deployment,
+            verify_health,
+        ]

@@ -1,0 +1,559 @@
+"""The deployment workflow: INITIALIZED → VALIDATING_PARAMETERS → LINTING → PLANNING → [AWAITING_CONFIRMATION] →
+DEPLOYING → VERIFYING_HEALTH → COMPLETED, or FAILED (→ ROLLED_BACK, issue 6).
+
+Every stage is an activity; the workflow only decides. It drives retries itself, one activity execution per
+attempt (see ``orchestrator.retry``), so each attempt, its classified failure and each backoff timer is an event in
+history. Every transition is upserted into the memo (``stage`` and ``transition``), so history alone reconstructs
+the audit record: who started it (the request), what the plan was (the plan activity's result), who approved or
+rejected and why (the signal events), every attempt and failure (activity events) and every stage change.
+
+Signals ``approve`` and ``reject`` take one JSON object ``{"approver": ..., "reason": ...}``; the query ``status``
+returns a ``DeploymentStatus``. Secure parameter values never pass through here (the request holds a reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from orchestrator.models import (
+        QUERY_STATUS,
+        SIGNAL_APPROVE,
+        SIGNAL_REJECT,
+        WORKFLOW_NAME,
+        ActivityName,
+        ApprovalSignal,
+        CancelInput,
+        Classification,
+        ConfirmationDecision,
+        ConfirmationRecord,
+        DeployInput,
+        DeploymentStage,
+        DeploymentStatus,
+        DeployOutcome,
+        DeployOutcomeDetails,
+        DeployRequest,
+        DeployResult,
+        EnsureResourceGroupResult,
+        FailureClass,
+        FailureInfo,
+        HealthReport,
+        LintReport,
+        PendingConfirmation,
+        StageInput,
+        StageProgress,
+        StageTransition,
+        ValidationReport,
+        VerifyInput,
+        WhatIfPlan,
+        WorkerSettings,
+        parse_error_type,
+    )
+    from orchestrator.naming import deployment_name_for
+    from orchestrator.retry import SINGLE_ATTEMPT, next_delay
+
+T = TypeVar("T")
+
+SETTINGS_TIMEOUT = timedelta(seconds=10)
+
+
+class StageFailed(Exception):
+    """Raised inside the workflow when a stage gives up; turned into the workflow's ApplicationError."""
+
+    def __init__(self, failure: FailureInfo, outcome: DeployOutcome, by: str | None = None) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.outcome = outcome
+        self.by = by
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class DeploymentWorkflow:
+    @workflow.init
+    def __init__(self, request: DeployRequest) -> None:
+        info = workflow.info()
+        self._request = request
+        self._settings = WorkerSettings()
+        self._decision: tuple[ConfirmationDecision, ApprovalSignal] | None = None
+        self._last_deploy: DeployOutcomeDetails | None = None
+        self._status = DeploymentStatus(
+            workflow_id=info.workflow_id,
+            deployment_name=deployment_name_for(
+                resource_group=request.resource_group, workflow_id=info.workflow_id, run_id=info.run_id
+            ),
+            subscription_id=request.subscription_id,
+            resource_group=request.resource_group,
+            stage=DeploymentStage.INITIALIZED,
+            transitions=[
+                StageTransition(
+                    stage=DeploymentStage.INITIALIZED,
+                    at=workflow.now(),
+                    detail="deployment requested",
+                    by=request.initiator,
+                )
+            ],
+        )
+
+    # ------------------------------------------------------------------------------------ signals and query
+
+    @workflow.signal(name=SIGNAL_APPROVE)
+    def approve(self, signal: ApprovalSignal) -> None:
+        self._on_decision(ConfirmationDecision.APPROVED, signal)
+
+    @workflow.signal(name=SIGNAL_REJECT)
+    def reject(self, signal: ApprovalSignal) -> None:
+        self._on_decision(ConfirmationDecision.REJECTED, signal)
+
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> DeploymentStatus:
+        return self._status
+
+    def _on_decision(self, decision: ConfirmationDecision, signal: ApprovalSignal) -> None:
+        pending = self._status.pending_confirmation
+        if pending is None or self._decision is not None:
+            workflow.logger.warning("%s by %s ignored: no confirmation is pending", decision.value, signal.approver)
+            return
+        if signal.destructive_set is not None:
+            expected = sorted(c.resource_id.lower() for c in pending.destructive_changes)
+            if sorted(s.lower() for s in signal.destructive_set) != expected:
+                workflow.logger.warning(
+                    "%s by %s ignored: it names a different set of deletions than the pending plan",
+                    decision.value,
+                    signal.approver,
+                )
+                return
+        self._decision = (decision, signal)
+
+    # ------------------------------------------------------------------------------------------- the run
+
+    @workflow.run
+    async def run(self, request: DeployRequest) -> DeployResult:
+        stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
+        try:
+            self._settings = await workflow.execute_local_activity(
+                ActivityName.RESOLVE_SETTINGS,
+                stage_input,
+                result_type=WorkerSettings,
+                start_to_close_timeout=SETTINGS_TIMEOUT,
+            )
+            self._transition(DeploymentStage.VALIDATING_PARAMETERS)
+            validation = await self._stage_activity(
+                DeploymentStage.VALIDATING_PARAMETERS,
+                ActivityName.VALIDATE_PARAMETERS,
+                lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
+                ValidationReport,
+            )
+            self._transition(DeploymentStage.LINTING, f"{validation.resource_count} resources, parameters valid")
+            lint = await self._stage_activity(
+                DeploymentStage.LINTING,
+                ActivityName.LINT_TEMPLATE,
+                lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
+                LintReport,
+            )
+            self._transition(DeploymentStage.PLANNING, f"lint: {lint.linter}, {len(lint.warnings)} warnings")
+            await self._stage_activity(
+                DeploymentStage.PLANNING,
+                ActivityName.ENSURE_RESOURCE_GROUP,
+                lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
+                EnsureResourceGroupResult,
+            )
+            plan = await self._plan(stage_input)
+            plan = await self._confirm_deletions(stage_input, plan)
+
+            self._transition(DeploymentStage.DEPLOYING, f"ARM deployment {self._status.deployment_name}")
+            deployed = await self._deploy(request)
+
+            health = HealthReport()
+            if request.skip_health:
+                self._transition(DeploymentStage.VERIFYING_HEALTH, "skipped (--skip-health)", by=request.initiator)
+            else:
+                self._transition(DeploymentStage.VERIFYING_HEALTH, f"{len(deployed.resources)} resources")
+                health = await self._stage_activity(
+                    DeploymentStage.VERIFYING_HEALTH,
+                    ActivityName.VERIFY_HEALTH,
+                    lambda attempt: VerifyInput(
+                        request=request,
+                        deployment_name=self._status.deployment_name,
+                        resources=deployed.resources,
+                    ),
+                    HealthReport,
+                )
+                if health.unhealthy:
+                    first = next(iter(health.unhealthy.items()))
+                    self._fail(
+                        DeploymentStage.VERIFYING_HEALTH,
+                        FailureClass.ENVIRONMENTAL,
+                        "ResourceUnhealthy",
+                        f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
+                        DeployOutcome.ENVIRONMENTAL_FAILURE,
+                    )
+            self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
+            self._status.outcome = DeployOutcome.SUCCEEDED
+            return self._result(DeployOutcome.SUCCEEDED, deployed=deployed, health=health)
+        except StageFailed as failed:
+            return self._fail_workflow(failed)
+        except (asyncio.CancelledError, CancelledError):
+            await self._on_cancelled(request)
+            raise
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                await self._on_cancelled(request)
+            raise
+
+    # --------------------------------------------------------------------------------------------- stages
+
+    async def _plan(self, stage_input: StageInput) -> WhatIfPlan:
+        plan = await self._stage_activity(
+            DeploymentStage.PLANNING,
+            ActivityName.PLAN_DEPLOYMENT,
+            lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
+            WhatIfPlan,
+        )
+        self._status.plan = plan
+        return plan
+
+    async def _confirm_deletions(self, stage_input: StageInput, plan: WhatIfPlan) -> WhatIfPlan:
+        """Deletions wait for a decision; the approval is bound to the destructive set it was given for."""
+        if not plan.destructive_changes:
+            return plan
+        request = self._request
+        if request.no_confirm_deletes:
+            record = ConfirmationRecord(
+                decision=ConfirmationDecision.SKIPPED,
+                by=request.initiator,
+                reason="--no-confirm-deletes",
+                at=workflow.now(),
+                destructive_set=plan.destructive_set,
+            )
+            self._status.confirmations.append(record)
+            self._upsert_memo({"confirmation": record.model_dump(mode="json")})
+            workflow.logger.info("deletions not confirmed: skipped by %s (--no-confirm-deletes)", request.initiator)
+            return plan
+        round_number = 0
+        while plan.destructive_changes:
+            round_number += 1
+            approved = await self._await_decision(plan, round_number)
+            # Re-plan: the approval holds only if ARM still plans to delete exactly what was approved.
+            self._transition(DeploymentStage.PLANNING, "re-checking the plan after approval")
+            fresh = await self._plan(stage_input)
+            if fresh.destructive_set == approved.destructive_set:
+                return fresh
+            workflow.logger.warning(
+                "the destructive set changed after approval (%d → %d deletions): asking again",
+                len(approved.destructive_set),
+                len(fresh.destructive_set),
+            )
+            plan = fresh
+        return plan
+
+    async def _await_decision(self, plan: WhatIfPlan, round_number: int) -> ConfirmationRecord:
+        timeout = self._request.confirmation_timeout_seconds or self._settings.confirmation_timeout_seconds
+        now = workflow.now()
+        info = workflow.info()
+        self._decision = None
+        self._status.pending_confirmation = PendingConfirmation(
+            destructive_changes=plan.destructive_changes,
+            asked_at=now,
+            deadline=now + timedelta(seconds=timeout),
+            round=round_number,
+            approve_command=(
+                f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
+                """--input '{"approver":"<you>","reason":"<why>"}'"""
+            ),
+        )
+        self._transition(
+            DeploymentStage.AWAITING_CONFIRMATION,
+            f"{len(plan.destructive_changes)} deletion(s) need approval (round {round_number})",
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None,
+                timeout=timedelta(seconds=timeout),
+                timeout_summary="confirmation timeout",
+            )
+        except TimeoutError:
+            self._decision = None
+            self._status.pending_confirmation = None
+            record = ConfirmationRecord(
+                decision=ConfirmationDecision.TIMED_OUT,
+                by="timeout",
+                reason=f"no approve/reject signal within {timeout:g} s",
+                at=workflow.now(),
+                destructive_set=plan.destructive_set,
+                round=round_number,
+            )
+            self._status.confirmations.append(record)
+            self._upsert_memo({"confirmation": record.model_dump(mode="json")})
+            self._fail(
+                DeploymentStage.AWAITING_CONFIRMATION,
+                None,
+                "NotConfirmed",
+                f"deletions were not confirmed within {timeout:g} s",
+                DeployOutcome.NOT_CONFIRMED,
+            )
+        assert self._decision is not None
+        decision, signal = self._decision
+        self._decision = None
+        self._status.pending_confirmation = None
+        record = ConfirmationRecord(
+            decision=decision,
+            by=signal.approver,
+            reason=signal.reason,
+            at=workflow.now(),
+            destructive_set=plan.destructive_set,
+            round=round_number,
+        )
+        self._status.confirmations.append(record)
+        self._upsert_memo({"confirmation": record.model_dump(mode="json")})
+        if decision is ConfirmationDecision.REJECTED:
+            self._fail(
+                DeploymentStage.AWAITING_CONFIRMATION,
+                None,
+                "Rejected",
+                f"rejected by {signal.approver}: {signal.reason}",
+                DeployOutcome.REJECTED,
+                by=signal.approver,
+            )
+        return record
+
+    async def _deploy(self, request: DeployRequest) -> DeployOutcomeDetails:
+        name = self._status.deployment_name
+        resume: dict[str, Any] = {"token": None}
+
+        def make_input(attempt: int) -> DeployInput:
+            return DeployInput(request=request, deployment_name=name, resume_token=resume["token"], attempt=attempt)
+
+        def on_timeout(err: TemporalTimeoutError) -> None:
+            details = err.last_heartbeat_details
+            if details:
+                resume["token"] = (
+                    str(details[0]) if not isinstance(details[0], dict) else details[0].get("deployment_name")
+                )
+
+        deployed = await self._stage_activity(
+            DeploymentStage.DEPLOYING,
+            ActivityName.DEPLOY,
+            make_input,
+            DeployOutcomeDetails,
+            start_to_close=timedelta(seconds=self._settings.deploy_timeout_seconds),
+            heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
+            on_timeout=on_timeout,
+        )
+        self._last_deploy = deployed
+        return deployed
+
+    async def _on_cancelled(self, request: DeployRequest) -> None:
+        """Workflow cancelled: make sure the ARM deployment is cancelled too (the deploy activity also cancels it
+        when it receives the cancellation, but it may be on a dead worker)."""
+        if self._status.stage is DeploymentStage.DEPLOYING:
+            try:
+                await workflow.execute_activity(
+                    ActivityName.CANCEL_DEPLOYMENT,
+                    CancelInput(
+                        subscription_id=request.subscription_id,
+                        resource_group=request.resource_group,
+                        deployment_name=self._status.deployment_name,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=60),
+                    retry_policy=SINGLE_ATTEMPT,
+                )
+            except ActivityError as err:
+                workflow.logger.warning("could not cancel ARM deployment: %s", err)
+        self._fail_quietly(DeploymentStage.FAILED, "Cancelled", "the workflow was cancelled")
+
+    # ---------------------------------------------------------------------------------- attempts and retries
+
+    async def _stage_activity(
+        self,
+        stage: DeploymentStage,
+        activity_name: str,
+        make_input: Any,
+        result_type: type[T],
+        *,
+        start_to_close: timedelta | None = None,
+        heartbeat: timedelta | None = None,
+        on_timeout: Any = None,
+    ) -> T:
+        """Run one stage's activity, one execution per attempt, retrying ENVIRONMENTAL failures on the worker's
+        schedule (honoring Retry-After) and halting on the first LOGIC failure."""
+        progress = self._status.stages.setdefault(stage, StageProgress())
+        if progress.started_at is None:
+            progress.started_at = workflow.now()
+        schedule = self._settings.retry
+        retries = 0
+        while True:
+            progress.attempts += 1
+            attempt = retries + 1
+            try:
+                result = await workflow.execute_activity(
+                    activity_name,
+                    make_input(attempt),
+                    result_type=result_type,
+                    start_to_close_timeout=start_to_close or timedelta(seconds=self._settings.activity_timeout_seconds),
+                    heartbeat_timeout=heartbeat,
+                    retry_policy=SINGLE_ATTEMPT,
+                    summary=f"{stage.value} attempt {attempt}",
+                )
+                progress.finished_at = workflow.now()
+                return result
+            except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    raise
+                if isinstance(err.cause, TemporalTimeoutError) and on_timeout is not None:
+                    on_timeout(err.cause)
+                classification = classify_activity_error(err)
+                progress.last_error = classification.message
+                progress.last_error_code = classification.code
+                progress.last_error_class = classification.failure_class
+                give_up = classification.failure_class is FailureClass.LOGIC or retries >= schedule.maximum_retries
+                if give_up:
+                    progress.finished_at = workflow.now()
+                    outcome = (
+                        DeployOutcome.LOGIC_FAILURE
+                        if classification.failure_class is FailureClass.LOGIC
+                        else DeployOutcome.ENVIRONMENTAL_FAILURE
+                    )
+                    suffix = "" if classification.failure_class is FailureClass.LOGIC else f" after {attempt} attempts"
+                    self._fail(
+                        stage,
+                        classification.failure_class,
+                        classification.code,
+                        classification.message + suffix,
+                        outcome,
+                        attempts=attempt,
+                    )
+                retries += 1
+                delay = next_delay(schedule, retries, classification.retry_after_seconds)
+                workflow.logger.warning(
+                    "%s attempt %d failed (%s %s); retry %d in %s",
+                    stage.value,
+                    attempt,
+                    classification.failure_class.value,
+                    classification.code,
+                    retries,
+                    delay,
+                )
+                await workflow.sleep(
+                    delay,
+                    summary=f"{stage.value}: retry {retries} after {classification.code} ({delay.total_seconds():g} s)",
+                )
+
+    # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def _transition(self, stage: DeploymentStage, detail: str = "", *, by: str | None = None) -> None:
+        previous = self._status.stage
+        transition = StageTransition(stage=stage, at=workflow.now(), previous=previous, detail=detail, by=by)
+        self._status.stage = stage
+        self._status.transitions.append(transition)
+        workflow.set_current_details(f"{stage.value}: {detail}" if detail else stage.value)
+        self._upsert_memo({"stage": stage.value, "transition": transition.model_dump(mode="json")})
+
+    def _upsert_memo(self, values: dict[str, Any]) -> None:
+        workflow.upsert_memo(values)
+
+    def _fail(
+        self,
+        stage: DeploymentStage,
+        failure_class: FailureClass | None,
+        code: str,
+        message: str,
+        outcome: DeployOutcome,
+        *,
+        attempts: int = 1,
+        by: str | None = None,
+    ) -> NoReturn:
+        failure = FailureInfo(stage=stage, failure_class=failure_class, code=code, message=message, attempts=attempts)
+        raise StageFailed(failure, outcome, by)
+
+    def _fail_quietly(self, stage: DeploymentStage, code: str, message: str) -> None:
+        self._status.failure = FailureInfo(stage=stage, failure_class=None, code=code, message=message)
+        self._status.outcome = DeployOutcome.CANCELLED
+        self._transition(DeploymentStage.FAILED, message)
+
+    def _fail_workflow(self, failed: StageFailed) -> NoReturn:
+        failure = failed.failure
+        self._status.failure = failure
+        self._status.outcome = failed.outcome
+        klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"
+        self._transition(
+            DeploymentStage.FAILED,
+            f"{klass} {failure.code} in {failure.stage.value}: {failure.message}",
+            by=failed.by,
+        )
+        # ROLLED_BACK (issue 6) hooks in here: a rollback would run before the workflow fails.
+        result = self._result(failed.outcome)
+        error_type = f"{klass}.{failure.code}"
+        raise ApplicationError(
+            f"deployment failed in {failure.stage.value}: {failure.code}: {failure.message}",
+            result,
+            type=error_type,
+            non_retryable=True,
+        )
+
+    def _result(
+        self,
+        outcome: DeployOutcome,
+        *,
+        deployed: DeployOutcomeDetails | None = None,
+        health: HealthReport | None = None,
+    ) -> DeployResult:
+        plan = self._status.plan
+        deployed = deployed or self._last_deploy
+        return DeployResult(
+            workflow_id=self._status.workflow_id,
+            deployment_name=self._status.deployment_name,
+            outcome=outcome,
+            stage=self._status.stage,
+            plan=plan,
+            has_changes=bool(plan and plan.has_changes),
+            outputs=deployed.outputs if deployed else {},
+            resources=deployed.resources if deployed else [],
+            unhealthy=sorted(health.unhealthy) if health else [],
+            confirmations=list(self._status.confirmations),
+            failure=self._status.failure,
+            transitions=list(self._status.transitions),
+            skipped_health=self._request.skip_health,
+            template_hash=self._request.template.digest,
+            git_sha=self._request.git_sha,
+            initiator=self._request.initiator,
+        )
+
+
+def classify_activity_error(err: ActivityError) -> Classification:
+    """Read the classification an activity attached to its failure; timeouts are environmental; an activity
+    failure that carries no classification (a bug) is a LOGIC failure so it halts instead of repeating."""
+    cause = err.cause
+    if isinstance(cause, TemporalTimeoutError):
+        return Classification(
+            failure_class=FailureClass.ENVIRONMENTAL,
+            code="HeartbeatTimeout" if "HEARTBEAT" in str(cause.type) else "ActivityTimeout",
+            message=f"the activity timed out ({cause.type.name if cause.type else 'timeout'}): worker lost or ARM slow",
+        )
+    if isinstance(cause, ApplicationError):
+        parsed = parse_error_type(cause.type)
+        retry_after = cause.next_retry_delay.total_seconds() if cause.next_retry_delay else None
+        if parsed is not None:
+            failure_class, code = parsed
+            message = str(cause.message)
+            if cause.details and isinstance(cause.details[0], dict):
+                message = str(cause.details[0].get("message") or message)
+            return Classification(
+                failure_class=failure_class, code=code, message=message, retry_after_seconds=retry_after
+            )
+        return Classification(
+            failure_class=FailureClass.LOGIC,
+            code=cause.type or "ActivityFailed",
+            message=str(cause.message),
+            retry_after_seconds=retry_after,
+        )
+    return Classification(
+        failure_class=FailureClass.ENVIRONMENTAL,
+        code=type(cause).__name__ if cause else "ActivityFailed",
+        message=str(err),
+    )
