@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from arm_engine import DeploymentScope, TemplateError
 from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import (
     OUTCOME_EXIT_CODES,
@@ -133,24 +134,47 @@ def detect_git_sha(template: Path) -> str | None:
     return sha if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
 
 
+_PARAMETER_ISSUES = frozenset(
+    {
+        "MissingParameter",
+        "UnknownParameter",
+        "ParameterTypeMismatch",
+        "ParameterValueNotAllowed",
+        "ParameterOutOfRange",
+        "InvalidParametersFile",
+    }
+)
+
+
 def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
     """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
     try:
         from arm_engine.template import expand_template
-
-        from arm_engine import DeploymentScope, TemplateError
     except ImportError:  # the engine's entry point is not built yet: the workflow's validation stage still runs
         return
     scope = DeploymentScope(resource_group=resource_group, location=location)
+    file_parameters = {k: v for k, v in inputs.parameters.items() if k not in inputs.overrides}
     try:
-        expand_template(inputs.template, parameters=inputs.parameters, scope=scope)
+        expand_template(
+            inputs.template,
+            parameters=file_parameters,
+            overrides=inputs.overrides or None,
+            scope=scope,
+            template_source=str(inputs.template_path),
+            parameters_source=str(inputs.parameters_path) if inputs.parameters_path else None,
+        )
     except TemplateError as exc:
+        # Only the parameter checks are decided here; any other finding is left to the workflow's validation
+        # stage, which reports it with the rest of the deployment's record.
+        issues = [i for i in exc.issues if i.code in _PARAMETER_ISSUES]
+        if not issues:
+            return
         source = str(inputs.template_path)
         lines = []
-        for issue in exc.issues[:10]:
+        for issue in issues[:10]:
             where = issue.source or source
             lines.append(f"{where}: {issue.message}" + (f" ({issue.path})" if issue.path else ""))
-        more = f" (and {len(exc.issues) - 10} more)" if len(exc.issues) > 10 else ""
+        more = f" (and {len(issues) - 10} more)" if len(issues) > 10 else ""
         raise CommandError(
             "The template and its parameters do not fit together: "
             + "; ".join(lines)

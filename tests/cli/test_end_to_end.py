@@ -1,0 +1,165 @@
+"""``starter.py deploy``/``approve``/``reject``/``demo`` end to end: a real Temporal dev server, the local ARM over
+HTTPS and a worker, all started by the embedded default, driven through the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.cli.dev import missing_pieces
+from orchestrator.embedded import EmbeddedDefault
+from orchestrator.exit_codes import ExitCode
+
+from .conftest import EXAMPLE, REPO, run_cli
+
+pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
+
+TEMPLATE = str(EXAMPLE / "azuredeploy.json")
+WITHOUT_WEB = str(EXAMPLE / "azuredeploy.without-web.json")
+PARAMS = str(EXAMPLE / "azuredeploy.parameters.json")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDefault]:
+    embedded = EmbeddedDefault(tmp_path_factory.mktemp("stack"))
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def on_stack(stack: EmbeddedDefault, monkeypatch: pytest.MonkeyPatch) -> EmbeddedDefault:
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(stack.state_dir))
+    return stack
+
+
+def deploy_argv(rg: str, *extra: str, template: str = TEMPLATE) -> list[str]:
+    return ["deploy", "--local", "-g", rg, "-l", "eastus", "-t", template, "-p", PARAMS, "--skip-health", *extra]
+
+
+def cli_subprocess(argv: list[str], state_dir: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, ORCHESTRATOR_STATE_DIR=str(state_dir))
+    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_stage(workflow_id: str, stage: str, capsys: pytest.CaptureFixture[str], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    doc: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        result = run_cli(["status", workflow_id, "--local", "--output", "json"], capsys)
+        if result.code == 0:
+            doc = json.loads(result.out)
+            if doc.get("stage") == stage:
+                return doc
+        time.sleep(0.3)
+    raise AssertionError(f"{workflow_id} never reached {stage}; last status {doc}")
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
+    first = run_cli(deploy_argv("e2e-happy", "--output", "json"), capsys)
+    assert first.code == ExitCode.OK, first.err + first.out
+    doc = json.loads(first.out)
+    assert doc["outcome"] == "SUCCEEDED" and doc["exit_code"] == 0
+    assert doc["has_changes"] is True
+    assert doc["change_counts"].get("Create") == 4
+    assert any("/Microsoft.Web/sites/" in r for r in doc["resources"])
+    # progress went to stderr, stage by stage
+    for stage in ("VALIDATING_PARAMETERS", "PLANNING", "DEPLOYING", "COMPLETED"):
+        assert f"[{stage}]" in first.err
+
+    second = run_cli(deploy_argv("e2e-happy"), capsys)
+    assert second.code == ExitCode.OK, second.err
+    assert "Resource changes: 4 no change." in second.out
+    assert "Deployment succeeded" in second.out
+
+
+def test_deletion_waits_then_approve_through_starter(on_stack: EmbeddedDefault, capsys) -> None:
+    assert run_cli(deploy_argv("e2e-approve"), capsys).code == ExitCode.OK
+    proc = cli_subprocess(deploy_argv("e2e-approve", "--mode", "Complete", template=WITHOUT_WEB), on_stack.state_dir)
+    try:
+        listing = wait_for_listing(capsys)
+        wf_id = next(r["workflow_id"] for r in listing if r["resource_group"] == "e2e-approve")
+        pending = wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys)
+        deleted = [c["resource_id"] for c in pending["pending_confirmation"]["destructive_changes"]]
+        assert len(deleted) == 1 and "/Microsoft.Web/sites/" in deleted[0]
+        approved = run_cli(["approve", wf_id, "--local", "--reason", "web app retired"], capsys)
+        assert approved.code == ExitCode.OK, approved.err
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == ExitCode.OK, err
+    assert "  - Microsoft.Web/sites/" in out  # the plan shows the deletion
+    assert "python starter.py approve " in err and "temporal workflow signal" in err  # no terminal: the commands
+    assert "Deployment succeeded" in out
+
+
+def wait_for_listing(capsys: pytest.CaptureFixture[str], timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = run_cli(["list", "--local", "--running", "--output", "json"], capsys)
+        rows = json.loads(result.out) if result.code == 0 else []
+        if rows:
+            return list(rows)
+        time.sleep(0.3)
+    raise AssertionError("no running deployment appeared")
+
+
+def test_reject_exits_4_with_the_reason(on_stack: EmbeddedDefault, capsys) -> None:
+    assert run_cli(deploy_argv("e2e-reject"), capsys).code == ExitCode.OK
+    proc = cli_subprocess(
+        deploy_argv("e2e-reject", "--mode", "Complete", "--output", "json", template=WITHOUT_WEB), on_stack.state_dir
+    )
+    try:
+        wf_id = next(r["workflow_id"] for r in wait_for_listing(capsys) if r["resource_group"] == "e2e-reject")
+        wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys)
+        rejected = run_cli(["reject", wf_id, "--local", "--reason", "still in use", "--approver", "ana"], capsys)
+        assert rejected.code == ExitCode.OK, rejected.err
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == ExitCode.REJECTED, err
+    doc = json.loads(out)
+    assert doc["outcome"] == "REJECTED" and doc["exit_code"] == 4
+    assert any(c["by"] == "ana" and c["reason"] == "still in use" for c in doc["confirmations"])
+    # the web app survived the rejection: a fresh incremental deploy of the full template changes nothing
+    again = run_cli(deploy_argv("e2e-reject", "--output", "json"), capsys)
+    assert json.loads(again.out)["has_changes"] is False
+
+
+def test_demo_twice_shows_no_change_the_second_time(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env.pop("ORCHESTRATOR_STATE_DIR", None)
+    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "demo", "--state-dir", str(tmp_path / "state"), "--output", "json"]
+    runs = [subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=240) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first["has_changes"] is True and second["has_changes"] is False
+    assert second["change_counts"] == {"NoChange": 4}
+    assert not (tmp_path / "state" / "dev.json").exists()  # everything was stopped
