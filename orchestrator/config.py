@@ -132,6 +132,9 @@ class ArmConfig:
     credential: CredentialKind = "default"
     # Seconds between LRO polls when ARM sends no Retry-After (the SDK's default is 30).
     polling_interval: float = 30.0
+    # azure-core's own retries (its default is 3 on 408/429/5xx). 0: the workflow's schedule is the only retry
+    # policy, so every retry is an attempt in history and the 5/10/20/40/80 s schedule is what ARM sees.
+    sdk_retries: int = 0
 
     def validate(self) -> None:
         if not self.endpoint.startswith("https://"):
@@ -223,6 +226,7 @@ class ArmClients:
             "base_url": self.config.endpoint,
             "transport": AsyncioRequestsTransport(connection_verify=verify),
             "polling_interval": self.config.polling_interval,
+            "retry_total": self.config.sdk_retries,
         }
 
     def deployments(self, subscription_id: str) -> Any:

@@ -1,0 +1,29 @@
+"""Determinism guard: replay saved histories (tests/workflow/histories/) against today's workflow code. A change
+that would break workflows already running fails here; record new histories only for a deliberate, versioned
+change (``python -m tests.workflow.record_history``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from orchestrator.temporal_client import data_converter
+from workflows.deployment import DeploymentWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_saved_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+def test_there_is_a_history_to_replay() -> None:
+    assert HISTORIES, "tests/workflow/histories/ holds no history; run python -m tests.workflow.record_history"
