@@ -27,7 +27,7 @@ from .config import LocalArmConfig
 from .errors import ArmError, invalid_request_content
 from .faults import REQUEST_KINDS, FaultBook, FaultConfigError, FaultRule
 from .http import Request, Response, RouteInfo
-from .service import MAX_REQUEST_BYTES, ArmService
+from .service import MAX_REQUEST_BYTES, ArmService, classify
 from .store import Store
 from .tls import TlsFiles, ensure_certificates, server_context
 
@@ -236,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         response = self._safe(lambda: self._handle(req, info, too_large))
         if response is None:  # a dropped connection
             arm.faults.count_request(req.method, path, info.operation, info.deployment, 0)
+            self._send(None, req)
             return
         arm.faults.count_request(req.method, path, info.operation, info.deployment, response.status)
         response.headers.setdefault("x-ms-local-arm-ms", f"{(time.monotonic() - started) * 1000:.1f}")
@@ -363,19 +364,8 @@ def _rate_limits(value: Any) -> tuple[bool, dict[str, tuple[float, float]] | Non
 
 
 def _classify(req: Request, info: RouteInfo) -> None:
-    """Fill subscription and deployment name early, so faults and counters can match on them."""
-    segs = [s for s in req.path.split("/") if s]
-    low = [s.lower() for s in segs]
-    if len(segs) >= 2 and low[0] == "subscriptions":
-        info.subscription = segs[1]
-    for i, s in enumerate(low):
-        if (
-            s == "deployments"
-            and i + 1 < len(segs)
-            and (i == 0 or low[i - 1] in ("microsoft.resources", segs[3].lower() if len(segs) > 3 else ""))
-        ):
-            info.deployment = segs[i + 1]
-            break
+    """Name the operation, subscription and deployment early, so faults and counters can match on them."""
+    info.operation, info.subscription, info.deployment = classify(req.method, req.path)
 
 
 def _authenticate(req: Request) -> Response | None:

@@ -796,3 +796,70 @@ def _dependencies(expanded: Any) -> list[dict[str, Any]]:
             )
         out.append({"id": r.id, "resourceType": r.type, "resourceName": r.name, "dependsOn": deps})
     return out
+
+
+_RG_OPS = {
+    "PUT": "ResourceGroups_CreateOrUpdate",
+    "GET": "ResourceGroups_Get",
+    "HEAD": "ResourceGroups_CheckExistence",
+    "DELETE": "ResourceGroups_Delete",
+    "PATCH": "ResourceGroups_Update",
+}
+_DEPLOYMENT_OPS = {
+    "PUT": "Deployments_CreateOrUpdate",
+    "GET": "Deployments_Get",
+    "HEAD": "Deployments_CheckExistence",
+    "DELETE": "Deployments_Delete",
+}
+_DEPLOYMENT_ACTIONS = {
+    "cancel": "Deployments_Cancel",
+    "validate": "Deployments_Validate",
+    "whatif": "Deployments_WhatIf",
+    "exporttemplate": "Deployments_ExportTemplate",
+    "operationstatuses": "Deployments_OperationStatus",
+}
+_RESOURCE_OPS = {
+    "GET": "Resources_GetById",
+    "HEAD": "Resources_CheckExistenceById",
+    "DELETE": "Resources_DeleteById",
+    "PUT": "Resources_CreateOrUpdateById",
+}
+
+
+def classify(method: str, path: str) -> tuple[str, str, str]:
+    """(operation id, subscription, deployment name) of a request, without handling it — for faults/counters."""
+    segs = [s for s in path.split("/") if s]
+    low = [s.lower() for s in segs]
+    n = len(segs)
+    if n < 2 or low[0] != "subscriptions":
+        return "Unknown", "", ""
+    sub = segs[1]
+    if n == 2:
+        return "Subscriptions_Get", sub, ""
+    if low[2] == "operationresults":
+        return "OperationResults_Get", sub, ""
+    if low[2] == "resources":
+        return "Resources_List", sub, ""
+    if low[2] != "resourcegroups":
+        return "Unknown", sub, ""
+    if n == 3:
+        return "ResourceGroups_List", sub, ""
+    if n == 4:
+        return _RG_OPS.get(method, "Unknown"), sub, ""
+    rest = low[4:]
+    if rest == ["resources"]:
+        return "Resources_ListByResourceGroup", sub, ""
+    if rest[:1] == ["deployments"] and len(rest) >= 3 and rest[2] == "operations":
+        return ("DeploymentOperations_Get" if len(rest) > 3 else "DeploymentOperations_List"), sub, segs[5]
+    if rest[:3] == ["providers", "microsoft.resources", "deployments"]:
+        if len(rest) == 3:
+            return "Deployments_ListByResourceGroup", sub, ""
+        name = segs[7]
+        if len(rest) == 4:
+            return _DEPLOYMENT_OPS.get(method, "Unknown"), sub, name
+        if rest[4] == "operations":
+            return ("DeploymentOperations_Get" if len(rest) > 5 else "DeploymentOperations_List"), sub, name
+        return _DEPLOYMENT_ACTIONS.get(rest[4], "Unknown"), sub, name
+    if rest[:1] == ["providers"]:
+        return _RESOURCE_OPS.get(method, "Unknown"), sub, ""
+    return "Unknown", sub, ""
