@@ -1,0 +1,108 @@
+"""Helpers for acceptance tests: a real worker (real activities) wired to the local ARM over HTTPS."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from orchestrator.blobstore import LocalBlobStore
+from orchestrator.config import ArmClients, ArmConfig, WorkerConfig
+from orchestrator.deployments import build_deploy_request
+from orchestrator.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
+from orchestrator.runtime import build_worker
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "storage-and-web"
+
+
+def example_template(name: str = "azuredeploy.json") -> dict[str, Any]:
+    return json.loads((EXAMPLE / name).read_text())
+
+
+def example_parameters() -> dict[str, Any]:
+    return dict(json.loads((EXAMPLE / "azuredeploy.parameters.json").read_text())["parameters"])
+
+
+def storage_template(names: list[str], *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A template of plain storage accounts (one resource type the local ARM provisions quickly)."""
+    template: dict[str, Any] = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"location": {"type": "string", "defaultValue": "[resourceGroup().location]"}},
+        "resources": [
+            {
+                "type": "Microsoft.Storage/storageAccounts",
+                "apiVersion": "2023-01-01",
+                "name": n,
+                "location": "[parameters('location')]",
+                "sku": {"name": "Standard_LRS"},
+                "kind": "StorageV2",
+                "properties": {},
+            }
+            for n in names
+        ],
+    }
+    if extra:
+        template = copy.deepcopy(template) | extra
+    return template
+
+
+def arm_config(local_arm: Any) -> ArmConfig:
+    return ArmConfig(endpoint=local_arm.endpoint, ca_file=Path(local_arm.ca_file), credential="local",
+                     polling_interval=0.02)  # fmt: skip
+
+
+def fast_settings(**kw: Any) -> WorkerSettings:
+    values: dict[str, Any] = {
+        "retry": RetrySchedule(initial_interval_seconds=0.2, backoff_coefficient=2, maximum_retries=5),
+        "confirmation_timeout_seconds": 120.0,
+        "heartbeat_timeout_seconds": 5.0,
+    }
+    values.update(kw)
+    return WorkerSettings(**values)
+
+
+@asynccontextmanager
+async def real_worker(
+    client: Client, local_arm: Any, blob_dir: Path, task_queue: str, settings: WorkerSettings | None = None
+) -> AsyncIterator[Worker]:
+    config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
+                          settings=settings or fast_settings())  # fmt: skip
+    clients = ArmClients(config.arm)
+    try:
+        async with build_worker(client, config, clients=clients, store=LocalBlobStore(blob_dir)) as worker:
+            yield worker
+    finally:
+        await clients.close()
+
+
+def request_for(
+    local_arm: Any,
+    blob_dir: Path,
+    resource_group: str,
+    template: dict[str, Any],
+    *,
+    parameters: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL,
+    **kw: Any,
+) -> DeployRequest:
+    return build_deploy_request(
+        store=LocalBlobStore(blob_dir),
+        template=template,
+        subscription_id=local_arm.subscription_id,
+        resource_group=resource_group,
+        location="westeurope",
+        parameters=parameters,
+        overrides=overrides,
+        mode=mode,
+        initiator="acceptance-test",
+        **kw,
+    )
