@@ -252,7 +252,7 @@ class EmbeddedDefault:
 
     def _spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, stop_signal: int) -> _Child:
         log_path = self.state_dir / f"{name}.log"
-        with open(log_path, "ab") as log_file:
+        with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -324,7 +324,7 @@ class EmbeddedDefault:
             str(self.state_dir / "local-arm"),
         ]
         log_path = self.state_dir / "local-arm.log"
-        with open(out_path, "wb") as out_file, open(log_path, "ab") as log_file:
+        with open(out_path, "wb") as out_file, open(log_path, "wb") as log_file:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

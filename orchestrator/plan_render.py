@@ -44,6 +44,8 @@ _PROPERTY_CHANGE_TYPES: dict[str, tuple[str, int]] = {
     "NoEffect": ("x", 3),
 }
 
+_ALIGN_LIMIT = 48
+
 # Change types that alter Azure when deployed; a plan with none of these has no changes.
 CHANGING_TYPES = frozenset({"Create", "Delete", "Modify", "Deploy"})
 
@@ -138,7 +140,9 @@ def _payload_lines(payload: Mapping[str, Any], indent: str) -> list[str]:
     rows = _flatten(payload)
     if not rows:
         return []
-    width = max(len(path) for path, _ in rows) + 1
+    # Align values like az does, but do not let one very long path (a resource id used as a key) push every
+    # value off the screen.
+    width = max((len(path) for path, _ in rows if len(path) <= _ALIGN_LIMIT), default=0) + 1
     return ["", *[f"{indent}{(path + ':').ljust(width)} {_format_value(v)}" for path, v in rows], ""]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -334,13 +335,12 @@ async def follow(
             status = await _try_status(handle)
             if status is not None:
                 for transition in status.transitions[seen:]:
+                    # The plan goes out before the first stage that follows planning, as a reader expects.
+                    if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
+                        plan_shown = True
+                        _show_plan(status.plan, store, output)
                     progress(_transition_line(transition.stage, transition.detail, transition.by))
                 seen = len(status.transitions)
-                if status.plan is not None and not plan_shown and status.stage != DeploymentStage.PLANNING:
-                    plan_shown = True
-                    if output == "text":
-                        sys.stdout.write(render_plan(plan_documents(status.plan, store)))
-                        sys.stdout.flush()
                 pending = status.pending_confirmation
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
@@ -353,11 +353,35 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
-    if not plan_shown and result.plan is not None and output == "text":
-        sys.stdout.write(render_plan(plan_documents(result.plan, store)))
+    for transition in result.transitions[seen:]:
+        if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
+            plan_shown = True
+            _show_plan(result.plan, store, output)
+        progress(_transition_line(transition.stage, transition.detail, transition.by))
+    if not plan_shown and result.plan is not None:
+        _show_plan(result.plan, store, output)
     if prompt is not None:
         sys.stderr.write("\n(the deployment ended before an answer was given)\n")
     return result
+
+
+_AFTER_PLANNING = frozenset(
+    {
+        DeploymentStage.AWAITING_CONFIRMATION,
+        DeploymentStage.DEPLOYING,
+        DeploymentStage.VERIFYING_HEALTH,
+        DeploymentStage.COMPLETED,
+        DeploymentStage.FAILED,
+    }
+)
+
+
+def _show_plan(plan: Any, store: LocalBlobStore | None, output: str) -> None:
+    if output != "text":
+        return
+    sys.stderr.flush()
+    sys.stdout.write(render_plan(plan_documents(plan, store)))
+    sys.stdout.flush()
 
 
 def status_set(status: DeploymentStatus | None) -> list[str] | None:
@@ -434,7 +458,7 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
         if result.skipped_health:
             out.write("Health verification was skipped (--skip-health).\n")
         for name, value in sorted(result.outputs.items()):
-            out.write(f"  output {name} = {value!r}\n")
+            out.write(f"  output {name} = {json.dumps(value, ensure_ascii=False)}\n")
     else:
         failure = result.failure
         what = {

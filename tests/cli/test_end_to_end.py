@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault
+from orchestrator.embedded import EmbeddedDefault, temporal_binary
 from orchestrator.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, REPO, run_cli
@@ -93,26 +94,87 @@ def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Deployment succeeded" in second.out
 
 
+class StderrWatcher:
+    """Collects a subprocess's stderr lines as they come, so a test can act on what the user would read."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, fragment: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if fragment in line:
+                    return line
+            time.sleep(0.1)
+        raise AssertionError(f"{fragment!r} never appeared on stderr:\n" + "\n".join(self.lines))
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return "\n".join(self.lines)
+
+
+def start_removal(rg: str, state_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], StderrWatcher]:
+    proc = cli_subprocess(deploy_argv(rg, "--mode", "Complete", *extra, template=WITHOUT_WEB), state_dir)
+    return proc, StderrWatcher(proc)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=timeout)
+        return out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_deletion_waits_then_approve_through_starter(on_stack: EmbeddedDefault, capsys) -> None:
     assert run_cli(deploy_argv("e2e-approve"), capsys).code == ExitCode.OK
-    proc = cli_subprocess(deploy_argv("e2e-approve", "--mode", "Complete", template=WITHOUT_WEB), on_stack.state_dir)
+    proc, stderr = start_removal("e2e-approve", on_stack.state_dir)
     try:
-        listing = wait_for_listing(capsys)
-        wf_id = next(r["workflow_id"] for r in listing if r["resource_group"] == "e2e-approve")
+        stderr.wait_for("Microsoft.Web/sites/")  # the CLI names what would be deleted
+        command = stderr.wait_for("python starter.py approve ")  # no terminal: it prints the exact command
+        stderr.wait_for("temporal workflow signal")
+        wf_id = command.split("python starter.py approve ", 1)[1].split()[0]
         pending = wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys)
         deleted = [c["resource_id"] for c in pending["pending_confirmation"]["destructive_changes"]]
         assert len(deleted) == 1 and "/Microsoft.Web/sites/" in deleted[0]
         approved = run_cli(["approve", wf_id, "--local", "--reason", "web app retired"], capsys)
         assert approved.code == ExitCode.OK, approved.err
-        out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == ExitCode.OK, err
+        out = finish(proc)
+    assert proc.returncode == ExitCode.OK, stderr.text()
     assert "  - Microsoft.Web/sites/" in out  # the plan shows the deletion
-    assert "python starter.py approve " in err and "temporal workflow signal" in err  # no terminal: the commands
     assert "Deployment succeeded" in out
+    assert "[COMPLETED]" in stderr.text()
+
+
+def test_printed_temporal_cli_command_approves(on_stack: EmbeddedDefault, capsys) -> None:
+    """The `temporal workflow signal` line the CLI prints works as is (a client we did not write)."""
+    assert run_cli(deploy_argv("e2e-tctl"), capsys).code == ExitCode.OK
+    proc, stderr = start_removal("e2e-tctl", on_stack.state_dir)
+    try:
+        line = stderr.wait_for("temporal workflow signal")
+        command = line.strip().replace("temporal ", f"{temporal_binary()} ", 1)
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    finally:
+        out = finish(proc)
+    assert proc.returncode == ExitCode.OK, stderr.text()
+    assert "Deployment succeeded" in out
+    assert (
+        "APPROVED" in run_cli(["status", "deploy-00000000-0000-0000-0000-000000000001-e2e-tctl", "--local"], capsys).out
+    )
 
 
 def wait_for_listing(capsys: pytest.CaptureFixture[str], timeout: float = 30) -> list[dict[str, Any]]:
@@ -128,20 +190,15 @@ def wait_for_listing(capsys: pytest.CaptureFixture[str], timeout: float = 30) ->
 
 def test_reject_exits_4_with_the_reason(on_stack: EmbeddedDefault, capsys) -> None:
     assert run_cli(deploy_argv("e2e-reject"), capsys).code == ExitCode.OK
-    proc = cli_subprocess(
-        deploy_argv("e2e-reject", "--mode", "Complete", "--output", "json", template=WITHOUT_WEB), on_stack.state_dir
-    )
+    proc, stderr = start_removal("e2e-reject", on_stack.state_dir, "--output", "json")
     try:
         wf_id = next(r["workflow_id"] for r in wait_for_listing(capsys) if r["resource_group"] == "e2e-reject")
         wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys)
         rejected = run_cli(["reject", wf_id, "--local", "--reason", "still in use", "--approver", "ana"], capsys)
         assert rejected.code == ExitCode.OK, rejected.err
-        out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == ExitCode.REJECTED, err
+        out = finish(proc)
+    assert proc.returncode == ExitCode.REJECTED, stderr.text()
     doc = json.loads(out)
     assert doc["outcome"] == "REJECTED" and doc["exit_code"] == 4
     assert any(c["by"] == "ana" and c["reason"] == "still in use" for c in doc["confirmations"])
