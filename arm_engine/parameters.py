@@ -273,7 +273,8 @@ class ParameterResolver:
                     f"{key}=VALUE",
                     path=f"{self.path_prefix}.{key}",
                     source=self.template_source,
-                    details={"parameter": key, "parameters_file": self.parameters_source},
+                    details={"parameter": key}
+                    | ({"parameters_file": self.parameters_source} if self.parameters_source else {}),
                 )
             )
             return None

@@ -840,8 +840,12 @@ class _Expander:
                 provided_path_prefix=f"{path}.parameters",
             )
             values = level.resolver.resolve_all()
+            secure = {name.lower() for name, pv in values.items() if pv.secure}
             shown["parameters"] = {
-                name: {"value": SECRET_MASK if pv.secure else pv.value} for name, pv in values.items()
+                name: {"reference": entry["reference"]}
+                if "reference" in entry
+                else {"value": SECRET_MASK if name.lower() in secure else entry["value"]}
+                for name, entry in provided.items()
             }
         else:
             level = _Level(
