@@ -330,7 +330,6 @@ class Runner:
         )
         deployer = _Deployer(self, sub, group["name"], name, cancel)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
-        deployer.record_nested(expanded)
         if mode.lower() == "complete":
             keep = {r.id.lower() for r in expanded.resources}
             for stored in self.store.list_resources(sub, group["name"]):
@@ -416,7 +415,7 @@ class _Deployer:
         if resource.deployment_path:
             self.nested.setdefault(resource.deployment_path[-1], []).append(resource)
         if resource.type.lower() == DEPLOYMENTS_TYPE.lower():
-            return {"id": resource.id, "name": resource.name, "type": resource.type, "properties": {}}
+            return self._nested_deployment(resource)
         started = time.time()
         op_id = operation_id()
         scope = parse_resource_id(resource.id) or (self.sub, self.rg)
@@ -511,33 +510,54 @@ class _Deployer:
             props["statusMessage"] = {"status": "Failed", "error": error}
         self.store.put_operation(self.sub, self.rg, owner, op_id, {"operationId": op_id, "properties": props})
 
-    def record_nested(self, expanded: ExpandedDeployment) -> None:
-        """Nested deployments are deployments too: one Succeeded record each, as ARM keeps them."""
-        for name, resources in self.nested.items():
-            if name.lower() == self.deployment.lower():
-                continue
-            now = time.time()
-            record = {
-                "id": deployment_id(self.sub, self.rg, name),
-                "name": name,
-                "sub": self.sub,
-                "rg": self.rg,
-                "state": "Succeeded",
-                "nested": True,
-                "parent": self.deployment,
-                "run_id": run_id(),
-                "op_id": "",
-                "mode": "Incremental",
-                "template": {},
-                "parameters": {},
-                "request": {"properties": {"mode": "Incremental"}},
-                "started": now,
-                "finished": now,
-                "correlation_id": str(uuid.uuid4()),
-                "output_resources": [{"id": r.id} for r in resources if not r.existing],
-                "outputs": {},
-            }
-            self.store.put_deployment(self.sub, self.rg, record)
+    def _nested_deployment(self, resource: ExpandedResource) -> dict[str, Any]:
+        """Nested deployments are deployments too: a Succeeded record each, as ARM keeps them."""
+        sub, rg = parse_resource_id(resource.id) or (self.sub, self.rg)
+        props = resource.body.get("properties") if isinstance(resource.body.get("properties"), dict) else {}
+        raw_outputs = materialize((props or {}).get("outputs") or {})
+        outputs = {
+            k: {"type": _PARAM_TYPES.get(str(v.get("type", "")).lower(), v.get("type")), "value": v.get("value")}
+            for k, v in raw_outputs.items()
+            if isinstance(v, dict)
+        }
+        inner = self.nested.get(resource.name, [])
+        now = time.time()
+        mode = str((props or {}).get("mode") or "Incremental")
+        record = {
+            "id": deployment_id(sub, rg, resource.name),
+            "name": resource.name,
+            "sub": sub,
+            "rg": rg,
+            "state": "Succeeded",
+            "nested": True,
+            "parent": self.deployment,
+            "run_id": run_id(),
+            "op_id": "",
+            "mode": mode,
+            "template": {},
+            "parameters": {},
+            "request": {"properties": {"mode": mode}},
+            "started": now,
+            "finished": now,
+            "correlation_id": str(uuid.uuid4()),
+            "output_resources": [{"id": r.id} for r in inner if not r.existing],
+            "outputs": outputs,
+        }
+        self.store.put_deployment(sub, rg, record)
+        self._operation(
+            self.deployment,
+            operation_id(),
+            "Succeeded",
+            now,
+            {"id": resource.id, "resourceType": resource.type, "resourceName": resource.name},
+            status_code="OK",
+        )
+        return {
+            "id": resource.id,
+            "name": resource.name,
+            "type": resource.type,
+            "properties": {"provisioningState": "Succeeded", "outputs": outputs, "mode": mode},
+        }
 
 
 def _what_if_payload(res: ExpandedResource) -> dict[str, Any]:

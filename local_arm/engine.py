@@ -6,6 +6,7 @@ from typing import Any
 
 import arm_engine
 from arm_engine import DeploymentScope, ExpandedDeployment, ResourceDeployer, ResourceStateView, TemplateError
+from arm_engine.template import expand_template
 
 from .errors import ArmError, error_object
 
@@ -18,13 +19,12 @@ def expand(
     state: ResourceStateView | None,
     deployer: ResourceDeployer | None = None,
 ) -> ExpandedDeployment:
-    expand_template = getattr(arm_engine, "expand_template", None)
-    if expand_template is None:  # the engine is still being written
-        from arm_engine import template as template_module  # type: ignore[attr-defined]
-
-        expand_template = template_module.expand_template
     result: ExpandedDeployment = expand_template(
-        template, parameters=parameters, scope=scope, state=state, deployer=deployer
+        template,
+        parameters={"contentVersion": "1.0.0.0", "parameters": parameters},
+        scope=scope,
+        state=state,
+        deployer=deployer,
     )
     return result
 

@@ -60,6 +60,82 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     if t == "microsoft.network/publicipaddresses":
         extra: dict[str, Any] = {"ipAddress": f"20.{d[0]}.{d[1]}.{d[2] or 1}", "resourceGuid": stable_guid(resource_id)}
         return extra
+    if t == "microsoft.operationalinsights/workspaces":
+        return {"customerId": stable_guid(resource_id, "customer")}
+    if t == "microsoft.keyvault/vaults/secrets":
+        vault, _, secret = name.partition("/")
+        uri = f"https://{vault.lower()}.vault.azure.net/secrets/{secret}"
+        return {"secretUri": uri, "secretUriWithVersion": f"{uri}/{d.hex()[:32]}"}
+    if t == "microsoft.keyvault/vaults/keys":
+        vault, _, key = name.partition("/")
+        uri = f"https://{vault.lower()}.vault.azure.net/keys/{key}"
+        return {"keyUri": uri, "keyUriWithVersion": f"{uri}/{d.hex()[:32]}"}
+    if t == "microsoft.machinelearningservices/workspaces":
+        return {
+            "workspaceId": stable_guid(resource_id, "workspace"),
+            "discoveryUrl": f"https://{loc}.api.azureml.ms/discovery",
+            "mlFlowTrackingUri": f"azureml://{loc}.api.azureml.ms/mlflow/v1.0{resource_id}",
+        }
+    if t == "microsoft.cdn/profiles":
+        return {"frontDoorId": stable_guid(resource_id, "frontdoor")}
+    if t == "microsoft.cdn/profiles/endpoints":
+        return {"hostName": f"{n}.azureedge.net"}
+    if t == "microsoft.cdn/profiles/afdendpoints":
+        return {"hostName": f"{n}-{d.hex()[:16]}.z01.azurefd.net"}
+    if t == "microsoft.apimanagement/service":
+        return {
+            "gatewayUrl": f"https://{n}.azure-api.net",
+            "portalUrl": f"https://{n}.portal.azure-api.net",
+            "publicIPAddresses": [f"20.{d[0]}.{d[1]}.{d[2] or 1}"],
+            "privateIPAddresses": ["10.0.0.4"],
+        }
+    if t == "microsoft.databricks/workspaces":
+        return {
+            "workspaceId": stable_guid(resource_id, "workspace"),
+            "workspaceUrl": f"adb-{int.from_bytes(d[:6], 'big')}.{d[6] % 20}.azuredatabricks.net",
+            "storageAccountIdentity": {
+                "principalId": stable_guid(resource_id, "storage-identity"),
+                "tenantId": "00000000-0000-0000-0000-000000000000",
+                "type": "SystemAssigned",
+            },
+            "managedDiskIdentity": {
+                "principalId": stable_guid(resource_id, "disk-identity"),
+                "tenantId": "00000000-0000-0000-0000-000000000000",
+                "type": "SystemAssigned",
+            },
+        }
+    if t == "microsoft.desktopvirtualization/hostpools":
+        return {"registrationInfo": {"token": base64.b64encode(_digest(resource_id, "token")).decode()}}
+    if t == "microsoft.devices/iothubs":
+        return {"hostName": f"{n}.azure-devices.net"}
+    if t == "microsoft.digitaltwins/digitaltwinsinstances":
+        return {"hostName": f"{n}.api.{loc}.digitaltwins.azure.net"}
+    if t == "microsoft.healthdataaiservices/deidservices":
+        return {"serviceUrl": f"https://{n}.api.deid.azure.com"}
+    if t == "microsoft.web/sites/slots":
+        site, _, slot = name.partition("/")
+        host = f"{site.lower()}-{slot.lower()}.azurewebsites.net"
+        return {"defaultHostName": host, "hostNames": [host], "state": "Running"}
+    if t == "microsoft.app/containerapps":
+        return {
+            "latestRevisionFqdn": f"{n}--{d.hex()[:7]}.{d.hex()[7:15]}.{loc}.azurecontainerapps.io",
+            "configuration": {"ingress": {"fqdn": f"{n}.{d.hex()[7:15]}.{loc}.azurecontainerapps.io"}},
+            "outboundIpAddresses": [f"20.{d[0]}.{d[1]}.{d[2] or 1}"],
+        }
+    if t == "microsoft.app/managedenvironments":
+        return {"defaultDomain": f"{d.hex()[7:15]}.{loc}.azurecontainerapps.io", "staticIp": f"20.{d[0]}.{d[1]}.{d[3]}"}
+    if t == "microsoft.servicefabric/clusters":
+        return {
+            "clusterEndpoint": f"https://{loc}.servicefabric.azure.com/runtime/clusters/{stable_guid(resource_id)}",
+            "clusterId": stable_guid(resource_id),
+        }
+    if t == "microsoft.web/hostingenvironments":
+        return {"dnsSuffix": f"{n}.appserviceenvironment.net"}
+    if t in ("microsoft.dbformysql/servers", "microsoft.dbforpostgresql/servers", "microsoft.dbformariadb/servers"):
+        kind = t.split("/")[0].removeprefix("microsoft.dbfor")
+        return {"fullyQualifiedDomainName": f"{n}.{kind}.database.azure.com"}
+    if t == "microsoft.resources/deploymentscripts":
+        return {"outputs": {}}
     if t == "microsoft.keyvault/vaults":
         return {"vaultUri": f"https://{n}.vault.azure.net/"}
     if t in (
@@ -93,13 +169,35 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     if t == "microsoft.cache/redis":
         return {"hostName": f"{n}.redis.cache.windows.net", "port": 6379, "sslPort": 6380}
     if t == "microsoft.containerservice/managedclusters":
-        return {"fqdn": f"{n}-dns-{d.hex()[:8]}.hcp.{loc}.azmk8s.io"}
+        rg = resource_id.split("/")[4] if resource_id.count("/") > 4 else "rg"
+        node_rg = f"MC_{rg}_{n}_{loc}"
+        sub = resource_id.split("/")[2] if resource_id.count("/") > 2 else ""
+        return {
+            "fqdn": f"{n}-dns-{d.hex()[:8]}.hcp.{loc}.azmk8s.io",
+            "nodeResourceGroup": node_rg,
+            "identityProfile": {
+                "kubeletidentity": {
+                    "resourceId": f"/subscriptions/{sub}/resourceGroups/{node_rg}/providers/"
+                    f"Microsoft.ManagedIdentity/userAssignedIdentities/{n}-agentpool",
+                    "clientId": stable_guid(resource_id, "kubelet-client"),
+                    "objectId": stable_guid(resource_id, "kubelet-object"),
+                }
+            },
+        }
     if t in ("microsoft.eventhub/namespaces", "microsoft.servicebus/namespaces"):
         return {"serviceBusEndpoint": f"https://{n}.servicebus.windows.net:443/"}
     if t == "microsoft.signalrservice/signalr":
         return {"hostName": f"{n}.service.signalr.net"}
     if t == "microsoft.cognitiveservices/accounts":
-        return {"endpoint": f"https://{loc}.api.cognitive.microsoft.com/"}
+        endpoint = f"https://{n}.cognitiveservices.azure.com/"
+        return {
+            "endpoint": endpoint,
+            "endpoints": {
+                "OpenAI Language Model Instance API": f"https://{n}.openai.azure.com/",
+                "AI Foundry API": f"https://{n}.services.ai.azure.com/",
+                "Cognitive Services": endpoint,
+            },
+        }
     return {}
 
 
@@ -114,13 +212,88 @@ def enrich(body: dict[str, Any], resource_id: str) -> dict[str, Any]:
         props = payload["properties"] = {}
     if isinstance(props, dict):
         _strip_write_only(props)
-        for key, value in read_only_properties(rtype, name, payload.get("location"), resource_id).items():
-            props.setdefault(key, value)
+        _merge_defaults(props, read_only_properties(rtype, name, payload.get("location"), resource_id))
+    if isinstance(props, dict):
+        _nested_read_only(rtype.lower(), resource_id, props, payload.get("location"))
     identity = payload.get("identity")
     if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
         identity.setdefault("principalId", stable_guid(resource_id, "system-principal"))
         identity.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
     return payload
+
+
+def _merge_defaults(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add provider values the template did not set, descending into objects the template did set."""
+    for key, value in extra.items():
+        if key not in target:
+            target[key] = value
+        elif isinstance(target[key], dict) and isinstance(value, dict):
+            _merge_defaults(target[key], value)
+
+
+def _nested_read_only(rtype: str, resource_id: str, props: dict[str, Any], location: Any) -> None:
+    """Read-only values inside template-set objects and arrays (ids of inline children, addresses)."""
+    loc = str(location or "eastus").replace(" ", "").lower()
+    if rtype == "microsoft.network/publicipaddresses":
+        dns = props.get("dnsSettings")
+        if isinstance(dns, dict) and isinstance(dns.get("domainNameLabel"), str):
+            dns.setdefault("fqdn", f"{dns['domainNameLabel']}.{loc}.cloudapp.azure.com")
+    if rtype == "microsoft.containerinstance/containergroups":
+        ip = props.get("ipAddress")
+        if isinstance(ip, dict):
+            d = _digest(resource_id, "aci")
+            ip.setdefault("ip", f"20.{d[0]}.{d[1]}.{d[2] or 1}")
+            if isinstance(ip.get("dnsNameLabel"), str):
+                ip.setdefault("fqdn", f"{ip['dnsNameLabel']}.{loc}.azurecontainer.io")
+    private_group = props.get("subnetIds") or props.get("networkProfile")
+    if rtype == "microsoft.containerinstance/containergroups" and "ipAddress" not in props and private_group:
+        props["ipAddress"] = {"ip": "10.0.0.4", "type": "Private"}
+    if rtype == "microsoft.containerservice/managedclusters":
+        addons = props.get("addonProfiles")
+        if isinstance(addons, dict):
+            for addon, spec in addons.items():
+                if isinstance(spec, dict) and spec.get("enabled"):
+                    spec.setdefault(
+                        "identity",
+                        {
+                            "clientId": stable_guid(resource_id, f"{addon}-client"),
+                            "objectId": stable_guid(resource_id, f"{addon}-object"),
+                            "resourceId": f"{resource_id}/addonIdentities/{addon}",
+                        },
+                    )
+    if rtype == "microsoft.network/loadbalancers":
+        for key in ("backendAddressPools", "probes", "loadBalancingRules", "inboundNatRules"):
+            for item in props.get(key) or []:
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    item.setdefault("id", f"{resource_id}/{key}/{item['name']}")
+    child_arrays = {
+        "microsoft.network/virtualnetworks": ("subnets", "subnets", False),
+        "microsoft.network/loadbalancers": ("frontendIPConfigurations", "frontendIPConfigurations", True),
+        "microsoft.network/azurefirewalls": ("ipConfigurations", "azureFirewallIpConfigurations", True),
+        "microsoft.network/networkinterfaces": ("ipConfigurations", "ipConfigurations", True),
+        "microsoft.network/applicationgateways": ("frontendIPConfigurations", "frontendIPConfigurations", True),
+        "microsoft.network/routetables": ("routes", "routes", False),
+        "microsoft.network/networksecuritygroups": ("securityRules", "securityRules", False),
+    }
+    spec = child_arrays.get(rtype)
+    if spec is None:
+        return
+    key, child_type, private_ip = spec
+    items = props.get(key)
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("name"), str):
+            item.setdefault("id", f"{resource_id}/{child_type}/{item['name']}")
+        inner = item.get("properties")
+        if (
+            private_ip
+            and isinstance(inner, dict)
+            and (rtype.endswith("azurefirewalls") or "publicIPAddress" not in inner)
+        ):
+            inner.setdefault("privateIPAddress", inner.get("privateIPAddress") or f"10.0.{i}.4")
 
 
 def _strip_write_only(value: Any) -> None:
@@ -143,6 +316,21 @@ def list_call_answer(resource_id: str, function: str) -> Any:
 
     if fn in ("listkeys", "listkey"):
         return {
+            "key1": key(1),
+            "key2": key(2),
+            "primarySharedKey": key(1),
+            "secondarySharedKey": key(2),
+            "primaryAccessKey": key(1),
+            "value": [
+                {
+                    "keyName": "iothubowner",
+                    "name": "iothubowner",
+                    "primaryKey": key(1),
+                    "secondaryKey": key(2),
+                    "value": key(1),
+                    "rights": "RegistryWrite, ServiceConnect, DeviceConnect",
+                },
+            ],
             "keys": [
                 {"keyName": "key1", "value": key(1), "permissions": "FULL"},
                 {"keyName": "key2", "value": key(2), "permissions": "FULL"},
@@ -154,6 +342,8 @@ def list_call_answer(resource_id: str, function: str) -> Any:
             "primaryConnectionString": f"Endpoint=sb://local/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={key(1)}",
             "secondaryConnectionString": f"Endpoint=sb://local/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={key(2)}",
         }
+    if fn == "listauthkeys":
+        return {"authKey1": "IR@" + key(1), "authKey2": "IR@" + key(2)}
     if fn == "listconnectionstrings":
         return {"connectionStrings": [{"connectionString": f"AccountKey={key(1)}", "description": "Primary"}]}
     if fn == "listcredentials":

@@ -42,6 +42,9 @@ def property_delta(before: Any, after: Any, path: str = "") -> list[dict[str, An
             if lkey not in lower_before:
                 if new is None:
                     continue
+                if isinstance(new, dict) and new:
+                    changes.extend(property_delta({}, new, child))  # ARM reports a new object's leaves
+                    continue
                 changes.append({"path": child, "propertyChangeType": "Create", "after": materialize(new)})
                 continue
             old = before[lower_before[lkey]]
