@@ -45,7 +45,6 @@ from .functions._core import (
     Invocation,
     LambdaValue,
     contains_deferred,
-    deep_copy,
     get_property,
     is_int,
     type_name,
@@ -78,6 +77,9 @@ class _Unknown:
 
 
 UNKNOWN: Final = _Unknown()
+
+# The safety net's message: an engine bug surfaced as a TemplateError rather than a bare Python exception.
+INTERNAL_ERROR_PREFIX = "internal error while evaluating:"
 
 
 class _Evaluation:
@@ -327,14 +329,21 @@ def evaluate_expression(expr: Expr, ctx: EvaluationContext, path: str, text: str
     except RecursionError:
         raise ev.fail(IssueCode.INVALID_VALUE, "the expression recurses too deeply") from None
     except Exception as exc:  # a safety net: callers must only ever see TemplateError
-        raise ev.fail(IssueCode.INVALID_VALUE, f"evaluation failed: {type(exc).__name__}: {exc}") from None
-    if isinstance(result, LambdaValue):
-        raise ev.fail(IssueCode.TYPE_ERROR, "a lambda can only be passed to a function that takes one")
+        raise ev.fail(IssueCode.INVALID_VALUE, f"{INTERNAL_ERROR_PREFIX} {type(exc).__name__}: {exc}") from None
     if isinstance(result, Deferred) and result.expression != text:
         return Deferred(text, result.reason)
-    if isinstance(result, (dict, list)):
-        return deep_copy(result)  # never hand out the context's own parameter or variable objects
-    return result
+    return _export(ev, result)
+
+
+def _export(ev: _Evaluation, value: Any) -> Any:
+    """A fresh copy of a result (never the context's own parameter or variable objects), with no lambda in it."""
+    if isinstance(value, dict):
+        return {k: _export(ev, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_export(ev, v) for v in value]
+    if isinstance(value, LambdaValue):
+        raise ev.fail(IssueCode.TYPE_ERROR, "a lambda can only be passed to a function that takes one")
+    return value
 
 
 def evaluate_string(text: str, ctx: EvaluationContext, path: str) -> Any:

@@ -4,6 +4,7 @@ shallowMerge, items (sorted by key), objectKeys, json, null."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import IssueCode
@@ -132,10 +133,144 @@ def _parse_int(text: str) -> int | float:
 
 
 def parse_json(text: str) -> Any:
+    """Strict JSON first; then the leniency of ARM's JSON reader (Newtonsoft): single-quoted strings, unquoted
+    property names, comments and trailing commas, as in the documented ``json("{'one': 'a'}")``."""
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
-    except (ValueError, RecursionError) as exc:
-        raise FunctionError(IssueCode.INVALID_VALUE, f"the string is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise FunctionError(IssueCode.INVALID_VALUE, "the JSON is nested too deeply") from None
+    except ValueError as exc:
+        strict_error = exc
+    try:
+        return _LenientJson(text).document()
+    except (ValueError, RecursionError):
+        raise FunctionError(IssueCode.INVALID_VALUE, f"the string is not valid JSON: {strict_error}") from None
+
+
+class _LenientJson:
+    _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+    _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+    _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/", "\\": "\\", "'": "'", '"': '"'}
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def document(self) -> Any:
+        value = self.value()
+        self.space()
+        if self.pos != len(self.text):
+            raise ValueError("unexpected text after the JSON value")
+        return value
+
+    def space(self) -> None:
+        text, n = self.text, len(self.text)
+        while self.pos < n:
+            if text[self.pos].isspace():
+                self.pos += 1
+            elif text.startswith("//", self.pos):
+                end = text.find("\n", self.pos)
+                self.pos = n if end < 0 else end + 1
+            elif text.startswith("/*", self.pos):
+                end = text.find("*/", self.pos + 2)
+                if end < 0:
+                    raise ValueError("unterminated comment")
+                self.pos = end + 2
+            else:
+                break
+
+    def value(self) -> Any:
+        self.space()
+        if self.pos >= len(self.text):
+            raise ValueError("unexpected end of JSON")
+        ch = self.text[self.pos]
+        if ch == "{":
+            return self.obj()
+        if ch == "[":
+            return self.arr()
+        if ch in "'\"":
+            return self.string()
+        m = self._NUMBER.match(self.text, self.pos)
+        if m:
+            self.pos = m.end()
+            raw = m.group()
+            if any(c in raw for c in ".eE"):
+                return float(raw)
+            return _parse_int(raw)
+        m = self._NAME.match(self.text, self.pos)
+        if m and m.group() in ("true", "false", "null"):
+            self.pos = m.end()
+            return {"true": True, "false": False, "null": None}[m.group()]
+        raise ValueError(f"unexpected character {ch!r}")
+
+    def string(self) -> str:
+        quote = self.text[self.pos]
+        self.pos += 1
+        out: list[str] = []
+        while True:
+            if self.pos >= len(self.text):
+                raise ValueError("unterminated string")
+            ch = self.text[self.pos]
+            if ch == quote:
+                self.pos += 1
+                return "".join(out)
+            if ch == "\\":
+                nxt = self.text[self.pos + 1 : self.pos + 2]
+                if nxt == "u":
+                    out.append(chr(int(self.text[self.pos + 2 : self.pos + 6], 16)))
+                    self.pos += 6
+                    continue
+                if nxt not in self._ESCAPES:
+                    raise ValueError("invalid escape")
+                out.append(self._ESCAPES[nxt])
+                self.pos += 2
+                continue
+            out.append(ch)
+            self.pos += 1
+
+    def obj(self) -> dict[str, Any]:
+        self.pos += 1
+        result: dict[str, Any] = {}
+        while True:
+            self.space()
+            if self.text[self.pos : self.pos + 1] == "}":
+                self.pos += 1
+                return result
+            if self.text[self.pos : self.pos + 1] in ("'", '"'):
+                key = self.string()
+            else:
+                m = self._NAME.match(self.text, self.pos)
+                if not m:
+                    raise ValueError("expected a property name")
+                key = m.group()
+                self.pos = m.end()
+            self.space()
+            if self.text[self.pos : self.pos + 1] != ":":
+                raise ValueError("expected ':'")
+            self.pos += 1
+            result[key] = self.value()
+            self.space()
+            sep = self.text[self.pos : self.pos + 1]
+            if sep == ",":
+                self.pos += 1
+            elif sep != "}":
+                raise ValueError("expected ',' or '}'")
+
+    def arr(self) -> list[Any]:
+        self.pos += 1
+        result: list[Any] = []
+        while True:
+            self.space()
+            if self.text[self.pos : self.pos + 1] == "]":
+                self.pos += 1
+                return result
+            result.append(self.value())
+            self.space()
+            sep = self.text[self.pos : self.pos + 1]
+            if sep == ",":
+                self.pos += 1
+            elif sep != "]":
+                raise ValueError("expected ',' or ']'")
 
 
 @arm_function("json", 1, 1)
