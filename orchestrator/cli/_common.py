@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import os
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -162,7 +163,8 @@ def approve_commands(target: Target, workflow_id: str, destructive_set: list[str
         payload["destructive_set"] = destructive_set
     signal_input = json.dumps(payload, separators=(",", ":"))
     return [
-        f"python starter.py approve {workflow_id}{local_flag(target)} --reason 'reviewed the plan'",
-        f"temporal workflow signal --address {target.address} --namespace {target.namespace} "
-        f"--workflow-id {workflow_id} --name approve --input '{signal_input}'",
+        f"python starter.py approve {shlex.quote(workflow_id)}{local_flag(target)} --reason 'reviewed the plan'",
+        f"temporal workflow signal --address {shlex.quote(target.address)} --namespace "
+        f"{shlex.quote(target.namespace)} --workflow-id {shlex.quote(workflow_id)} --name approve "
+        f"--input {shlex.quote(signal_input)}",
     ]

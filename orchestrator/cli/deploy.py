@@ -473,7 +473,7 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
             out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
         for record in result.confirmations:
-            if record.reason:
+            if record.reason and not (failure and record.reason in failure.message):
                 out.write(f"  {record.decision.value.lower()} by {record.by}: {record.reason}\n")
         out.write(f"  details: python starter.py status {result.workflow_id}{local_flag(target)}\n")
     out.flush()

@@ -109,8 +109,19 @@ def _block_until_interrupted(embedded: EmbeddedDefault) -> int:
         time.sleep(0.5)
 
 
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM and SIGINT both stop the children in order (SIGINT is ignored by a shell's background jobs
+    unless we ask for it)."""
+    return {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 def run_dev(args: argparse.Namespace) -> int:
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = _stop_on_signals()
     started: tuple[EmbeddedDefault, DevInstance] | int | None = None
     try:
         started = _start(args.state_dir or default_state_dir(), worker=not args.no_worker)
@@ -132,7 +143,7 @@ def run_dev(args: argparse.Namespace) -> int:
     finally:
         if started is not None and not isinstance(started, int):
             started[0].stop()
-        signal.signal(signal.SIGTERM, previous)
+        _restore(previous)
 
 
 def demo_argv(output: str) -> list[str]:
@@ -156,7 +167,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from orchestrator.cli import build_parser
 
     state_dir: Path = args.state_dir or default_state_dir()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = _stop_on_signals()
     embedded: EmbeddedDefault | None = None
     try:
         instance = find_running_instance(state_dir)
@@ -186,4 +197,4 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
-        signal.signal(signal.SIGTERM, previous)
+        _restore(previous)

@@ -13,7 +13,7 @@ from orchestrator.cli._common import CommandError, add_target_args, print_json, 
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import WORKFLOW_NAME, DeploymentStatus
-from orchestrator.plan_render import plan_documents, render_plan
+from orchestrator.plan_render import plan_documents, render_plan, summary_line
 
 
 def add_parser(subparsers: Any) -> None:
@@ -89,8 +89,7 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
             line += f", last error {cls}{progress.last_error_code or ''}: {progress.last_error}"
         print(line)
     if current.plan is not None:
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(current.plan.counts.items())) or "no changes"
-        print(f"  plan: {counts}")
+        print(f"  plan: {summary_line(current.plan.counts)}")
         if args.plan:
             print(
                 render_plan(

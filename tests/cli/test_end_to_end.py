@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import threading
@@ -220,3 +222,34 @@ def test_demo_twice_shows_no_change_the_second_time(tmp_path: Path) -> None:
     assert first["has_changes"] is True and second["has_changes"] is False
     assert second["change_counts"] == {"NoChange": 4}
     assert not (tmp_path / "state" / "dev.json").exists()  # everything was stopped
+
+
+def test_terminal_prompt_y_approves(on_stack: EmbeddedDefault, capsys) -> None:
+    """On a terminal the CLI asks y/N itself; 'y' approves and the deployment completes."""
+    assert run_cli(deploy_argv("e2e-tty"), capsys).code == ExitCode.OK
+    master, slave = pty.openpty()
+    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
+    argv = deploy_argv("e2e-tty", "--mode", "Complete", template=WITHOUT_WEB)
+    env = dict(os.environ, ORCHESTRATOR_STATE_DIR=str(on_stack.state_dir))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], cwd=REPO, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=slave
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 4096)
+        assert b"[y/N]" in seen, seen.decode(errors="replace")
+        assert b"python starter.py approve" not in seen  # a person at a terminal is asked, not told
+        os.write(master, b"y\n")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert proc.returncode == ExitCode.OK
+    assert b"Deployment succeeded" in out
