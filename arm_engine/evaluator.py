@@ -378,12 +378,14 @@ def evaluate_value(value: Any, ctx: EvaluationContext, path: str) -> Any:
 
 def _evaluate_value(value: Any, ctx: EvaluationContext, path: str) -> Any:
     if isinstance(value, str):
+        if not value or value[0] != "[":
+            return value
         return evaluate_string(value, ctx, path)
     if isinstance(value, dict):
         result: dict[str, Any] = {}
         for key, item in value.items():
             new_key: Any = key
-            if isinstance(key, str) and (is_expression(key) or is_escaped_literal(key)):
+            if isinstance(key, str) and key[:1] == "[" and (is_expression(key) or is_escaped_literal(key)):
                 new_key = evaluate_string(key, ctx, _child_path(path, key))
                 if isinstance(new_key, Deferred):
                     new_key = new_key.expression

@@ -32,10 +32,7 @@ class Call:
     args: tuple[Expr, ...]
     text: str
     namespace: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    key: str = ""  # the lower-cased name: function names are case-insensitive
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +186,7 @@ class _Parser:
                     continue
                 break
         close = self.take(")")
-        return Call(name, tuple(args), self.text[tok[2] : close[3]], namespace)
+        return Call(name, tuple(args), self.text[tok[2] : close[3]], namespace, name.lower())
 
 
 def is_expression(text: object) -> bool:

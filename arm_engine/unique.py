@@ -8,6 +8,7 @@ in a fixed namespace. Arguments are joined with '-'.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 _MASK = 0xFFFFFFFF
 _C1 = 0x239B961B
@@ -71,6 +72,7 @@ def murmur64(data: bytes) -> int:
     return (h2 << 32) | h1
 
 
+@lru_cache(maxsize=4096)
 def unique_string(*parts: str) -> str:
     """uniqueString(parts...): 13 lowercase base32 characters."""
     value = murmur64("-".join(parts).encode("utf-8"))
@@ -81,6 +83,7 @@ def unique_string(*parts: str) -> str:
     return "".join(chars)
 
 
+@lru_cache(maxsize=4096)
 def arm_guid(*parts: str) -> str:
     """guid(parts...): a deterministic version-5 UUID in ARM's namespace."""
     return str(uuid.uuid5(GUID_NAMESPACE, "-".join(parts)))

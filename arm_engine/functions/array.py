@@ -212,8 +212,6 @@ def try_get(inv: Invocation, args: list[Any]) -> Any:
             if not 0 <= key < len(value):
                 return None
             value = value[key]
-        elif value is None:
-            return None
         else:
-            raise FunctionError(IssueCode.TYPE_ERROR, f"cannot look up {type_name(key)} in a {type_name(value)}")
+            return None  # a missing property, an index out of range, or a value of another type
     return value

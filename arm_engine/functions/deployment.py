@@ -31,3 +31,10 @@ def environment(inv: Invocation, args: list[Any]) -> Any:
 def deployer(inv: Invocation, args: list[Any]) -> Any:
     """Who runs the deployment is known only at deploy time."""
     return inv.deferred("the deploying principal is known only at deployment time")
+
+
+@arm_function("externalInputs", 1, 1)
+def external_inputs(inv: Invocation, args: list[Any]) -> Any:
+    """A .bicepparam externalInput(): supplied by the deployment tooling, unknown to a template."""
+    arg_str(inv, args, 0)
+    return inv.deferred("an external input is supplied at deployment time")

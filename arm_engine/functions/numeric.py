@@ -80,7 +80,9 @@ def mod(inv: Invocation, args: list[Any]) -> Any:
 
 
 def _numbers(inv: Invocation, args: list[Any]) -> list[Any]:
-    values = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+    values: list[Any] = []
+    for a in args:  # integers, integer arrays, or a mix of both
+        values.extend(a if isinstance(a, list) else [a])
     if not values:
         raise FunctionError(IssueCode.INVALID_VALUE, f"{inv.name}() needs at least one number")
     for v in values:

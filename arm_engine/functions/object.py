@@ -67,6 +67,9 @@ def _same_kind(inv: Invocation, args: list[Any]) -> str:
 
 @arm_function("union", 1, None, mode="shallow")
 def union(inv: Invocation, args: list[Any]) -> Any:
+    args = [a for a in args if a is not None]  # null arguments contribute nothing
+    if not args:
+        return None
     if _same_kind(inv, args) == "array":
         result: list[Any] = []
         for arr in args:

@@ -65,6 +65,8 @@ from tests.engine.expr_support import SimpleContext, ev
         ("[tryGet(createObject('a', 1), 'missing')]", None),
         ("[tryGet(createArray(1, 2), 5)]", None),
         ("[tryGet(null(), 'a')]", None),
+        ("[tryGet('text', 'a')]", None),
+        ("[tryGet(createArray(1), 'a')]", None),
         ("[indexFromEnd(createArray(1, 2, 3), 1)]", 3),
         ("[tryIndexFromEnd(createArray(1, 2, 3), 4)]", None),
     ],
