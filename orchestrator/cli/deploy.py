@@ -268,12 +268,12 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         progress(f"  Temporal UI: {target.instance.ui_url}/namespaces/{target.namespace}/workflows/{handle.id}")
     try:
         result = await follow(handle, target, store=store, output=args.output)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C reaches a coroutine as cancellation
         progress(
             f"Stopped following. The deployment continues in workflow {handle.id}: "
             f"`python starter.py status {handle.id}{local_flag(target)}`."
         )
-        return 130
+        raise
     return report(result, output=args.output, target=target)
 
 

@@ -110,6 +110,22 @@ class TestDeployRefusesBadInput:
         result = run_cli(deploy_argv("--param", "tags=[1,2]"), capsys)
         assert_refused(result, ExitCode.LOGIC_FAILURE, "tags", "no workflow was started")
 
+    def test_missing_required_parameter(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        params = tmp_path / "partial.json"
+        params.write_text(json.dumps({"parameters": {"storageSku": {"value": "Standard_LRS"}}}))
+        result = run_cli(deploy_argv(params=str(params)), capsys)
+        assert_refused(result, ExitCode.LOGIC_FAILURE, "namePrefix", "no workflow was started")
+
+    def test_value_outside_allowed_values(self, capsys: pytest.CaptureFixture[str]) -> None:
+        result = run_cli(deploy_argv("--param", "storageSku=Premium_XYZ"), capsys)
+        assert_refused(result, ExitCode.LOGIC_FAILURE, "storageSku", "Premium_XYZ")
+
+    def test_bicep_file_is_refused_with_the_build_command(self, tmp_path: Path, capsys) -> None:
+        bicep = tmp_path / "main.bicep"
+        bicep.write_text("param name string\n")
+        result = run_cli(deploy_argv(template=str(bicep)), capsys)
+        assert_refused(result, ExitCode.USAGE, "az bicep build")
+
     def test_unreachable_arm(
         self, temporal_dev: EmbeddedDefault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     ) -> None:

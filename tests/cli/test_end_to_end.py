@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -94,6 +95,11 @@ def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
     assert second.code == ExitCode.OK, second.err
     assert "Resource changes: 4 no change." in second.out
     assert "Deployment succeeded" in second.out
+
+    # nothing waits for confirmation: approve refuses and says why
+    not_waiting = run_cli(["approve", doc["workflow_id"], "--local"], capsys)
+    assert not_waiting.code == ExitCode.USAGE
+    assert "is not running" in not_waiting.err or "not waiting for confirmation" in not_waiting.err
 
 
 class StderrWatcher:
@@ -196,6 +202,13 @@ def test_reject_exits_4_with_the_reason(on_stack: EmbeddedDefault, capsys) -> No
     try:
         wf_id = next(r["workflow_id"] for r in wait_for_listing(capsys) if r["resource_group"] == "e2e-reject")
         wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys)
+        # one deployment per resource group: a second start is refused, naming the running workflow ...
+        refused = run_cli(deploy_argv("e2e-reject"), capsys)
+        assert refused.code == ExitCode.ENVIRONMENTAL and wf_id in refused.err and "--wait" in refused.err
+        # ... or queues behind it with --wait
+        queued = cli_subprocess(deploy_argv("e2e-reject", "--wait", "--output", "json"), on_stack.state_dir)
+        time.sleep(1.5)
+        assert queued.poll() is None
         rejected = run_cli(["reject", wf_id, "--local", "--reason", "still in use", "--approver", "ana"], capsys)
         assert rejected.code == ExitCode.OK, rejected.err
     finally:
@@ -204,9 +217,10 @@ def test_reject_exits_4_with_the_reason(on_stack: EmbeddedDefault, capsys) -> No
     doc = json.loads(out)
     assert doc["outcome"] == "REJECTED" and doc["exit_code"] == 4
     assert any(c["by"] == "ana" and c["reason"] == "still in use" for c in doc["confirmations"])
-    # the web app survived the rejection: a fresh incremental deploy of the full template changes nothing
-    again = run_cli(deploy_argv("e2e-reject", "--output", "json"), capsys)
-    assert json.loads(again.out)["has_changes"] is False
+    # the queued deployment ran after the rejected one; the web app survived, so its plan changes nothing
+    queued_out, queued_err = queued.communicate(timeout=120)
+    assert queued.returncode == ExitCode.OK, queued_err
+    assert json.loads(queued_out)["has_changes"] is False
 
 
 def test_demo_twice_shows_no_change_the_second_time(tmp_path: Path) -> None:
@@ -253,3 +267,21 @@ def test_terminal_prompt_y_approves(on_stack: EmbeddedDefault, capsys) -> None:
         os.close(master)
     assert proc.returncode == ExitCode.OK
     assert b"Deployment succeeded" in out
+
+
+def test_ctrl_c_stops_following_not_the_deployment(on_stack: EmbeddedDefault, capsys) -> None:
+    assert run_cli(deploy_argv("e2e-sigint"), capsys).code == ExitCode.OK
+    proc, stderr = start_removal("e2e-sigint", on_stack.state_dir)
+    try:
+        command = stderr.wait_for("python starter.py approve ")
+        wf_id = command.split("python starter.py approve ", 1)[1].split()[0]
+        proc.send_signal(signal.SIGINT)
+        finish(proc, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr.text()
+    assert f"continues in workflow {wf_id}" in stderr.text()
+    wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys, timeout=10)  # still there, still waiting
+    assert run_cli(["reject", wf_id, "--local", "--reason", "test cleanup"], capsys).code == ExitCode.OK
