@@ -580,7 +580,13 @@ class _Expander:
                 IssueCode.INVALID_TEMPLATE, "a resource copy loop needs a 'name' and a 'count'", f"{path}.copy"
             )
         ctx = _Context(level, frames, "plan")
-        count = self.copy_count(copy, ctx, f"{path}.copy")
+        count = self.copy_count_or_deferred(copy, ctx, f"{path}.copy")
+        if isinstance(count, Deferred):
+            if level.owner is None:
+                self.copy_count(copy, ctx, f"{path}.copy")  # raises: ARM must know it at the start
+            raise _NeedsDeploymentTime(
+                f"the copy count of {path} depends on values known only during the deployment ({count.expression})"
+            )
         mode = str(copy.get("mode", "parallel")).lower()
         batch = copy.get("batchSize")
         if batch is not None:
@@ -860,8 +866,19 @@ class _Expander:
                 frames=inst.frames,
             )
         inst.nested = level
-        self.declare_level(level)
-        self.evaluate_level(level)
+        first_inner = len(self.instances)
+        try:
+            self.declare_level(level)
+            self.evaluate_level(level)
+        except _NeedsDeploymentTime as later:
+            # ARM expands a nested deployment when it starts, after its dependencies: so can we, not before.
+            del self.instances[first_inner:]
+            inst.nested = None
+            inst.unexpandable = str(later)
+            shown["template"] = Deferred(
+                f"[reference('{inst.id}', '2022-09-01', 'Full').properties.template]", str(later)
+            )
+            return
         inst.nested_outputs = self.evaluate_outputs(level, "plan")
         # ARM: an outer-scope nested template is evaluated in the parent, so what its resources reference in the
         # parent must exist before the nested deployment starts.
@@ -1123,7 +1140,7 @@ class _Expander:
                 outputs = self.evaluate_outputs(inst.nested, "live")
                 inst.nested_outputs = outputs
                 resource.body.setdefault("properties", {})["outputs"] = outputs
-                payload = self.deployer.deploy(resource)
+                payload = self.call_deployer(resource)
                 payload = dict(payload) if isinstance(payload, dict) else {}
                 props = dict(payload.get("properties") or {})
                 props.setdefault("outputs", outputs)
@@ -1137,8 +1154,15 @@ class _Expander:
                     resource.properties = body.get("properties")
                     location = body.get("location")
                     resource.location = location if isinstance(location, str) else None
-                payload = self.deployer.deploy(resource)
+                payload = self.call_deployer(resource)
             self.live[inst.id.lower()] = payload if isinstance(payload, dict) else {}
+
+    def call_deployer(self, resource: ExpandedResource) -> Any:
+        assert self.deployer is not None
+        try:
+            return self.deployer.deploy(resource)
+        except BaseException as exc:
+            raise _DeployerFailure(exc) from exc
 
     def prepare_live_level(self, level: _Level) -> None:
         """Before the first live evaluation inside a nested deployment, re-evaluate the parameters it was handed
@@ -1155,6 +1179,18 @@ class _Expander:
                 entry = owner.nested_parameters_raw.get(key) if key else None
                 if isinstance(entry, dict) and "value" in entry:
                     level.live_parameters[name] = self.evaluate(entry["value"], ctx, owner.path)
+
+
+class _NeedsDeploymentTime(Exception):
+    """Inside a nested deployment: its resource set depends on values known only once it starts."""
+
+
+class _DeployerFailure(Exception):
+    """Carries an exception raised by the caller's deployer through the engine, to be re-raised unchanged."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
 
 
 def _has_deferred(value: Any) -> bool:
@@ -1249,10 +1285,20 @@ def expand_template(
         outputs_raw = engine.evaluate_outputs(top, "live" if deployer is not None else "outputs")
     except TemplateError as exc:
         raise _with_source(exc, template_source) from None
+    except _DeployerFailure as failure:
+        raise failure.original from None
     except RecursionError:
         raise TemplateError(
             TemplateIssue(IssueCode.INVALID_TEMPLATE, "the template nests too deeply to expand", source=template_source)
         ) from None
+    except Exception as exc:  # a safety net: callers must only ever see TemplateError for a template's faults
+        raise TemplateError(
+            TemplateIssue(
+                IssueCode.INVALID_TEMPLATE,
+                f"the engine could not expand this template ({type(exc).__name__}: {exc}); please report it",
+                source=template_source,
+            )
+        ) from exc
     outputs = {
         name: OutputValue(type=str(o["type"]), value=o["value"], deferred=_has_deferred(o["value"]))
         for name, o in outputs_raw.items()

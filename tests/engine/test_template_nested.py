@@ -267,3 +267,56 @@ class TestDeployerMode:
         state = DictState({rid(STORAGE, "st1"): {"properties": {"tier": "Cool"}}})
         assert expand(doc, state=state).outputs["tier"].value == "Cool"
         assert SUB in rid(STORAGE, "st1")
+
+
+def test_deployer_exceptions_propagate_unchanged() -> None:
+    class Boom(Exception):
+        pass
+
+    error = Boom("ARM said no")
+
+    class FailingDeployer:
+        def deploy(self, resource: Any) -> dict[str, Any]:
+            raise error
+
+    doc = template([{"type": STORAGE, "apiVersion": "2023-01-01", "name": "st1"}])
+    try:
+        expand(doc, state=DictState(), deployer=FailingDeployer())
+    except Boom as exc:
+        assert exc is error
+    else:
+        raise AssertionError("the deployer's exception was swallowed")
+
+
+def test_module_whose_loop_count_is_known_only_at_deployment() -> None:
+    """A module looping over another module's output: ARM expands it when it starts; offline it is deferred."""
+    inner = template(
+        [
+            {
+                "type": STORAGE,
+                "apiVersion": "2023-01-01",
+                "name": "[format('s{0}', copyIndex())]",
+                "copy": {"name": "stores", "count": "[length(parameters('names'))]"},
+            }
+        ],
+        parameters={"names": {"type": "array"}},
+    )
+    doc = template(
+        [
+            {"type": STORAGE, "apiVersion": "2023-01-01", "name": "first"},
+            module("later", inner, properties={"parameters": {"names": {"value": "[reference('first').names]"}}}),
+        ]
+    )
+    result = expand(doc)
+    deployment = result.resource(rid(DEPLOYMENTS, "later"))
+    assert deployment is not None and isinstance(deployment.body["properties"]["template"], Deferred)
+    assert deployment.depends_on == [rid(STORAGE, "first")]
+    assert [r.name for r in result.resources] == ["first", "later"]
+    # at the top level the same loop is an error: ARM needs the count when the deployment starts
+    top = template(
+        [
+            {"type": STORAGE, "apiVersion": "2023-01-01", "name": "first"},
+            {**inner["resources"][0], "copy": {"name": "s", "count": "[length(reference('first').names)]"}},
+        ]
+    )
+    assert expand_error(top).first.code == IssueCode.COPY_COUNT
