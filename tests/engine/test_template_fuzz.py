@@ -3,6 +3,7 @@ an expansion or a TemplateError, never another exception."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -101,10 +102,8 @@ def templates(draw: Any) -> dict[str, Any]:
 
 
 def expand_or_template_error(doc: Any, **kwargs: Any) -> None:
-    try:
+    with contextlib.suppress(TemplateError):
         expand(doc, **kwargs)
-    except TemplateError:
-        pass
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
