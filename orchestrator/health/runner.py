@@ -1,8 +1,9 @@
 """Running a ``HealthSpec`` after a deployment: every check at once, retried within one convergence window.
 
 Each check tries until it passes, until a failure that waiting cannot change (``ProbeFailure.final``), or until its
-next attempt would start after the window closes. Attempts are capped by the per-check timeout and by what is left
-of the window, so the whole stage ends within the window.
+next attempt would start after the window closes. Every attempt begins inside the window and gets its full per-check
+timeout (an attempt squeezed into the window's last milliseconds would only record a meaningless timeout), so the
+stage ends at most one attempt's timeout after the window closes.
 """
 
 from __future__ import annotations
@@ -90,10 +91,9 @@ async def run_health_checks(
         interval = check.retry_interval_seconds or spec.retry_interval_seconds
         attempts = 0
         while True:
-            remaining = deadline - time.monotonic()
             attempts += 1
             try:
-                note = await attempt(min(timeout, max(remaining, 0.001)))
+                note = await attempt(timeout)
             except (ProbeFailure, Exception) as exc:
                 final = isinstance(exc, ProbeFailure) and exc.final
                 message = str(exc) if isinstance(exc, ProbeFailure) else _unexpected(exc, check)

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from local_arm.testing import local_arm_fixture
 from tests.health.servers import Pki, ServerThread, make_pki, running_servers
 
 
@@ -20,3 +21,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a test that takes tens of seconds (deselect with -m 'not slow')")
+
+
+local_arm = local_arm_fixture()

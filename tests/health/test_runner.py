@@ -107,6 +107,8 @@ async def test_a_slow_answer_counts_as_a_timed_out_attempt(servers: ServerThread
     report = await run_health_checks(spec(f"http:GET http://127.0.0.1:{port}/ timeout=0.3", window=1))
     [check] = report.failed()
     assert "no answer within 0.3 s (waiting for the response)" in (check.last_error or "")
+    assert check.attempts >= 2
+    assert report.elapsed_seconds < 1 + 0.3 + 0.5  # attempts start within the window and last one timeout at most
 
 
 async def test_status_range_and_body_substring(servers: ServerThread) -> None:

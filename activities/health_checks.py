@@ -1,0 +1,150 @@
+"""VERIFYING_HEALTH, second half: the user's declared health checks (``orchestrator.health``), run after the
+provisioningState check of ``activities/health.py``.
+
+The activity returns a ``HealthCheckReport`` whether or not the checks pass: retrying is the runner's job, within
+the convergence window, so the workflow reads ``report.healthy`` and fails the stage itself (with
+``report.summary()``) rather than retrying the activity. It heartbeats the live state of every check; a retried
+attempt (after a worker crash) finds the window's start in its heartbeat details and uses only what is left of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
+
+from orchestrator.health import HealthCheckReport, HealthSpec, ResourceStateReader, run_health_checks
+
+RUN_HEALTH_CHECKS = "run_health_checks"  # belongs in orchestrator.models.ActivityName once wired
+
+
+class HealthCheckInput(BaseModel):
+    """What the workflow hands the activity after DEPLOYING succeeded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    spec: HealthSpec
+    deployment_name: str
+    subscription_id: str
+    outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
+    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
+    api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
+
+
+def activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 30.0) -> tuple[timedelta, timedelta]:
+    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a margin."""
+    longest_attempt = max(
+        [spec.timeout_seconds, *(c.timeout_seconds for c in spec.checks if c.timeout_seconds is not None)]
+    )
+    return timedelta(seconds=spec.window_seconds + longest_attempt + 60), timedelta(seconds=heartbeat_seconds)
+
+
+class ArmResourceStateReader:
+    """provisioningState through the ARM SDK's ``resources.get_by_id``; the api-version comes from the deployed
+    template when the caller knows it, else from the resource provider's registration (newest first)."""
+
+    def __init__(self, resources_client: Any, *, api_versions: Mapping[str, str] | None = None) -> None:
+        self._client = resources_client
+        self._api_versions = {k.lower(): v for k, v in (api_versions or {}).items()}
+        self._provider_versions: dict[str, str | None] = {}
+
+    async def provisioning_state(self, resource_id: str) -> str:
+        api = self._api_versions.get(resource_id.lower()) or await self._provider_api_version(resource_id)
+        if api is None:
+            return "Unknown (no api-version known for this resource type)"
+        try:
+            resource = await self._client.resources.get_by_id(resource_id, api_version=api)
+        except ResourceNotFoundError:
+            return "NotFound"
+        props = getattr(resource, "properties", None)
+        state = props.get("provisioningState") if isinstance(props, dict) else None
+        return str(state) if state else "Succeeded"  # types without a provisioningState exist once they answer
+
+    async def availability_state(self, resource_id: str) -> str | None:
+        # Hook for Resource Health (Microsoft.ResourceHealth/availabilityStatuses/current through
+        # azure-mgmt-resourcehealth): not queried yet, so arm checks with availability record a note.
+        return None
+
+    async def _provider_api_version(self, resource_id: str) -> str | None:
+        tail = resource_id.split("/providers/")[-1].split("/")
+        namespace, types = tail[0], "/".join(tail[1::2])
+        key = f"{namespace}/{types}".lower()
+        if key not in self._provider_versions:
+            version: str | None = None
+            try:
+                provider = await self._client.providers.get(namespace)
+                for rt in provider.resource_types or []:
+                    if (rt.resource_type or "").lower() == types.lower() and rt.api_versions:
+                        version = str(rt.api_versions[0])
+                        break
+            except HttpResponseError:
+                version = None
+            self._provider_versions[key] = version
+        return self._provider_versions[key]
+
+
+class HealthCheckActivities:
+    """``resources_client(subscription_id)`` returns an async ``ResourceManagementClient`` for arm checks (the
+    worker passes ``ArmClients.resources``); without it, arm checks fail saying no reader is configured."""
+
+    def __init__(self, resources_client: Any = None, *, heartbeat_every: float = 5.0) -> None:
+        self._resources_client = resources_client
+        self._heartbeat_every = heartbeat_every
+
+    @activity.defn(name=RUN_HEALTH_CHECKS)
+    async def run_health_checks(self, inp: HealthCheckInput) -> HealthCheckReport:
+        spec = inp.spec
+        started_at = _window_start(activity.info().heartbeat_details)
+        if started_at is None:
+            started_at = time.time()
+        else:
+            # A retried attempt: the window began with the first attempt. Every check still gets one try.
+            left = spec.window_seconds - max(0.0, time.time() - started_at)
+            spec = spec.model_copy(update={"window_seconds": max(left, spec.timeout_seconds)})
+        reader: ResourceStateReader | None = None
+        if self._resources_client is not None:
+            reader = ArmResourceStateReader(self._resources_client(inp.subscription_id), api_versions=inp.api_versions)
+        latest: dict[str, Any] = {"started_at": started_at, "checks": []}
+
+        def on_progress(report: HealthCheckReport) -> None:
+            latest["checks"] = [{"name": c.name, "state": c.state.value, "attempts": c.attempts} for c in report.checks]
+            activity.heartbeat(dict(latest))
+
+        async def keep_heartbeating() -> None:
+            # Attempts can be long (a 60 s timeout); the heartbeat must not wait for them.
+            while True:
+                activity.heartbeat(dict(latest))
+                await asyncio.sleep(self._heartbeat_every)
+
+        ticker = asyncio.create_task(keep_heartbeating())
+        try:
+            report = await run_health_checks(
+                spec,
+                outputs=inp.outputs,
+                output_resource_ids=inp.resources,
+                arm_reader=reader,
+                on_progress=on_progress,
+            )
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        activity.logger.info(
+            "health checks of %s: %s", inp.deployment_name, "healthy" if report.healthy else report.summary()
+        )
+        return report
+
+
+def _window_start(details: Any) -> float | None:
+    """When the window began, from a previous attempt's heartbeat (None on the first attempt)."""
+    for item in details or ():
+        if isinstance(item, Mapping) and isinstance(item.get("started_at"), int | float):
+            return float(item["started_at"])
+    return None

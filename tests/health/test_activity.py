@@ -1,0 +1,109 @@
+"""The run_health_checks activity: real local servers, heartbeats, a resumed window, and arm checks read from the
+local ARM over HTTPS with the real SDK."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from temporalio.testing import ActivityEnvironment
+
+from activities.health_checks import HealthCheckActivities, HealthCheckInput, activity_timeouts
+from local_arm.testing import LocalArm
+from orchestrator.health import CheckState, HealthSpec, load_health_spec
+from tests.health.servers import ServerThread
+
+SUB = "00000000-0000-0000-0000-0000000000aa"
+
+
+def spec(*flags: str, window: str = "10s") -> HealthSpec:
+    return load_health_spec(
+        template_path=None,
+        flags=list(flags),
+        declared_outputs=["web"],
+        window=window,
+        timeout="2s",
+        retry_interval="0.2s",
+    )
+
+
+async def test_activity_runs_the_checks_against_the_outputs_and_heartbeats_their_state(servers: ServerThread) -> None:
+    port = servers.http(start_after=0.6)
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    inp = HealthCheckInput(
+        spec=spec("http:GET http://{outputs.web}/health name=web"),
+        deployment_name="dep-1",
+        subscription_id=SUB,
+        outputs={"web": {"type": "String", "value": f"127.0.0.1:{port}"}},
+    )
+    report = await env.run(HealthCheckActivities(heartbeat_every=0.1).run_health_checks, inp)
+    assert report.healthy, report.summary()
+    assert report.checks[0].attempts > 1
+    assert beats[-1]["checks"] == [{"name": "web", "state": "passed", "attempts": report.checks[0].attempts}]
+    assert any(b["checks"] and b["checks"][0]["state"] == "pending" for b in beats)
+    assert len({b["started_at"] for b in beats}) == 1
+
+
+async def test_a_retried_activity_uses_only_what_is_left_of_the_window(servers: ServerThread) -> None:
+    dead = servers.reserve_port().getsockname()[1]
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[{"started_at": time.time() - 598.5}])
+    inp = HealthCheckInput(
+        spec=spec(f"tcp:127.0.0.1:{dead} name=db", window="10m"), deployment_name="d", subscription_id=SUB
+    )
+    started = time.monotonic()
+    report = await env.run(HealthCheckActivities().run_health_checks, inp)
+    assert time.monotonic() - started < 4  # not another 10 minutes
+    assert report.checks[0].state is CheckState.FAILED and report.checks[0].attempts >= 1
+
+
+def test_activity_timeouts_cover_the_window_and_one_attempt() -> None:
+    start_to_close, heartbeat = activity_timeouts(spec("tcp:h:1 timeout=45s", window="5m"), heartbeat_seconds=20)
+    assert start_to_close.total_seconds() == 300 + 45 + 60 and heartbeat.total_seconds() == 20
+
+
+async def test_arm_checks_read_provisioning_state_from_the_local_arm(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-health")
+    rg = f"/subscriptions/{local_arm.subscription_id}/resourceGroups/rg-health"
+    present = f"{rg}/providers/Microsoft.Storage/storageAccounts/sthealth1"
+    missing = f"{rg}/providers/Microsoft.Storage/storageAccounts/stmissing"
+    local_arm.resource_client().resources.begin_create_or_update_by_id(
+        present, {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}, api_version="2023-05-01"
+    ).result()
+    api_versions = {present: "2023-05-01", missing: "2023-05-01"}
+    async with local_arm.async_resource_client() as client:
+        activities = HealthCheckActivities(lambda sub: client)
+        ok = await ActivityEnvironment().run(
+            activities.run_health_checks,
+            HealthCheckInput(
+                spec=spec("arm name=resources"),
+                deployment_name="d",
+                subscription_id=local_arm.subscription_id,
+                resources=[present],
+                api_versions=api_versions,
+            ),
+        )
+        assert ok.healthy, ok.summary()
+        bad = await ActivityEnvironment().run(
+            activities.run_health_checks,
+            HealthCheckInput(
+                spec=spec("arm name=resources", window="1s"),
+                deployment_name="d",
+                subscription_id=local_arm.subscription_id,
+                resources=[present, missing],
+                api_versions=api_versions,
+            ),
+        )
+    [failed] = bad.failed()
+    assert failed.last_error == f"{missing} is NotFound, not Succeeded"
+
+
+async def test_arm_checks_without_a_client_say_so(servers: ServerThread) -> None:
+    report = await ActivityEnvironment().run(
+        HealthCheckActivities().run_health_checks,
+        HealthCheckInput(spec=spec("arm"), deployment_name="d", subscription_id=SUB, resources=["/subscriptions/x"]),
+    )
+    assert report.failed()[0].last_error == "no ARM state reader is configured for arm checks in this worker"
