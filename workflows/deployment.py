@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -157,6 +157,9 @@ class DeploymentWorkflow:
                 LintReport,
             )
             self._transition(DeploymentStage.PLANNING, f"lint: {lint.linter}, {len(lint.warnings)} warnings")
+            # A Bicep deployment continues with what LINTING compiled (and the .bicepparam values); ARM JSON unchanged.
+            request = self._request = lint.apply_to(request)
+            stage_input = stage_input.model_copy(update={"request": request})
             await self._stage_activity(
                 DeploymentStage.PLANNING,
                 ActivityName.ENSURE_RESOURCE_GROUP,
@@ -532,7 +535,7 @@ def classify_activity_error(err: ActivityError) -> Classification:
     if isinstance(cause, TemporalTimeoutError):
         return Classification(
             failure_class=FailureClass.ENVIRONMENTAL,
-            code="HeartbeatTimeout" if "HEARTBEAT" in str(cause.type) else "ActivityTimeout",
+            code="HeartbeatTimeout" if cause.type == TimeoutType.HEARTBEAT else "ActivityTimeout",
             message=f"the activity timed out ({cause.type.name if cause.type else 'timeout'}): worker lost or ARM slow",
         )
     if isinstance(cause, ApplicationError):

@@ -1,0 +1,151 @@
+"""Acceptance, durability: SIGKILL the worker process while DEPLOYING, start another: the workflow completes and
+the local ARM saw exactly one PUT for the deployment (the new attempt found the ARM deployment by its
+deterministic name and resumed polling it). Also: cancelling the workflow cancels the ARM deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local_arm.admin import Fault
+from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.deployments import query_status, result_of, start_deployment
+from orchestrator.models import DeploymentStage, DeployOutcome
+
+from .localarm import REPO, real_worker, request_for, storage_template
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
+    yield from running_local_arm(tmp_path_factory.mktemp("local-arm-crash"), **FAST)
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(local_arm):
+    yield
+    local_arm.admin.clear_faults()
+
+
+def start_worker_process(address: str, task_queue: str, local_arm: LocalArm, blob_dir: Path, log: Path):
+    env = dict(os.environ)
+    env.update(
+        {
+            "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
+            "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
+            "ORCHESTRATOR_RETRY_INITIAL_SECONDS": "0.5",
+        }
+    )
+    cmd = [
+        sys.executable, str(REPO / "worker.py"),
+        "--address", address,
+        "--task-queue", task_queue,
+        "--arm-endpoint", local_arm.endpoint,
+        "--arm-ca-file", local_arm.ca_file,
+        "--arm-credential", "local",
+        "--blob-dir", str(blob_dir),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_sigkill_while_deploying_resumes_without_a_second_put(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+):
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    blob_dir = tmp_path / "blobs"
+    log = tmp_path / "workers.log"
+    local_arm.admin.add_faults(Fault.slow_lro(6.0, path=resource_group, method="PUT"))
+    request = request_for(local_arm, blob_dir, resource_group, storage_template(["stcrash0001"]))
+    first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+    second = None
+    try:
+        handle = await start_deployment(client, request, task_queue=task_queue)
+
+        async def deploying_and_put() -> bool:
+            status = await query_status(handle)
+            if status.stage is not DeploymentStage.DEPLOYING:
+                return False
+            return local_arm.admin.counters().count(method="PUT", deployment=status.deployment_name) == 1
+
+        await wait_until(deploying_and_put, 60, "DEPLOYING with the PUT sent")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        result = await asyncio.wait_for(result_of(handle), 120)
+        status = await query_status(handle)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
+    assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
+    deploying = status.stages[DeploymentStage.DEPLOYING]
+    assert deploying.attempts == 2 and deploying.last_error_code == "HeartbeatTimeout"
+
+
+async def test_cancelling_the_workflow_cancels_the_arm_deployment(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+):
+    client = dev_env.client
+    # Slow provisioning (not the stuck_lro fault: the local ARM does not honor a cancel during that fault's wait).
+    local_arm.admin.configure(provisioning_seconds=60)
+    request = request_for(local_arm, tmp_path, resource_group, storage_template(["stcancel001"]))
+    try:
+        await _cancel_while_deploying(client, local_arm, tmp_path, task_queue, resource_group, request)
+    finally:
+        local_arm.admin.configure(provisioning_seconds=FAST["provisioning_seconds"])
+
+
+async def _cancel_while_deploying(client, local_arm, tmp_path, task_queue, resource_group, request) -> None:
+    async with real_worker(client, local_arm, tmp_path, task_queue):
+        handle = await start_deployment(client, request, task_queue=task_queue)
+
+        async def running() -> bool:
+            status = await query_status(handle)
+            return status.stage is DeploymentStage.DEPLOYING and (
+                local_arm.admin.counters().count(method="PUT", deployment=status.deployment_name) == 1
+            )
+
+        await wait_until(running, 60, "DEPLOYING")
+        name = (await query_status(handle)).deployment_name
+        await handle.cancel()
+        result = await result_of(handle)
+        assert result.outcome is DeployOutcome.CANCELLED
+
+        def arm_deployment_canceled() -> bool:
+            d = local_arm.deployments_client().deployments.get(resource_group, name)
+            return bool(d.properties.provisioning_state == "Canceled")
+
+        async def cancelled() -> bool:
+            return await asyncio.to_thread(arm_deployment_canceled)
+
+        await wait_until(cancelled, 30, "the ARM deployment to be Canceled")
