@@ -157,7 +157,9 @@ class _Child:
 class EmbeddedDefault:
     """Start with ``start()`` (or ``with EmbeddedDefault(...) as instance``); ``stop()`` ends every child it started.
 
-    ``worker=False`` leaves the worker out (tests run their own); ``local_arm=False`` leaves the local ARM out.
+    ``worker=False`` leaves the worker out (tests run their own); ``local_arm=False`` leaves the local ARM out;
+    ``worker_env`` adds worker settings (retry schedule, timeouts); ``local_arm_config`` is the local ARM's
+    ``--config`` file (latency, injected faults).
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class EmbeddedDefault:
         task_queue: str = DEFAULT_TASK_QUEUE,
         log: IO[str] | None = None,
         worker_env: dict[str, str] | None = None,
+        local_arm_config: Path | None = None,
         ready_timeout: float = 60.0,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
@@ -177,6 +180,7 @@ class EmbeddedDefault:
         self.task_queue = task_queue
         self.log = log or sys.stderr
         self.worker_env = dict(worker_env or {})
+        self.local_arm_config = local_arm_config
         self.ready_timeout = ready_timeout
         self.children: list[_Child] = []
         self.instance: DevInstance | None = None
@@ -323,6 +327,8 @@ class EmbeddedDefault:
             "--state-dir",
             str(self.state_dir / "local-arm"),
         ]
+        if self.local_arm_config is not None:  # latency, faults, ... (docs/LOCAL_ARM.md)
+            argv += ["--config", str(self.local_arm_config)]
         log_path = self.state_dir / "local-arm.log"
         with open(out_path, "wb") as out_file, open(log_path, "wb") as log_file:
             process = subprocess.Popen(
