@@ -118,7 +118,8 @@ def shallow_merge(inv: Invocation, args: list[Any]) -> Any:
 @arm_function("items", 1, 1, mode="shallow")
 def items(inv: Invocation, args: list[Any]) -> list[dict[str, Any]]:
     obj = arg_dict(inv, args, 0)
-    return [{"key": k, "value": obj[k]} for k in sorted(obj, key=lambda k: (k.upper(), k))]
+    # Sorted by key as .NET's default string order does: letters case-insensitively, lower case first on ties.
+    return [{"key": k, "value": obj[k]} for k in sorted(obj, key=lambda k: (k.lower(), k.swapcase()))]
 
 
 @arm_function("objectKeys", 1, 1, mode="shallow")

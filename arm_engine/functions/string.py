@@ -266,31 +266,27 @@ def format_(inv: Invocation, args: list[Any]) -> str:
     return dotnet_format(arg_str(inv, args, 0), args[1:])
 
 
+_FORMAT_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
 def dotnet_format(template: str, values: list[Any]) -> str:
     """.NET String.Format: {index[,alignment][:formatString]}, with {{ and }} as literal braces."""
     out: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        ch = template[i]
-        if ch == "{":
-            if i + 1 < n and template[i + 1] == "{":
-                out.append("{")
-                i += 2
-                continue
-            end = template.find("}", i)
-            if end < 0:
-                raise FunctionError(IssueCode.INVALID_VALUE, f"the format string {template!r} has an unclosed '{{'")
-            out.append(_format_item(template, template[i + 1 : end], values))
-            i = end + 1
-        elif ch == "}":
-            if i + 1 < n and template[i + 1] == "}":
-                out.append("}")
-                i += 2
-                continue
-            raise FunctionError(IssueCode.INVALID_VALUE, f"the format string {template!r} has an unmatched '}}'")
+    pos = 0
+    for m in _FORMAT_TOKEN.finditer(template):
+        out.append(template[pos : m.start()])
+        pos = m.end()
+        token = m.group()
+        if token == "{{":
+            out.append("{")
+        elif token == "}}":
+            out.append("}")
+        elif m.group(1) is not None:
+            out.append(_format_item(template, m.group(1), values))
         else:
-            out.append(ch)
-            i += 1
+            what = "an unclosed '{'" if token == "{" else "an unmatched '}'"
+            raise FunctionError(IssueCode.INVALID_VALUE, f"the format string {template!r} has {what}")
+    out.append(template[pos:])
     return "".join(out)
 
 
@@ -340,10 +336,6 @@ def _fixed(value: Decimal, decimals: int, grouped: bool) -> str:
 
 def format_number(value: int | float, spec: str) -> str:
     """.NET standard (D, N, F, X, E, P, C, G, R) and custom ('000', '#,##0.00') numeric format strings."""
-    try:
-        number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
-    except InvalidOperation:
-        return format_float(float(value))
     m = _STANDARD.match(spec)
     if m:
         kind, digits = m.group(1), m.group(2)
@@ -360,6 +352,11 @@ def format_number(value: int | float, spec: str) -> str:
             hexed = format(value & 0xFFFFFFFFFFFFFFFF if value < 0 else value, "x")
             hexed = hexed.rjust(precision or 0, "0")
             return hexed.upper() if kind == "X" else hexed
+    try:
+        number = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    except InvalidOperation:
+        return format_float(float(value))
+    if m:
         if upper == "N":
             return _fixed(number, 2 if precision is None else precision, grouped=True)
         if upper == "F":
