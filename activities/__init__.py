@@ -12,7 +12,8 @@ from orchestrator.models import WorkerSettings
 
 from .deploy import DeployActivities
 from .health import HealthActivities
-from .lint import LintActivities, Linter, passthrough_lint
+from .lint import LintActivities, Linter
+from .lint_gate import lint_gate
 from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
 from .settings import SettingsActivities
@@ -24,7 +25,7 @@ def build_activities(
     clients: ArmClients,
     store: BlobStore,
     settings: WorkerSettings,
-    linter: Linter = passthrough_lint,
+    linter: Linter = lint_gate,
 ) -> list[Callable[..., Any]]:
     deploy = DeployActivities(clients, store)
     return [

@@ -1,30 +1,28 @@
-"""LINTING: a pass-through for ARM JSON until the lint-gate issue (5) brings the Bicep linter.
-
-``lint_template`` is the replaceable part: issue 5 swaps in a function with the same signature that runs the Bicep
-toolchain and raises ``LintFailed`` (a LOGIC failure, code ``LinterError``) on errors, or on warnings unless the
-request allows them.
+"""LINTING: the lint gate (issue 5). The default linter is ``lint_gate`` (``activities/lint_gate.py``): the Bicep
+toolchain for Bicep templates, our static checks for ARM JSON; it raises a LOGIC ``LinterError`` on errors, or on
+warnings unless the request allows them. Tests may pass another ``Linter``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
-from orchestrator.models import ActivityName, LintReport, StageInput
+from orchestrator.models import ActivityName, DeployRequest, LintReport, StageInput
 
 from .errors import classified
-from .parameters import load_template
+from .lint_gate import lint_gate
 
 
 class LintFailed(Exception):
     code = "LinterError"
 
 
-def passthrough_lint(template: dict[str, Any], *, allow_warnings: bool) -> LintReport:
-    """ARM JSON is not linted yet (the engine already validated it); report that honestly."""
+def passthrough_lint(store: BlobStore, request: DeployRequest, *, deployment_name: str = "") -> LintReport:
+    """No linting at all (for tests that exercise other stages)."""
     return LintReport(linter="passthrough", warnings=[])
 
 
@@ -32,12 +30,12 @@ Linter = Callable[..., LintReport]
 
 
 class LintActivities:
-    def __init__(self, store: BlobStore, linter: Linter = passthrough_lint) -> None:
+    def __init__(self, store: BlobStore, linter: Linter = lint_gate) -> None:
         self._store = store
         self._linter = linter
 
     @activity.defn(name=ActivityName.LINT_TEMPLATE)
     async def lint_template(self, inp: StageInput) -> LintReport:
         async with classified():
-            template = load_template(self._store, inp.request)
-            return self._linter(template, allow_warnings=inp.request.allow_warnings)
+            # The compiler runs for seconds: off the event loop, so heartbeats and other activities go on.
+            return await asyncio.to_thread(self._linter, self._store, inp.request, deployment_name=inp.deployment_name)

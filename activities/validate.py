@@ -16,6 +16,7 @@ from orchestrator.blobstore import BlobStore
 from orchestrator.models import ActivityName, StageInput, ValidationReport
 
 from .errors import classified
+from .lint_gate import is_bicep_request
 from .parameters import deployment_parameters, load_template
 
 
@@ -45,6 +46,11 @@ class ValidateActivities:
     @activity.defn(name=ActivityName.VALIDATE_PARAMETERS)
     async def validate_parameters(self, inp: StageInput) -> ValidationReport:
         async with classified():
+            if is_bicep_request(inp.request):
+                # Bicep source is not ARM JSON: LINTING compiles it and runs these same engine checks on the result.
+                return ValidationReport(
+                    warnings=["Bicep template: its parameters are checked against the compiled template at LINTING"]
+                )
             template = load_template(self._store, inp.request)
             params = deployment_parameters(self._store, inp.request)
             expanded = await asyncio.to_thread(expand, template, params, scope_for(inp))

@@ -206,12 +206,14 @@ def lint_template(
     compiler: BicepCompiler | None = None,
     bicep_path: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    check_parameters: bool = True,
 ) -> LintResult:
     """Lint one template and decide the gate.
 
     ``template_path`` may be None when ``parameters_path`` is a .bicepparam file: its ``using`` target is linted.
     ``parameters`` (``{name: {"value": ...}}``) feed the ARM engine's checks of an ARM JSON template; without them
-    the engine's parameter checks are skipped. The compiler is found on this machine unless one is passed.
+    the engine's parameter checks are skipped (and with ``check_parameters=False`` always: the caller runs them).
+    The compiler is found on this machine unless one is passed.
     """
     try:
         return _lint(
@@ -222,6 +224,7 @@ def lint_template(
             compiler=compiler,
             bicep_path=bicep_path,
             timeout=timeout,
+            check_parameters=check_parameters,
         )
     except BicepNotFoundError as exc:
         raise LintError("BicepNotFound", str(exc)) from None
@@ -251,6 +254,7 @@ def _lint(
     compiler: BicepCompiler | None,
     bicep_path: str | None,
     timeout: float,
+    check_parameters: bool,
 ) -> LintResult:
     params_doc: dict[str, Any] | None = None
     param_diagnostics: list[Diagnostic] = []
@@ -310,7 +314,9 @@ def _lint(
             engine_params = params_doc.get("parameters")
         if engine_params is None and parameters_path is not None and not is_bicepparam(parameters_path):
             engine_params = _read_parameters_json(parameters_path)
-        template, diagnostics = check_arm_template(template_path, parameters=engine_params)
+        template, diagnostics = check_arm_template(
+            template_path, parameters=engine_params if check_parameters else None
+        )
         result = LintResult(
             template_path=str(template_path),
             template_kind="arm-json",

@@ -317,9 +317,37 @@ class ValidationReport(_Model):
     warnings: list[str] = Field(default_factory=list)
 
 
+# A Bicep deployment stores its *source* as ``DeployRequest.template`` with this media type; LINTING compiles it and
+# ``LintReport.apply_to`` swaps the compiled ARM JSON in for PLANNING and DEPLOYING (issue 5, docs/LINT.md).
+BICEP_MEDIA_TYPE = "text/x-bicep"
+
+
 class LintReport(_Model):
     linter: str = "passthrough"
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # rendered: "path(line,col) : Warning CODE: message"
+    template_kind: str = "arm-json"  # "bicep" | "arm-json"
+    error_count: int = 0
+    warning_count: int = 0
+    info_count: int = 0
+    bicep_version: str | None = None
+    # The compiled template (Bicep only): what PLANNING and DEPLOYING use, and its "sha256:<hex>" for the audit.
+    compiled_template: BlobRef | None = None
+    compiled_template_hash: str | None = None
+    # Every parameter value of a .bicepparam deployment (its values, then --param overrides), in the content store.
+    parameters: BlobRef | None = None
+    parameter_names: list[str] = Field(default_factory=list)
+    secure_parameter_names: list[str] = Field(default_factory=list)  # those the compiled template declares secure
+
+    def apply_to(self, request: DeployRequest) -> DeployRequest:
+        """The request the later stages run: the compiled template and the .bicepparam parameters swapped in."""
+        update: dict[str, Any] = {}
+        if self.compiled_template is not None:
+            update["template"] = self.compiled_template
+        if self.parameters is not None:
+            update.update(
+                parameters={}, secure_parameters=self.parameters, secure_parameter_names=self.secure_parameter_names
+            )
+        return request.model_copy(update=update) if update else request
 
 
 class EnsureResourceGroupResult(_Model):

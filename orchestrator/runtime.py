@@ -12,7 +12,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
-from activities.lint import Linter, passthrough_lint
+from activities.lint import Linter
+from activities.lint_gate import lint_gate
 from workflows.deployment import DeploymentWorkflow
 
 from .blobstore import BlobStore, LocalBlobStore
@@ -28,7 +29,7 @@ def build_worker(
     *,
     clients: ArmClients,
     store: BlobStore,
-    linter: Linter = passthrough_lint,
+    linter: Linter = lint_gate,
     activities: list[Callable[..., Any]] | None = None,
     **worker_kwargs: Any,
 ) -> Worker:
@@ -50,7 +51,7 @@ async def run_worker(
     *,
     client: Client | None = None,
     stop: asyncio.Event | None = None,
-    linter: Linter = passthrough_lint,
+    linter: Linter = lint_gate,
 ) -> None:
     """Run until ``stop`` is set (or forever). Closes the ARM clients on the way out."""
     config.arm.validate()
