@@ -217,7 +217,14 @@ class Runner:
 
         try:
             expanded = self.execute(
-                sub, rg, name, record["template"], record.get("parameters") or {}, record["mode"], cancel
+                sub,
+                rg,
+                name,
+                record["template"],
+                record.get("parameters") or {},
+                record["mode"],
+                cancel,
+                record["run_id"],
             )
         except DeploymentCanceled:
             self._finish(record, "Canceled")
@@ -263,6 +270,8 @@ class Runner:
         existing = self.store.get_async(record["op_id"]) or {}
         existing.update(op)
         self.store.put_async(record["op_id"], existing)
+        if state != "Succeeded":
+            return
         self.store.put_operation(
             sub,
             rg,
@@ -275,7 +284,7 @@ class Runner:
                     "provisioningState": state,
                     "timestamp": now_iso(),
                     "duration": iso_duration(time.time() - record["started"]),
-                    "statusCode": "OK" if state == "Succeeded" else "BadRequest",
+                    "statusCode": "OK",
                 },
             },
         )
@@ -303,7 +312,14 @@ class Runner:
             on_error["deploymentName"] = target["name"]
             try:
                 self.execute(
-                    sub, rg, target["name"], target["template"], target.get("parameters") or {}, target["mode"], cancel
+                    sub,
+                    rg,
+                    target["name"],
+                    target["template"],
+                    target.get("parameters") or {},
+                    target["mode"],
+                    cancel,
+                    record["run_id"] + "-rollback",
                 )
                 on_error["provisioningState"] = "Succeeded"
             except (DeploymentFailure, TemplateError, DeploymentCanceled):
@@ -319,6 +335,7 @@ class Runner:
         parameters: dict[str, Any],
         mode: str,
         cancel: threading.Event,
+        run: str,
     ) -> ExpandedDeployment:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
         scope = DeploymentScope(
@@ -328,7 +345,7 @@ class Runner:
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
         )
-        deployer = _Deployer(self, sub, group["name"], name, cancel)
+        deployer = _Deployer(self, sub, group["name"], name, cancel, run)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
         if mode.lower() == "complete":
             keep = {r.id.lower() for r in expanded.resources}
@@ -400,8 +417,9 @@ class Runner:
 class _Deployer:
     """The engine's ResourceDeployer: stores each resource, simulating its provisioning time."""
 
-    def __init__(self, runner: Runner, sub: str, rg: str, deployment: str, cancel: threading.Event) -> None:
+    def __init__(self, runner: Runner, sub: str, rg: str, deployment: str, cancel: threading.Event, run: str) -> None:
         self.runner = runner
+        self.run_id = run
         self.store = runner.store
         self.sub = sub
         self.rg = rg
@@ -417,8 +435,8 @@ class _Deployer:
         if resource.type.lower() == DEPLOYMENTS_TYPE.lower():
             return self._nested_deployment(resource)
         started = time.time()
-        op_id = operation_id()
-        scope = parse_resource_id(resource.id) or (self.sub, self.rg)
+        # Deterministic per run and resource: a run resumed after a restart rewrites its operations, never adds.
+        op_id = hashlib.sha256(f"{self.run_id}|{resource.id.lower()}".encode()).hexdigest()[:16].upper()
         existing = self.store.get_resource(resource.id)
         target = {"id": resource.id, "resourceType": resource.type, "resourceName": resource.name}
 
@@ -453,7 +471,6 @@ class _Deployer:
         pending = "Updating" if existing is not None else "Creating"
         delay = max(0.0, self.runner.provisioning_seconds())
         record = self._store(resource, pending, ready_at=started + delay)
-        del scope
         self._operation(owner, op_id, "Running", started, target)
         self.runner._sleep(delay, self.cancel)
         self._operation(owner, op_id, "Succeeded", started, target, status_code="OK" if existing else "Created")
@@ -546,7 +563,7 @@ class _Deployer:
         self.store.put_deployment(sub, rg, record)
         self._operation(
             self.deployment,
-            operation_id(),
+            hashlib.sha256(f"{self.run_id}|{resource.id.lower()}".encode()).hexdigest()[:16].upper(),
             "Succeeded",
             now,
             {"id": resource.id, "resourceType": resource.type, "resourceName": resource.name},

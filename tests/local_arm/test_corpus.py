@@ -1,0 +1,71 @@
+"""The public quickstart corpus through the SDK against the local ARM: validate → what-if (every change Create) →
+create (Succeeded, declared outputs present) → what-if again (no Create, Delete or Modify).
+
+The test fails when a sample outside KNOWN_FAILURES fails (so the pass count cannot drop unnoticed) and when fewer
+than 90% pass. KNOWN_FAILURES (also listed in docs/LOCAL_ARM.md) say why each known sample fails.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from local_arm.testing import running_local_arm
+from tests.engine.corpus_support import corpus_samples
+from tests.local_arm.corpus_sequence import run_sequence
+
+# 161 samples minus the known failures: measured 148-149 (the utcNow() samples pass when the redeploy lands in
+# the same second); the test fails if fewer pass.
+MIN_PASSING = 145
+
+_NAME_LIVE = "engine: a name computed from reference() keeps its plan-time value on deploy (requests-engine.md)"
+_UTCNOW = "utcNow() in a parameter default changes every deployment, so the redeploy is a Modify (ARM does the same)"
+KNOWN_FAILURES = {
+    "demos__nested-vms-in-virtual-network": "a nested deployment rewrites the route table with the NIC's private IP, "
+    "so the top-level declaration differs from stored state on redeploy (ARM shows Modify too)",
+    "quickstarts__microsoft.cdn__front-door-standard-premium-api-management-external": "reads "
+    "API Management hostnameConfigurations[].hostName, which the local ARM does not simulate",
+    "quickstarts__microsoft.resources__deployment-script-azcli-agw-certificates": "reads a deployment script's "
+    "outputs; the local ARM does not run scripts",
+    "quickstarts__microsoft.databricks__databricks-workspace-with-customer-managed-keys-all-forms": "engine: the "
+    "managedResourceGroupId differs between plan (subscriptionResourceId) and live evaluation; two accessPolicies/add "
+    "declarations of one id",
+    "quickstarts__microsoft.compute__vm-msi": _NAME_LIVE,
+    "quickstarts__microsoft.digitaltwins__digitaltwins-with-function-private-link": _NAME_LIVE,
+    "quickstarts__microsoft.keyvault__key-vault-managed-identity-role-assignment": _NAME_LIVE,
+    "quickstarts__microsoft.machinelearningservices__aifoundry-networking-aoao": _NAME_LIVE,
+    "quickstarts__microsoft.network__aks-application-gateway-ingress-controller": _NAME_LIVE,
+    "quickstarts__microsoft.web__web-app-asp-app-on-asev3-create": _NAME_LIVE,
+    "quickstarts__microsoft.azure-ai-agent-service__basic-agent-identity": _NAME_LIVE,
+    "quickstarts__microsoft.azure-ai-agent-service__basic-agent-keys": _NAME_LIVE,
+    "quickstarts__microsoft.azure-ai-agent-service__standard-agent": _UTCNOW,
+    "quickstarts__microsoft.storage.actions__storage-task": _UTCNOW,
+    "quickstarts__microsoft.resources__deployment-script-azcli-acr-import": _UTCNOW,
+    "quickstarts__microsoft.app__container-app-dapr-pubsub-servicebus": _UTCNOW,
+}
+
+
+def test_corpus_sequence_through_the_sdk(shared: Path, tmp_path: Path) -> None:
+    samples = corpus_samples(shared)
+    assert len(samples) >= 150
+    gen = running_local_arm(tmp_path)
+    arm = next(gen)
+    try:
+        client = arm.deployments_client()
+        resources = arm.resource_client()
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = dict(
+                zip(
+                    [s.folder for s in samples],
+                    pool.map(lambda s: run_sequence(arm, client, resources, s), samples),
+                    strict=True,
+                )
+            )
+    finally:
+        gen.close()
+    failures = {folder: why for folder, why in outcomes.items() if why is not None}
+    passed = len(samples) - len(failures)
+    unexpected = {f: why for f, why in failures.items() if f not in KNOWN_FAILURES}
+    assert not unexpected, f"{len(unexpected)} sample(s) newly failing: {unexpected}"
+    assert passed >= MIN_PASSING, f"only {passed} of {len(samples)} passed (expected >= {MIN_PASSING}): {failures}"
+    assert passed >= 0.9 * len(samples)
