@@ -169,6 +169,7 @@ def run_demo(args: argparse.Namespace) -> int:
     state_dir: Path = args.state_dir or default_state_dir()
     previous = _stop_on_signals()
     embedded: EmbeddedDefault | None = None
+    code: int | None = None
     try:
         instance = find_running_instance(state_dir)
         if instance is not None:
@@ -193,7 +194,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return code
     except KeyboardInterrupt:
         sys.stderr.write("Stopping the embedded default...\n")
-        return 130 if not args.keep_running else int(ExitCode.OK)
+        return code if code is not None else 130  # after the deployment, Ctrl-C is how --keep-running ends
     finally:
         if embedded is not None:
             embedded.stop()
