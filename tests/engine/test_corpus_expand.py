@@ -75,3 +75,21 @@ def test_expanded_types_match_the_index(
         assert got <= index[folder], (folder, sorted(got - index[folder]))
         if not result.skipped:
             assert got == index[folder], (folder, sorted(index[folder] - got))
+
+
+def test_templates_reading_their_template_link_need_one(shared: Path) -> None:
+    """Deployed from a local file, deployment().properties.templateLink does not exist — ARM's error, not ours."""
+    import dataclasses
+
+    from arm_engine import expand_template
+
+    from .corpus_support import CORPUS_SCOPE, sample_scope
+
+    sample = next(s for s in corpus_samples(shared) if s.folder == "quickstarts__microsoft.compute__vm-msi")
+    text = sample.template_path.read_text(encoding="utf-8-sig")
+    params = {"adminPasswordOrKey": "Pw1!abcdefgh", "adminUsername": "azureuser"}
+    with pytest.raises(TemplateError) as caught:
+        expand_template(text, parameters=params, scope=dataclasses.replace(CORPUS_SCOPE, template_link=None))
+    assert caught.value.first.code == "MissingProperty" and "templateLink" in caught.value.first.message
+    linked = expand_template(text, parameters=params, scope=sample_scope(sample))
+    assert linked.parameters["_artifactsLocation"].value == sample_scope(sample).template_link

@@ -106,13 +106,13 @@ def expand_or_template_error(doc: Any, **kwargs: Any) -> None:
         expand(doc, **kwargs)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(templates(), st.none() | st.dictionaries(st.sampled_from(["p", "q"]), json_values, max_size=2))
 def test_random_templates_raise_only_template_errors(doc: dict[str, Any], parameters: Any) -> None:
     expand_or_template_error(doc, parameters=parameters)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(json_values, json_values)
 def test_random_json_raises_only_template_errors(doc: Any, parameters: Any) -> None:
     expand_or_template_error(doc, parameters=parameters)
