@@ -20,7 +20,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
-from orchestrator.health import HealthCheckReport, HealthSpec, ResourceStateReader, run_health_checks
+from orchestrator.health import (
+    HealthCheckReport,
+    HealthProgress,
+    HealthSpec,
+    ResourceStateReader,
+    run_health_checks,
+)
 
 RUN_HEALTH_CHECKS = "run_health_checks"  # belongs in orchestrator.models.ActivityName once wired
 
@@ -111,16 +117,17 @@ class HealthCheckActivities:
         reader: ResourceStateReader | None = None
         if self._resources_client is not None:
             reader = ArmResourceStateReader(self._resources_client(inp.subscription_id), api_versions=inp.api_versions)
-        latest: dict[str, Any] = {"started_at": started_at, "checks": []}
+        progress = HealthProgress(started_at=started_at, report=HealthCheckReport(window_seconds=spec.window_seconds))
 
         def on_progress(report: HealthCheckReport) -> None:
-            latest["checks"] = [{"name": c.name, "state": c.state.value, "attempts": c.attempts} for c in report.checks]
-            activity.heartbeat(dict(latest))
+            nonlocal progress
+            progress = HealthProgress(started_at=started_at, report=report)
+            activity.heartbeat(progress)
 
         async def keep_heartbeating() -> None:
             # Attempts can be long (a 60 s timeout); the heartbeat must not wait for them.
             while True:
-                activity.heartbeat(dict(latest))
+                activity.heartbeat(progress)
                 await asyncio.sleep(self._heartbeat_every)
 
         ticker = asyncio.create_task(keep_heartbeating())
@@ -145,6 +152,8 @@ class HealthCheckActivities:
 def _window_start(details: Any) -> float | None:
     """When the window began, from a previous attempt's heartbeat (None on the first attempt)."""
     for item in details or ():
+        if isinstance(item, HealthProgress):
+            return item.started_at
         if isinstance(item, Mapping) and isinstance(item.get("started_at"), int | float):
             return float(item["started_at"])
     return None

@@ -302,3 +302,12 @@ class HealthCheckReport(BaseModel):
             tries = f"{c.attempts} attempt{'s' if c.attempts != 1 else ''}"
             lines.append(f"- {c.name} ({c.target}): {c.state.value} after {tries}; last error: {c.last_error}")
         return "\n".join(lines)
+
+
+class HealthProgress(BaseModel):
+    """What the health check activity heartbeats: when the window began (Unix time; a retried attempt resumes the
+    window from it) and every check's state so far. A CLI reads it from the pending activity's heartbeat details
+    (``describe()`` of the workflow) and draws ``format_health_table(progress.report)``."""
+
+    started_at: float
+    report: HealthCheckReport

@@ -11,7 +11,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.health_checks import HealthCheckActivities, HealthCheckInput, activity_timeouts
 from local_arm.testing import LocalArm
-from orchestrator.health import CheckState, HealthSpec, load_health_spec
+from orchestrator.health import CheckState, HealthProgress, HealthSpec, load_health_spec
 from tests.health.servers import ServerThread
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
@@ -42,9 +42,10 @@ async def test_activity_runs_the_checks_against_the_outputs_and_heartbeats_their
     report = await env.run(HealthCheckActivities(heartbeat_every=0.1).run_health_checks, inp)
     assert report.healthy, report.summary()
     assert report.checks[0].attempts > 1
-    assert beats[-1]["checks"] == [{"name": "web", "state": "passed", "attempts": report.checks[0].attempts}]
-    assert any(b["checks"] and b["checks"][0]["state"] == "pending" for b in beats)
-    assert len({b["started_at"] for b in beats}) == 1
+    assert all(isinstance(b, HealthProgress) for b in beats)
+    assert beats[-1].report.checks == report.checks
+    assert any(b.report.checks and b.report.checks[0].state is CheckState.PENDING for b in beats)
+    assert len({b.started_at for b in beats}) == 1
 
 
 async def test_a_retried_activity_uses_only_what_is_left_of_the_window(servers: ServerThread) -> None:

