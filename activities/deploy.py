@@ -21,7 +21,7 @@ from orchestrator.config import ArmClients
 from orchestrator.models import ActivityName, CancelInput, DeployInput, DeployOutcomeDetails, DeployProgress
 
 from .errors import application_error, classified
-from .parameters import deployment_parameters, load_template
+from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 RESUBMIT_STATES = frozenset({"failed", "canceled"})
@@ -78,8 +78,10 @@ class DeployActivities:
         name = inp.deployment_name
         ops = self._clients.deployments(r.subscription_id).deployments
         submitted = False
+        async with classified():
+            secrets = secret_values(self._store, r)
         try:
-            async with classified():
+            async with classified(secrets):
                 existing = await self._get(inp)
                 state = _state(existing) if existing else ""
                 if existing is None or state.lower() in RESUBMIT_STATES:
@@ -106,8 +108,10 @@ class DeployActivities:
         props = doc.get("properties") or {}
         state = _state(doc)
         if state.lower() != "succeeded":
-            raise application_error(classify_arm_error(props.get("error"), default_code=f"Deployment{state}"))
-        return DeployOutcomeDetails(
+            classification = classify_arm_error(props.get("error"), default_code=f"Deployment{state}")
+            classification.message = redact(classification.message, secrets)
+            raise application_error(classification)
+        details = DeployOutcomeDetails(
             deployment_name=name,
             deployment_id=doc.get("id"),
             provisioning_state=state,
@@ -116,6 +120,7 @@ class DeployActivities:
             submitted_by_this_attempt=submitted,
             duration=props.get("duration"),
         )
+        return redact_model(details, secrets)
 
     async def _follow(self, inp: DeployInput, submitted: bool) -> dict[str, Any]:
         interval = self._interval()

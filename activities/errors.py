@@ -12,6 +12,8 @@ from temporalio.exceptions import ApplicationError
 from orchestrator.classification import classify_failure
 from orchestrator.models import Classification, FailureClass
 
+from .parameters import redact
+
 
 def application_error(classification: Classification) -> ApplicationError:
     """LOGIC → non-retryable; ENVIRONMENTAL → retryable with ARM's Retry-After as ``next_retry_delay``.
@@ -29,11 +31,19 @@ def application_error(classification: Classification) -> ApplicationError:
 
 
 @asynccontextmanager
-async def classified() -> AsyncIterator[None]:
-    """Re-raise every failure inside as a classified ApplicationError; cancellation passes through."""
+async def classified(secrets: list[str] | None = None) -> AsyncIterator[None]:
+    """Re-raise every failure inside as a classified ApplicationError; cancellation passes through.
+
+    ``secrets`` (the request's secure parameter values) are scrubbed from the message, which enters history.
+    The original exception is not chained: its text could carry the same values.
+    """
     try:
         yield
     except (asyncio.CancelledError, ApplicationError):
         raise
     except Exception as exc:
-        raise application_error(classify_failure(exc)) from exc
+        classification = classify_failure(exc)
+        if secrets:
+            classification.message = redact(classification.message, secrets)
+            raise application_error(classification) from None
+        raise application_error(classification) from exc

@@ -17,7 +17,7 @@ from orchestrator.config import ArmClients
 from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyChange, StageInput, WhatIfPlan
 
 from .errors import application_error, classified
-from .parameters import deployment_parameters, load_template
+from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
 MAX_DELTA_ENTRIES = 25
@@ -107,6 +107,8 @@ class PlanActivities:
     async def plan_deployment(self, inp: StageInput) -> WhatIfPlan:
         r = inp.request
         async with classified():
+            secrets = secret_values(self._store, r)
+        async with classified(secrets):
             body = {
                 "properties": {
                     "mode": r.mode.value,
@@ -121,6 +123,8 @@ class PlanActivities:
             doc = result.as_dict() if hasattr(result, "as_dict") else dict(result)
             # A what-if ARM answered with {"status": "Failed", "error": ...} is returned, not raised (CONTRACT §2).
             if str(doc.get("status", "")).lower() == "failed" or doc.get("error"):
-                raise application_error(classify_arm_error(doc.get("error"), default_code="WhatIfFailed"))
+                classification = classify_arm_error(doc.get("error"), default_code="WhatIfFailed")
+                classification.message = redact(classification.message, secrets)
+                raise application_error(classification)
             ref = put_json(self._store, doc)
-            return summarize_what_if(doc, ref)
+            return redact_model(summarize_what_if(doc, ref), secrets)
