@@ -11,6 +11,7 @@ The declaration format is documented in docs/HEALTH.md.
 
 from __future__ import annotations
 
+from orchestrator.health.cli import add_health_arguments, health_spec_from_args
 from orchestrator.health.declare import (
     FLAG,
     HEALTH_FILE_SUFFIXES,
@@ -36,7 +37,13 @@ from orchestrator.health.models import (
 from orchestrator.health.probes import ProbeFailure, ResourceStateReader
 from orchestrator.health.runner import ProgressCallback, resolve_check, run_health_checks
 from orchestrator.health.table import format_health_table
-from orchestrator.health.targets import TargetError, declared_outputs, output_values, redact_url
+from orchestrator.health.targets import (
+    TargetError,
+    declared_outputs,
+    declared_outputs_from_bicep,
+    output_values,
+    redact_url,
+)
 
 __all__ = [
     "CHECK_KINDS",
@@ -56,9 +63,12 @@ __all__ = [
     "ResourceStateReader",
     "TargetError",
     "TcpCheck",
+    "add_health_arguments",
     "declared_outputs",
+    "declared_outputs_from_bicep",
     "find_health_file",
     "format_health_table",
+    "health_spec_from_args",
     "load_health_spec",
     "output_values",
     "parse_duration",

@@ -90,6 +90,16 @@ def declared_outputs(template: Mapping[str, Any]) -> dict[str, str | None]:
     return result
 
 
+_BICEP_OUTPUT = re.compile(r"^[ \t]*output[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
+_BICEP_TYPES = {"string": "string", "int": "int", "bool": "bool", "object": "object", "array": "array"}
+
+
+def declared_outputs_from_bicep(source: str) -> dict[str, str | None]:
+    """The ``output NAME TYPE = ...`` declarations of a Bicep file (its own, not its modules'), so declarations can
+    be checked before the worker compiles it. User-defined and resource types map to None (fields not checked)."""
+    return {m.group(1): _BICEP_TYPES.get(m.group(2).lower()) for m in _BICEP_OUTPUT.finditer(source)}
+
+
 def output_values(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """ARM returns outputs as ``{"name": {"type": "String", "value": ...}}``; give ``{"name": value}``.
     Already-plain values pass through."""
