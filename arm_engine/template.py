@@ -16,6 +16,7 @@ so reference() of an earlier resource reads what the deployer returned — as Az
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Iterator
@@ -443,6 +444,7 @@ class _Expander:
         self.parameters_source = parameters_source
         self.instances: list[_Instance] = []
         self.live: dict[str, dict[str, Any]] = {}
+        self.deployed: list[_Instance] = []
 
     # ----------------------------------------------------------------------------------- evaluation
 
@@ -1098,8 +1100,10 @@ class _Expander:
 
     # ----------------------------------------------------------------------------------- pass 3: order
 
-    def order(self) -> list[_Instance]:
-        nodes = [i for i in self.instances if i.active]
+    def order(self, nodes: list[_Instance] | None = None) -> list[_Instance]:
+        """Active instances (all, or ``nodes``), dependencies first; a cycle is a CircularDependency error."""
+        if nodes is None:
+            nodes = [i for i in self.instances if i.active]
         position = {inst.index: n for n, inst in enumerate(nodes)}
         edges: list[set[int]] = [set() for _ in nodes]
         for n, inst in enumerate(nodes):
@@ -1131,12 +1135,17 @@ class _Expander:
     # ----------------------------------------------------------------------------------- deployer mode
 
     def deploy(self, ordered: list[_Instance], resources: dict[int, ExpandedResource]) -> None:
+        """Walk the order, evaluating each resource live (its name and id too) just before deploying it."""
         assert self.deployer is not None
         for inst in ordered:
             if inst.existing:
                 continue
+            self.prepare_live_level(inst.level)
+            if inst.is_deployment and inst.nested is None and inst.unexpandable is not None:
+                self.expand_late(inst, resources)
             resource = resources[inst.index]
             if inst.is_deployment and inst.nested is not None:
+                self.relocate(inst, resource)
                 outputs = self.evaluate_outputs(inst.nested, "live")
                 inst.nested_outputs = outputs
                 resource.body.setdefault("properties", {})["outputs"] = outputs
@@ -1146,16 +1155,45 @@ class _Expander:
                 props.setdefault("outputs", outputs)
                 payload["properties"] = props
             else:
-                self.prepare_live_level(inst.level)
                 if not inst.is_deployment:
                     ctx = _Context(inst.level, inst.frames, "live")
+                    self.relocate(inst, resource, ctx)
                     body = self.evaluate_body(inst, ctx)
                     resource.body = body
                     resource.properties = body.get("properties")
                     location = body.get("location")
                     resource.location = location if isinstance(location, str) else None
                 payload = self.call_deployer(resource)
+            self.deployed.append(inst)
             self.live[inst.id.lower()] = payload if isinstance(payload, dict) else {}
+
+    def relocate(self, inst: _Instance, resource: ExpandedResource, ctx: _Context | None = None) -> None:
+        """A name that waited on deployment-time values (e.g. guid(reference(x).principalId)) is known now:
+        re-evaluate the identity so the resource is deployed under its real id, as ARM does."""
+        if ctx is not None and ("[" in inst.name or (inst.parent is not None and "[" in inst.parent.name)):
+            with contextlib.suppress(TemplateError):  # keep the planned identity; the body reports real errors
+                self.identify(inst, ctx, inst.parent)
+        resource.id, resource.name, resource.type = inst.id, inst.name, inst.type
+        resource.depends_on = [d.id for d in inst.deps]
+        resource.deployment_path = [o.name for o in reversed(list(inst.enclosing_deployments()))]
+
+    def expand_late(self, inst: _Instance, resources: dict[int, ExpandedResource]) -> None:
+        """A nested deployment whose resources depended on deployment-time values: its dependencies are deployed
+        now, so expand it (reading their state), then deploy its resources in their own order."""
+        props = inst.decl.get("properties")
+        if not isinstance(props, dict) or not isinstance(props.get("template"), dict):
+            return  # a linked template: the deployer decides
+        inst.unexpandable = None
+        ctx = _Context(inst.level, inst.frames, "plan", recorder=set())
+        inst.body = self.evaluate_body(inst, ctx)
+        self.expand_nested(inst, ctx)
+        resources[inst.index] = _to_resource(inst)
+        if inst.nested is None:
+            return
+        inner = [i for i in self.instances_under(inst.nested) if i.active]
+        for i in inner:
+            resources[i.index] = _to_resource(i)
+        self.deploy(self.order(inner), resources)
 
     def call_deployer(self, resource: ExpandedResource) -> Any:
         assert self.deployer is not None
@@ -1166,19 +1204,32 @@ class _Expander:
 
     def prepare_live_level(self, level: _Level) -> None:
         """Before the first live evaluation inside a nested deployment, re-evaluate the parameters it was handed
-        whose planned values had to wait for deployment."""
+        (and defaults computed from them) whose planned values had to wait for deployment."""
         owner = level.owner
-        if owner is None or level.live_prepared or owner.nested_parameters_raw is None or level.resolver is None:
+        if owner is None or level.live_prepared or level.resolver is None:
             return
         level.live_prepared = True
         self.prepare_live_level(owner.level)
         ctx = _Context(owner.level, owner.frames, "live")
+        raw = owner.nested_parameters_raw or {}
         for name, pv in level.resolver.values.items():
-            if pv.source == "file" and _has_deferred(pv.value):
-                key = _lookup_key(owner.nested_parameters_raw, name)
-                entry = owner.nested_parameters_raw.get(key) if key else None
+            if not _has_deferred(pv.value):
+                continue
+            if pv.source == "file":
+                key = _lookup_key(raw, name)
+                entry = raw.get(key) if key else None
+                path = _child_path(f"{owner.path}.properties.parameters", name)
+                if isinstance(entry, str) or (isinstance(entry, dict) and not {"value", "reference"} & set(entry)):
+                    entry = self.evaluate(entry, ctx, path)
                 if isinstance(entry, dict) and "value" in entry:
-                    level.live_parameters[name] = self.evaluate(entry["value"], ctx, owner.path)
+                    level.live_parameters[name] = self.evaluate(entry["value"], ctx, f"{path}.value")
+            elif pv.source == "default":
+                decl = level.resolver.declared.get(name)
+                if isinstance(decl, dict) and "defaultValue" in decl:
+                    inner = _Context(level, (), "live", allow_runtime_functions=True)
+                    level.live_parameters[name] = self.evaluate(
+                        decl["defaultValue"], inner, level._p(f"parameters.{name}.defaultValue")
+                    )
 
 
 class _NeedsDeploymentTime(Exception):
@@ -1306,7 +1357,7 @@ def expand_template(
     return ExpandedDeployment(
         parameters=values,
         resources=[resources[i.index] for i in engine.instances if i.active],
-        order=[i.id for i in ordered if not i.existing],
+        order=[i.id for i in (engine.deployed if deployer is not None else ordered) if not i.existing],
         outputs=outputs,
         skipped=[i.id for i in engine.instances if not i.active],
     )

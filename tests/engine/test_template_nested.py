@@ -320,3 +320,82 @@ def test_module_whose_loop_count_is_known_only_at_deployment() -> None:
         ]
     )
     assert expand_error(top).first.code == IssueCode.COPY_COUNT
+
+
+class TestDeployerResolvesDeploymentTimeValues:
+    def test_a_name_built_from_a_reference_is_deployed_under_its_real_id(self) -> None:
+        doc = template(
+            [
+                {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "id1"},
+                {
+                    "type": "Microsoft.Authorization/roleAssignments",
+                    "apiVersion": "2022-04-01",
+                    "name": "[guid(reference('id1').principalId)]",
+                    "properties": {"principalId": "[reference('id1').principalId]"},
+                },
+            ]
+        )
+        offline = expand(doc)
+        assert "[guid(" in offline.resources[1].name  # known only after id1 is deployed
+
+        class IdentityDeployer(RecordingDeployer):
+            def deploy(self, resource: Any) -> dict[str, Any]:
+                payload = super().deploy(resource)
+                payload["properties"]["principalId"] = "pid-123"
+                return payload
+
+        state = DictState()
+        deployer = IdentityDeployer(state)
+        result = expand(doc, state=state, deployer=deployer)
+        assignment = deployer.deployed[1]
+        assert "[" not in assignment.name and assignment.properties["principalId"] == "pid-123"
+        assert assignment.id == rid("Microsoft.Authorization/roleAssignments", assignment.name)
+        assert result.order[1] == assignment.id and result.resources[1].id == assignment.id
+
+    def test_a_module_looping_over_another_modules_output_is_expanded_when_it_starts(self) -> None:
+        producer = template(
+            [],
+            outputs={"names": {"type": "array", "value": "[createArray('a', 'b', 'c')]"}},
+        )
+        consumer = template(
+            [
+                {
+                    "type": STORAGE,
+                    "apiVersion": "2023-01-01",
+                    "name": "[parameters('names')[copyIndex()]]",
+                    "copy": {"name": "stores", "count": "[length(parameters('names'))]"},
+                }
+            ],
+            parameters={"names": {"type": "array"}},
+        )
+        doc = template(
+            [
+                module("producer", producer),
+                {
+                    **module(
+                        "consumer",
+                        consumer,
+                        properties={"parameters": {"names": {"value": "[reference('probe').names]"}}},
+                    ),
+                    "dependsOn": ["probe"],
+                },
+                {"type": STORAGE, "apiVersion": "2023-01-01", "name": "probe"},
+            ]
+        )
+
+        class ProbeDeployer(RecordingDeployer):
+            def deploy(self, resource: Any) -> dict[str, Any]:
+                payload = super().deploy(resource)
+                if resource.name == "probe":
+                    payload["properties"]["names"] = ["x", "y"]
+                return payload
+
+        offline = expand(doc)
+        assert [r.name for r in offline.resources if r.type == STORAGE] == ["probe"]
+        state = DictState()
+        deployer = ProbeDeployer(state)
+        result = expand(doc, state=state, deployer=deployer)
+        deployed = [r.name for r in deployer.deployed]
+        assert deployed.index("probe") < deployed.index("x") < deployed.index("consumer")
+        assert {"x", "y"} <= set(deployed)
+        assert rid(STORAGE, "y") in result.order and result.resource(rid(STORAGE, "x")) is not None
