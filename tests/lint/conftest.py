@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# The workflow acceptance tests share the workflow suite's Temporal dev server and per-test names.
+from tests.workflow.conftest import dev_env, resource_group, task_queue  # noqa: F401
+
 FAKES_DIR = Path(__file__).resolve().parent.parent / "fakes"
 REAL_BICEP = shutil.which("bicep", path=os.environ.get("PATH", "").replace(str(FAKES_DIR), ""))
 

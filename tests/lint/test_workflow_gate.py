@@ -1,0 +1,183 @@
+"""Acceptance of the lint gate through the real workflow: a real Temporal dev server, the real activities and the
+local ARM over HTTPS, the recorded Bicep stand-in on the worker's PATH (this process's PATH: the worker runs here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.bicep_deploy import build_bicep_deploy_request
+from orchestrator.blobstore import LocalBlobStore, canonical_json
+from orchestrator.deployments import query_status, result_of, start_deployment
+from orchestrator.models import DeploymentStage, DeployOutcome, FailureClass, LintReport
+from tests.workflow.localarm import real_worker, request_for, storage_template
+
+from .conftest import FAKES_DIR
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
+    yield from running_local_arm(tmp_path_factory.mktemp("local-arm"), **FAST)
+
+
+@pytest.fixture
+def blob_dir(tmp_path: Path) -> Path:
+    return tmp_path / "blobs"
+
+
+@pytest.fixture
+def fake_bicep(monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:
+    monkeypatch.setenv("PATH", os.pathsep.join([str(FAKES_DIR), os.path.dirname(sys.executable)]))
+    monkeypatch.delenv("BICEP_PATH", raising=False)
+    monkeypatch.delenv("BICEP_FAKE_VERSION", raising=False)
+
+
+def bicep_request(local_arm: LocalArm, blob_dir: Path, resource_group: str, **kw: Any):
+    return build_bicep_deploy_request(
+        store=LocalBlobStore(blob_dir),
+        subscription_id=local_arm.subscription_id,
+        resource_group=resource_group,
+        location="westeurope",
+        initiator="lint-acceptance",
+        template=kw.pop("template", None),
+        parameters=kw.pop("parameters", None),
+        overrides=kw.pop("overrides", None),
+        **kw,
+    )
+
+
+async def lint_reports(handle) -> list[LintReport]:
+    """The LINTING activity's results, read back from the event history (the audit's source)."""
+    history = await handle.fetch_history()
+    lint_scheduled = {
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "lint_template"
+    }
+    reports = []
+    for e in history.events:
+        if e.HasField("activity_task_completed_event_attributes"):
+            attrs = e.activity_task_completed_event_attributes
+            if attrs.scheduled_event_id in lint_scheduled:
+                reports.append(LintReport.model_validate_json(attrs.result.payloads[0].data))
+    return reports
+
+
+async def test_clean_quickstart_deploys_from_its_main_bicep(
+    fake_bicep, dev_env, local_arm, blob_dir, task_queue, resource_group, quickstarts
+):
+    sample = quickstarts / "quickstarts__microsoft.storage__storage-account-create"
+    request = bicep_request(local_arm, blob_dir, resource_group, template=str(sample / "main.bicep"))
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+        result = await result_of(handle)
+        [report] = await lint_reports(handle)
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    compiled = json.loads((sample / "azuredeploy.json").read_text(encoding="utf-8-sig"))
+
+    assert result.template_hash == "sha256:" + hashlib.sha256(canonical_json(compiled)).hexdigest()
+    assert report.compiled_template_hash == result.template_hash
+    assert report.bicep_version == "0.46.1 (545b338e2c)" and report.template_kind == "bicep"
+    ids = {r.id.lower() for r in local_arm.resource_client().resources.list_by_resource_group(resource_group)}
+    assert any("/providers/microsoft.storage/storageaccounts/" in i for i in ids)
+    assert {i.lower() for i in result.resources} <= ids
+
+
+async def test_warnings_halt_unless_allowed_and_are_recorded(
+    fake_bicep, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines
+):
+    main = str(baselines / "Unicode_LF" / "main.bicep")
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        gated = await result_of(
+            await start_deployment(
+                dev_env.client, bicep_request(local_arm, blob_dir, resource_group, template=main), task_queue=task_queue
+            )
+        )
+        assert gated.outcome is DeployOutcome.LOGIC_FAILURE
+        assert gated.failure is not None and gated.failure.stage is DeploymentStage.LINTING
+        assert gated.failure.code == "LinterError" and gated.failure.attempts == 1
+        assert gated.failure.message.count(" : Warning ") == 6 and "--allow-warnings" in gated.failure.message
+        assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+        allowed_request = bicep_request(local_arm, blob_dir, resource_group, template=main, allow_warnings=True)
+        handle = await start_deployment(dev_env.client, allowed_request, task_queue=task_queue)
+        allowed = await result_of(handle)
+        [report] = await lint_reports(handle)
+    assert allowed.outcome is DeployOutcome.SUCCEEDED, allowed.failure
+    assert report.warning_count == 6 and len(report.warnings) == 6
+    assert all(f"{main}(" in w and " : Warning " in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("sample", ["InvalidTargetScopes_LF", "InvalidMultilineString_CRLF"])
+async def test_errors_halt_at_linting_listing_every_error(
+    sample, fake_bicep, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines
+):
+    from .oracle import expected_diagnostics
+
+    main = baselines / sample / "main.bicep"
+    expected = expected_diagnostics(main.with_name("main.diagnostics.bicep"), crlf=sample.endswith("_CRLF"))
+    request = bicep_request(local_arm, blob_dir, resource_group, template=str(main), allow_warnings=True)
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+        result = await result_of(handle)
+        status = await query_status(handle)
+    assert result.outcome is DeployOutcome.LOGIC_FAILURE
+    assert result.failure is not None and result.failure.failure_class is FailureClass.LOGIC
+    assert result.failure.stage is DeploymentStage.LINTING
+    assert status.stages[DeploymentStage.LINTING].attempts == 1
+    for e in expected:
+        if e.level == "Error":
+            assert f"{main}({e.line},{e.col}) : Error {e.code}: " in result.failure.message
+    assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+
+async def test_bicepparam_parameters_reach_the_deployment(
+    fake_bicep, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines
+):
+    sample = baselines / "cli-build-params-stdout__Json"
+    request = bicep_request(
+        local_arm, blob_dir, resource_group, parameters=str(sample / "main.bicepparam"), overrides=["intParam=7"]
+    )
+    assert request.parameters == {}  # values never in history: they are in the content store
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        result = await result_of(await start_deployment(dev_env.client, request, task_queue=task_queue))
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    deployment = local_arm.deployments_client().deployments.get(resource_group, result.deployment_name)
+    params = {k: v["value"] for k, v in deployment.properties.parameters.items()}
+    assert params["stringParam"] == "foo" and params["objectParam"] == {"abc": "def"}
+    assert params["intParam"] == 7  # --param applies on top of the .bicepparam
+
+
+async def test_no_compiler_fails_at_linting_and_arm_json_still_deploys(
+    dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, monkeypatch, tmp_path
+):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("BICEP_PATH", raising=False)
+    request = bicep_request(local_arm, blob_dir, resource_group, template=str(baselines / "Empty" / "main.bicep"))
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+        result = await result_of(handle)
+        desc = await handle.describe()
+        assert result.outcome is DeployOutcome.LOGIC_FAILURE
+        assert result.failure is not None and result.failure.code == "BicepNotFound"
+        assert result.failure.stage is DeploymentStage.LINTING and result.failure.attempts == 1
+        assert "needs no compiler" in result.failure.message and "worker '" in result.failure.message
+        assert desc.status is not None and desc.status.name != "RUNNING"
+        assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+        json_request = request_for(local_arm, blob_dir, resource_group, storage_template(["stnocompiler01"]))
+        arm_json = await result_of(await start_deployment(dev_env.client, json_request, task_queue=task_queue))
+    assert arm_json.outcome is DeployOutcome.SUCCEEDED, arm_json.failure
