@@ -22,7 +22,7 @@ from arm_engine import DeploymentScope, ExpandedDeployment, ExpandedResource, Te
 from . import engine
 from .errors import DEPLOYMENT_FAILED_MESSAGE, ArmError, error_object
 from .faults import LRO_KINDS, FaultBook
-from .providers import enrich, list_call_answer
+from .providers import enrich, list_call_answer, strip_write_only
 from .store import RUNNING_STATES, Store
 from .whatif import materialize, property_delta
 
@@ -368,7 +368,15 @@ class Runner:
 
     # -- what-if -----------------------------------------------------------------------------------------------
     def what_if(
-        self, sub: str, rg: str, name: str, template: dict[str, Any], parameters: dict[str, Any], mode: str
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        template: dict[str, Any],
+        parameters: dict[str, Any],
+        mode: str,
+        *,
+        ids_only: bool = False,
     ) -> dict[str, Any]:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
         scope = DeploymentScope(
@@ -411,6 +419,8 @@ class Runner:
                 changes.append({"resourceId": stored["id"], "changeType": "Delete", "before": before})
             else:
                 changes.append({"resourceId": stored["id"], "changeType": "Ignore", "before": before})
+        if ids_only:  # whatIfSettings.resultFormat = ResourceIdOnly
+            changes = [{"resourceId": c["resourceId"], "changeType": c["changeType"]} for c in changes]
         return {"status": "Succeeded", "properties": {"changes": changes}}
 
 
@@ -578,7 +588,7 @@ class _Deployer:
 
 
 def _what_if_payload(res: ExpandedResource) -> dict[str, Any]:
-    body = materialize(res.body)
+    body = strip_write_only(materialize(res.body))
     payload: dict[str, Any] = {"id": res.id, "name": res.name, "type": res.type, "apiVersion": res.api_version}
     payload.update({k: v for k, v in body.items() if k not in ("name", "type", "apiVersion")})
     return payload

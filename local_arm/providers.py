@@ -296,6 +296,13 @@ def _nested_read_only(rtype: str, resource_id: str, props: dict[str, Any], locat
             inner.setdefault("privateIPAddress", inner.get("privateIPAddress") or f"10.0.{i}.4")
 
 
+def strip_write_only(value: Any) -> Any:
+    """A copy without the properties RPs never return (passwords, protected settings)."""
+    result = copy.deepcopy(value)
+    _strip_write_only(result)
+    return result
+
+
 def _strip_write_only(value: Any) -> None:
     if isinstance(value, dict):
         for key in [k for k in value if k.lower() in WRITE_ONLY_KEYS]:

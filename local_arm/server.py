@@ -285,7 +285,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = rule.status or 500
             headers = {"Retry-After": str(rule.retry_after)} if status == 503 else {}
             raise ArmError(status, rule.error_code(), rule.error_message(), headers=headers)
-        response = service.route(req, info)
+        try:
+            response = service.route(req, info)
+        except ArmError as err:
+            err.headers.setdefault(limit_header, str(remaining))
+            raise
         response.headers.setdefault(limit_header, str(remaining))
         return response
 

@@ -462,6 +462,9 @@ class ArmService:
         for res in expanded.resources:
             if res.existing:
                 continue
+            problem = _provider_preflight(res)
+            if problem is not None:
+                raise _invalid_deployment(name, problem)
             rule = self.faults.match(
                 ("preflight_failure",),
                 deployment=name,
@@ -471,19 +474,13 @@ class ArmService:
                 path=res.id,
             )
             if rule is not None:
-                tracking = str(uuid.uuid4())
-                raise ArmError(
-                    400,
-                    "InvalidTemplateDeployment",
-                    f"The template deployment '{name}' is not valid according to the validation procedure. The "
-                    f"tracking id is '{tracking}'. See inner errors for details.",
-                    details=[
-                        error_object(
-                            rule.error_code(),
-                            rule.error_message(target=res.id, location=str(res.location or group["location"])),
-                            target=res.id,
-                        )
-                    ],
+                raise _invalid_deployment(
+                    name,
+                    error_object(
+                        rule.error_code(),
+                        rule.error_message(target=res.id, location=str(res.location or group["location"])),
+                        target=res.id,
+                    ),
                 )
         return expanded
 
@@ -612,11 +609,13 @@ class ArmService:
         return Response(200, result)
 
     def _what_if(self, req: Request, info: RouteInfo, sub: str, rg: str, name: str, version: str) -> Response:
-        _, template, parameters, mode = self._parse_deployment_body(req)
+        request, template, parameters, mode = self._parse_deployment_body(req)
         group = self._group_or_404(sub, rg)
+        settings = request["properties"].get("whatIfSettings") or {}
+        ids_only = isinstance(settings, dict) and str(settings.get("resultFormat", "")).lower() == "resourceidonly"
         try:
             self._preflight(sub, rg, name, template, parameters)
-            result = self.runner.what_if(sub, group["name"], name, template, parameters, mode)
+            result = self.runner.what_if(sub, group["name"], name, template, parameters, mode, ids_only=ids_only)
         except ArmError as err:
             result = {"status": "Failed", "error": err.error_object()}
         except TemplateError as exc:
@@ -739,6 +738,39 @@ class ArmService:
                 next_url += f"&$top={top}"
             body["nextLink"] = next_url
         return Response(200, body)
+
+
+_STORAGE_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+def _provider_preflight(res: Any) -> dict[str, Any] | None:
+    """The few provider validations that are cheap to reproduce (ARM's preflight asks each RP)."""
+    storage = res.type.lower() == "microsoft.storage/storageaccounts" and isinstance(res.name, str)
+    if storage and not _STORAGE_NAME.match(res.name) and "[" not in res.name:
+        return error_object(
+            "AccountNameInvalid",
+            f"{res.name} is not a valid storage account name. Storage account name must be between 3 and 24 "
+            "characters in length and use numbers and lower-case letters only.",
+            target=res.name,
+        )
+    return None
+
+
+def _invalid_deployment(name: str, inner: dict[str, Any]) -> ArmError:
+    tracking = str(uuid.uuid4())
+    return ArmError(
+        400,
+        "InvalidTemplateDeployment",
+        f"The template deployment '{name}' is not valid according to the validation procedure. The tracking id is "
+        f"'{tracking}'. See inner errors for details.",
+        details=[
+            error_object(
+                "PreflightValidationCheckFailed",
+                "Preflight validation failed. Please refer to the details for the specific errors.",
+                details=[inner],
+            )
+        ],
+    )
 
 
 def _method_not_allowed(method: str, path: str) -> ArmError:

@@ -337,3 +337,51 @@ def test_nested_deployments_are_stored_as_deployments(local_arm: LocalArm) -> No
     assert child.properties.provisioning_state == "Succeeded"
     assert [r.id.rsplit("/", 1)[-1] for r in child.properties.output_resources] == ["inner0"]
     assert sorted(d.name for d in client.deployments.list_by_resource_group("rg-nest")) == ["child", "parent"]
+
+
+def test_invalid_storage_account_name_fails_preflight(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-acct")
+    client = local_arm.deployments_client()
+    with pytest.raises(HttpResponseError) as exc:
+        client.deployments.begin_validate(
+            "rg-acct", "d", body(web_app_template(), values(storageName="Bad_Name"))
+        ).result()
+    assert exc.value.status_code == 400 and exc.value.error.code == "InvalidTemplateDeployment"
+    assert exc.value.error.details[0].details[0].code == "AccountNameInvalid"
+
+
+def test_what_if_resource_id_only_and_secrets_not_echoed(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-sec")
+    template = identities_template(1)
+    template["parameters"]["secret"] = {"type": "securestring"}
+    template["resources"].append(
+        {
+            "type": "Microsoft.Compute/virtualMachines",
+            "apiVersion": "2023-03-01",
+            "name": "vm1",
+            "location": "[resourceGroup().location]",
+            "properties": {
+                "osProfile": {
+                    "computerName": "vm1",
+                    "adminUsername": "azureuser",
+                    "adminPassword": "[parameters('secret')]",
+                }
+            },
+        }
+    )
+    request = body(template, values(secret="Sup3r-Secret!"))
+    client = local_arm.deployments_client()
+    short = client.deployments.begin_what_if(
+        "rg-sec", "d", {"properties": {**request["properties"], "whatIfSettings": {"resultFormat": "ResourceIdOnly"}}}
+    ).result()
+    assert all(c.after is None and c.before is None for c in short.properties.changes)
+    full = client.deployments.begin_what_if("rg-sec", "d", request).result()
+    result = client.deployments.begin_create_or_update("rg-sec", "d", request).result()
+    assert result.properties.parameters["secret"] == {"type": "SecureString"}
+    vm_id = next(r.id for r in result.properties.output_resources if r.id.endswith("/vm1"))
+    vm = local_arm.resource_client().resources.get_by_id(vm_id, api_version="2023-03-01")
+    assert vm.properties["osProfile"]["adminUsername"] == "azureuser"
+    again = client.deployments.begin_what_if("rg-sec", "d", request).result()
+    for text in (str(full.as_dict()), str(vm.as_dict()), str(again.as_dict())):
+        assert "Sup3r-Secret!" not in text
+    assert {c.change_type for c in again.properties.changes} == {"NoChange"}

@@ -58,7 +58,10 @@ def test_preflight_failure_is_invalid_template_deployment(local_arm: LocalArm) -
         client.deployments.begin_validate("rg-pre", "web", body(web_app_template())).result()
     assert validate.value.status_code == 400
     assert validate.value.error.code == "InvalidTemplateDeployment"
-    assert validate.value.error.details[0].code == "SkuNotAvailable"
+    preflight = validate.value.error.details[0]
+    assert preflight.code == "PreflightValidationCheckFailed"
+    assert preflight.details[0].code == "SkuNotAvailable"
+    assert "not available in location 'eastus'" in preflight.details[0].message
     with pytest.raises(HttpResponseError) as put:
         client.deployments.begin_create_or_update("rg-pre", "web", body(web_app_template()))
     assert put.value.error.code == "InvalidTemplateDeployment"
