@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from collections.abc import Sequence
@@ -112,6 +113,8 @@ async def probe_http(check: HttpCheck, *, timeout: float) -> str:
         raise ProbeFailure(f"{check.method} {shown}: TLS handshake failed: {exc.reason or exc}") from None
     except (ConnectionError, OSError) as exc:
         raise ProbeFailure(f"{check.method} {shown}: {phase}: {_os_reason(exc, host)}") from None
+    except asyncio.IncompleteReadError:
+        raise ProbeFailure(f"{check.method} {shown}: the connection closed in the middle of the answer") from None
     except (ValueError, UnicodeError) as exc:
         raise ProbeFailure(f"{check.method} {shown}: the server's answer is not HTTP/1.x ({exc})") from None
     finally:
@@ -122,13 +125,19 @@ async def probe_http(check: HttpCheck, *, timeout: float) -> str:
 
 
 def _tls_context(check: HttpCheck) -> ssl.SSLContext:
-    if not check.verify_tls:
+    return _cached_tls_context(check.verify_tls, check.ca_pem)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_tls_context(verify_tls: bool, ca_pem: str | None) -> ssl.SSLContext:
+    """One context per trust setting: loading the system trust store costs milliseconds, and checks retry."""
+    if not verify_tls:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    if check.ca_pem:
-        return ssl.create_default_context(cadata=check.ca_pem)
+    if ca_pem:
+        return ssl.create_default_context(cadata=ca_pem)
     return ssl.create_default_context()
 
 

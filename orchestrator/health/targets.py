@@ -218,8 +218,19 @@ def validate_port(port: int | str) -> int:
 
 
 def placeholder_probe(text: str) -> str:
-    """``text`` with placeholders replaced by a stand-in host name, to check its shape before the outputs exist."""
-    return _TOKEN.sub(lambda m: {"{{": "{", "}}": "}"}.get(m.group(0), "output-value"), text)
+    """``text`` with placeholders replaced by stand-ins, to check its shape before the outputs exist: a port
+    stand-in after ``host:``, a host-name-like word elsewhere."""
+
+    def stand_in(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        before, after = text[: match.start()], text[match.end() :]
+        if before.endswith(":") and not before.endswith("://") and (not after or after[0] in "/?#"):
+            return "1"
+        return "output-value"
+
+    return _TOKEN.sub(stand_in, text)
 
 
 def redact_url(url: str) -> str:

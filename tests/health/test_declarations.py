@@ -63,6 +63,9 @@ def test_flag_forms() -> None:
     assert web.headers == {"X-Env": "prod"} and web.verify_tls
     assert (web.timeout_seconds, web.retry_interval_seconds, web.name) == (3.0, 0.5, "web")
 
+    port_from_output = parse_health_check_flag("http:GET https://{outputs.webUrl}:{outputs.dbPort}/health")
+    assert isinstance(port_from_output, HttpCheck)
+
     implicit_get = parse_health_check_flag("http:https://example.com/ tls=off")
     assert isinstance(implicit_get, HttpCheck)
     assert implicit_get.method == "GET" and not implicit_get.verify_tls

@@ -292,3 +292,10 @@ async def test_the_live_table_shows_each_check_with_its_state_and_error(servers:
     assert final[2].startswith("✗ db ") and "failed" in final[2] and "connection refused" in final[2]
     assert final[-1].startswith("1/2 passed")
     assert any("pending" in t for t in tables)
+
+
+async def test_a_url_port_from_an_output(servers: ServerThread) -> None:
+    port = servers.http()
+    report = await run_health_checks(spec("http:GET http://127.0.0.1:{outputs.api}/ name=web"), outputs={"api": port})
+    assert report.healthy, report.summary()
+    assert report.checks[0].target == f"GET http://127.0.0.1:{port}/"
