@@ -744,6 +744,11 @@ class _Expander:
         for inst in level.instances:
             if inst.active:
                 self.evaluate_instance(inst)
+        if level.outer_parent is None:
+            # ARM validates every variable when the deployment starts, used or not
+            ctx = _Context(level, (), "plan")
+            for name in level.variables:
+                level.variable(name, ctx)
         for inst in level.instances:
             if inst.active:
                 self.resolve_depends_on(inst)
@@ -1095,6 +1100,7 @@ class _Expander:
                 value = self.evaluate(decl["value"], ctx, f"{path}.value")
             else:
                 raise _issue(IssueCode.INVALID_TEMPLATE, "an output needs a 'value' (or a 'copy')", path)
+            _check_output_type(otype, value, path)
             result[name] = {"type": decl.get("type", otype), "value": value}
         return result
 
@@ -1242,6 +1248,28 @@ class _DeployerFailure(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
         self.original = original
+
+
+_OUTPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "securestring": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "object": (dict,),
+    "secureobject": (dict,),
+    "array": (list,),
+}
+
+
+def _check_output_type(declared: str, value: Any, path: str) -> None:
+    """ARM rejects an output whose value does not have its declared type (null is allowed)."""
+    allowed = _OUTPUT_TYPES.get(declared)
+    if allowed is None or value is None or isinstance(value, Deferred):
+        return
+    ok = isinstance(value, allowed) and not (declared == "int" and isinstance(value, bool))
+    if not ok:
+        shown = type(value).__name__.replace("str", "string").replace("dict", "object").replace("list", "array")
+        raise _issue(IssueCode.TYPE_ERROR, f"the output is declared {declared} but its value is a {shown}", path)
 
 
 def _has_deferred(value: Any) -> bool:

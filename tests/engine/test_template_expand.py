@@ -383,6 +383,11 @@ class TestReferencesAndErrors:
         issue = expand_error(doc).first
         assert (issue.code, issue.path) == (IssueCode.UNDECLARED_VARIABLE, "resources[0].properties.v[0]")
 
+    def test_unused_variable_is_still_validated(self) -> None:
+        doc = template([storage("a")], variables={"unused": "[concat('x', parameters('missing'))]"})
+        issue = expand_error(doc).first
+        assert (issue.code, issue.path) == (IssueCode.UNDECLARED_PARAMETER, "variables.unused")
+
     def test_variable_cycle(self) -> None:
         doc = template(
             [{**storage("a"), "properties": {"v": "[variables('x')]"}}],
@@ -426,6 +431,15 @@ class TestOutputs:
     def test_output_with_false_condition_is_not_evaluated(self) -> None:
         result = expand(self.doc("[parameters('deploySkipped')]"))
         assert set(result.outputs) == {"guarded"} and result.outputs["guarded"].value == {}
+
+    def test_output_value_must_have_its_declared_type(self) -> None:
+        doc = template([], outputs={"n": {"type": "int", "value": "[string(1)]"}})
+        issue = expand_error(doc).first
+        assert (issue.code, issue.path) == (IssueCode.TYPE_ERROR, "outputs.n")
+        ok = template(
+            [], outputs={"n": {"type": "Int", "value": "[add(1, 1)]"}, "z": {"type": "object", "value": None}}
+        )
+        assert expand(ok).outputs["n"].value == 2
 
     def test_deferred_and_state_backed_outputs(self) -> None:
         doc = template(
