@@ -339,7 +339,10 @@ class _Level:
             properties["template"]["metadata"] = template["metadata"]
         if level.owner is None and level.eval_scope.template_link:
             properties["templateLink"] = {"uri": level.eval_scope.template_link}
-        return {"name": level.eval_scope.deployment_name, "properties": properties}
+        info: dict[str, Any] = {"name": level.eval_scope.deployment_name, "properties": properties}
+        if level.place_kind != "resourceGroup":
+            info["location"] = level.eval_scope.location  # subscription/tenant deployments have a location
+        return info
 
 
 class _Context:
@@ -732,6 +735,8 @@ class _Expander:
                 return found[0].id
         split = _split_id_type_name(target)
         scope = inst.level.place_scope
+        if split is not None and split[0].startswith("microsoft.management/"):
+            return f"/providers/{target}"  # management groups live at the tenant root
         if split is not None:
             return f"/subscriptions/{scope.subscription_id}/resourceGroups/{scope.resource_group}/providers/{target}"
         raise _issue(
@@ -1272,6 +1277,16 @@ def _check_output_type(declared: str, value: Any, path: str) -> None:
         raise _issue(IssueCode.TYPE_ERROR, f"the output is declared {declared} but its value is a {shown}", path)
 
 
+def _scope_kind(template: dict[str, Any]) -> str:
+    """From the template's $schema: resource-group templates (the usual case), subscription or tenant ones."""
+    schema = str(template.get("$schema", "")).lower()
+    if "subscriptiondeploymenttemplate" in schema:
+        return "subscription"
+    if "tenantdeploymenttemplate" in schema or "managementgroupdeploymenttemplate" in schema:
+        return "tenant"
+    return "resourceGroup"
+
+
 def _has_deferred(value: Any) -> bool:
     if isinstance(value, Deferred):
         return True
@@ -1345,7 +1360,7 @@ def expand_template(
             doc,
             eval_scope=scope,
             place_scope=scope,
-            place_kind="resourceGroup",
+            place_kind=_scope_kind(doc),
             path="",
             owner=None,
             outer_parent=None,

@@ -498,3 +498,30 @@ def test_800_resource_template_expands_quickly() -> None:
     assert app0.depends_on == [result.resources[0].id]
     assert app0.properties["siteConfig"]["appSettings"][2] == {"name": "C", "value": "3-0"}
     assert elapsed < 3.0, f"800 resources took {elapsed:.2f} s"
+
+
+def test_tenant_scope_template_ids_and_deployment_location() -> None:
+    doc = template(
+        [
+            {
+                "type": "Microsoft.Resources/deployments",
+                "apiVersion": "2022-09-01",
+                "name": "mgMod",
+                "scope": "[format('Microsoft.Management/managementGroups/{0}', 'mg1')]",
+                "location": "[deployment().location]",
+                "properties": {
+                    "mode": "Incremental",
+                    "expressionEvaluationOptions": {"scope": "inner"},
+                    "template": template([]),
+                },
+            },
+            {"type": "Microsoft.Management/managementGroups", "apiVersion": "2021-04-01", "name": "mg2"},
+        ]
+    )
+    doc["$schema"] = "https://schema.management.azure.com/schemas/2019-08-01/tenantDeploymentTemplate.json#"
+    mod, group = expand(doc).resources
+    assert (
+        mod.id == "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Resources/deployments/mgMod"
+    )
+    assert mod.location == SCOPE.location
+    assert group.id == "/providers/Microsoft.Management/managementGroups/mg2"
