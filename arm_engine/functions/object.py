@@ -65,7 +65,7 @@ def _same_kind(inv: Invocation, args: list[Any]) -> str:
     raise FunctionError(IssueCode.TYPE_ERROR, f"{inv.name}() needs all arrays or all objects, got {kinds}")
 
 
-@arm_function("union", 1, None, mode="shallow")
+@arm_function("union", 2, None, mode="shallow")
 def union(inv: Invocation, args: list[Any]) -> Any:
     args = [a for a in args if a is not None]  # null arguments contribute nothing
     if not args:
@@ -83,7 +83,7 @@ def union(inv: Invocation, args: list[Any]) -> Any:
     return merged
 
 
-@arm_function("intersection", 1, None)
+@arm_function("intersection", 2, None)
 def intersection(inv: Invocation, args: list[Any]) -> Any:
     if _same_kind(inv, args) == "array":
         result: list[Any] = []

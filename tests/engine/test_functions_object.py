@@ -75,6 +75,19 @@ def test_union_merges_nested_objects_but_replaces_nested_arrays() -> None:
     assert ctx.parameters["first"]["property"]["three"] == "c1"  # inputs untouched
 
 
+def test_union_of_arrays_of_arrays_does_not_merge_the_inner_arrays() -> None:
+    ctx = SimpleContext(parameters={"first": [["one", "two"], ["three"]], "second": [["three"], ["four", "two"]]})
+    assert ev("[union(parameters('first'), parameters('second'))]", ctx) == [["one", "two"], ["three"], ["four", "two"]]
+
+
+def test_documented_json_examples() -> None:
+    ctx = SimpleContext(parameters={"testValue": "demo value"})
+    assert ev("[empty(json('null'))]") is True
+    assert ev("[json(concat('{\"a\": \"', parameters('testValue'), '\"}'))]", ctx) == {"a": "demo value"}
+    assert ev("[json('[1,2,3]')]") == [1, 2, 3]
+    assert ev("[json('true')]") is True
+
+
 def test_union_matches_keys_case_insensitively_keeping_the_first_spelling() -> None:
     assert ev("[union(createObject('Tags', createObject('a', 1)), createObject('tags', createObject('b', 2)))]") == {
         "Tags": {"a": 1, "b": 2}
@@ -99,6 +112,8 @@ def test_union_later_scalar_replaces_object() -> None:
         ("[json('NaN')]", IssueCode.INVALID_VALUE),
         ("[json(1)]", IssueCode.TYPE_ERROR),
         ("[null(1)]", IssueCode.WRONG_ARITY),
+        ("[union(createObject())]", IssueCode.WRONG_ARITY),
+        ("[intersection(createArray())]", IssueCode.WRONG_ARITY),
         ("[createObject('a', 1).missing]", IssueCode.MISSING_PROPERTY),
         ("[createObject('a', 1)[0]]", IssueCode.TYPE_ERROR),
     ],
