@@ -481,8 +481,9 @@ class _Deployer:
         pending = "Updating" if existing is not None else "Creating"
         delay = max(0.0, self.runner.provisioning_seconds())
         record = self._store(resource, pending, ready_at=started + delay)
-        self._operation(owner, op_id, "Running", started, target)
-        self.runner._sleep(delay, self.cancel)
+        if delay > 0:
+            self._operation(owner, op_id, "Running", started, target)
+            self.runner._sleep(delay, self.cancel)
         self._operation(owner, op_id, "Succeeded", started, target, status_code="OK" if existing else "Created")
         view = resource_view(record, now=started + delay)
         view.setdefault("apiVersion", resource.api_version)
