@@ -13,43 +13,29 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 
 from orchestrator.health import (
+    HealthCheckInput,
     HealthCheckReport,
     HealthProgress,
-    HealthSpec,
     ResourceStateReader,
     run_health_checks,
 )
+from orchestrator.health.models import health_activity_timeouts
+
+__all__ = [
+    "RUN_HEALTH_CHECKS",
+    "ArmResourceStateReader",
+    "HealthCheckActivities",
+    "HealthCheckInput",
+    "health_activity_timeouts",
+]
 
 RUN_HEALTH_CHECKS = "run_health_checks"  # belongs in orchestrator.models.ActivityName once wired
-
-
-class HealthCheckInput(BaseModel):
-    """What the workflow hands the activity after DEPLOYING succeeded."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    spec: HealthSpec
-    deployment_name: str
-    subscription_id: str
-    outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
-    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
-    api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
-
-
-def activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 30.0) -> tuple[timedelta, timedelta]:
-    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a margin."""
-    longest_attempt = max(
-        [spec.timeout_seconds, *(c.timeout_seconds for c in spec.checks if c.timeout_seconds is not None)]
-    )
-    return timedelta(seconds=spec.window_seconds + longest_attempt + 60), timedelta(seconds=heartbeat_seconds)
 
 
 class ArmResourceStateReader:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from orchestrator.health.models import CHECK_KINDS, HealthCheck, HealthSpec, parse_duration
 from orchestrator.health.targets import TargetError, check_declared, redact_urls_in
+from orchestrator.inputs import InputError
 
 HEALTH_FILE_SUFFIXES: tuple[str, ...] = (".health.json", ".health.yaml", ".health.yml")
 FLAG = "--health-check"
@@ -47,7 +48,7 @@ _FLAG_OPTIONS: dict[str, dict[str, str]] = {
 _ON = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
-class HealthDeclarationError(ValueError):
+class HealthDeclarationError(InputError):
     """A health declaration is unusable. ``str(exc)`` is the one-paragraph message for the user (exit code 2).
     URLs in it have their query strings and credentials redacted: messages end up in CI logs."""
 

@@ -7,6 +7,7 @@ are small and JSON-friendly: no attempt log, only the count, the last error and 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -311,3 +312,24 @@ class HealthProgress(BaseModel):
 
     started_at: float
     report: HealthCheckReport
+
+
+class HealthCheckInput(BaseModel):
+    """The health check activity's input, built by the workflow after DEPLOYING succeeded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    spec: HealthSpec
+    deployment_name: str
+    subscription_id: str
+    outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
+    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
+    api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
+
+
+def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 30.0) -> tuple[timedelta, timedelta]:
+    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a minute's margin."""
+    longest_attempt = max(
+        [spec.timeout_seconds, *(c.timeout_seconds for c in spec.checks if c.timeout_seconds is not None)]
+    )
+    return timedelta(seconds=spec.window_seconds + longest_attempt + 60), timedelta(seconds=heartbeat_seconds)

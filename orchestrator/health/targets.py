@@ -71,6 +71,11 @@ def check_declared(text: str, declared: Mapping[str, str | None]) -> None:
                 hint = "It declares no outputs; add one to the template or write the target literally."
             raise TargetError(f"'{text}' uses the output '{name}', which the template does not declare. {hint}")
         declared_type = declared[lowered[name.lower()]]
+        if declared_type and declared_type.lower() in ("securestring", "secureobject"):
+            raise TargetError(
+                f"'{text}' uses the output '{name}', which is declared {declared_type}: secure outputs are masked "
+                "after deployment and never reach health checks; expose the non-secret part as its own output"
+            )
         if len(path) > 1 and declared_type and declared_type.lower() not in ("object", "array"):
             raise TargetError(
                 f"'{text}' reads the field '{'.'.join(path[1:])}' of the output '{name}', but that output is "

@@ -1,5 +1,5 @@
 """A test-only workflow that runs just the health check activity the way VERIFYING_HEALTH will: by name, with
-``activity_timeouts``, on a real Temporal server (so the models cross the pydantic data converter)."""
+``health_activity_timeouts``, on a real Temporal server (so the models cross the pydantic data converter)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.health_checks import RUN_HEALTH_CHECKS, HealthCheckInput, activity_timeouts
-    from orchestrator.health import HealthCheckReport
+    from activities.health_checks import RUN_HEALTH_CHECKS
+    from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
 
 
 @workflow.defn
 class HealthStageWorkflow:
     @workflow.run
     async def run(self, inp: HealthCheckInput) -> HealthCheckReport:
-        start_to_close, heartbeat = activity_timeouts(inp.spec, heartbeat_seconds=10)
+        start_to_close, heartbeat = health_activity_timeouts(inp.spec, heartbeat_seconds=10)
         return await workflow.execute_activity(
             RUN_HEALTH_CHECKS,
             inp,

@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.health_checks import HealthCheckActivities, HealthCheckInput, activity_timeouts
+from activities.health_checks import HealthCheckActivities, HealthCheckInput, health_activity_timeouts
 from local_arm.testing import LocalArm
 from orchestrator.health import CheckState, HealthProgress, HealthSpec, load_health_spec
 from tests.health.servers import ServerThread
@@ -62,7 +62,7 @@ async def test_a_retried_activity_uses_only_what_is_left_of_the_window(servers: 
 
 
 def test_activity_timeouts_cover_the_window_and_one_attempt() -> None:
-    start_to_close, heartbeat = activity_timeouts(spec("tcp:h:1 timeout=45s", window="5m"), heartbeat_seconds=20)
+    start_to_close, heartbeat = health_activity_timeouts(spec("tcp:h:1 timeout=45s", window="5m"), heartbeat_seconds=20)
     assert start_to_close.total_seconds() == 300 + 45 + 60 and heartbeat.total_seconds() == 20
 
 

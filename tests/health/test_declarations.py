@@ -273,3 +273,8 @@ def test_a_missing_health_file_given_explicitly(tmp_path: Path) -> None:
 def test_bad_command_line_timing() -> None:
     assert refused(window="ten minutes").startswith("--health-window 'ten minutes' is not a duration")
     assert refused(timeout=0) == "--health-timeout '0' is not a positive duration; write e.g. 30s or 10m."
+
+
+def test_secure_outputs_cannot_feed_a_check() -> None:
+    message = refused(flags=["http:GET https://h/?key={outputs.apiKey}"], declared_outputs={"apiKey": "securestring"})
+    assert "declared securestring: secure outputs are masked" in message
