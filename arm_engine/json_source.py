@@ -92,3 +92,99 @@ def parse_json(text: str | bytes, *, source: str | None = None, what: str = "tem
         raise TemplateError(
             TemplateIssue(IssueCode.INVALID_JSON, f"the {what} nests too deeply to read", source=source)
         ) from None
+
+
+def _path_key(path: str, key: str) -> str:
+    if key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}['{key}']"
+
+
+def value_positions(text: str) -> dict[str, tuple[int, int]]:
+    """JSON path (``resources[2].properties.name``, the engine's path format) → (line, column) where that value
+    starts in ``text``. Used to point an error at the user's file; an empty dict if ``text`` is not JSON."""
+    source = _blank_comments(text[1:] if text.startswith("\ufeff") else text)
+    decoder = json.JSONDecoder()
+    positions: dict[str, tuple[int, int]] = {}
+    line_starts = [0]
+    for i, ch in enumerate(source):
+        if ch == "\n":
+            line_starts.append(i + 1)
+
+    def where(offset: int) -> tuple[int, int]:
+        lo, hi = 0, len(line_starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if line_starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1, offset - line_starts[lo] + 1
+
+    n = len(source)
+
+    def skip(i: int) -> int:
+        while i < n and source[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def value(i: int, path: str) -> int:
+        i = skip(i)
+        positions[path] = where(i)
+        if i >= n:
+            raise ValueError("end of text")
+        ch = source[i]
+        if ch == "{":
+            i = skip(i + 1)
+            if i < n and source[i] == "}":
+                return i + 1
+            while True:
+                i = skip(i)
+                key, i = decoder.raw_decode(source, i)
+                i = skip(i)
+                if source[i] != ":":
+                    raise ValueError("expected ':'")
+                i = value(i + 1, _path_key(path, str(key)))
+                i = skip(i)
+                if source[i] == ",":
+                    i += 1
+                    continue
+                if source[i] == "}":
+                    return i + 1
+                raise ValueError("expected ',' or '}'")
+        if ch == "[":
+            i = skip(i + 1)
+            if i < n and source[i] == "]":
+                return i + 1
+            index = 0
+            while True:
+                i = value(i, f"{path}[{index}]")
+                index += 1
+                i = skip(i)
+                if source[i] == ",":
+                    i += 1
+                    continue
+                if source[i] == "]":
+                    return i + 1
+                raise ValueError("expected ',' or ']'")
+        _, end = decoder.raw_decode(source, i)
+        return int(end)
+
+    try:
+        value(0, "")
+    except (ValueError, IndexError, RecursionError):
+        return positions
+    return positions
+
+
+def locate(positions: dict[str, tuple[int, int]], path: str) -> tuple[int, int] | None:
+    """The position of ``path``, or of its nearest enclosing value that is in the file (evaluated copies and
+    expression results have paths the file does not)."""
+    while path:
+        if path in positions:
+            return positions[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            break
+        path = path[:cut]
+    return positions.get(path)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from . import evaluator
 from .errors import IssueCode, TemplateError, TemplateIssue
 from .graph import topological_order
-from .json_source import parse_json
+from .json_source import locate, parse_json, value_positions
 from .model import SECRET_MASK, CopyInfo, ExpandedDeployment, ExpandedResource, OutputValue, ParameterValue
 from .parameters import ParameterResolver, read_parameters_document
 from .scope import DeploymentScope
@@ -1378,7 +1378,8 @@ def expand_template(
             engine.deploy(ordered, resources)
         outputs_raw = engine.evaluate_outputs(top, "live" if deployer is not None else "outputs")
     except TemplateError as exc:
-        raise _with_source(exc, template_source) from None
+        located = _with_positions(exc, template, parameters, template_source, parameters_source)
+        raise _with_source(located, template_source) from None
     except _DeployerFailure as failure:
         raise failure.original from None
     except RecursionError:
@@ -1404,6 +1405,35 @@ def expand_template(
         outputs=outputs,
         skipped=[i.id for i in engine.instances if not i.active],
     )
+
+
+def _with_positions(
+    exc: TemplateError,
+    template: Any,
+    parameters: Any,
+    template_source: str | None,
+    parameters_source: str | None,
+) -> TemplateError:
+    """Add the line and column of each issue's path when the document was handed in as text."""
+    texts: dict[str | None, Any] = {}
+    if isinstance(template, str):
+        texts[template_source] = template
+    if isinstance(parameters, str) and parameters_source != template_source:
+        texts[parameters_source] = parameters
+    if not texts or all(i.line is not None or not i.path for i in exc.issues):
+        return exc
+    indexes: dict[str | None, dict[str, tuple[int, int]]] = {}
+    issues = []
+    for issue in exc.issues:
+        source = issue.source if issue.source is not None else template_source
+        if issue.line is None and issue.path and source in texts:
+            if source not in indexes:
+                indexes[source] = value_positions(texts[source])
+            found = locate(indexes[source], issue.path)
+            if found is not None:
+                issue = dataclasses.replace(issue, line=found[0], column=found[1])
+        issues.append(issue)
+    return TemplateError(issues)
 
 
 def _to_resource(inst: _Instance) -> ExpandedResource:

@@ -187,3 +187,20 @@ def test_param_values_are_json_when_they_parse(files: tuple[Path, Path], capsys:
         ["expand", "-t", str(template), "-p", str(params), "--param", 'prefix="123"', "-g", "rg1", "-o", "json"], capsys
     )
     assert code == ExitCode.OK and json.loads(out)["parameters"]["prefix"]["value"] == "123"
+
+
+def test_errors_point_at_the_line_in_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = tmp_path / "main.json"
+    template.write_text(
+        '{\n  "resources": [\n    {\n      "type": "Microsoft.Storage/storageAccounts",\n'
+        '      "name": "[variables(\'nope\')]"\n    }\n  ]\n}\n'
+    )
+    code, out, _ = run(["expand", "-t", str(template), "-g", "rg1", "-o", "json"], capsys)
+    assert code == ExitCode.LOGIC_FAILURE
+    (error,) = json.loads(out)["errors"]
+    assert (error["code"], error["path"], error["line"], error["column"]) == (
+        "UndeclaredVariable",
+        "resources[0].name",
+        5,
+        15,
+    )

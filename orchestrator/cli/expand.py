@@ -77,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
         location=location,
         deployment_name=deployment_name,
     )
+    # The engine reads the texts again (already checked above) so that its errors carry line numbers.
+    template_text = Path(args.template).read_text(encoding="utf-8-sig")
+    parameters_text = Path(args.parameters).read_text(encoding="utf-8-sig") if args.parameters else None
+    del template, parameters
     try:
         result = expand_template(
-            template,
-            parameters={"parameters": parameters} if parameters is not None else None,
+            template_text,
+            parameters=parameters_text,
             overrides=overrides,
             scope=scope,
             template_source=args.template,

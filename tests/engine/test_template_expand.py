@@ -525,3 +525,13 @@ def test_tenant_scope_template_ids_and_deployment_location() -> None:
     )
     assert mod.location == SCOPE.location
     assert group.id == "/providers/Microsoft.Management/managementGroups/mg2"
+
+
+def test_errors_in_template_text_carry_line_and_column() -> None:
+    text = '{"resources": [],\n "outputs": {\n  "o": {"type": "string",\n        "value": "[parameters(\'x\')]"}}}'
+    issue = expand_error(text, template_source="t.json").first
+    assert (issue.path, issue.line, issue.column, issue.source) == ("outputs.o.value", 4, 18, "t.json")
+    params = '{"parameters": {\n  "n": {"value": "five"}}}'
+    doc = template([], parameters={"n": {"type": "int"}})
+    issue = expand_error(doc, parameters=params, parameters_source="p.json").first
+    assert (issue.source, issue.line) == ("p.json", 2)
