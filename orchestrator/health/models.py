@@ -217,7 +217,11 @@ class HttpCheck(_Check):
         return headers
 
     @model_validator(mode="after")
-    def _tls(self) -> HttpCheck:
+    def _consistent(self) -> HttpCheck:
+        if self.body_contains is not None and self.method == "HEAD":
+            raise ValueError("body_contains needs a body, and a HEAD answer has none; use GET")
+        if self.body_contains == "":
+            raise ValueError("body_contains is empty; give the text the body must contain, or leave it out")
         if self.ca_file and not self.verify_tls:
             raise ValueError("ca_file is given but verify_tls is false; keep verification on to use the CA file")
         if self.url.lower().startswith("http://") and self.ca_file:

@@ -105,6 +105,7 @@ def test_flag_forms() -> None:
         ("http:GET https://{outputs.webUrl/", "has an unmatched '{'"),
         ("http:GET http://example.com/ ca=/nonexistent/ca.pem", "the CA file '/nonexistent/ca.pem' cannot be read"),
         ("tcp:db:5432 'unclosed", "No closing quotation"),
+        ("http:HEAD https://example.com/ contains=ok", "body_contains needs a body, and a HEAD answer has none"),
     ],
 )
 def test_bad_flags_are_refused_naming_the_flag(flag: str, expected: str) -> None:
