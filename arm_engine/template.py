@@ -634,8 +634,9 @@ class _Expander:
             if not isinstance(condition, bool):
                 raise _issue(IssueCode.TYPE_ERROR, "a resource condition must be a boolean", f"{path}.condition")
             inst.active = condition
+        extension = decl.get("import", decl.get("extension"))
         for key in ("type", "name"):
-            if key not in decl:
+            if key not in decl and not (key == "name" and extension is not None and symbolic):
                 raise _issue(IssueCode.INVALID_TEMPLATE, f"the resource has no '{key}'", path)
         try:
             self.identify(inst, ctx, parent)
@@ -661,6 +662,14 @@ class _Expander:
         """Type, name, apiVersion and id of an instance."""
         decl, path = inst.decl, inst.path
         rtype = self.evaluate(decl["type"], ctx, f"{path}.type")
+        extension = decl.get("import", decl.get("extension"))
+        if extension is not None:
+            # an extensibility resource (Kubernetes, Microsoft Graph, ...): not an ARM resource, no ARM id
+            name = self.evaluate(decl.get("name", inst.symbolic), ctx, f"{path}.name")
+            inst.type, inst.name = str(rtype), str(name)
+            inst.api_version = ""
+            inst.id = f"/extensions/{extension}/{inst.type}/{inst.name}"
+            return
         name = self.evaluate(decl["name"], ctx, f"{path}.name")
         if not isinstance(rtype, str) or ("/" not in rtype and parent is None):
             raise _issue(

@@ -535,3 +535,23 @@ def test_errors_in_template_text_carry_line_and_column() -> None:
     doc = template([], parameters={"n": {"type": "int"}})
     issue = expand_error(doc, parameters=params, parameters_source="p.json").first
     assert (issue.source, issue.line) == ("p.json", 2)
+
+
+def test_extensibility_resources_are_listed_without_an_arm_id() -> None:
+    doc = template(
+        {
+            "appDeployment": {
+                "import": "kubernetes",
+                "type": "apps/Deployment@v1",
+                "properties": {"metadata": {"name": "web"}},
+            },
+            "st": storage("st1"),
+        },
+        languageVersion="2.0",
+        imports={"kubernetes": {"provider": "Kubernetes", "version": "1.0.0"}},
+    )
+    result = expand(doc)
+    ext = result.resources[0]
+    assert (ext.id, ext.name) == ("/extensions/kubernetes/apps/Deployment@v1/appDeployment", "appDeployment")
+    assert ext.properties == {"metadata": {"name": "web"}}
+    assert result.order == [ext.id, rid(STORAGE, "st1")]
