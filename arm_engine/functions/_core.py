@@ -225,6 +225,26 @@ def arm_equals(a: Any, b: Any) -> bool:
     return False
 
 
+def equality_key(value: Any) -> Any:
+    """A hashable key with ``equality_key(a) == equality_key(b)`` exactly when ``arm_equals(a, b)`` (keys
+    compared case-insensitively), so union/distinct/intersection run in linear time on big arrays."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if value is None:
+        return ("z",)
+    if isinstance(value, list):
+        return ("l", tuple(equality_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("d", frozenset((str(k).lower(), equality_key(v)) for k, v in value.items()))
+    if isinstance(value, Deferred):
+        return ("x", value.expression, value.reason)
+    return ("o", id(value))
+
+
 def to_json(value: Any) -> str:
     """Compact JSON as ARM renders objects and arrays in strings (no spaces)."""
     return json.dumps(_jsonable(value), separators=(",", ":"), ensure_ascii=False)

@@ -19,6 +19,7 @@ from ._core import (
     arm_equals,
     arm_function,
     contains_deferred,
+    equality_key,
     get_property,
     is_int,
     to_arm_string,
@@ -169,8 +170,11 @@ def flatten(inv: Invocation, args: list[Any]) -> list[Any]:
 @arm_function("distinct", 1, 1)
 def distinct(inv: Invocation, args: list[Any]) -> list[Any]:
     result: list[Any] = []
+    seen: set[Any] = set()
     for item in arg_list(inv, args, 0):
-        if not any(arm_equals(item, seen) for seen in result):
+        key = equality_key(item)
+        if key not in seen:
+            seen.add(key)
             result.append(item)
     return result
 

@@ -18,6 +18,7 @@ from ._core import (
     arg_str,
     arm_equals,
     arm_function,
+    equality_key,
     get_property,
     type_name,
 )
@@ -72,9 +73,12 @@ def union(inv: Invocation, args: list[Any]) -> Any:
         return None
     if _same_kind(inv, args) == "array":
         result: list[Any] = []
+        seen: set[Any] = set()
         for arr in args:
             for item in arr:
-                if not any(arm_equals(item, seen) for seen in result):
+                key = equality_key(item)
+                if key not in seen:
+                    seen.add(key)
                     result.append(item)
         return result
     merged: dict[str, Any] = {}
@@ -86,11 +90,13 @@ def union(inv: Invocation, args: list[Any]) -> Any:
 @arm_function("intersection", 2, None)
 def intersection(inv: Invocation, args: list[Any]) -> Any:
     if _same_kind(inv, args) == "array":
+        others = [{equality_key(x) for x in other} for other in args[1:]]
         result: list[Any] = []
+        seen: set[Any] = set()
         for item in args[0]:
-            if all(any(arm_equals(item, x) for x in other) for other in args[1:]) and not any(
-                arm_equals(item, seen) for seen in result
-            ):
+            key = equality_key(item)
+            if key not in seen and all(key in other for other in others):
+                seen.add(key)
                 result.append(item)
         return result
     common: dict[str, Any] = {}

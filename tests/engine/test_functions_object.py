@@ -26,6 +26,12 @@ from tests.engine.expr_support import SimpleContext, ev
         ("[union(createArray(), createArray())]", []),
         ("[union(null(), createObject('a', 1), null())]", {"a": 1}),
         ("[union(createArray(1), null())]", [1]),
+        ("[length(union(range(0, 10000), range(5000, 10000)))]", 15000),
+        ("[length(intersection(range(0, 10000), range(5000, 10000)))]", 5000),
+        (
+            "[union(createArray(1, true(), '1', createObject('A', 1)), createArray(createObject('a', 1), json('1.0')))]",  # noqa: E501
+            [1, True, "1", {"A": 1}],
+        ),
         ("[union(createArray(1, 1), createArray('1'))]", [1, "1"]),
         ("[intersection(createObject('one', 'a', 'two', 'b'), createObject('one', 'a', 'two', 'z'))]", {"one": "a"}),
         ("[intersection(createArray('one', 'two', 'three'), createArray('two', 'three', 'four'))]", ["two", "three"]),
