@@ -338,6 +338,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if "x-ms-client-request-id" in req.headers:
             headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
+        if response.status in (401, 413, 429):
+            headers["x-ms-failure-cause"] = "gateway"  # answered by ARM's front door, not a resource provider
         if response.status == 401:
             headers["WWW-Authenticate"] = (
                 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", '

@@ -185,3 +185,24 @@ def test_deployment_history_survives_restart(tmp_path: Path) -> None:
         assert {c.change_type for c in plan.properties.changes} == {"NoChange"}
     finally:
         gen.close()
+
+
+async def test_aio_poller_survives_throttling_and_reports_deployment_failed(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-aiof")
+    local_arm.admin.set_faults(
+        Fault.throttle(operation="Deployments_CreateOrUpdate", count=1, retry_after=0),
+        Fault.error(503, operation="Deployments_OperationStatus", count=1, retry_after=0),
+    )
+    async with local_arm.async_deployments_client(retry_backoff_factor=0.01) as client:
+        poller = await client.deployments.begin_create_or_update("rg-aiof", "a", body(identities_template(2)))
+        result = await poller.result()
+        assert result.properties.provisioning_state == "Succeeded"
+        local_arm.admin.set_faults(Fault.provision_failure("QuotaExceeded", resource_name="id1"))
+        poller = await client.deployments.begin_create_or_update("rg-aiof", "a", body(identities_template(2)))
+        with pytest.raises(HttpResponseError) as exc:
+            await poller.result()
+        assert exc.value.error.code == "DeploymentFailed"
+        assert exc.value.error.details[0].code == "QuotaExceeded"
+    counters = local_arm.admin.counters()
+    assert counters.count(method="PUT", deployment="a", status=429) == 1
+    assert counters.count(operation="Deployments_OperationStatus", status=503) == 1
