@@ -306,6 +306,8 @@ def _format_item(template: str, item: str, values: list[Any]) -> str:
     text = format_value(values[index], m.group(3))
     if m.group(2):
         width = int(m.group(2))
+        if abs(width) >= _MAX_WIDTH:
+            raise FunctionError(IssueCode.INVALID_VALUE, f"the alignment {width} in {template!r} is too large")
         text = text.ljust(-width) if width < 0 else text.rjust(width)
     return text
 
@@ -317,6 +319,9 @@ def format_value(value: Any, spec: str | None) -> str:
 
 
 _STANDARD = re.compile(r"^([A-Za-z])(\d{0,9})$")
+# .NET rejects alignments of a million or more; precision is capped so a template cannot ask for gigabytes.
+_MAX_WIDTH = 1_000_000
+_MAX_PRECISION = 1_000
 
 
 def _group(digits: str) -> str:
@@ -340,6 +345,8 @@ def format_number(value: int | float, spec: str) -> str:
     if m:
         kind, digits = m.group(1), m.group(2)
         precision = int(digits) if digits else None
+        if precision is not None and precision > _MAX_PRECISION:
+            raise FunctionError(IssueCode.INVALID_VALUE, f"the precision in the format '{spec}' is too large")
         upper = kind.upper()
         if upper == "D":
             if not isinstance(value, int):

@@ -140,6 +140,8 @@ def test_string_functions(text: str, expected: Any) -> None:
         ("[format('{0', 'a')]", IssueCode.INVALID_VALUE),
         ("[format('a}b')]", IssueCode.INVALID_VALUE),
         ("[format('{x}', 'a')]", IssueCode.INVALID_VALUE),
+        ("[format('{0,1000000}', 'a')]", IssueCode.INVALID_VALUE),
+        ("[format('{0:D999999999}', 1)]", IssueCode.INVALID_VALUE),
         ("[format(1)]", IssueCode.TYPE_ERROR),
         ("[format()]", IssueCode.WRONG_ARITY),
         ("[substring('1234567890', 0, 11)]", IssueCode.INDEX_OUT_OF_RANGE),
