@@ -120,11 +120,33 @@ class TestDeployRefusesBadInput:
         result = run_cli(deploy_argv("--param", "storageSku=Premium_XYZ"), capsys)
         assert_refused(result, ExitCode.LOGIC_FAILURE, "storageSku", "Premium_XYZ")
 
-    def test_bicep_file_is_refused_with_the_build_command(self, tmp_path: Path, capsys) -> None:
-        bicep = tmp_path / "main.bicep"
-        bicep.write_text("param name string\n")
-        result = run_cli(deploy_argv(template=str(bicep)), capsys)
-        assert_refused(result, ExitCode.USAGE, "az bicep build")
+    def test_bicepparam_for_another_template_is_refused(self, tmp_path: Path, capsys) -> None:
+        # .bicep and .bicepparam are deployable since issue 5 (compiled on the worker); a -t that is not the
+        # .bicepparam's `using` target is still a mistake caught here, before any workflow starts.
+        (tmp_path / "main.bicep").write_text("param name string\n")
+        (tmp_path / "other.bicep").write_text("param name string\n")
+        (tmp_path / "main.bicepparam").write_text("using './main.bicep'\nparam name = 'x'\n")
+        argv = deploy_argv(template=str(tmp_path / "other.bicep"), params=str(tmp_path / "main.bicepparam"))
+        result = run_cli(argv, capsys)
+        assert_refused(result, ExitCode.USAGE, "main.bicepparam", "other.bicep", "`using`")
+
+    def test_secure_parameter_value_is_never_echoed(self, tmp_path: Path, capsys) -> None:
+        template = tmp_path / "secure.json"
+        template.write_text(
+            json.dumps(
+                {
+                    "$schema": "x",
+                    "contentVersion": "1.0.0.0",
+                    "parameters": {"adminPassword": {"type": "securestring", "minLength": 30}},
+                    "resources": [],
+                }
+            )
+        )
+        result = run_cli(
+            deploy_argv("--param", "adminPassword=hunter2-not-for-logs", template=str(template), params=None), capsys
+        )
+        assert_refused(result, ExitCode.LOGIC_FAILURE, "adminPassword")
+        assert "hunter2-not-for-logs" not in result.err + result.out
 
     def test_unreachable_arm(
         self, temporal_dev: EmbeddedDefault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

@@ -49,6 +49,18 @@ def test_unreadable_parameters_file(tmp_path: Path) -> None:
         p.chmod(0o600)
 
 
+def test_read_error_is_reported_without_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = write(tmp_path / "p.json", '{"parameters": {}}')
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(InputError) as exc:
+        load_parameters_file(p)
+    assert "cannot be read (Permission denied)" in str(exc.value) and "p.json" in str(exc.value)
+
+
 def test_bad_json_reports_line_and_column(tmp_path: Path) -> None:
     p = write(tmp_path / "t.json", '{\n  "resources": [],\n  "x": 1,\n}\n')
     with pytest.raises(InputError) as exc:
