@@ -108,6 +108,7 @@ class _Instance:
         "index",
         "level",
         "name",
+        "name_deferred",
         "nested",
         "nested_outputs",
         "nested_parameters_raw",
@@ -145,6 +146,7 @@ class _Instance:
         self.nested_outputs: dict[str, Any] | None = None
         self.nested_parameters_raw: dict[str, Any] | None = None
         self.unexpandable: str | None = None
+        self.name_deferred = False
         self.state = "new"
 
     @property
@@ -541,8 +543,8 @@ class _Expander:
             self.declare(level, decl, path, sym, level.frames, None)
         seen: dict[str, _Instance] = {}
         for inst in level.instances:
-            if not inst.active or inst.existing:
-                continue
+            if not inst.active or inst.existing or inst.name_deferred:
+                continue  # a name known only at deployment cannot be compared yet
             first = seen.setdefault(inst.id.lower(), inst)
             if first is not inst:
                 raise _issue(
@@ -551,7 +553,7 @@ class _Expander:
                     "ARM deploys each resource once per template",
                     inst.path,
                 )
-        count = len(seen)
+        count = len(seen) + sum(1 for i in level.instances if i.active and not i.existing and i.name_deferred)
         if count > MAX_RESOURCES:
             raise _issue(
                 IssueCode.TOO_MANY_RESOURCES,
@@ -677,6 +679,7 @@ class _Expander:
                 f"the resource type {rtype!r} is not a full type such as 'Microsoft.Storage/storageAccounts'",
                 f"{path}.type",
             )
+        inst.name_deferred = isinstance(name, Deferred) or (parent is not None and parent.name_deferred)
         name = str(name) if isinstance(name, Deferred) else name
         if not isinstance(name, str):
             raise _issue(IssueCode.TYPE_ERROR, f"the resource name must be a string, got {name!r}", f"{path}.name")
@@ -1190,7 +1193,7 @@ class _Expander:
     def relocate(self, inst: _Instance, resource: ExpandedResource, ctx: _Context | None = None) -> None:
         """A name that waited on deployment-time values (e.g. guid(reference(x).principalId)) is known now:
         re-evaluate the identity so the resource is deployed under its real id, as ARM does."""
-        if ctx is not None and ("[" in inst.name or (inst.parent is not None and "[" in inst.parent.name)):
+        if ctx is not None and inst.name_deferred:
             with contextlib.suppress(TemplateError):  # keep the planned identity; the body reports real errors
                 self.identify(inst, ctx, inst.parent)
         resource.id, resource.name, resource.type = inst.id, inst.name, inst.type

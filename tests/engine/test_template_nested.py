@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from arm_engine import Deferred, IssueCode
+from arm_engine.unique import arm_guid
 
 from .template_support import RG, SUB, DictState, RecordingDeployer, expand, expand_error, rid, template
 
@@ -330,13 +331,15 @@ class TestDeployerResolvesDeploymentTimeValues:
                 {
                     "type": "Microsoft.Authorization/roleAssignments",
                     "apiVersion": "2022-04-01",
-                    "name": "[guid(reference('id1').principalId)]",
+                    "name": "[guid(reference('id1').principalId, string(copyIndex()))]",
                     "properties": {"principalId": "[reference('id1').principalId]"},
+                    "copy": {"name": "assignments", "count": 2},
                 },
             ]
         )
         offline = expand(doc)
-        assert "[guid(" in offline.resources[1].name  # known only after id1 is deployed
+        # known only after id1 is deployed: both instances show the expression, which is not a duplicate
+        assert [r.name.startswith("[guid(") for r in offline.resources] == [False, True, True]
 
         class IdentityDeployer(RecordingDeployer):
             def deploy(self, resource: Any) -> dict[str, Any]:
@@ -347,10 +350,11 @@ class TestDeployerResolvesDeploymentTimeValues:
         state = DictState()
         deployer = IdentityDeployer(state)
         result = expand(doc, state=state, deployer=deployer)
-        assignment = deployer.deployed[1]
-        assert "[" not in assignment.name and assignment.properties["principalId"] == "pid-123"
-        assert assignment.id == rid("Microsoft.Authorization/roleAssignments", assignment.name)
-        assert result.order[1] == assignment.id and result.resources[1].id == assignment.id
+        first, second = deployer.deployed[1:]
+        assert "[" not in first.name and first.properties["principalId"] == "pid-123"
+        assert first.name == arm_guid("pid-123", "0") and second.name == arm_guid("pid-123", "1")
+        assert first.id == rid("Microsoft.Authorization/roleAssignments", first.name)
+        assert result.order[1:] == [first.id, second.id] and result.resources[1].id == first.id
 
     def test_a_module_looping_over_another_modules_output_is_expanded_when_it_starts(self) -> None:
         producer = template(
