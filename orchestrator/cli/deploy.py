@@ -22,6 +22,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 
 from arm_engine import DeploymentScope, TemplateError
+from orchestrator.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
 from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import (
     OUTCOME_EXIT_CODES,
@@ -78,8 +79,14 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
     p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
-    p.add_argument("-t", "--template", required=True, help="ARM JSON template file (compile Bicep first)")
-    p.add_argument("-p", "--parameters", help="parameters file (.json, ARM deployment parameters format)")
+    p.add_argument(
+        "-t",
+        "--template",
+        help="template: ARM JSON, or .bicep (compiled and linted on the worker); optional with a .bicepparam -p",
+    )
+    p.add_argument(
+        "-p", "--parameters", help="parameters file: .json (ARM deployment parameters) or .bicepparam (its `using`)"
+    )
     p.add_argument(
         "--param",
         action="append",
@@ -235,33 +242,60 @@ async def _check_arm_reachable(target: Target) -> None:
 
 
 async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
-    inputs, resource_group, location = read_inputs(args)
-    check_against_template(inputs, resource_group=resource_group, location=location)
-    git_sha = args.git_sha or detect_git_sha(inputs.template_path)
+    bicep = is_bicep_deployment(args.template, args.parameters)
+    if bicep:  # compiled and checked on the worker at LINTING (issue 5); here only what needs no compiler
+        resource_group = validate_resource_group_name(args.resource_group)
+        location = validate_location(args.location)
+        template_path, _ = resolve_bicep_inputs(args.template, args.parameters)
+    else:
+        if not args.template:
+            raise InputError("No template: give -t/--template (or -p with a .bicepparam file whose `using` names one).")
+        inputs, resource_group, location = read_inputs(args)
+        check_against_template(inputs, resource_group=resource_group, location=location)
+        template_path = inputs.template_path
+    git_sha = args.git_sha or detect_git_sha(template_path)
     if args.subscription:
         resolve_subscription(args, None)  # a malformed --subscription is a usage error before any connection
     target = await resolve_target(args, client)
     subscription = resolve_subscription(args, target)
     await _check_arm_reachable(target)
     store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
-    request = build_deploy_request(
-        store=store,
-        template=inputs.template,
-        subscription_id=subscription,
-        resource_group=resource_group,
-        location=location,
-        parameters={k: v for k, v in inputs.parameters.items() if k not in inputs.overrides},
-        overrides=inputs.overrides,
-        template_path=str(inputs.template_path),
-        parameters_path=str(inputs.parameters_path) if inputs.parameters_path else None,
-        mode=DeploymentMode(args.mode),
-        allow_warnings=args.allow_warnings,
-        no_confirm_deletes=args.no_confirm_deletes,
-        skip_health=args.skip_health,
-        git_sha=git_sha,
-        initiator=current_user(),
-        audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
-    )
+    if bicep:
+        request = build_bicep_deploy_request(
+            store=store,
+            template=args.template,
+            parameters=args.parameters,
+            overrides=args.param,
+            subscription_id=subscription,
+            resource_group=resource_group,
+            location=location,
+            mode=DeploymentMode(args.mode),
+            allow_warnings=args.allow_warnings,
+            no_confirm_deletes=args.no_confirm_deletes,
+            skip_health=args.skip_health,
+            git_sha=git_sha,
+            initiator=current_user(),
+            audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
+        )
+    else:
+        request = build_deploy_request(
+            store=store,
+            template=inputs.template,
+            subscription_id=subscription,
+            resource_group=resource_group,
+            location=location,
+            parameters={k: v for k, v in inputs.parameters.items() if k not in inputs.overrides},
+            overrides=inputs.overrides,
+            template_path=str(inputs.template_path),
+            parameters_path=str(inputs.parameters_path) if inputs.parameters_path else None,
+            mode=DeploymentMode(args.mode),
+            allow_warnings=args.allow_warnings,
+            no_confirm_deletes=args.no_confirm_deletes,
+            skip_health=args.skip_health,
+            git_sha=git_sha,
+            initiator=current_user(),
+            audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
+        )
     handle = await _start(target, request, wait=args.wait)
     progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
     if target.instance:
