@@ -13,7 +13,16 @@ from typing import Any
 
 from ..errors import IssueCode
 from ..values import Deferred
-from ._core import FunctionError, Invocation, arg_int, arg_str, arm_function, deep_copy, type_name
+from ._core import (
+    FunctionError,
+    Invocation,
+    arg_int,
+    arg_str,
+    arm_function,
+    contains_deferred,
+    deep_copy,
+    type_name,
+)
 
 ZONE_REGIONS = frozenset(
     [
@@ -210,13 +219,28 @@ def management_group(inv: Invocation, args: list[Any]) -> Any:
 
 
 def _api_version(inv: Invocation, args: list[Any], index: int) -> str | None:
-    if len(args) <= index or args[index] is None:
+    """An API version not known yet (old templates write ``providers(ns, type).apiVersions[0]``) does not
+    change which resource is meant, so it is passed on as None rather than deferring the whole call."""
+    if len(args) <= index or args[index] is None or isinstance(args[index], Deferred):
         return None
     return arg_str(inv, args, index)
 
 
-@arm_function("reference", 1, 3)
+def _deferred_target_or_body(inv: Invocation, args: list[Any]) -> Deferred | None:
+    for i, value in enumerate(args):
+        if i == 1:
+            continue
+        found = contains_deferred(value)
+        if found is not None:
+            return inv.deferred(found.reason)
+    return None
+
+
+@arm_function("reference", 1, 3, mode="aware")
 def reference(inv: Invocation, args: list[Any]) -> Any:
+    deferred = _deferred_target_or_body(inv, args)
+    if deferred is not None:
+        return deferred
     target = arg_str(inv, args, 0)
     api_version = _api_version(inv, args, 1)
     full = False
@@ -233,9 +257,12 @@ def references(inv: Invocation, args: list[Any]) -> Any:
     return inv.deferred("references() reads the state of deployed resources")
 
 
-@arm_function("list", 2, 3)
+@arm_function("list", 2, 3, mode="aware")
 def list_call(inv: Invocation, args: list[Any]) -> Any:
     """Every list* function (listKeys, listSecrets, listAccountSas, ...) is answered by the context."""
+    deferred = _deferred_target_or_body(inv, args)
+    if deferred is not None:
+        return deferred
     target = arg_str(inv, args, 0)
     api_version = _api_version(inv, args, 1)
     body = deep_copy(args[2]) if len(args) == 3 else None

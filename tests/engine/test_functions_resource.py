@@ -136,6 +136,16 @@ def test_reference_and_list_calls_reach_the_context() -> None:
         assert ctx.calls[-1][0] == name
 
 
+def test_unknown_api_version_does_not_defer_a_known_reference() -> None:
+    ctx = SimpleContext(scope=SCOPE, resources={"st1": {"properties": {"name": "st1"}}})
+    assert ev("[reference('st1', providers('Microsoft.Storage', 'storageAccounts').apiVersions[0]).name]", ctx) == "st1"
+    assert ctx.calls[-1] == ("reference", ("st1", None, False))
+    ev("[listKeys('st1', providers('Microsoft.Storage', 'storageAccounts').apiVersions[0])]", ctx)
+    assert ctx.calls[-1] == ("listKeys", ("st1", None, None))
+    assert isinstance(ev("[reference(reference('x').id)]", ctx), Deferred)
+    assert isinstance(ev("[listAccountSas('st1', '2023-01-01', createObject('e', reference('x').id))]", ctx), Deferred)
+
+
 def test_other_resource_group_location_is_deferred() -> None:
     other = ev("[resourceGroup('elsewhere')]")
     assert other["id"] == f"/subscriptions/{SUB}/resourceGroups/elsewhere"
