@@ -148,6 +148,7 @@ class DeploymentWorkflow:
                 ActivityName.VALIDATE_PARAMETERS,
                 lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
                 ValidationReport,
+                local=True,
             )
             self._transition(DeploymentStage.LINTING, f"{validation.resource_count} resources, parameters valid")
             lint = await self._stage_activity(
@@ -155,6 +156,7 @@ class DeploymentWorkflow:
                 ActivityName.LINT_TEMPLATE,
                 lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
                 LintReport,
+                local=True,
             )
             self._transition(DeploymentStage.PLANNING, f"lint: {lint.linter}, {len(lint.warnings)} warnings")
             # A Bicep deployment continues with what LINTING compiled (and the .bicepparam values); ARM JSON unchanged.
@@ -382,9 +384,14 @@ class DeploymentWorkflow:
         start_to_close: timedelta | None = None,
         heartbeat: timedelta | None = None,
         on_timeout: Any = None,
+        local: bool = False,
     ) -> T:
         """Run one stage's activity, one execution per attempt, retrying ENVIRONMENTAL failures on the worker's
-        schedule (honoring Retry-After) and halting on the first LOGIC failure."""
+        schedule (honoring Retry-After) and halting on the first LOGIC failure.
+
+        ``local``: run it as a local activity, on the worker running the workflow, without a round trip through
+        the server's task queue — for the offline stages (validation and lint make no Azure call). Their results
+        are still recorded in history (as markers)."""
         progress = self._status.stages.setdefault(stage, StageProgress())
         if progress.started_at is None:
             progress.started_at = workflow.now()
@@ -393,24 +400,37 @@ class DeploymentWorkflow:
         while True:
             progress.attempts += 1
             attempt = retries + 1
+            timeout = start_to_close or timedelta(seconds=self._settings.activity_timeout_seconds)
             try:
-                result = await workflow.execute_activity(
-                    activity_name,
-                    make_input(attempt),
-                    result_type=result_type,
-                    start_to_close_timeout=start_to_close or timedelta(seconds=self._settings.activity_timeout_seconds),
-                    heartbeat_timeout=heartbeat,
-                    retry_policy=SINGLE_ATTEMPT,
-                    summary=f"{stage.value} attempt {attempt}",
-                )
+                if local:
+                    result = await workflow.execute_local_activity(
+                        activity_name,
+                        make_input(attempt),
+                        result_type=result_type,
+                        start_to_close_timeout=timeout,
+                        retry_policy=SINGLE_ATTEMPT,
+                        summary=f"{stage.value} attempt {attempt}",
+                    )
+                else:
+                    result = await workflow.execute_activity(
+                        activity_name,
+                        make_input(attempt),
+                        result_type=result_type,
+                        start_to_close_timeout=timeout,
+                        heartbeat_timeout=heartbeat,
+                        retry_policy=SINGLE_ATTEMPT,
+                        summary=f"{stage.value} attempt {attempt}",
+                    )
                 progress.finished_at = workflow.now()
                 return result
-            except ActivityError as err:
-                if isinstance(err.cause, CancelledError):
+            except (ActivityError, ApplicationError, TemporalTimeoutError) as err:
+                # A remote activity's failure arrives as ActivityError(cause); a local activity's as the cause.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                if isinstance(cause, CancelledError):
                     raise
-                if isinstance(err.cause, TemporalTimeoutError) and on_timeout is not None:
-                    on_timeout(err.cause)
-                classification = classify_activity_error(err)
+                if isinstance(cause, TemporalTimeoutError) and on_timeout is not None:
+                    on_timeout(cause)
+                classification = classify_activity_failure(cause)
                 progress.last_error = classification.message
                 progress.last_error_code = classification.code
                 progress.last_error_class = classification.failure_class
@@ -528,10 +548,9 @@ class DeploymentWorkflow:
         )
 
 
-def classify_activity_error(err: ActivityError) -> Classification:
+def classify_activity_failure(cause: BaseException | None) -> Classification:
     """Read the classification an activity attached to its failure; timeouts are environmental; an activity
     failure that carries no classification (a bug) is a LOGIC failure so it halts instead of repeating."""
-    cause = err.cause
     if isinstance(cause, TemporalTimeoutError):
         return Classification(
             failure_class=FailureClass.ENVIRONMENTAL,
@@ -558,5 +577,5 @@ def classify_activity_error(err: ActivityError) -> Classification:
     return Classification(
         failure_class=FailureClass.ENVIRONMENTAL,
         code=type(cause).__name__ if cause else "ActivityFailed",
-        message=str(err),
+        message=str(cause) if cause else "the activity failed without a cause",
     )

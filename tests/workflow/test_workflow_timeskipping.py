@@ -334,3 +334,22 @@ async def test_result_is_readable_from_a_failed_workflow(time_skipping_env, task
     assert isinstance(cause, ApplicationError) and cause.type == "LOGIC.InvalidTemplate"
     parsed = DeployResult.model_validate(cause.details[0])
     assert parsed.outcome is DeployOutcome.LOGIC_FAILURE and parsed.stage is DeploymentStage.FAILED
+
+
+async def test_offline_stage_retries_environmental_failures_too(time_skipping_env, task_queue, resource_group):
+    """Validation and lint run as local activities; their failures go through the same classification."""
+
+    def flaky(n: int) -> ValidationReport:
+        if n == 1:
+            raise classified_error(FailureClass.ENVIRONMENTAL, "ContentStoreBusy")
+        return ValidationReport(parameter_names=[], resource_count=1)
+
+    fakes = FakeStages(validate=flaky)
+    async with worker(time_skipping_env, fakes, task_queue):
+        handle = await start(time_skipping_env, make_request(resource_group), task_queue)
+        result = await result_of(handle)
+        status = await query_status(handle)
+    assert result.outcome is DeployOutcome.SUCCEEDED
+    assert fakes.calls["validate"] == 2
+    assert status.stages[DeploymentStage.VALIDATING_PARAMETERS].last_error_code == "ContentStoreBusy"
+    assert await timers(handle) == [5]

