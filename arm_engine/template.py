@@ -716,12 +716,22 @@ class _Expander:
                 changes["subscription_id"] = sub
             if isinstance(rg, str) and rg:
                 changes["resource_group"] = rg
-                if rg.lower() != scope.resource_group.lower():
-                    changes["resource_group_tags"] = {}
                 kind = "resourceGroup"
             elif sub is not None and rg_raw is None:
                 kind = "subscription"
-            scope = dataclasses.replace(scope, **changes)
+            moved = dataclasses.replace(scope, **changes)
+            if kind == "resourceGroup" and moved.resource_group_id.lower() != scope.resource_group_id.lower():
+                # another resource group: its location and tags are what the state says, else known only to ARM
+                group = self.state.get_resource(moved.resource_group_id) if self.state is not None else None
+                group = group if isinstance(group, dict) else {}
+                location: Any = group.get("location") or Deferred(
+                    f"[resourceGroup('{moved.resource_group}').location]",
+                    f"the location of resource group {moved.resource_group}",
+                )
+                raw_tags = group.get("tags")
+                tags: dict[str, str] = dict(raw_tags) if isinstance(raw_tags, dict) else {}
+                moved = dataclasses.replace(moved, location=location, resource_group_tags=tags)
+            scope = moved
         inst.place_scope, inst.place_kind = scope, kind
         tail = _type_names_path(inst.type, inst.name)
         if "scope" in decl:

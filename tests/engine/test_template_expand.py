@@ -555,3 +555,44 @@ def test_extensibility_resources_are_listed_without_an_arm_id() -> None:
     assert (ext.id, ext.name) == ("/extensions/kubernetes/apps/Deployment@v1/appDeployment", "appDeployment")
     assert ext.properties == {"metadata": {"name": "web"}}
     assert result.order == [ext.id, rid(STORAGE, "st1")]
+
+
+def test_variable_copy_forms_from_the_arm_documentation() -> None:
+    """The 'variable iteration' example of the ARM docs, with the outputs the docs show."""
+    doc = template(
+        [],
+        variables={
+            "disk-array-on-the-fly": {
+                "copy": [
+                    {
+                        "name": "value",
+                        "count": 3,
+                        "input": {
+                            "name": "[concat('myDataDisk', copyIndex('value', 1))]",
+                            "diskSizeGB": "1",
+                            "diskIndex": "[copyIndex('value')]",
+                        },
+                    }
+                ]
+            },
+            "copy": [
+                {
+                    "name": "top-level-string-array",
+                    "count": 3,
+                    "input": "[concat('myDataDisk', copyIndex('top-level-string-array', 1))]",
+                },
+                {"name": "top-level-integer-array", "count": 3, "input": "[copyIndex('top-level-integer-array')]"},
+            ],
+        },
+        outputs={
+            "onTheFly": {"type": "object", "value": "[variables('disk-array-on-the-fly')]"},
+            "strings": {"type": "array", "value": "[variables('top-level-string-array')]"},
+            "ints": {"type": "array", "value": "[variables('top-level-integer-array')]"},
+        },
+    )
+    outputs = {k: v.value for k, v in expand(doc).outputs.items()}
+    assert outputs["onTheFly"] == {
+        "value": [{"name": f"myDataDisk{i + 1}", "diskSizeGB": "1", "diskIndex": i} for i in range(3)]
+    }
+    assert outputs["strings"] == ["myDataDisk1", "myDataDisk2", "myDataDisk3"]
+    assert outputs["ints"] == [0, 1, 2]

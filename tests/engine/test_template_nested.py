@@ -403,3 +403,15 @@ class TestDeployerResolvesDeploymentTimeValues:
         assert deployed.index("probe") < deployed.index("x") < deployed.index("consumer")
         assert {"x", "y"} <= set(deployed)
         assert rid(STORAGE, "y") in result.order and result.resource(rid(STORAGE, "x")) is not None
+
+
+def test_another_groups_location_comes_from_state_or_is_deferred() -> None:
+    inner = template(
+        [{"type": STORAGE, "apiVersion": "2023-01-01", "name": "s", "location": "[resourceGroup().location]"}]
+    )
+    doc = template([module("m", inner, resourceGroup="other-rg")])
+    offline = expand(doc).resource(rid(STORAGE, "s", group="other-rg"))
+    assert offline is not None and offline.location is None and isinstance(offline.body["location"], Deferred)
+    state = DictState({f"/subscriptions/{SUB}/resourceGroups/other-rg": {"location": "japaneast"}})
+    known = expand(doc, state=state).resource(rid(STORAGE, "s", group="other-rg"))
+    assert known is not None and known.location == "japaneast"
