@@ -234,8 +234,8 @@ def parse_expression(text: str, path: str = "") -> Expr:
         raise TemplateError(
             TemplateIssue(
                 IssueCode.EXPRESSION_SYNTAX,
-                f"invalid expression {text!r}: {exc.message} (at character {exc.offset + 1})",
+                f"invalid expression {text!r}: {exc.message} (at character {exc.offset + 2})",
                 path,
-                details={"expression": text, "offset": exc.offset + 1},
+                details={"expression": text, "offset": exc.offset + 2},  # 1-based, counting the '[
             )
         ) from None

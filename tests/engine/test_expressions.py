@@ -133,7 +133,8 @@ def test_context_errors_get_the_path() -> None:
 def test_syntax_error_reports_offset() -> None:
     issue = error_of("[concat('a',,)]")
     assert issue.code == IssueCode.EXPRESSION_SYNTAX
-    assert issue.details["offset"] == 12
+    assert issue.details["offset"] == 13  # 1-based in the whole string: the second comma
+    assert "[concat('a',,)]"[issue.details["offset"] - 1] == ","
 
 
 def test_deep_nesting_is_a_template_error_not_a_crash() -> None:
