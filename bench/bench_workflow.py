@@ -130,11 +130,13 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-async def bench_concurrent(env: WorkflowEnvironment, arm: Any, count: int, resources: int, work: Path) -> dict:
+async def bench_concurrent(
+    env: WorkflowEnvironment, arm: Any, count: int, resources: int, work: Path, poll: float
+) -> dict[str, Any]:
     queue = f"bench-many-{uuid.uuid4()}"
     blob_dir = work / "blobs-many"
     worker_env = dict(os.environ)
-    worker_env.update({"ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": str(POLL)})
+    worker_env.update({"ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": str(poll)})
     cmd = [
         sys.executable, str(REPO / "worker.py"),
         "--address", env.client.service_client.config.target_host,
@@ -183,6 +185,7 @@ async def bench_concurrent(env: WorkflowEnvironment, arm: Any, count: int, resou
     return {
         "deployments": count,
         "resources_each": resources,
+        "poll_interval_s": poll,
         "wall_s": round(wall, 2),
         "per_deployment_s": round(wall / count, 3),
         "worker_idle_rss_mib": round(baseline_kib / 1024, 1),
@@ -197,6 +200,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--resources", type=int, default=10)
     parser.add_argument("--skip-a", action="store_true")
+    parser.add_argument("--poll-b", type=float, default=0.25, help="the worker's deployment poll interval in (b)")
     parser.add_argument("--arm-latency", type=float, default=0.0, help="seconds the local ARM adds to each request")
     parser.add_argument("--skip-b", action="store_true")
     parser.add_argument(
@@ -227,7 +231,9 @@ async def main(argv: list[str] | None = None) -> int:
                         json.dumps({k: report[k] for k in ("eager_activities", "arm_latency", "overhead")}), flush=True
                     )
                 if not args.skip_b:
-                    report["concurrent"] = await bench_concurrent(env, arm, args.concurrent, args.resources, work)
+                    report["concurrent"] = await bench_concurrent(
+                        env, arm, args.concurrent, args.resources, work, args.poll_b
+                    )
                     print(json.dumps({"concurrent": report["concurrent"]}), flush=True)
             finally:
                 next(arm_gen, None)

@@ -28,6 +28,8 @@ BLOB_DIR_ENV = "ORCHESTRATOR_BLOB_DIR"
 class BlobNotFoundError(Exception):
     """The referenced document is not in this store (a worker on another machine without the shared folder?)."""
 
+    code = "ContentStoreMissing"  # a LOGIC failure in orchestrator.classification: configuration, not weather
+
 
 class BlobCorruptError(Exception):
     """The stored bytes do not match the reference's digest."""

@@ -197,3 +197,10 @@ def test_application_error_names_class_and_code_and_carries_retry_after() -> Non
     assert logic.type == "LOGIC.InvalidTemplate" and logic.non_retryable and logic.next_retry_delay is None
     assert parse_error_type(logic.type) == (LOGIC, "InvalidTemplate")
     assert parse_error_type("ValueError") is None
+
+
+def test_a_missing_content_store_document_is_a_logic_failure() -> None:
+    from orchestrator.blobstore import BlobNotFoundError
+
+    c = classify_failure(BlobNotFoundError("document sha256:… is not in the content store"))
+    assert (c.failure_class, c.code) == (LOGIC, "ContentStoreMissing")
