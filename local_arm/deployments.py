@@ -80,6 +80,16 @@ def parse_resource_id(resource_id: str) -> tuple[str, str] | None:
     return None
 
 
+def operation_view(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """A deployment operation as listed: Running until its resource's simulated provisioning ends."""
+    view = copy.deepcopy(record)
+    ready_at = view.pop("ready_at", None)
+    if ready_at is not None and (now or time.time()) < ready_at:
+        view["properties"]["provisioningState"] = "Running"
+        view["properties"].pop("statusCode", None)
+    return view
+
+
 def resource_view(record: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A stored resource as GET answers it, provisioningState computed from the simulated timeline."""
     payload = copy.deepcopy(record["payload"])
@@ -347,6 +357,8 @@ class Runner:
         )
         deployer = _Deployer(self, sub, group["name"], name, cancel, run)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
+        if deployer.ready:
+            self._sleep(max(deployer.ready.values()) - time.time(), cancel)
         if mode.lower() == "complete":
             keep = {r.id.lower() for r in expanded.resources}
             for stored in self.store.list_resources(sub, group["name"]):
@@ -436,6 +448,7 @@ class _Deployer:
         self.deployment = deployment
         self.cancel = cancel
         self.nested: dict[str, list[ExpandedResource]] = {}
+        self.ready: dict[str, float] = {}  # resource id (lower) -> when its provisioning ends
 
     def deploy(self, resource: ExpandedResource) -> dict[str, Any]:
         self.runner._sleep(0, self.cancel)
@@ -480,12 +493,16 @@ class _Deployer:
 
         pending = "Updating" if existing is not None else "Creating"
         delay = max(0.0, self.runner.provisioning_seconds())
-        record = self._store(resource, pending, ready_at=started + delay)
-        if delay > 0:
-            self._operation(owner, op_id, "Running", started, target)
-            self.runner._sleep(delay, self.cancel)
-        self._operation(owner, op_id, "Succeeded", started, target, status_code="OK" if existing else "Created")
-        view = resource_view(record, now=started + delay)
+        # Independent resources provision in parallel, as in ARM: a resource starts when its dependencies are
+        # ready. Its state is computed from ``ready_at`` when read; the run waits for the last one at the end.
+        start_at = max([started] + [self.ready.get(d.lower(), started) for d in resource.depends_on])
+        ready_at = start_at + delay
+        self.ready[resource.id.lower()] = ready_at
+        record = self._store(resource, pending, ready_at=ready_at)
+        self._operation(
+            owner, op_id, "Succeeded", started, target, status_code="OK" if existing else "Created", ready_at=ready_at
+        )
+        view = resource_view(record, now=ready_at)
         view.setdefault("apiVersion", resource.api_version)
         return view
 
@@ -523,12 +540,14 @@ class _Deployer:
         *,
         status_code: str | None = None,
         error: dict[str, Any] | None = None,
+        ready_at: float | None = None,
     ) -> None:
+        end = time.time() if ready_at is None else ready_at
         props: dict[str, Any] = {
             "provisioningOperation": "Create",
             "provisioningState": state,
-            "timestamp": now_iso(),
-            "duration": iso_duration(time.time() - started),
+            "timestamp": now_iso(end),
+            "duration": iso_duration(end - started),
             "serviceRequestId": str(uuid.uuid4()),
             "targetResource": target,
         }
@@ -536,7 +555,10 @@ class _Deployer:
             props["statusCode"] = status_code
         if error is not None:
             props["statusMessage"] = {"status": "Failed", "error": error}
-        self.store.put_operation(self.sub, self.rg, owner, op_id, {"operationId": op_id, "properties": props})
+        record: dict[str, Any] = {"operationId": op_id, "properties": props}
+        if ready_at is not None:
+            record["ready_at"] = ready_at  # Running until then (see operation_view)
+        self.store.put_operation(self.sub, self.rg, owner, op_id, record)
 
     def _nested_deployment(self, resource: ExpandedResource) -> dict[str, Any]:
         """Nested deployments are deployments too: a Succeeded record each, as ARM keeps them."""
@@ -549,7 +571,8 @@ class _Deployer:
             if isinstance(v, dict)
         }
         inner = self.nested.get(resource.name, [])
-        now = time.time()
+        now = max([time.time()] + [self.ready.get(r.id.lower(), 0.0) for r in inner])
+        self.ready[resource.id.lower()] = now
         mode = str((props or {}).get("mode") or "Incremental")
         record = {
             "id": deployment_id(sub, rg, resource.name),

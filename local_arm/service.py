@@ -24,6 +24,7 @@ from .deployments import (
     iso_duration,
     now_iso,
     operation_id,
+    operation_view,
     parameters_echo,
     resource_group_id,
     resource_view,
@@ -633,7 +634,10 @@ class ArmService:
         if record is None:
             raise deployment_not_found(name)
         base = deployment_id(sub, group["name"], record["name"])
-        ops = [{"id": f"{base}/operations/{o['operationId']}", **o} for o in self.store.list_operations(sub, rg, name)]
+        ops = [
+            {"id": f"{base}/operations/{o['operationId']}", **operation_view(o)}
+            for o in self.store.list_operations(sub, rg, name)
+        ]
         if op_id is not None:
             for o in ops:
                 if o["operationId"].lower() == op_id.lower():

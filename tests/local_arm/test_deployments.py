@@ -385,3 +385,19 @@ def test_what_if_resource_id_only_and_secrets_not_echoed(local_arm: LocalArm) ->
     for text in (str(full.as_dict()), str(vm.as_dict()), str(again.as_dict())):
         assert "Sup3r-Secret!" not in text
     assert {c.change_type for c in again.properties.changes} == {"NoChange"}
+
+
+def test_independent_resources_provision_in_parallel_dependents_wait(local_arm: LocalArm) -> None:
+    local_arm.admin.configure(provisioning_seconds=0.5)
+    local_arm.create_resource_group("rg-par")
+    client = local_arm.deployments_client(polling_interval=0.05)
+    started = time.monotonic()
+    client.deployments.begin_create_or_update("rg-par", "ids", body(identities_template(4))).result()
+    independent = time.monotonic() - started
+    assert 0.5 <= independent < 1.5  # four at once, not 2 s one after another
+    started = time.monotonic()
+    client.deployments.begin_create_or_update("rg-par", "web", body(web_app_template())).result()
+    chained = time.monotonic() - started
+    assert chained >= 1.0  # the site waits for the plan and the storage account: two steps
+    ops = list(client.deployment_operations.list("rg-par", "web"))
+    assert all(o.properties.provisioning_state == "Succeeded" for o in ops)

@@ -135,12 +135,12 @@ def test_on_error_deployment_redeploys_the_earlier_deployment(local_arm: LocalAr
 
 
 def test_restart_mid_deployment_neither_loses_nor_duplicates_it(tmp_path: Path) -> None:
-    gen = running_local_arm(tmp_path, provisioning_seconds=0.4)
+    gen = running_local_arm(tmp_path, provisioning_seconds=2.0)
     arm = next(gen)
     arm.create_resource_group("rg-restart")
     client = arm.deployments_client()
     client.deployments.begin_create_or_update("rg-restart", "long", body(identities_template(4)))
-    time.sleep(0.6)  # one or two identities provisioned
+    time.sleep(0.3)  # the identities are stored and Creating
     assert client.deployments.get("rg-restart", "long").properties.provisioning_state == "Running"
     gen.close()  # the server stops mid-deployment
 
