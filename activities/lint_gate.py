@@ -49,6 +49,10 @@ def lint_gate(store: BlobStore, request: DeployRequest, *, deployment_name: str 
             return _lint_bicep(store, request, deployment_name)
         return _lint_arm_json(store, request)
     except LintError as exc:
+        if exc.code == "BicepTimeout":  # environmental: retried on the worker's schedule
+            raise application_error(
+                Classification(failure_class=FailureClass.ENVIRONMENTAL, code=exc.code, message=str(exc))
+            ) from None
         raise _logic(exc.code, str(exc)) from None
 
 

@@ -34,6 +34,18 @@ INSTALL_HINT = (
 # `bicep lint --diagnostics-format` exists at v0.26.54 and not at v0.20.4 (docs/LINT.md); older CLIs get text parsing.
 SARIF_LINT_SINCE = (0, 26, 54)
 DEFAULT_TIMEOUT_SECONDS = 300.0
+TIMEOUT_ENV = "ORCHESTRATOR_BICEP_TIMEOUT_SECONDS"
+
+
+def compiler_timeout() -> float:
+    """Seconds one compiler run may take: ``$ORCHESTRATOR_BICEP_TIMEOUT_SECONDS``, else 300 (restoring registry
+    modules can be slow)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, "") or DEFAULT_TIMEOUT_SECONDS)
+    except ValueError:
+        return DEFAULT_TIMEOUT_SECONDS
+    return value if value > 0 else DEFAULT_TIMEOUT_SECONDS
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # `<path>(<line>,<col>) : <Level> <Code>: <Message>[ [<uri>]]`; az re-emits stderr behind "WARNING: "/"ERROR: ".
@@ -74,6 +86,10 @@ class BicepError(Exception):
 
 class BicepNotFoundError(BicepError):
     """No compiler on this machine (the message names the host)."""
+
+
+class BicepTimeoutError(BicepError):
+    """The compiler did not finish in time (often a module registry out of reach): worth a retry."""
 
 
 class BicepUsingMismatchError(BicepError):
@@ -188,7 +204,7 @@ def _run(compiler: BicepCompiler, cmd: list[str], *, timeout: float, cwd: Path |
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise BicepError(
+        raise BicepTimeoutError(
             f"`{' '.join(cmd)}` did not finish within {timeout:.0f} s. A module registry may be unreachable "
             "(restoring `br:` modules needs the network); try again, or raise the timeout."
         ) from None

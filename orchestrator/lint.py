@@ -25,15 +25,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .bicep import (
-    DEFAULT_TIMEOUT_SECONDS,
     BicepCompiler,
     BicepError,
     BicepNotFoundError,
+    BicepTimeoutError,
     BicepUsingMismatchError,
     Diagnostic,
     DiagnosticLevel,
     build_params,
     build_template,
+    compiler_timeout,
     read_using,
     require_compiler,
 )
@@ -55,7 +56,7 @@ __all__ = [
 
 class LintError(Exception):
     """The inputs cannot be linted at all. ``code`` is stable: BicepNotFound, UsingMismatch, InvalidInput,
-    BicepFailed. ``str(exc)`` is the message for the user."""
+    BicepFailed, BicepTimeout (the only one worth a retry). ``str(exc)`` is the message for the user."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -205,7 +206,7 @@ def lint_template(
     allow_warnings: bool = False,
     compiler: BicepCompiler | None = None,
     bicep_path: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    timeout: float | None = None,
     check_parameters: bool = True,
 ) -> LintResult:
     """Lint one template and decide the gate.
@@ -223,13 +224,15 @@ def lint_template(
             allow_warnings=allow_warnings,
             compiler=compiler,
             bicep_path=bicep_path,
-            timeout=timeout,
+            timeout=timeout if timeout is not None else compiler_timeout(),
             check_parameters=check_parameters,
         )
     except BicepNotFoundError as exc:
         raise LintError("BicepNotFound", str(exc)) from None
     except BicepUsingMismatchError as exc:
         raise LintError("UsingMismatch", str(exc)) from None
+    except BicepTimeoutError as exc:
+        raise LintError("BicepTimeout", str(exc)) from None
     except BicepError as exc:
         raise LintError("BicepFailed", str(exc)) from None
 
@@ -520,7 +523,12 @@ def check_arm_template(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, [_error(file, None, None, "InvalidJson", f"not UTF-8 text (bad byte at offset {exc.start})")]
-    text = _blank_comments(text)
+    try:
+        doc = json.loads(text)  # the common case: no comments, no need to scan the text ourselves
+    except json.JSONDecodeError:
+        text = _blank_comments(text)
+    except RecursionError:
+        return None, [_error(file, None, None, "InvalidJson", "the JSON nests too deeply to read")]
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

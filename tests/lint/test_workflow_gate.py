@@ -56,8 +56,9 @@ def bicep_request(local_arm: LocalArm, blob_dir: Path, resource_group: str, **kw
     )
 
 
-async def lint_reports(handle) -> list[LintReport]:
-    """The LINTING activity's results, read back from the event history (the audit's source)."""
+async def lint_reports(handle, client) -> list[LintReport]:
+    """The LINTING activity's results, read back from the event history (the audit's source): an activity's
+    completion event, or the marker a local activity leaves."""
     history = await handle.fetch_history()
     lint_scheduled = {
         e.event_id
@@ -65,13 +66,19 @@ async def lint_reports(handle) -> list[LintReport]:
         if e.HasField("activity_task_scheduled_event_attributes")
         and e.activity_task_scheduled_event_attributes.activity_type.name == "lint_template"
     }
-    reports = []
+    results = []
     for e in history.events:
         if e.HasField("activity_task_completed_event_attributes"):
             attrs = e.activity_task_completed_event_attributes
             if attrs.scheduled_event_id in lint_scheduled:
-                reports.append(LintReport.model_validate_json(attrs.result.payloads[0].data))
-    return reports
+                results.append(attrs.result.payloads[0])
+        elif e.HasField("marker_recorded_event_attributes"):
+            details = e.marker_recorded_event_attributes.details
+            if "data" in details and "result" in details and details["result"].payloads:
+                data = json.loads(details["data"].payloads[0].data)
+                if data.get("activity_type") == "lint_template":
+                    results.append(details["result"].payloads[0])
+    return list(await client.data_converter.decode(results, [LintReport] * len(results)))
 
 
 async def test_clean_quickstart_deploys_from_its_main_bicep(
@@ -82,7 +89,7 @@ async def test_clean_quickstart_deploys_from_its_main_bicep(
     async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
         handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
         result = await result_of(handle)
-        [report] = await lint_reports(handle)
+        [report] = await lint_reports(handle, dev_env.client)
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     compiled = json.loads((sample / "azuredeploy.json").read_text(encoding="utf-8-sig"))
 
@@ -113,7 +120,7 @@ async def test_warnings_halt_unless_allowed_and_are_recorded(
         allowed_request = bicep_request(local_arm, blob_dir, resource_group, template=main, allow_warnings=True)
         handle = await start_deployment(dev_env.client, allowed_request, task_queue=task_queue)
         allowed = await result_of(handle)
-        [report] = await lint_reports(handle)
+        [report] = await lint_reports(handle, dev_env.client)
     assert allowed.outcome is DeployOutcome.SUCCEEDED, allowed.failure
     assert report.warning_count == 6 and len(report.warnings) == 6
     assert all(f"{main}(" in w and " : Warning " in w for w in report.warnings)
