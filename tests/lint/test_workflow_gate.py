@@ -188,3 +188,79 @@ async def test_no_compiler_fails_at_linting_and_arm_json_still_deploys(
         json_request = request_for(local_arm, blob_dir, resource_group, storage_template(["stnocompiler01"]))
         arm_json = await result_of(await start_deployment(dev_env.client, json_request, task_queue=task_queue))
     assert arm_json.outcome is DeployOutcome.SUCCEEDED, arm_json.failure
+
+
+def _deploy_args(resource_group: str, local_arm: LocalArm, *argv: str):
+    from orchestrator.cli import build_parser
+
+    return build_parser().parse_args(
+        ["deploy", "-g", resource_group, "-l", "westeurope", "--subscription", local_arm.subscription_id, *argv]
+    )
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, task_queue: str, blob_dir: Path) -> None:
+    """`starter.py deploy` in this process, with an injected client, on this test's task queue and content store."""
+    monkeypatch.setenv("ORCHESTRATOR_TASK_QUEUE", task_queue)
+    monkeypatch.setenv("ORCHESTRATOR_BLOB_DIR", str(blob_dir))
+
+
+async def test_cli_shows_every_error_with_position_and_exits_1(
+    fake_bicep, cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys
+):
+    from orchestrator.cli.deploy import deploy
+
+    from .oracle import expected_diagnostics
+
+    main = baselines / "InvalidMetadata_CRLF" / "main.bicep"
+    errors = [
+        e for e in expected_diagnostics(main.with_name("main.diagnostics.bicep"), crlf=True) if e.level == "Error"
+    ]
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        code = await deploy(_deploy_args(resource_group, local_arm, "-t", str(main)), client=dev_env.client)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "LINTING" in out
+    for e in errors:
+        assert f"{main}({e.line},{e.col}) : Error {e.code}: " in out
+    assert len(errors) == 15
+    assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+
+async def test_cli_deploys_a_bicepparam_without_template_flag(
+    fake_bicep, cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys
+):
+    from orchestrator.cli.deploy import deploy
+
+    params = baselines / "cli-build-params-stdout__Json" / "main.bicepparam"
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        code = await deploy(
+            _deploy_args(resource_group, local_arm, "-p", str(params), "--output", "json"), client=dev_env.client
+        )
+    assert code == 0, capsys.readouterr().err
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["outcome"] == "SUCCEEDED"
+
+
+async def test_cli_without_a_compiler_exits_1_and_leaves_no_workflow_running(
+    cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys, monkeypatch, tmp_path
+):
+    from orchestrator.cli.deploy import deploy
+
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("BICEP_PATH", raising=False)
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        code = await deploy(
+            _deploy_args(resource_group, local_arm, "-t", str(baselines / "Empty" / "main.bicep")),
+            client=dev_env.client,
+        )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "BicepNotFound" in out and "az bicep install" in out and "An ARM JSON template needs no compiler" in out
+    running = [
+        w async for w in dev_env.client.list_workflows(f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'")
+    ]
+    assert running == []
+    assert local_arm.admin.counters().count(path_contains=resource_group) == 0
