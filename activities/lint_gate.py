@@ -88,6 +88,11 @@ def _lint_arm_json(store: BlobStore, request: DeployRequest) -> LintReport:
         copy = Path(tmp) / (path.name if path is not None else "template.json")
         copy.write_text(json.dumps(stored, indent=2, ensure_ascii=False), encoding="utf-8")
         result = lint_template(copy, allow_warnings=request.allow_warnings)
+    # Name what the user knows, and say the positions are in the stored copy (canonical JSON, indented).
+    shown = f"{request.template_path or 'template'} (stored copy {request.template.digest[:19]}…)"
+    for d in result.diagnostics:
+        if d.file == str(copy):
+            d.file = shown
     if not result.passed:
         raise _logic("LinterError", _gate_message(result))
     return _report(result)

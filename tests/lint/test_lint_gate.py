@@ -123,3 +123,16 @@ def test_a_compiler_that_hangs_is_an_environmental_failure(
     with pytest.raises(ApplicationError) as caught:
         lint_gate(store, request)
     assert caught.value.type == "ENVIRONMENTAL.BicepTimeout" and not caught.value.non_retryable
+
+
+def test_arm_json_the_worker_cannot_see_is_linted_from_the_store(no_compiler: None, tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    template = {"$schema": "x", "contentVersion": "1.0.0.0", "resources": [{"type": "T", "name": "n"}]}
+    request = build_deploy_request(
+        store=store, template=template, subscription_id=SUB, resource_group="rg", location="westeurope",
+        template_path="elsewhere/azuredeploy.json",
+    )  # fmt: skip
+    with pytest.raises(ApplicationError) as caught:
+        lint_gate(store, request)
+    assert "elsewhere/azuredeploy.json (stored copy sha256:" in caught.value.message
+    assert "lacks 'apiVersion'" in caught.value.message
