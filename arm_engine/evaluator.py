@@ -22,6 +22,7 @@ carrying the JSON path and the expression text.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Final
 
 from . import functions as _functions  # noqa: F401  (registers the library)
@@ -157,7 +158,7 @@ class _Evaluation:
             if node.key.startswith("list"):
                 spec = REGISTRY["list"]
             else:
-                raise self.fail(IssueCode.UNKNOWN_FUNCTION, f"the template function '{node.name}' is not valid")
+                raise self.fail(IssueCode.UNKNOWN_FUNCTION, _unknown_function_message(node.name))
         argc = len(node.args)
         if argc < spec.min_args or (spec.max_args is not None and argc > spec.max_args):
             if spec.max_args is None:
@@ -186,7 +187,8 @@ class _Evaluation:
                         return Deferred(f"[{node.text}]", a.reason)
             return spec.impl(inv, args)
         except FunctionError as exc:
-            raise self.fail(exc.code, f"{node.name}(): {exc.message}") from None
+            message = exc.message if f"{node.name}(" in exc.message else f"{node.name}(): {exc.message}"
+            raise self.fail(exc.code, message) from None
 
     def call_lambda(self, fn: LambdaValue, values: tuple[Any, ...], caller: str) -> Any:
         if len(fn.params) > len(values):
@@ -254,6 +256,13 @@ def _check_declared_type(ev: _Evaluation, decl: dict[str, Any], value: Any, func
     if not check(value):
         what = f"parameter '{decl['name']}'" if "name" in decl else "output"
         raise ev.fail(IssueCode.TYPE_ERROR, f"{function}: {what} expects {declared}, got {type_name(value)}")
+
+
+def _unknown_function_message(name: str) -> str:
+    names = {spec.name.lower(): spec.name for spec in REGISTRY.values()}
+    close = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.75)
+    hint = f"; did you mean '{names[close[0]]}'?" if close else "; see the ARM template function reference"
+    return f"the template function '{name}' is not valid{hint}"
 
 
 class _UserFunctionContext:

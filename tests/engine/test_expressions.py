@@ -116,6 +116,13 @@ def test_errors_carry_code_path_and_expression(text: str, code: str) -> None:
 def test_unknown_function_is_named() -> None:
     issue = error_of("[concat(frobnicate('x'))]")
     assert "frobnicate" in issue.message
+    assert "did you mean 'uniqueString'" in error_of("[uniquestrng('x')]").message
+
+
+def test_type_error_names_the_function_and_argument() -> None:
+    issue = error_of("[substring(1, 0)]")
+    assert issue.code == IssueCode.TYPE_ERROR
+    assert issue.message.startswith("argument 1 of substring() must be a string, got Integer")
 
 
 def test_wrong_arity_names_expected_count() -> None:
