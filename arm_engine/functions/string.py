@@ -154,7 +154,7 @@ def base64_to_json(inv: Invocation, args: list[Any]) -> Any:
 @arm_function("dataUri", 1, 1)
 def data_uri(inv: Invocation, args: list[Any]) -> str:
     encoded = base64.b64encode(to_arm_string(args[0]).encode("utf-8")).decode("ascii")
-    return f"data:text/plain;charset=utf8;base64,{encoded}"
+    return f"data:text/plain;charset=utf-8;base64,{encoded}"  # what the engine returns (Bicep B1 vectors)
 
 
 @arm_function("dataUriToString", 1, 1)

@@ -121,3 +121,62 @@ def test_variables_sample(shared: Path) -> None:
     assert ev("[createObject('def', variables('def'), 'ghi', 'ghi')]", ctx) == recorded["fooObj"]["value"]
     bar = f"[join(map(range(0, 3), lambda('i', split(variables('list'), ',')[sub(2, {L}('i'))])), ',')]"
     assert ev(bar, ctx) == recorded["bar"]["value"]
+
+
+# Azure/bicep v0.46.1 src/Bicep.Core.UnitTests/TypeSystem/FunctionResolverTests.cs, GetLiteralTransformations:
+# Bicep folds calls with literal arguments through the real engine (ExpressionBuiltInFunctions), so these rows
+# are engine outputs (source B1 of shared/arm-contract/unique-functions.md). Rewritten as ARM expressions.
+ENGINE_FOLDED = [
+    ("[base64(' Fizz ')]", "IEZpenog"),
+    ("[base64ToString('IEZpenog')]", " Fizz "),
+    ("[dataUri(' Fizz ')]", "data:text/plain;charset=utf-8;base64,IEZpenog"),
+    ("[dataUriToString('data:text/plain;charset=utf-8;base64,IEZpenog')]", " Fizz "),
+    ("[first('Fizz')]", "F"),
+    ("[last('Fizz')]", "z"),
+    ("[toLower(' Fizz ')]", " fizz "),
+    ("[toUpper(' Fizz ')]", " FIZZ "),
+    ("[trim(' Fizz ')]", "Fizz"),
+    ("[uriComponent(' Fizz ')]", "%20Fizz%20"),
+    ("[uriComponentToString('%20Fizz%20')]", " Fizz "),
+    ("[uniqueString('snap', 'crackle', 'pop')]", "byghxckddilkc"),
+    ("[guid('foo', 'bar', 'baz')]", "2ed86837-7c7c-5eaa-9864-dd077fd19b0d"),
+    ("[replace('foot', 't', 'd')]", "food"),
+    ("[format('{0}/{1}/{2}/{3}', 1, 2, 3, true())]", "1/2/3/True"),
+    ("[padLeft('00', 5, ' ')]", "   00"),
+    ("[length('table')]", 5),
+    ("[length(createArray(1, 2, 3, 4, 5))]", 5),
+    ("[uri('https://github.com/another/repo', '/Azure/bicep')]", "https://github.com/Azure/bicep"),
+    ("[substring('foot', 0, 3)]", "foo"),
+    ("[take('foot', 3)]", "foo"),
+    ("[skip('foot', 3)]", "t"),
+    ("[empty('non-empty string')]", False),
+    ("[contains('foot', 'foo')]", True),
+    ("[indexOf('food', 'o')]", 1),
+    ("[lastIndexOf('food', 'o')]", 2),
+    ("[startsWith('food', 'foo')]", True),
+    ("[endsWith('foot', 't')]", True),
+    ("[min(10, 4, 1, 6)]", 1),
+    ("[max(10, 4, 1, 6)]", 10),
+    ("[split('fizz,buzz,pop', ',')]", ["fizz", "buzz", "pop"]),
+    ("[take(createArray('fizz', 'buzz', 'pop'), 2)]", ["fizz", "buzz"]),
+    ("[contains(createArray('fizz', 'buzz', 'pop'), 'fizz')]", True),
+    ("[intersection(createArray('fizz', 'buzz', 'pop'), createArray('snap', 'crackle', 'pop'))]", ["pop"]),
+    ("[union(createArray('fizz', 'buzz'), createArray('pop'))]", ["fizz", "buzz", "pop"]),
+    ("[first(createArray('fizz', 'buzz', 'pop'))]", "fizz"),
+    ("[first(createArray())]", None),
+    ("[last(createArray('fizz', 'buzz', 'pop'))]", "pop"),
+    ("[last(createArray())]", None),
+    ("[indexOf(createArray('fizz', 'buzz', 'pop', 'fizz'), 'fizz')]", 0),
+    ("[lastIndexOf(createArray('fizz', 'buzz', 'pop', 'fizz'), 'fizz')]", 3),
+    ("[min(createArray(10, 4, 1, 6))]", 1),
+    ("[max(createArray(10, 4, 1, 6))]", 10),
+    ("[join(createArray('foo', 'bar', 'baz'), '/')]", "foo/bar/baz"),
+    ("[join(createArray('abc', 123, true()), '/')]", "abc/123/True"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ENGINE_FOLDED)
+def test_engine_folded_literals(text: str, expected: Any) -> None:
+    result = ev(text)
+    assert result == expected
+    assert type(result) is type(expected)

@@ -62,7 +62,7 @@ from tests.engine.expr_support import SimpleContext, ev
         ("[base64ToString('b25lLCB0d28sIHRocmVl')]", "one, two, three"),
         ("[base64ToJson(base64('{''one'': ''a'', ''two'': ''b''}'))]", {"one": "a", "two": "b"}),
         ("[base64ToString(base64('ünïcødé'))]", "ünïcødé"),
-        ("[dataUri('Hello')]", "data:text/plain;charset=utf8;base64,SGVsbG8="),
+        ("[dataUri('Hello')]", "data:text/plain;charset=utf-8;base64,SGVsbG8="),
         ("[dataUriToString('data:;base64,SGVsbG8sIFdvcmxkIQ==')]", "Hello, World!"),
         ("[dataUriToString('data:text/plain,a%20b')]", "a b"),
         # search
