@@ -21,6 +21,7 @@ from orchestrator.health.declare import (
     parse_health_check_flag,
     read_health_file,
 )
+from orchestrator.health.live import LiveHealthTable, live_health_progress
 from orchestrator.health.models import (
     CHECK_KINDS,
     ArmCheck,
@@ -61,6 +62,7 @@ __all__ = [
     "HealthProgress",
     "HealthSpec",
     "HttpCheck",
+    "LiveHealthTable",
     "ProbeFailure",
     "ProgressCallback",
     "ResourceStateReader",
@@ -73,6 +75,7 @@ __all__ = [
     "format_health_table",
     "health_activity_timeouts",
     "health_spec_from_args",
+    "live_health_progress",
     "load_health_spec",
     "output_values",
     "parse_duration",

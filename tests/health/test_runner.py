@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
 
 from orchestrator.health import (
+    CheckResult,
     CheckState,
     HealthCheckReport,
+    HealthProgress,
     HealthSpec,
+    LiveHealthTable,
     format_health_table,
     load_health_spec,
     run_health_checks,
@@ -299,3 +303,20 @@ async def test_a_url_port_from_an_output(servers: ServerThread) -> None:
     report = await run_health_checks(spec("http:GET http://127.0.0.1:{outputs.api}/ name=web"), outputs={"api": port})
     assert report.healthy, report.summary()
     assert report.checks[0].target == f"GET http://127.0.0.1:{port}/"
+
+
+def test_the_live_table_redraws_in_place_on_a_terminal_and_only_on_change() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    table = LiveHealthTable(screen)
+    pending = CheckResult(name="db", kind="tcp", target="h:1", attempts=1, last_error="connection refused")
+    first = HealthProgress(started_at=0, report=HealthCheckReport(window_seconds=60, checks=[pending]))
+    assert table.show(first) and not table.show(first) and not table.show(None)
+    passed = pending.model_copy(update={"state": CheckState.PASSED, "attempts": 2})
+    assert table.show(HealthProgress(started_at=0, report=HealthCheckReport(window_seconds=60, checks=[passed])))
+    drawn = screen.getvalue()
+    assert drawn.count("\x1b[3F\x1b[J") == 1  # moved back over the 3-line table once, then redrew it
+    assert drawn.endswith("1/1 passed, 0.0 s of the 60 s window\n")

@@ -5,6 +5,7 @@ draws) while the checks are still converging."""
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import sys
 import uuid
@@ -15,7 +16,15 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.health_checks import HealthCheckActivities, HealthCheckInput
-from orchestrator.health import CheckState, HealthCheckReport, HealthProgress, format_health_table, load_health_spec
+from orchestrator.health import (
+    CheckState,
+    HealthCheckReport,
+    HealthProgress,
+    LiveHealthTable,
+    format_health_table,
+    live_health_progress,
+    load_health_spec,
+)
 from orchestrator.temporal_client import data_converter
 from tests.health.servers import ServerThread
 from tests.health.stage_workflow import HealthStageWorkflow
@@ -69,17 +78,16 @@ async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> 
                 HealthStageWorkflow.run, inp, id=f"health-{uuid.uuid4()}", task_queue=queue
             )
             live: HealthProgress | None = None
+            drawn = io.StringIO()
+            table = LiveHealthTable(drawn)
             for _ in range(40):
                 await asyncio.sleep(0.25)
-                pending = (await handle.describe()).raw_description.pending_activities
-                if pending and pending[0].heartbeat_details.payloads:
-                    [details] = await env.client.data_converter.decode(
-                        pending[0].heartbeat_details.payloads, [HealthProgress]
-                    )
-                    live = details
-                    if any(c.state is CheckState.PENDING and c.attempts > 0 for c in live.report.checks):
-                        break
+                live = await live_health_progress(handle, env.client.data_converter) or live
+                table.show(live)
+                if live and any(c.state is CheckState.PENDING and c.attempts > 0 for c in live.report.checks):
+                    break
             report = await handle.result()
+            assert await live_health_progress(handle, env.client.data_converter) is None  # no longer running
     finally:
         await env.shutdown()
 
@@ -88,5 +96,5 @@ async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> 
     assert states == {"web": CheckState.PASSED, "late-db": CheckState.PASSED, "never": CheckState.FAILED}
     assert "never" in report.summary() and "connection refused" in report.summary()
     assert live is not None, "no heartbeat with the checks' state was visible while they ran"
-    table = format_health_table(live.report)
-    assert "pending" in table and "web" in table
+    assert format_health_table(live.report) in drawn.getvalue()
+    assert "pending" in drawn.getvalue() and "never" in drawn.getvalue()
