@@ -41,6 +41,12 @@ def _state(doc: dict[str, Any]) -> str:
     return str((doc.get("properties") or {}).get("provisioningState") or "")
 
 
+def _last_heartbeat() -> str | None:
+    """What an earlier attempt of this same activity heartbeated (present when the server retried it)."""
+    details = activity.info().heartbeat_details
+    return str(details[0]) if details else None
+
+
 def masked_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, out in (outputs or {}).items():
@@ -100,7 +106,13 @@ class DeployActivities:
                     submitted = True
                     activity.logger.info("submitted ARM deployment %s", name)
                 else:
-                    activity.logger.info("resuming ARM deployment %s (state %s): no second PUT", name, state)
+                    previous = inp.resume_token or _last_heartbeat()
+                    activity.logger.info(
+                        "resuming ARM deployment %s (state %s; previous attempt: %s): no second PUT",
+                        name,
+                        state,
+                        previous or "unknown",
+                    )
                 doc = await self._follow(inp, submitted)
         except asyncio.CancelledError:
             await self._cancel_quietly(r.subscription_id, r.resource_group, name)

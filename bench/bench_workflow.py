@@ -123,6 +123,12 @@ async def bench_overhead(env: WorkflowEnvironment, arm: Any, runs: int, resource
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -151,6 +157,8 @@ async def bench_concurrent(
     try:
         await asyncio.sleep(2.0)  # let the worker connect before the clock starts
         baseline_kib = peak_rss_kib(worker.pid)
+        cpu_before = cpu_seconds(worker.pid)
+        bench_cpu_before = time.process_time()
         store = LocalBlobStore(blob_dir)
         requests = []
         for i in range(count):
@@ -171,6 +179,9 @@ async def bench_concurrent(
         results = await asyncio.gather(*(result_of(h) for h in handles))
         wall = time.perf_counter() - started
         peak_kib = peak_rss_kib(worker.pid)
+        worker_cpu = cpu_seconds(worker.pid) - cpu_before
+        # The bench process hosts the local ARM (threads) and the client: its CPU is mostly the emulator's.
+        bench_cpu = time.process_time() - bench_cpu_before
     finally:
         worker.send_signal(signal.SIGINT)
         try:
@@ -188,6 +199,9 @@ async def bench_concurrent(
         "poll_interval_s": poll,
         "wall_s": round(wall, 2),
         "per_deployment_s": round(wall / count, 3),
+        "worker_cpu_s": round(worker_cpu, 2),
+        "local_arm_and_client_cpu_s": round(bench_cpu, 2),
+        "load_average_1m": os.getloadavg()[0],
         "worker_idle_rss_mib": round(baseline_kib / 1024, 1),
         "worker_peak_rss_mib": round(peak_kib / 1024, 1),
         "outcomes": outcomes,

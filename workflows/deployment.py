@@ -337,9 +337,9 @@ class DeploymentWorkflow:
         def on_timeout(err: TemporalTimeoutError) -> None:
             details = err.last_heartbeat_details
             if details:
-                resume["token"] = (
-                    str(details[0]) if not isinstance(details[0], dict) else details[0].get("deployment_name")
-                )
+                # The last heartbeat of the lost attempt: which ARM deployment it followed and its last state.
+                last = details[0] if isinstance(details[0], dict) else {"deployment_name": str(details[0])}
+                resume["token"] = f"{last.get('deployment_name')}@{last.get('provisioning_state') or 'submitting'}"
 
         deployed = await self._stage_activity(
             DeploymentStage.DEPLOYING,
