@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.pipeline.transport import AsyncioRequestsTransport
@@ -186,15 +187,23 @@ def arm_config_from_env(environ: Mapping[str, str] | None = None) -> ArmConfig:
     env = os.environ if environ is None else environ
     endpoint = env.get(ENV_ARM_ENDPOINT) or AZURE_PUBLIC_ARM
     ca = env.get(ENV_ARM_CA_FILE)
-    kind = env.get(ENV_ARM_CREDENTIAL) or ("default" if endpoint == AZURE_PUBLIC_ARM else "local")
+    loopback = is_loopback(endpoint)
+    # The static local token only ever for a loopback endpoint (the local ARM); any other endpoint — Azure's
+    # public cloud or a sovereign one — gets DefaultAzureCredential unless told otherwise.
+    kind = env.get(ENV_ARM_CREDENTIAL) or ("local" if loopback else "default")
     poll = _float_env(env, ENV_ARM_POLL_INTERVAL)
     config = ArmConfig(
         endpoint=endpoint.rstrip("/"),
         ca_file=Path(ca) if ca else None,
         credential=kind,  # type: ignore[arg-type]
-        polling_interval=poll if poll is not None else (30.0 if endpoint == AZURE_PUBLIC_ARM else 1.0),
+        polling_interval=poll if poll is not None else (1.0 if loopback else 30.0),
     )
     return config
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = (urlsplit(endpoint).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerConfig:

@@ -1,0 +1,60 @@
+"""Worker configuration from the environment: Azure by default, the local ARM only on loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.config import AZURE_PUBLIC_ARM, ArmConfig, ConfigError, arm_config_from_env, worker_config_from_env
+
+
+def test_default_is_azure_public_cloud_with_default_credential() -> None:
+    config = arm_config_from_env({})
+    assert (config.endpoint, config.credential, config.ca_file) == (AZURE_PUBLIC_ARM, "default", None)
+
+
+def test_a_loopback_endpoint_gets_the_local_token_and_a_fast_poll() -> None:
+    config = arm_config_from_env({"ORCHESTRATOR_ARM_ENDPOINT": "https://127.0.0.1:8443/"})
+    assert (config.endpoint, config.credential, config.polling_interval) == ("https://127.0.0.1:8443", "local", 1.0)
+
+
+def test_a_sovereign_cloud_keeps_default_credential() -> None:
+    config = arm_config_from_env({"ORCHESTRATOR_ARM_ENDPOINT": "https://management.usgovcloudapi.net"})
+    assert config.credential == "default" and config.polling_interval == 30.0
+
+
+def test_plain_http_and_a_missing_ca_file_are_refused_naming_the_setting(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="ORCHESTRATOR_ARM_ENDPOINT"):
+        ArmConfig(endpoint="http://127.0.0.1:8080").validate()
+    with pytest.raises(ConfigError, match="ORCHESTRATOR_ARM_CA_FILE"):
+        ArmConfig(endpoint="https://127.0.0.1:8443", ca_file=tmp_path / "nope.pem").validate()
+
+
+def test_worker_settings_from_environment() -> None:
+    config = worker_config_from_env(
+        {
+            "ORCHESTRATOR_TASK_QUEUE": "q1",
+            "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS": "90",
+            "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "7",
+            "ORCHESTRATOR_RETRY_MAXIMUM_RETRIES": "2",
+        }
+    )
+    assert config.task_queue == "q1"
+    assert config.settings.confirmation_timeout_seconds == 90
+    assert config.settings.heartbeat_timeout_seconds == 7
+    assert config.settings.retry.maximum_retries == 2
+    with pytest.raises(ConfigError, match="ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS"):
+        worker_config_from_env({"ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS": "an hour"})
+
+
+async def test_static_token_is_a_well_formed_unexpired_jwt() -> None:
+    import base64
+    import json
+    import time
+
+    from orchestrator.config import StaticTokenCredential
+
+    token = await StaticTokenCredential().get_token("https://management.azure.com/.default")
+    _header, claims, signature = token.token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert body["aud"] == "https://management.azure.com" and signature == ""
+    assert token.expires_on > time.time() + 3000
