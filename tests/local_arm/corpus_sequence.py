@@ -15,6 +15,7 @@ from local_arm.testing import LocalArm
 from tests.engine.corpus_support import UPSTREAM, Sample, substitute
 
 LOCATION = "westus2"
+PINNED_TIME = "20260101T000000Z"
 
 
 def sample_body(sample: Sample) -> dict[str, Any]:
@@ -28,6 +29,12 @@ def sample_body(sample: Sample) -> dict[str, Any]:
     # `az deployment group create --template-file` users do.
     if "_artifactslocation" in declared and not any(k.lower() == "_artifactslocation" for k in parameters):
         parameters[declared["_artifactslocation"]] = {"value": f"{UPSTREAM}/{sample.source_path}/"}
+    # A parameter defaulting to utcNow() changes with every deployment, so a redeploy would rightly plan a Modify;
+    # pin it, as a repeatable pipeline does.
+    for name, spec in (template.get("parameters") or {}).items():
+        default = spec.get("defaultValue") if isinstance(spec, dict) else None
+        if isinstance(default, str) and "utcnow(" in default.lower() and name not in parameters:
+            parameters[name] = {"value": PINNED_TIME}
     return {"properties": {"mode": "Incremental", "template": template, "parameters": parameters}}
 
 
