@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import urllib.parse
 import uuid
@@ -315,6 +316,31 @@ def _format_item(template: str, item: str, values: list[Any]) -> str:
 def format_value(value: Any, spec: str | None) -> str:
     if spec and is_number(value):
         return format_number(value, spec)
+    if isinstance(value, (dict, list)):
+        return single_quoted_json(value)
+    return to_arm_string(value)
+
+
+def _quote(text: str) -> str:
+    escaped = json.dumps(text, ensure_ascii=False)[1:-1].replace('\\"', '"').replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def single_quoted_json(value: Any) -> str:
+    """How format() renders an object or array: compact JSON with single quotes, as the engine does
+    (Bicep's evaluation tests: ``'>${obj}<'`` gives ``>{'a':'b','!c':2}<``)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_quote(str(k))}:{single_quoted_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(single_quoted_json(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return json.dumps(value)
     return to_arm_string(value)
 
 
