@@ -25,7 +25,7 @@ from orchestrator.health import (
     ResourceStateReader,
     run_health_checks,
 )
-from orchestrator.health.models import health_activity_timeouts
+from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, health_activity_timeouts
 
 __all__ = [
     "RUN_HEALTH_CHECKS",
@@ -35,7 +35,7 @@ __all__ = [
     "health_activity_timeouts",
 ]
 
-RUN_HEALTH_CHECKS = "run_health_checks"  # belongs in orchestrator.models.ActivityName once wired
+RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
 
 
 class ArmResourceStateReader:

@@ -24,6 +24,7 @@ from orchestrator.health.declare import (
 from orchestrator.health.live import LiveHealthTable, live_health_progress
 from orchestrator.health.models import (
     CHECK_KINDS,
+    HEALTH_CHECK_ACTIVITY,
     ArmCheck,
     CheckResult,
     CheckState,
@@ -51,6 +52,7 @@ from orchestrator.health.targets import (
 __all__ = [
     "CHECK_KINDS",
     "FLAG",
+    "HEALTH_CHECK_ACTIVITY",
     "HEALTH_FILE_SUFFIXES",
     "ArmCheck",
     "CheckResult",

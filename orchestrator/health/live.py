@@ -11,14 +11,12 @@ from typing import Any, TextIO
 
 from temporalio.converter import DataConverter
 
-from orchestrator.health.models import HealthProgress
+from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, HealthProgress
 from orchestrator.health.table import format_health_table
-
-HEALTH_ACTIVITY = "run_health_checks"
 
 
 async def live_health_progress(
-    handle: Any, data_converter: DataConverter, *, activity_name: str = HEALTH_ACTIVITY
+    handle: Any, data_converter: DataConverter, *, activity_name: str = HEALTH_CHECK_ACTIVITY
 ) -> HealthProgress | None:
     """The latest heartbeat of the running health check activity of ``handle``'s workflow, or None when it is not
     running (or has not heartbeated yet)."""

@@ -23,6 +23,8 @@ from orchestrator.health.targets import (
     validate_url,
 )
 
+HEALTH_CHECK_ACTIVITY = "run_health_checks"  # the activity's name (orchestrator.models.ActivityName refers here)
+
 DEFAULT_WINDOW_SECONDS = 600.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRY_INTERVAL_SECONDS = 5.0
