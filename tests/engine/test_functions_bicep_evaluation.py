@@ -1,7 +1,7 @@
-"""Real-engine ground truth from Azure/bicep's evaluation tests (src/Bicep.Core.IntegrationTests/EvaluationTests.cs
-and UserDefinedFunctionTests.cs at v0.46.1): those tests compile Bicep and evaluate the template with the ARM
-deployment engine library (TemplateEvaluator), asserting the outputs below. The Bicep expressions are rewritten here
-as the ARM expressions Bicep emits for them; the expected values are the engine's."""
+"""Real-engine ground truth from Azure/bicep v0.46.1's src/Bicep.Core.IntegrationTests (EvaluationTests.cs,
+UserDefinedFunctionTests.cs, SpreadTests.cs): those tests compile Bicep and evaluate the template with the ARM
+deployment engine library (TemplateEvaluator), asserting the outputs below. The Bicep expressions are rewritten
+here as the ARM expressions Bicep emits for them; the expected values are the engine's."""
 
 from __future__ import annotations
 
@@ -158,6 +158,12 @@ CASES: list[tuple[str, Any]] = [
     ("[tryGet(tryGet(tryGet(parameters('obj'), 'fizz'), 0), 'bar')]", None),
     ("[tryGet(parameters('obj').foo, 0).bar]", "baz"),
     ("[tryGet(tryGet(parameters('obj').foo, 10), 'bar')]", None),
+    # SpreadTests.Spread_operator_results_in_correct_codegen (the ARM text is the test's own expected codegen)
+    (
+        "[shallowMerge(createArray(createObject('foo', 'foo'), createObject('bar', flatten(createArray("
+        "createArray(1), createArray(2, 3), createArray(4)))), createObject('baz', 'baz')))]",
+        {"foo": "foo", "bar": [1, 2, 3, 4], "baz": "baz"},
+    ),
     # New_functions_are_evaluated_correctly
     (
         f"[filter(createArray('a', 'b', 'c', 'd'), lambda('item', 'i', equals(mod({L}('i'), 2), 0)))]",
