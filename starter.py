@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 
@@ -17,5 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(argv)
 
 
+def exit_now(code: int) -> None:
+    """Flush and leave without interpreter teardown: the Temporal client's Rust threads can abort a finishing
+    interpreter ("Fatal Python error: PyGILState_Release", SIGABRT, temporalio/sdk-python#300), which would turn a
+    finished command's exit code into -6. Every command has stopped what it started by the time main returns."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        exit_code = main()
+    except SystemExit as exc:  # argparse's usage errors and --help
+        exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    exit_now(exit_code)
