@@ -94,7 +94,7 @@ async def run_health_checks(
             attempts += 1
             try:
                 note = await attempt(timeout)
-            except (ProbeFailure, Exception) as exc:
+            except Exception as exc:  # a ProbeFailure, or anything a probe or an ARM reader did not foresee
                 final = isinstance(exc, ProbeFailure) and exc.final
                 message = str(exc) if isinstance(exc, ProbeFailure) else _unexpected(exc, check)
                 if final or time.monotonic() + interval >= deadline:
