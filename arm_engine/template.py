@@ -289,7 +289,7 @@ class _Level:
         key = _lookup_key(level.resolver.values, name)
         if key is not None and level.resolver.values[key].source == "reference":
             return Deferred(f"[parameters('{name}')]", "a Key Vault secret, resolved by ARM at deployment")
-        return value
+        return _copy_json(value)
 
     def variable(self, name: str, ctx: _Context) -> Any:
         level = self.names_level()
@@ -302,7 +302,7 @@ class _Level:
             value, deps = cache[key]
             if ctx.recorder is not None:
                 ctx.recorder.update(deps)
-            return value
+            return _copy_json(value)  # each use gets its own copy: bodies must not share (and mutate) objects
         entry = self.variables.get(key)
         if entry is None:
             declared = ", ".join(sorted(self.variables)) or "none"
@@ -327,7 +327,7 @@ class _Level:
         cache[key] = (value, recorder)
         if ctx.recorder is not None:
             ctx.recorder.update(recorder)
-        return value
+        return _copy_json(value)
 
     def deployment_info(self) -> dict[str, Any]:
         level = self.names_level()
@@ -1309,6 +1309,14 @@ def _scope_kind(template: dict[str, Any]) -> str:
     return "resourceGroup"
 
 
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
 def _has_deferred(value: Any) -> bool:
     if isinstance(value, Deferred):
         return True
@@ -1321,9 +1329,9 @@ def _has_deferred(value: Any) -> bool:
 
 def _project(payload: dict[str, Any], full: bool) -> Any:
     if full:
-        return payload
+        return _copy_json(payload)
     props = payload.get("properties")
-    return props if props is not None else {}
+    return _copy_json(props) if props is not None else {}
 
 
 def _is_property_copy(value: Any) -> bool:

@@ -596,3 +596,20 @@ def test_variable_copy_forms_from_the_arm_documentation() -> None:
     }
     assert outputs["strings"] == ["myDataDisk1", "myDataDisk2", "myDataDisk3"]
     assert outputs["ints"] == [0, 1, 2]
+
+
+def test_resources_do_not_share_objects_from_variables_or_parameters() -> None:
+    doc = template(
+        [
+            {**storage("a"), "tags": "[variables('tags')]", "properties": {"p": "[parameters('obj')]"}},
+            {**storage("b"), "tags": "[variables('tags')]", "properties": {"p": "[parameters('obj')]"}},
+        ],
+        parameters={"obj": {"type": "object", "defaultValue": {"k": [1]}}},
+        variables={"tags": {"env": "dev"}},
+    )
+    result = expand(doc)
+    a, b = result.resources
+    a.body["tags"]["env"] = "changed by a deployer"
+    a.properties["p"]["k"].append(2)
+    assert b.body["tags"] == {"env": "dev"} and b.properties["p"] == {"k": [1]}
+    assert result.parameters["obj"].value == {"k": [1]}
