@@ -57,7 +57,7 @@ def run_sequence(arm: LocalArm, client: Any, resource_client: Any, sample: Sampl
         return f"what-if: {plan.error.code}: {plan.error.message}"
     not_create = [c for c in plan.properties.changes if c.change_type != "Create"]
     if not_create:
-        return f"first what-if: {not_create[0].change_type} for {not_create[0].resource_id}"
+        return f"first what-if: {_kind(not_create[0].change_type)} for {not_create[0].resource_id}"
     try:
         result = client.deployments.begin_create_or_update(rg, name, body).result()
     except HttpResponseError as exc:
@@ -75,8 +75,12 @@ def run_sequence(arm: LocalArm, client: Any, resource_client: Any, sample: Sampl
     if changed:
         c = changed[0]
         detail = [d.path for d in (c.delta or [])][:3]
-        return f"second what-if: {c.change_type} for {c.resource_id} {detail}"
+        return f"second what-if: {_kind(c.change_type)} for {c.resource_id} {detail}"
     return None
+
+
+def _kind(change_type: Any) -> str:
+    return str(getattr(change_type, "value", change_type))
 
 
 def _conditional(output: Any) -> bool:

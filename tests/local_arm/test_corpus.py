@@ -14,14 +14,10 @@ from local_arm.testing import running_local_arm
 from tests.engine.corpus_support import corpus_samples
 from tests.local_arm.corpus_sequence import run_sequence
 
-# 161 samples minus the known failures: measured 154-155 (the three samples whose nested templates default a
-# parameter to utcNow() pass when the redeploy lands in the same second); the test fails if fewer pass.
-MIN_PASSING = 154
+# Measured 154-155 of 161. The floor: 161, minus the 4 deterministic known failures, minus the 5 samples whose
+# nested templates default a parameter to utcNow() (time-dependent, see below).
+MIN_PASSING = 152
 
-_UTCNOW = (
-    "a nested template defaults a parameter to utcNow(), which the outer template does not pass, so each deployment "
-    "changes it and the redeploy is a Modify (ARM does the same); passes when both land in the same second"
-)
 KNOWN_FAILURES = {
     "demos__nested-vms-in-virtual-network": "a nested deployment rewrites the route table with the NIC's private IP, "
     "so the top-level declaration differs from stored state on redeploy (ARM shows Modify too)",
@@ -32,10 +28,14 @@ KNOWN_FAILURES = {
     "quickstarts__microsoft.databricks__databricks-workspace-with-customer-managed-keys-all-forms": "engine: the "
     "managedResourceGroupId differs between plan (subscriptionResourceId) and live evaluation; two accessPolicies/add "
     "declarations of one id",
-    "quickstarts__microsoft.app__container-app-dapr-blob": _UTCNOW,
-    "quickstarts__microsoft.app__container-app-dapr-pubsub-servicebus": _UTCNOW,
-    "quickstarts__microsoft.resources__deployment-script-azcli-acr-import": _UTCNOW,
 }
+
+
+def time_dependent(sample_dir: Path) -> bool:
+    """A nested template defaulting a parameter to utcNow() (which the outer template does not pass) changes it with
+    every deployment, so a redeploy is rightly a Modify unless both land in the same second (ARM does the same).
+    Top-level utcNow() defaults are pinned by corpus_sequence.sample_body."""
+    return "utcnow(" in (sample_dir / "azuredeploy.json").read_text(encoding="utf-8-sig").lower()
 
 
 def test_corpus_sequence_through_the_sdk(shared: Path, tmp_path: Path) -> None:
@@ -58,7 +58,12 @@ def test_corpus_sequence_through_the_sdk(shared: Path, tmp_path: Path) -> None:
         gen.close()
     failures = {folder: why for folder, why in outcomes.items() if why is not None}
     passed = len(samples) - len(failures)
-    unexpected = {f: why for f, why in failures.items() if f not in KNOWN_FAILURES}
+    timed = {s.folder for s in samples if time_dependent(s.path)}
+    unexpected = {
+        f: why
+        for f, why in failures.items()
+        if f not in KNOWN_FAILURES and not (f in timed and why.startswith("second what-if: Modify"))
+    }
     assert not unexpected, f"{len(unexpected)} sample(s) newly failing: {unexpected}"
     assert passed >= MIN_PASSING, f"only {passed} of {len(samples)} passed (expected >= {MIN_PASSING}): {failures}"
     assert passed >= 0.9 * len(samples)
