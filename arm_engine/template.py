@@ -1151,6 +1151,19 @@ class _Expander:
                         edges[n].add(position[dep.index])
                 if owner.index in position:
                     edges[position[owner.index]].add(n)
+        # copy mode serial: each batch of batchSize (default 1) instances starts after the previous batch
+        loops: dict[tuple[int, str, tuple[Frame, ...]], list[_Instance]] = {}
+        for inst in nodes:
+            if inst.copy_info is not None and inst.copy_info.mode == "serial":
+                loops.setdefault((id(inst.level), inst.path, inst.frames[:-1]), []).append(inst)
+        for members in loops.values():
+            members.sort(key=lambda i: i.copy_info.index if i.copy_info else 0)
+            batch = max(1, members[0].copy_info.batch_size or 1) if members[0].copy_info else 1
+            for j, inst in enumerate(members):
+                start = (j // batch - 1) * batch
+                if start >= 0:
+                    for earlier in members[start : start + batch]:
+                        edges[position[inst.index]].add(position[earlier.index])
         order, cycle = topological_order(len(nodes), edges)
         if cycle:
             names = [nodes[i] for i in cycle]

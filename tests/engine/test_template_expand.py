@@ -613,3 +613,23 @@ def test_resources_do_not_share_objects_from_variables_or_parameters() -> None:
     a.properties["p"]["k"].append(2)
     assert b.body["tags"] == {"env": "dev"} and b.properties["p"] == {"k": [1]}
     assert result.parameters["obj"].value == {"k": [1]}
+
+
+def test_serial_copy_batches_deploy_one_after_another() -> None:
+    doc = template(
+        [
+            {
+                **storage("[format('s{0}', copyIndex())]"),
+                "copy": {"name": "s", "count": 5, "mode": "Serial", "batchSize": 2},
+                "dependsOn": ["[if(equals(copyIndex(), 0), 'last', 'first')]"],
+            },
+            storage("first"),
+            storage("last"),
+        ]
+    )
+    result = expand(doc)
+    order = [i.rsplit("/", 1)[-1] for i in result.order]
+    assert order.index("s0") < order.index("s2") and order.index("s1") < order.index("s2")
+    assert order.index("s3") < order.index("s4") and order.index("last") < order.index("s0")
+    # batch 2 (s2, s3) waits for batch 1 (s0, s1), which waits for 'last'
+    assert order.index("last") < order.index("s3")
