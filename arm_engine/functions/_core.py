@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import IssueCode
@@ -263,15 +264,27 @@ def _jsonable(value: Any) -> Any:
 
 
 def format_float(value: float) -> str:
-    """.NET's default rendering of a double: integral values without a decimal point."""
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        text = f"{mantissa}E{sign}{exp.lstrip('+-').rjust(2, '0')}"
-    return text
+    """.NET's default (shortest round-trip) rendering of a double: integral values without a decimal point, and
+    scientific notation from 1E+15 up and from 1E-05 down (Python's repr switches at 1e16)."""
+    if math.isnan(value) or math.isinf(value):
+        return "NaN" if math.isnan(value) else ("-∞" if value < 0 else "∞")
+    if value == 0:
+        return "0"
+    _, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    sci_exponent = len(text) - 1 + exponent
+    sign = "-" if value < 0 else ""
+    if sci_exponent >= 15 or sci_exponent < -4:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        exp_sign = "-" if sci_exponent < 0 else "+"
+        return f"{sign}{mantissa}E{exp_sign}{abs(sci_exponent):02d}"
+    if exponent >= 0:
+        return sign + text + "0" * exponent
+    point = len(text) + exponent
+    if point > 0:
+        return f"{sign}{text[:point]}.{text[point:]}"
+    return f"{sign}0.{'0' * -point}{text}"
 
 
 def to_arm_string(value: Any) -> str:

@@ -55,6 +55,12 @@ from tests.engine.expr_support import SimpleContext, ev
         ("[string(false())]", "False"),
         ("[string(null())]", ""),
         ("[string(json('1.5'))]", "1.5"),
+        ("[string(json('2.0'))]", "2"),
+        ("[string(json('1e15'))]", "1E+15"),
+        ("[string(json('123456789012345.5'))]", "123456789012345.5"),
+        ("[string(json('0.00001'))]", "1E-05"),
+        ("[string(json('0.0001'))]", "0.0001"),
+        ("[string(json('-2.5e-7'))]", "-2.5E-07"),
         ("[string(createObject('a', 'ü\"'))]", '{"a":"ü\\""}'),
         ("[string(createArray())]", "[]"),
         # base64 and data URIs
