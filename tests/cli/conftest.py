@@ -72,12 +72,3 @@ def count_workflows(embedded: EmbeddedDefault) -> int:
         return n
 
     return asyncio.run(count())
-
-
-def main_available(argv: list[str]) -> int:
-    """``starter.py`` main for subprocesses of the tests, without command modules not built yet."""
-    from orchestrator import cli
-
-    available = [m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None]
-    with mock.patch.object(cli, "COMMAND_MODULES", available):
-        return cli.main(argv)

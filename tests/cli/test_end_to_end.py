@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: 
 TEMPLATE = str(EXAMPLE / "azuredeploy.json")
 WITHOUT_WEB = str(EXAMPLE / "azuredeploy.without-web.json")
 PARAMS = str(EXAMPLE / "azuredeploy.parameters.json")
+STARTER = str(REPO / "starter.py")  # the real entry point, as a user runs it
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +54,8 @@ def deploy_argv(rg: str, *extra: str, template: str = TEMPLATE) -> list[str]:
 
 def cli_subprocess(argv: list[str], state_dir: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, ORCHESTRATOR_STATE_DIR=str(state_dir))
-    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
     return subprocess.Popen(
-        [sys.executable, "-c", code, *argv],
+        [sys.executable, STARTER, *argv],
         cwd=REPO,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -226,8 +226,7 @@ def test_reject_exits_4_with_the_reason(on_stack: EmbeddedDefault, capsys) -> No
 def test_demo_twice_shows_no_change_the_second_time(tmp_path: Path) -> None:
     env = dict(os.environ)
     env.pop("ORCHESTRATOR_STATE_DIR", None)
-    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
-    argv = [sys.executable, "-c", code, "demo", "--state-dir", str(tmp_path / "state"), "--output", "json"]
+    argv = [sys.executable, STARTER, "demo", "--state-dir", str(tmp_path / "state"), "--output", "json"]
     runs = [subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=240) for _ in range(2)]
     for run in runs:
         assert run.returncode == 0, run.stderr
@@ -242,11 +241,10 @@ def test_terminal_prompt_y_approves(on_stack: EmbeddedDefault, capsys) -> None:
     """On a terminal the CLI asks y/N itself; 'y' approves and the deployment completes."""
     assert run_cli(deploy_argv("e2e-tty"), capsys).code == ExitCode.OK
     master, slave = pty.openpty()
-    code = "import sys; from tests.cli.conftest import main_available; sys.exit(main_available(sys.argv[1:]))"
     argv = deploy_argv("e2e-tty", "--mode", "Complete", template=WITHOUT_WEB)
     env = dict(os.environ, ORCHESTRATOR_STATE_DIR=str(on_stack.state_dir))
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *argv], cwd=REPO, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=slave
+        [sys.executable, STARTER, *argv], cwd=REPO, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=slave
     )
     os.close(slave)
     seen = b""
