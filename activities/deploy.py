@@ -88,7 +88,10 @@ class DeployActivities:
             secrets = secret_values(self._store, r)
         try:
             async with classified(secrets):
-                existing = await self._get(inp)
+                # The name is new with every workflow run, so the first attempt has nothing to find; any later
+                # attempt (or one resumed after a crash) looks first.
+                resuming = inp.attempt > 1 or inp.resume_token is not None or bool(activity.info().heartbeat_details)
+                existing = await self._get(inp) if resuming else None
                 state = _state(existing) if existing else ""
                 if existing is None or state.lower() in RESUBMIT_STATES:
                     body = {

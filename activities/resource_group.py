@@ -20,8 +20,10 @@ class ResourceGroupActivities:
         async with classified():
             groups = self._clients.resources(r.subscription_id).resource_groups
             if await groups.check_existence(r.resource_group):
-                existing = await groups.get(r.resource_group)
-                return EnsureResourceGroupResult(created=False, resource_group_id=existing.id)
+                return EnsureResourceGroupResult(
+                    created=False,
+                    resource_group_id=f"/subscriptions/{r.subscription_id}/resourceGroups/{r.resource_group}",
+                )
             created = await groups.create_or_update(
                 r.resource_group, {"location": r.location, "tags": {"createdBy": "bicep-orchestrator"}}
             )
