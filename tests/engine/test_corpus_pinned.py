@@ -1,4 +1,4 @@
-"""Eleven corpus templates with their expansion pinned: resource ids and names, dependency order, and the outputs
+"""Twelve corpus templates with their expansion pinned: resource ids and names, dependency order, and the outputs
 that need no resource state.
 
 The expected values are derived by reading each template, not by copying the engine's output: names follow from
@@ -232,3 +232,33 @@ def test_key_vault_managed_identity_role_assignment_module(corpus: dict[str, obj
     assert isinstance(assignment.properties["principalId"], Deferred)
     assert by_type["Microsoft.Resources/deployments"].depends_on == [vault, identity]
     assert result.order == [vault, identity, assignment.id, deployment]
+
+
+def test_devbox_with_customized_image_module_outputs(corpus: dict[str, object]) -> None:
+    # suffix defaults to 'default' (the file sets only userPrincipalId, userPrincipalType and location), so the
+    # variables give devcenter-default, project-default, connection-default, vnet-devcenter-default and the
+    # identity user-identitiy-default (sic). The module outputs are their own parameters: known offline.
+    folder = "quickstarts__microsoft.devcenter__devbox-with-customized-image"
+    result = run(corpus, folder)
+    identity = rid("Microsoft.ManagedIdentity/userAssignedIdentities", "user-identitiy-default")
+    vnet_dep, gallery_dep, devcenter_dep = (
+        rid("Microsoft.Resources/deployments", n) for n in ("vnet", "gallery", "devcenter")
+    )
+    assert result.resources[0].id == identity
+    outputs = known_outputs(result)
+    assert {
+        k: outputs[k] for k in ("devcetnerName", "projectName", "networkConnectionName", "vnetName", "subnetName")
+    } == {
+        "devcetnerName": "devcenter-default",
+        "projectName": "project-default",
+        "networkConnectionName": "connection-default",
+        "vnetName": "vnet-devcenter-default",
+        "subnetName": "default",
+    }
+    vnet = rid("Microsoft.Network/virtualNetworks", "vnet-devcenter-default")
+    assert result.resource(vnet) is not None and result.resource(vnet).deployment_path == ["vnet"]  # type: ignore[union-attr]
+    devcenter = rid("Microsoft.DevCenter/devcenters", "devcenter-default")
+    position = {rid_: n for n, rid_ in enumerate(result.order)}
+    # a module completes after its resources; devcenter's resources wait for both modules it depends on
+    assert position[vnet] < position[vnet_dep] < position[devcenter] < position[devcenter_dep]
+    assert position[gallery_dep] < position[devcenter]
