@@ -1084,7 +1084,7 @@ class _Expander:
             if ctx.recorder is not None and not inst.existing:
                 ctx.recorder.add(inst)
             resource_id = inst.id
-            if self.payload(inst.id, api_version) is None:
+            if not inst.existing and self.payload(inst.id, api_version) is None:
                 return Deferred(f"[{function}('{target}')]", f"{inst.id} is deployed by this template")
         elif not target.startswith("/"):
             raise _issue(
