@@ -205,6 +205,16 @@ def _short(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _deferred_as_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"deferred", "reason"}:
+            return f"(deferred) {value['deferred']}"
+        return {k: _deferred_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deferred_as_text(v) for v in value]
+    return value
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines: list[str] = []
     lines.append(f"Parameters ({len(report['parameters'])}):")
@@ -224,7 +234,7 @@ def render_text(report: dict[str, Any]) -> str:
         for dep in r["dependsOn"]:
             lines.append(f"    depends on: {dep}")
         if r.get("properties") is not None:
-            props = json.dumps(r["properties"], indent=2).splitlines()
+            props = json.dumps(_deferred_as_text(r["properties"]), indent=2).splitlines()
             shown = props[:30] + (["…"] if len(props) > 30 else [])
             lines.append("    properties: " + shown[0])
             lines.extend("      " + line for line in shown[1:])
