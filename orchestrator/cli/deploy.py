@@ -254,8 +254,8 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         check_against_template(inputs, resource_group=resource_group, location=location)
         template_path = inputs.template_path
     git_sha = args.git_sha or detect_git_sha(template_path)
-    if args.subscription:
-        resolve_subscription(args, None)  # a malformed --subscription is a usage error before any connection
+    if args.subscription or not args.local:
+        resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
     target = await resolve_target(args, client)
     subscription = resolve_subscription(args, target)
     await _check_arm_reachable(target)
@@ -466,7 +466,11 @@ async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] |
         reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
         destructive_set=destructive_set,
     )
-    await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
+    try:
+        await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
+    except Exception as exc:  # the deployment moved on (approved elsewhere, timed out) while we waited for input
+        progress(f"Your answer was not delivered: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.")
+        return
     progress("Approved." if approved else "Rejected.")
 
 

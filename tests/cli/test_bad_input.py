@@ -197,3 +197,12 @@ class TestOtherCommands:
     def test_list_bad_limit(self, capsys: pytest.CaptureFixture[str]) -> None:
         result = run_cli(["list", "--local", "--limit", "0"], capsys)
         assert_refused(result, ExitCode.USAGE, "--limit")
+
+
+def test_no_subscription_outside_local(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached: refused before connecting
+    argv = deploy_argv()
+    argv.remove("--local")
+    result = run_cli(argv, capsys)
+    assert_refused(result, ExitCode.USAGE, "--subscription", "AZURE_SUBSCRIPTION_ID")

@@ -283,3 +283,28 @@ def test_ctrl_c_stops_following_not_the_deployment(on_stack: EmbeddedDefault, ca
     assert f"continues in workflow {wf_id}" in stderr.text()
     wait_for_stage(wf_id, "AWAITING_CONFIRMATION", capsys, timeout=10)  # still there, still waiting
     assert run_cli(["reject", wf_id, "--local", "--reason", "test cleanup"], capsys).code == ExitCode.OK
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_circular_dependency_halts_in_validation_with_exit_1(tmp_path: Path, capsys) -> None:
+    """A logic failure the offline parameter check does not cover ends in the workflow's validation stage: exit 1,
+    with the engine's finding in the message."""
+    resources = [
+        {
+            "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "apiVersion": "2023-01-31",
+            "name": name,
+            "location": "[resourceGroup().location]",
+            "dependsOn": [f"[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', '{other}')]"],
+        }
+        for name, other in (("id-a", "id-b"), ("id-b", "id-a"))
+    ]
+    template = tmp_path / "cycle.json"
+    template.write_text(json.dumps({"$schema": "x", "contentVersion": "1.0.0.0", "resources": resources}))
+    argv = ["deploy", "--local", "-g", "e2e-cycle", "-l", "eastus", "-t", str(template), "--output", "json"]
+    result = run_cli(argv, capsys)
+    assert result.code == ExitCode.LOGIC_FAILURE, result.err
+    doc = json.loads(result.out)
+    assert doc["failure"]["failure_class"] == "LOGIC" and doc["failure"]["stage"] == "VALIDATING_PARAMETERS"
+    assert "CircularDependency" in json.dumps(doc["failure"])
+    assert "Traceback" not in result.err
