@@ -460,8 +460,16 @@ class _Deployer:
         started = time.time()
         # Deterministic per run and resource: a run resumed after a restart rewrites its operations, never adds.
         op_id = hashlib.sha256(f"{self.run_id}|{resource.id.lower()}".encode()).hexdigest()[:16].upper()
-        existing = self.store.get_resource(resource.id)
         target = {"id": resource.id, "resourceType": resource.type, "resourceName": resource.name}
+        target_scope = parse_resource_id(resource.id)
+        if target_scope is not None and self.store.get_group(*target_scope) is None:
+            # A nested deployment into a resource group that does not exist.
+            inner = error_object(
+                "ResourceGroupNotFound", f"Resource group '{target_scope[1]}' could not be found.", target=resource.id
+            )
+            self._operation(owner, op_id, "Failed", started, target, status_code="NotFound", error=inner)
+            raise DeploymentFailure(inner)
+        existing = self.store.get_resource(resource.id)
 
         rule = self.runner.faults.match(
             ("provision_failure",),

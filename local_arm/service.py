@@ -265,13 +265,12 @@ class ArmService:
             created = self.store.put_group(sub, record)
             return Response(201 if created else 200, self._group_view(sub, record))
         if method == "DELETE":
-            group = self._group_or_404(sub, rg)
+            self._group_or_404(sub, rg)
             for d in self.store.list_deployments(sub, rg):
                 if d["state"] in RUNNING_STATES:
                     self.runner.cancel(d)
             self.store.delete_group(sub, rg)
             op = self._new_async("ResourceGroups_Delete", done_status=200, info=info)
-            del group
             return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
         raise _method_not_allowed(method, req.path)
 

@@ -16,6 +16,7 @@ from tests.engine.corpus_support import UPSTREAM, Sample, substitute
 
 LOCATION = "westus2"
 PINNED_TIME = "20260101T000000Z"
+PREREQUISITE_GROUPS = ("rg-prereq", "rg-network", "rg-vault", "rg-identity")
 
 
 def sample_body(sample: Sample) -> dict[str, Any]:
@@ -48,6 +49,9 @@ def run_sequence(arm: LocalArm, client: Any, resource_client: Any, sample: Sampl
     name = "corpus"
     body = sample_body(sample)
     resource_client.resource_groups.create_or_update(rg, {"location": LOCATION})
+    # Upstream CI deploys prerequisites first; corpus_support names their resource groups (GET-PREREQ-*, GEN-VNET-...).
+    for prereq in PREREQUISITE_GROUPS:
+        resource_client.resource_groups.create_or_update(prereq, {"location": LOCATION})
     try:
         client.deployments.begin_validate(rg, name, body).result()
     except HttpResponseError as exc:

@@ -401,3 +401,33 @@ def test_independent_resources_provision_in_parallel_dependents_wait(local_arm: 
     assert chained >= 1.0  # the site waits for the plan and the storage account: two steps
     ops = list(client.deployment_operations.list("rg-par", "web"))
     assert all(o.properties.provisioning_state == "Succeeded" for o in ops)
+
+
+def test_nested_deployment_into_a_missing_group_fails_with_resource_group_not_found(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-outer")
+    template = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [
+            {
+                "type": "Microsoft.Resources/deployments",
+                "apiVersion": "2022-09-01",
+                "name": "elsewhere",
+                "resourceGroup": "rg-missing",
+                "properties": {
+                    "mode": "Incremental",
+                    "expressionEvaluationOptions": {"scope": "inner"},
+                    "template": identities_template(1),
+                },
+            }
+        ],
+    }
+    client = local_arm.deployments_client()
+    with pytest.raises(HttpResponseError) as exc:
+        client.deployments.begin_create_or_update("rg-outer", "outer", body(template)).result()
+    assert exc.value.error.code == "DeploymentFailed"
+    assert exc.value.error.details[0].code == "ResourceGroupNotFound"
+    local_arm.create_resource_group("rg-missing")
+    result = client.deployments.begin_create_or_update("rg-outer", "outer", body(template)).result()
+    assert result.properties.provisioning_state == "Succeeded"
+    assert [r.name for r in local_arm.resource_client().resources.list_by_resource_group("rg-missing")] == ["id0"]
