@@ -315,7 +315,7 @@ class _Level:
             )
         self.var_resolving.add(key)
         recorder: set[_Instance] = set()
-        inner = _Context(self, (), mode, recorder=recorder)
+        inner = _Context(self, (), mode, recorder=recorder, in_variables=True)
         try:
             kind, decl, path = entry
             if kind == "copy":
@@ -350,7 +350,7 @@ class _Level:
 class _Context:
     """The EvaluationContext the evaluator sees: a template level, the copy loops around, and what to record."""
 
-    __slots__ = ("allow_runtime_functions", "frames", "level", "mode", "recorder", "scope")
+    __slots__ = ("allow_runtime_functions", "frames", "in_variables", "level", "mode", "recorder", "scope")
 
     def __init__(
         self,
@@ -360,6 +360,7 @@ class _Context:
         *,
         recorder: set[_Instance] | None = None,
         allow_runtime_functions: bool = False,
+        in_variables: bool = False,
     ) -> None:
         self.level = level
         self.frames = frames
@@ -367,6 +368,7 @@ class _Context:
         self.recorder = recorder
         self.scope = level.eval_scope
         self.allow_runtime_functions = allow_runtime_functions
+        self.in_variables = in_variables
 
     def with_frame(self, name: str, index: int, kind: str) -> _Context:
         return _Context(
@@ -375,7 +377,18 @@ class _Context:
             self.mode,
             recorder=self.recorder,
             allow_runtime_functions=self.allow_runtime_functions,
+            in_variables=self.in_variables,
         )
+
+    def _no_state_here(self, function: str) -> None:
+        if self.mode == "params":
+            raise _issue(IssueCode.FUNCTION_NOT_ALLOWED, f"{function}() cannot be used in a parameter's default value")
+        if self.in_variables:
+            raise _issue(
+                IssueCode.FUNCTION_NOT_ALLOWED,
+                f"{function}() cannot be used in the variables section (ARM evaluates variables before any "
+                "resource exists); use it in a resource property or an output",
+            )
 
     def parameter(self, name: str) -> Any:
         return self.level.parameter(name, self.mode)
@@ -404,13 +417,11 @@ class _Context:
         )
 
     def reference(self, target: str, api_version: str | None, full: bool) -> Any:
-        if self.mode == "params":
-            raise _issue(IssueCode.FUNCTION_NOT_ALLOWED, "reference() cannot be used in a parameter's default value")
+        self._no_state_here("reference")
         return self.level.engine.reference(self, target, api_version, full)
 
     def list_call(self, function: str, target: str, api_version: str | None, body: Any) -> Any:
-        if self.mode == "params":
-            raise _issue(IssueCode.FUNCTION_NOT_ALLOWED, f"{function}() cannot be used in a parameter's default value")
+        self._no_state_here(function)
         return self.level.engine.list_call(self, function, target, api_version, body)
 
     def resource_info(self, symbolic_name: str) -> dict[str, Any]:

@@ -298,12 +298,20 @@ class TestDependencies:
         assert app.depends_on == [rid(STORAGE, "st1"), rid(STORAGE, "st2")]
         assert result.order == [rid(STORAGE, "st1"), rid(STORAGE, "st2"), app.id]
 
-    def test_dependency_through_a_variable(self) -> None:
+    def test_dependency_through_a_variable_holding_the_id(self) -> None:
         doc = template(
-            [{**storage("app"), "properties": {"v": "[variables('endpoint')]"}}, storage("st1")],
-            variables={"endpoint": "[reference('st1').primaryEndpoints]"},
+            [
+                {**storage("app"), "properties": {"v": "[reference(variables('stId')).primaryEndpoints]"}},
+                storage("st1"),
+            ],
+            variables={"stId": "[resourceId('Microsoft.Storage/storageAccounts', 'st1')]"},
         )
         assert expand(doc).resources[0].depends_on == [rid(STORAGE, "st1")]
+
+    def test_reference_is_not_allowed_in_variables(self) -> None:
+        doc = template([storage("st1")], variables={"endpoint": "[reference('st1').primaryEndpoints]"})
+        issue = expand_error(doc).first
+        assert (issue.code, issue.path) == (IssueCode.FUNCTION_NOT_ALLOWED, "variables.endpoint")
 
     def test_order_is_deterministic_and_follows_the_template(self) -> None:
         doc = template(
