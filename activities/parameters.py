@@ -8,16 +8,24 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator.blobstore import BlobStore, get_json
+from orchestrator.blobstore import BlobStore, get_json, open_json
+from orchestrator.codec import KeyRing
 from orchestrator.models import DeployRequest
 
 
 def deployment_parameters(store: BlobStore, request: DeployRequest) -> dict[str, Any]:
     """ARM's ``properties.parameters``: ``{name: {"value": v} | {"reference": ...}}``, secure values included."""
     params: dict[str, Any] = dict(request.parameters)
-    if request.secure_parameters is not None:
-        params.update(get_json(store, request.secure_parameters))
+    params.update(secure_parameters(store, request))
     return params
+
+
+def secure_parameters(store: BlobStore, request: DeployRequest) -> dict[str, Any]:
+    """The secure parameter entries (opened with the codec's key ring when the starter sealed them)."""
+    if request.secure_parameters is None:
+        return {}
+    values = open_json(store, request.secure_parameters, KeyRing.from_environment())
+    return dict(values) if isinstance(values, dict) else {}
 
 
 def load_template(store: BlobStore, request: DeployRequest) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def secret_values(store: BlobStore, request: DeployRequest) -> list[str]:
             if len(text) >= 4:
                 found.add(text)
 
-    for entry in get_json(store, request.secure_parameters).values():
+    for entry in secure_parameters(store, request).values():
         walk(entry.get("value") if isinstance(entry, dict) else entry)
     return sorted(found, key=len, reverse=True)
 

@@ -100,3 +100,50 @@ def put_json(store: BlobStore, value: Any) -> BlobRef:
 
 def get_json(store: BlobStore, ref: BlobRef) -> Any:
     return json.loads(store.get(ref))
+
+
+# ------------------------------------------------------------------------------------------ sealed documents
+
+SEALED_MEDIA_TYPE = "application/json+aes256gcm"
+_SEAL_MAGIC = b"ORCHSEAL1"
+
+
+class BlobKeyMissingError(Exception):
+    """A sealed document names a key this process does not have."""
+
+    code = "ContentStoreKeyMissing"  # LOGIC: configuration
+
+
+def seal_json(store: BlobStore, value: Any, key_ring: Any) -> BlobRef:
+    """Store a JSON value encrypted (AES-256-GCM) with the key ring's active key — for secure parameter values.
+
+    Uses the payload codec's key ring (``orchestrator.codec.KeyRing``: ``ORCHESTRATOR_CODEC_KEYS``), so one
+    rotation covers history and the content store. The key id is stored in clear, the digest covers the ciphertext.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    kid = key_ring.active_key_id.encode()
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key_ring.keys[key_ring.active_key_id]).encrypt(nonce, canonical_json(value), kid)
+    data = _SEAL_MAGIC + bytes([len(kid)]) + kid + nonce + ciphertext
+    return store.put(data, media_type=SEALED_MEDIA_TYPE)
+
+
+def open_json(store: BlobStore, ref: BlobRef, key_ring: Any) -> Any:
+    """Read a document written by ``put_json`` or ``seal_json``."""
+    data = store.get(ref)
+    if not data.startswith(_SEAL_MAGIC):
+        return json.loads(data)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    rest = data[len(_SEAL_MAGIC) :]
+    kid = rest[1 : 1 + rest[0]]
+    nonce = rest[1 + rest[0] : 13 + rest[0]]
+    ciphertext = rest[13 + rest[0] :]
+    key = key_ring.keys.get(kid.decode()) if key_ring is not None else None
+    if key is None:
+        raise BlobKeyMissingError(
+            f"document {ref.digest} is sealed with key id {kid.decode()!r}, which this process does not have; "
+            "configure the same ORCHESTRATOR_CODEC_KEYS (or ORCHESTRATOR_CODEC_KEY_FILE) as the starter"
+        )
+    return json.loads(AESGCM(key).decrypt(nonce, ciphertext, kid))

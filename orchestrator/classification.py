@@ -79,6 +79,7 @@ ERROR_CODES: dict[str, FailureClass] = {
     "deploymentcannotbecancelled": LOGIC,
     "deploymentquotaexceeded": LOGIC,  # 800 deployments in the RG history: delete old ones; waiting won't help
     "contentstoremissing": LOGIC,
+    "contentstorekeymissing": LOGIC,
     "planchanged": LOGIC,
     # --- permissions and sign-in: a human must grant, register or sign in
     "authorizationfailed": LOGIC,

@@ -23,7 +23,8 @@ from temporalio.exceptions import (
     WorkflowAlreadyStartedError,
 )
 
-from .blobstore import BlobStore, put_json
+from .blobstore import BlobStore, put_json, seal_json
+from .codec import KeyRing
 from .models import (
     QUERY_STATUS,
     WORKFLOW_NAME,
@@ -112,7 +113,7 @@ def build_deploy_request(
         template_path=template_path,
         template_hash=template_ref.digest,
         parameters=plain,
-        secure_parameters=put_json(store, secret) if secret else None,
+        secure_parameters=_store_secure(store, secret) if secret else None,
         secure_parameter_names=sorted(secret),
         parameters_path=parameters_path,
         override_names=sorted(overrides or {}),
@@ -125,6 +126,12 @@ def build_deploy_request(
         initiator=initiator,
         audit_dir=audit_dir,
     )
+
+
+def _store_secure(store: BlobStore, values: dict[str, Any]) -> Any:
+    """Secure values go to the content store, sealed with the codec's key ring when one is configured."""
+    ring = KeyRing.from_environment()
+    return seal_json(store, values, ring) if ring is not None else put_json(store, values)
 
 
 async def start_deployment(

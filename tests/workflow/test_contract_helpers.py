@@ -142,3 +142,47 @@ def test_overrides_replace_file_values_whatever_the_case(tmp_path) -> None:
     assert request.parameters == {"SKU": {"value": "Premium_LRS"}, "kv": {"reference": {"x": 1}}}
     assert request.secure_parameter_names == ["pwd"]
     assert request.override_names == ["SKU"]
+
+
+def test_secure_values_are_sealed_when_codec_keys_are_configured(tmp_path, monkeypatch) -> None:
+    import base64
+    import os
+
+    from activities.parameters import deployment_parameters
+    from orchestrator.blobstore import BlobKeyMissingError
+
+    monkeypatch.setenv("ORCHESTRATOR_CODEC_KEYS", "k1=" + base64.b64encode(os.urandom(32)).decode())
+    store = LocalBlobStore(tmp_path)
+    template = {"parameters": {"pwd": {"type": "securestring"}}, "resources": []}
+    request = build_deploy_request(
+        store=store,
+        template=template,
+        subscription_id="s",
+        resource_group="rg",
+        location="westeurope",
+        overrides={"pwd": "correct horse battery staple"},
+    )
+    assert request.secure_parameters is not None
+    raw = store.get(request.secure_parameters)
+    assert b"correct horse" not in raw  # ciphertext at rest
+    assert deployment_parameters(store, request)["pwd"] == {"value": "correct horse battery staple"}
+    # A worker without the key is told which setting it lacks.
+    monkeypatch.setenv("ORCHESTRATOR_CODEC_KEYS", "k2=" + base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(BlobKeyMissingError, match="ORCHESTRATOR_CODEC_KEYS"):
+        deployment_parameters(store, request)
+
+
+def test_secure_values_are_plain_json_without_keys(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_CODEC_KEYS", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_CODEC_KEY_FILE", raising=False)
+    store = LocalBlobStore(tmp_path)
+    request = build_deploy_request(
+        store=store,
+        template={"parameters": {"pwd": {"type": "secureString"}}, "resources": []},
+        subscription_id="s",
+        resource_group="rg",
+        location="westeurope",
+        parameters={"pwd": {"value": "p"}},
+    )
+    assert request.secure_parameters is not None
+    assert get_json(store, request.secure_parameters) == {"pwd": {"value": "p"}}
