@@ -30,10 +30,17 @@ def _n(count: int, word: str) -> str:
 
 
 def _without_generator(template: dict) -> dict:
-    """``metadata._generator`` (version, templateHash) depends on the compiler's version (CLI-FORMATS.md §3)."""
-    copy = json.loads(json.dumps(template))
-    copy.get("metadata", {}).pop("_generator", None)
-    return copy
+    """``metadata._generator`` (version, templateHash) depends on the compiler's version (CLI-FORMATS.md §3); nested
+    deployments (modules) carry their own."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "_generator"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(template)
 
 
 def _expected(baselines: Path, sample: str) -> Counter[Expected]:
