@@ -109,7 +109,7 @@ async def test_sigkill_while_deploying_resumes_without_a_second_put(
     assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
     assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
     deploying = status.stages[DeploymentStage.DEPLOYING]
-    assert deploying.attempts == 2 and deploying.last_error_code == "HeartbeatTimeout"
+    assert deploying.attempts >= 2 and deploying.last_error_code == "HeartbeatTimeout"
 
 
 async def test_cancelling_the_workflow_cancels_the_arm_deployment(
