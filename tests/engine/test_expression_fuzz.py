@@ -19,7 +19,13 @@ from tests.engine.expr_support import SimpleContext
 
 FUNCTION_NAMES = [*sorted({spec.name for spec in REGISTRY.values()} - {"newGuid", "utcNow"}), "listKeys", "nope"]
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
