@@ -31,7 +31,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from floor_workflow import FloorWorkflow, noop_activity  # noqa: E402  (bench/ is sys.path[0])
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
 
 from local_arm.testing import running_local_arm  # noqa: E402
 from orchestrator.blobstore import LocalBlobStore  # noqa: E402
@@ -127,6 +129,22 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench_floor(env: WorkflowEnvironment, runs: int) -> dict[str, Any]:
+    """Median wall time of a workflow with 0 and with 3 empty activities (the deployment runs 3 remote ones)."""
+    queue = f"bench-floor-{uuid.uuid4()}"
+    out: dict[str, Any] = {}
+    async with Worker(env.client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop_activity]):
+        for n in (0, 3):
+            times = []
+            for i in range(runs + 1):
+                started = time.perf_counter()
+                await env.client.execute_workflow("BenchFloor", n, id=f"floor-{uuid.uuid4()}", task_queue=queue)
+                if i:
+                    times.append(time.perf_counter() - started)
+            out[f"empty_workflow_{n}_activities_median_s"] = round(statistics.median(times), 4)
+    return out
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -240,6 +258,8 @@ async def main(argv: list[str] | None = None) -> int:
             try:
                 report: dict[str, Any] = {"eager_activities": args.eager_activities, "arm_latency": args.arm_latency}
                 if not args.skip_a:
+                    report["floor"] = await bench_floor(env, args.runs)
+                    print(json.dumps({"floor": report["floor"]}), flush=True)
                     report["overhead"] = await bench_overhead(env, arm, args.runs, args.resources, work)
                     print(
                         json.dumps({k: report[k] for k in ("eager_activities", "arm_latency", "overhead")}), flush=True
