@@ -12,8 +12,9 @@ from .faults import FaultConfigError, FaultRule
 
 @dataclass
 class LocalArmConfig:
-    # Seconds in the Retry-After header of long-running operations. 0 lets the SDK use its polling_interval.
-    retry_after: int = 1
+    # Seconds the SDK should wait between polls of a long-running operation. Whole seconds go out as Retry-After;
+    # less than a second as retry-after-ms (0 → 10 ms), so the SDK never falls back to its 30 s polling_interval.
+    retry_after: float = 1.0
     # Simulated provisioning time of each resource (Creating/Updating before Succeeded).
     provisioning_seconds: float = 0.05
     # Simulated latency added to every request.
@@ -38,7 +39,7 @@ class LocalArmConfig:
         values["faults"] = [FaultRule.from_dict(r) for r in data.get("faults", [])]
         try:
             config = cls(**values)
-            config.retry_after = int(config.retry_after)
+            config.retry_after = float(config.retry_after)
             config.provisioning_seconds = float(config.provisioning_seconds)
             config.latency = float(config.latency)
         except (TypeError, ValueError) as exc:

@@ -170,7 +170,15 @@ class ArmService:
         return f"{self.base_url()}{quote(path, safe='/()-_.~')}?api-version={api_version}"
 
     def _lro_headers(self, header: str, url: str) -> dict[str, str]:
-        return {header: url, "Retry-After": str(self.config.retry_after)}
+        return {header: url, **self._poll_delay_headers()}
+
+    def _poll_delay_headers(self) -> dict[str, str]:
+        """Retry-After in whole seconds (what ARM sends), or retry-after-ms below a second (azure-core reads both).
+        Never ``Retry-After: 0``: the SDK would then wait its polling_interval, 30 s by default."""
+        seconds = self.config.retry_after
+        if seconds >= 1:
+            return {"Retry-After": str(round(seconds))}
+        return {"retry-after-ms": str(max(10, round(seconds * 1000)))}
 
     # -- subscription ------------------------------------------------------------------------------------------
     def _subscription(self, sub: str) -> dict[str, Any]:
@@ -536,7 +544,7 @@ class ArmService:
         if op is None or op.get("kind") != "deployment":
             raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' could not be found.")
         record = self.store.get_deployment(sub, rg, name)
-        headers = {"Retry-After": str(self.config.retry_after)}
+        headers = self._poll_delay_headers()
         if op.get("done") or record is None or record.get("op_id") != op_id:
             status = op.get("status", "Succeeded") if op.get("done") else "Canceled"
             body: dict[str, Any] = {"status": status}

@@ -431,3 +431,14 @@ def test_nested_deployment_into_a_missing_group_fails_with_resource_group_not_fo
     result = client.deployments.begin_create_or_update("rg-outer", "outer", body(template)).result()
     assert result.properties.provisioning_state == "Succeeded"
     assert [r.name for r in local_arm.resource_client().resources.list_by_resource_group("rg-missing")] == ["id0"]
+
+
+@pytest.mark.parametrize("retry_after", [0, 0.2])
+def test_sub_second_retry_after_never_falls_back_to_the_sdk_default(local_arm: LocalArm, retry_after: float) -> None:
+    local_arm.admin.configure(retry_after=retry_after, provisioning_seconds=0.3)
+    local_arm.create_resource_group("rg-ms")
+    client = local_arm.deployments_client(polling_interval=30)  # the SDK's default: 30 s between polls
+    started = time.monotonic()
+    result = client.deployments.begin_create_or_update("rg-ms", "ms", body(identities_template(1))).result()
+    assert result.properties.provisioning_state == "Succeeded"
+    assert time.monotonic() - started < 5
