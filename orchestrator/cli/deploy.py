@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from arm_engine import DeploymentScope, TemplateError
 from orchestrator.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
@@ -66,6 +67,8 @@ from orchestrator.models import (
 from orchestrator.plan_render import plan_documents, render_plan
 
 POLL_SECONDS = 0.5
+NO_WORKER_HINT_SECONDS = 15.0
+QUERY_TIMEOUT_SECONDS = 2.0
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -260,6 +263,56 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
     subscription = resolve_subscription(args, target)
     await _check_arm_reachable(target)
     store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    try:
+        request = _build_request(
+            args,
+            bicep,
+            inputs if not bicep else None,
+            store=store,
+            subscription=subscription,
+            resource_group=resource_group,
+            location=location,
+            git_sha=git_sha,
+        )
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot write the template to the content store at {store.root} ({exc.strerror or exc}). Make it "
+            "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+    handle = await _start(target, request, wait=args.wait)
+    progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
+    if target.instance:
+        progress(f"  Temporal UI: {target.instance.ui_url}/namespaces/{target.namespace}/workflows/{handle.id}")
+    try:
+        result = await follow(handle, target, store=store, output=args.output)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C reaches a coroutine as cancellation
+        progress(
+            f"Stopped following. The deployment continues in workflow {handle.id}: "
+            f"`python starter.py status {handle.id}{local_flag(target)}`."
+        )
+        raise
+    except RPCError as exc:
+        raise CommandError(
+            f"Lost the Temporal server at {target.address} while following workflow {handle.id} ({exc.message}). "
+            f"The deployment itself is durable: once the server is back, `python starter.py status {handle.id}"
+            f"{local_flag(target)}` shows where it is.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+    return report(result, output=args.output, target=target)
+
+
+def _build_request(
+    args: argparse.Namespace,
+    bicep: bool,
+    inputs: DeploymentInputs | None,
+    *,
+    store: LocalBlobStore,
+    subscription: str,
+    resource_group: str,
+    location: str,
+    git_sha: str | None,
+) -> DeployRequest:
     if bicep:
         request = build_bicep_deploy_request(
             store=store,
@@ -278,6 +331,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
         )
     else:
+        assert inputs is not None
         request = build_deploy_request(
             store=store,
             template=inputs.template,
@@ -296,19 +350,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             initiator=current_user(),
             audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
         )
-    handle = await _start(target, request, wait=args.wait)
-    progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
-    if target.instance:
-        progress(f"  Temporal UI: {target.instance.ui_url}/namespaces/{target.namespace}/workflows/{handle.id}")
-    try:
-        result = await follow(handle, target, store=store, output=args.output)
-    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C reaches a coroutine as cancellation
-        progress(
-            f"Stopped following. The deployment continues in workflow {handle.id}: "
-            f"`python starter.py status {handle.id}{local_flag(target)}`."
-        )
-        raise
-    return report(result, output=args.output, target=target)
+    return request
 
 
 async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
@@ -316,6 +358,13 @@ async def _start(target: Target, request: DeployRequest, *, wait: bool) -> Workf
         if wait:
             progress("Waiting for any running deployment of this resource group to finish (--wait)...")
         return await start_deployment(target.client, request, wait=wait, task_queue=target.task_queue)
+    except RPCError as exc:
+        raise CommandError(
+            f"The Temporal server at {target.address} refused to start the deployment workflow in namespace "
+            f"'{target.namespace}': {exc.message}. Check the namespace (TEMPORAL_NAMESPACE) and the server's "
+            "health; nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
     except DeploymentAlreadyRunning as exc:
         raise CommandError(
             f"Resource group '{request.resource_group}' already has a deployment running: workflow "
@@ -364,9 +413,19 @@ async def follow(
     plan_shown = False
     asked_round = 0
     prompt: _Prompt | None = None
+    loop = asyncio.get_running_loop()
+    silent_since = loop.time()
+    hinted = False
     try:
         while not result_task.done():
             status = await _try_status(handle)
+            if status is None and not hinted and loop.time() - silent_since > NO_WORKER_HINT_SECONDS:
+                hinted = True
+                progress(
+                    f"  (no worker has answered for {NO_WORKER_HINT_SECONDS:.0f} s: is one polling task queue "
+                    f"'{target.task_queue}'? Start `python worker.py`, or use --local with `starter.py dev`. "
+                    "The deployment waits for it.)"
+                )
             if status is not None:
                 for transition in status.transitions[seen:]:
                     # The plan goes out before the first stage that follows planning, as a reader expects.
@@ -426,7 +485,8 @@ def status_set(status: DeploymentStatus | None) -> list[str] | None:
 
 async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | None:
     try:
-        return await query_status(handle)
+        # Bounded: a query waits for a worker, and the loop must go on to print hints and notice the result.
+        return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
     except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
         return None
 
