@@ -431,8 +431,16 @@ class Runner:
                 changes.append({"resourceId": stored["id"], "changeType": "Delete", "before": before})
             else:
                 changes.append({"resourceId": stored["id"], "changeType": "Ignore", "before": before})
-        if ids_only:  # whatIfSettings.resultFormat = ResourceIdOnly
-            changes = [{"resourceId": c["resourceId"], "changeType": c["changeType"]} for c in changes]
+        if ids_only:
+            # whatIfSettings.resultFormat = ResourceIdOnly: no payloads, and, as ARM, no property comparison — a
+            # declared resource that exists is "Deploy" (redeployed; its properties may or may not change).
+            changes = [
+                {
+                    "resourceId": c["resourceId"],
+                    "changeType": "Deploy" if c["changeType"] in ("Modify", "NoChange") else c["changeType"],
+                }
+                for c in changes
+            ]
         return {"status": "Succeeded", "properties": {"changes": changes}}
 
 

@@ -375,6 +375,7 @@ def test_what_if_resource_id_only_and_secrets_not_echoed(local_arm: LocalArm) ->
         "rg-sec", "d", {"properties": {**request["properties"], "whatIfSettings": {"resultFormat": "ResourceIdOnly"}}}
     ).result()
     assert all(c.after is None and c.before is None for c in short.properties.changes)
+    assert [c.change_type for c in short.properties.changes] == ["Create", "Create"]
     full = client.deployments.begin_what_if("rg-sec", "d", request).result()
     result = client.deployments.begin_create_or_update("rg-sec", "d", request).result()
     assert result.properties.parameters["secret"] == {"type": "SecureString"}
@@ -385,6 +386,10 @@ def test_what_if_resource_id_only_and_secrets_not_echoed(local_arm: LocalArm) ->
     for text in (str(full.as_dict()), str(vm.as_dict()), str(again.as_dict())):
         assert "Sup3r-Secret!" not in text
     assert {c.change_type for c in again.properties.changes} == {"NoChange"}
+    ids_only = client.deployments.begin_what_if(
+        "rg-sec", "d", {"properties": {**request["properties"], "whatIfSettings": {"resultFormat": "ResourceIdOnly"}}}
+    ).result()
+    assert [c.change_type for c in ids_only.properties.changes] == ["Deploy", "Deploy"]
 
 
 def test_independent_resources_provision_in_parallel_dependents_wait(local_arm: LocalArm) -> None:
