@@ -14,21 +14,24 @@ worker. Warnings that pass are in the returned ``LintReport`` (history), so the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from arm_engine import DeploymentScope, expand_template
+from temporalio.exceptions import ApplicationError
+
+from arm_engine import DeploymentScope, TemplateError, expand_template
 from orchestrator.bicep_deploy import merge_parameters
 from orchestrator.blobstore import BlobStore, canonical_json, get_json, put_json
-from orchestrator.deployments import secure_parameter_names
+from orchestrator.deployments import _store_secure, secure_parameter_names
 from orchestrator.lint import LintError, LintResult, is_bicepparam, lint_template
 from orchestrator.models import BICEP_MEDIA_TYPE, Classification, DeployRequest, FailureClass, LintReport
 
 from .errors import application_error
-from .parameters import deployment_parameters
+from .parameters import deployment_parameters, redact, secret_values
 
 
 def _logic(code: str, message: str) -> Exception:
@@ -44,6 +47,9 @@ def is_bicep_request(request: DeployRequest) -> bool:
 
 
 def lint_gate(store: BlobStore, request: DeployRequest, *, deployment_name: str = "deployment") -> LintReport:
+    # Diagnostics may quote a value (BCP033 does; so may the engine): parameter values the request carries in the
+    # content store never reach history through a lint message. For a Bicep request that is every value given.
+    secrets = secret_values(store, request)
     try:
         if is_bicep_request(request):
             return _lint_bicep(store, request, deployment_name)
@@ -51,9 +57,20 @@ def lint_gate(store: BlobStore, request: DeployRequest, *, deployment_name: str 
     except LintError as exc:
         if exc.code == "BicepTimeout":  # environmental: retried on the worker's schedule
             raise application_error(
-                Classification(failure_class=FailureClass.ENVIRONMENTAL, code=exc.code, message=str(exc))
+                Classification(
+                    failure_class=FailureClass.ENVIRONMENTAL, code=exc.code, message=redact(str(exc), secrets)
+                )
             ) from None
-        raise _logic(exc.code, str(exc)) from None
+        raise _logic(exc.code, redact(str(exc), secrets)) from None
+    except ApplicationError as exc:
+        if not secrets:
+            raise
+        detail = exc.details[0] if exc.details and isinstance(exc.details[0], Classification) else None
+        if detail is None:
+            raise
+        raise application_error(detail.model_copy(update={"message": redact(detail.message, secrets)})) from None
+    except TemplateError as exc:
+        raise TemplateError([dataclasses.replace(i, message=redact(i.message, secrets)) for i in exc.issues]) from None
 
 
 def _report(result: LintResult, **extra: Any) -> LintReport:
@@ -133,18 +150,26 @@ def _lint_bicep(store: BlobStore, request: DeployRequest, deployment_name: str) 
         location=request.location,
         deployment_name=deployment_name,
     )
-    # Raises TemplateError (LOGIC, its own code) for a missing, unknown or mistyped parameter or a dependency cycle.
-    expand_template(
-        result.template, parameters={"parameters": parameters}, scope=scope, template_source=str(template_path)
+    # Raises TemplateError (LOGIC, its own code) for a missing, unknown or mistyped parameter or a dependency cycle;
+    # values of the parameters the compiled template declares secure are masked in it (lint_gate masks the rest).
+    secure = secure_parameter_names(result.template)
+    hidden = sorted(
+        {str(e["value"]) for n, e in from_file.items() if n.lower() in secure and "value" in e}, key=len, reverse=True
     )
+    try:
+        _expand(result.template, parameters, scope, str(template_path))
+    except TemplateError as exc:
+        raise TemplateError([dataclasses.replace(i, message=redact(i.message, hidden)) for i in exc.issues]) from None
     compiled = put_json(store, result.template)
     return _report(
         result,
         compiled_template=compiled,
         compiled_template_hash=compiled.digest,
-        parameters=put_json(store, parameters),
+        parameters=_store_secure(store, parameters),  # sealed when the codec's keys are configured
         parameter_names=sorted(parameters),
-        secure_parameter_names=sorted(
-            name for name in parameters if name.lower() in secure_parameter_names(result.template)
-        ),
+        secure_parameter_names=sorted(name for name in parameters if name.lower() in secure),
     )
+
+
+def _expand(template: dict[str, Any], parameters: dict[str, Any], scope: DeploymentScope, source: str) -> None:
+    expand_template(template, parameters={"parameters": parameters}, scope=scope, template_source=source)

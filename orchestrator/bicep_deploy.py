@@ -16,6 +16,7 @@ from typing import Any
 
 from .bicep import BicepError, check_using_matches, read_using
 from .blobstore import BlobStore, put_json
+from .deployments import _store_secure
 from .inputs import InputError, load_parameters_file, load_template, parse_param_overrides
 from .lint import is_bicep, is_bicepparam
 from .models import BICEP_MEDIA_TYPE, DeploymentMode, DeployRequest
@@ -94,7 +95,7 @@ def build_bicep_deploy_request(
         template_path=str(template_path),
         template_hash=template_ref.digest,
         parameters={},
-        secure_parameters=put_json(store, values) if values else None,
+        secure_parameters=_store_secure(store, values) if values else None,
         parameters_path=str(params_path) if params_path is not None else None,
         override_names=sorted(over),
         mode=mode,

@@ -136,3 +136,19 @@ def test_arm_json_the_worker_cannot_see_is_linted_from_the_store(no_compiler: No
         lint_gate(store, request)
     assert "elsewhere/azuredeploy.json (stored copy sha256:" in caught.value.message
     assert "lacks 'apiVersion'" in caught.value.message
+
+
+def test_values_given_for_a_bicep_template_never_appear_in_a_lint_failure(
+    fake_bicep_on_path: Path, baselines: Path, tmp_path: Path
+) -> None:
+    """Before compiling nobody knows which parameters are secure, so every value given is kept out of messages."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    main = baselines / "user_submitted__000__21-array-lookup" / "main.bicep"
+    request = build_bicep_deploy_request(
+        store=store, subscription_id=SUB, resource_group="rg", location="westeurope", template=str(main),
+        parameters=None, overrides=["azRegion=hunter2-not-a-region"],
+    )  # fmt: skip
+    assert "hunter2" not in request.model_dump_json()
+    with pytest.raises((TemplateError, ApplicationError)) as caught:
+        lint_gate(store, request)
+    assert "azRegion" in str(caught.value) and "hunter2-not-a-region" not in str(caught.value)
