@@ -331,6 +331,9 @@ def evaluate_expression(expr: Expr, ctx: EvaluationContext, path: str, text: str
     ev = _Evaluation(ctx, path, text)
     try:
         result = ev.eval(expr)
+        if isinstance(result, Deferred):
+            return result if result.expression == text else Deferred(text, result.reason)
+        return _export(ev, result)
     except TemplateError as exc:
         raise _with_path(exc, path, text) from None
     except FunctionError as exc:
@@ -339,9 +342,6 @@ def evaluate_expression(expr: Expr, ctx: EvaluationContext, path: str, text: str
         raise ev.fail(IssueCode.INVALID_VALUE, "the expression recurses too deeply") from None
     except Exception as exc:  # a safety net: callers must only ever see TemplateError
         raise ev.fail(IssueCode.INVALID_VALUE, f"{INTERNAL_ERROR_PREFIX} {type(exc).__name__}: {exc}") from None
-    if isinstance(result, Deferred) and result.expression != text:
-        return Deferred(text, result.reason)
-    return _export(ev, result)
 
 
 def _export(ev: _Evaluation, value: Any) -> Any:
