@@ -55,6 +55,7 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "enabledHostNames": [f"{n}.azurewebsites.net", f"{n}.scm.azurewebsites.net"],
             "state": "Running",
             "outboundIpAddresses": f"20.{d[0]}.{d[1]}.{d[2]}",
+            "possibleOutboundIpAddresses": f"20.{d[0]}.{d[1]}.{d[2]},20.{d[0]}.{d[1]}.{d[3]}",
             "customDomainVerificationId": d.hex().upper()[:64],
         }
     if t == "microsoft.network/publicipaddresses":
@@ -107,7 +108,12 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     if t == "microsoft.desktopvirtualization/hostpools":
         return {"registrationInfo": {"token": base64.b64encode(_digest(resource_id, "token")).decode()}}
     if t == "microsoft.devices/iothubs":
-        return {"hostName": f"{n}.azure-devices.net"}
+        return {
+            "hostName": f"{n}.azure-devices.net",
+            "eventHubEndpoints": {
+                "events": {"endpoint": f"sb://ihsu-{d.hex()[:8]}.servicebus.windows.net/", "path": n}
+            },
+        }
     if t == "microsoft.digitaltwins/digitaltwinsinstances":
         return {"hostName": f"{n}.api.{loc}.digitaltwins.azure.net"}
     if t == "microsoft.healthdataaiservices/deidservices":
@@ -129,6 +135,50 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "clusterEndpoint": f"https://{loc}.servicefabric.azure.com/runtime/clusters/{stable_guid(resource_id)}",
             "clusterId": stable_guid(resource_id),
         }
+    if t == "microsoft.compute/virtualmachines":
+        return {"vmId": stable_guid(resource_id, "vm")}
+    if t == "microsoft.web/staticsites":
+        return {"defaultHostname": f"{n.replace('_', '-')}-{d.hex()[:6]}.azurestaticapps.net"}
+    if t == "microsoft.network/bastionhosts":
+        return {"dnsName": f"bst-{stable_guid(resource_id)}.bastion.azure.com"}
+    if t == "microsoft.network/dnszones":
+        return {"nameServers": [f"ns{i}-0{d[i] % 9 + 1}.azure-dns.com." for i in range(1, 5)]}
+    if t == "microsoft.network/privateendpoints":
+        rg_prefix = resource_id.split("/providers/")[0]
+        return {
+            "networkInterfaces": [
+                {"id": f"{rg_prefix}/providers/Microsoft.Network/networkInterfaces/{n}.nic.{stable_guid(resource_id)}"}
+            ],
+            "customDnsConfigs": [],
+        }
+    if t == "microsoft.batch/batchaccounts":
+        return {"accountEndpoint": f"{n}.{loc}.batch.azure.com"}
+    if t == "microsoft.eventgrid/topics" or t == "microsoft.eventgrid/domains":
+        return {"endpoint": f"https://{n}.{loc}-1.eventgrid.azure.net/api/events"}
+    if t == "microsoft.signalrservice/webpubsub":
+        return {"hostName": f"{n}.webpubsub.azure.com"}
+    if t == "microsoft.communication/communicationservices":
+        return {"hostName": f"{n}.communication.azure.com"}
+    if t == "microsoft.logic/workflows":
+        return {"accessEndpoint": f"https://prod-00.{loc}.logic.azure.com:443/workflows/{d.hex()[:32]}"}
+    if t == "microsoft.kusto/clusters":
+        return {
+            "uri": f"https://{n}.{loc}.kusto.windows.net",
+            "dataIngestionUri": f"https://ingest-{n}.{loc}.kusto.windows.net",
+        }
+    if t == "microsoft.synapse/workspaces":
+        return {
+            "connectivityEndpoints": {
+                "web": f"https://web.azuresynapse.net?workspace={resource_id}",
+                "dev": f"https://{n}.dev.azuresynapse.net",
+                "sqlOnDemand": f"{n}-ondemand.sql.azuresynapse.net",
+                "sql": f"{n}.sql.azuresynapse.net",
+            }
+        }
+    if t == "microsoft.appconfiguration/configurationstores":
+        return {"endpoint": f"https://{n}.azconfig.io"}
+    if t == "microsoft.search/searchservices":
+        return {"endpoint": f"https://{n}.search.windows.net"}
     if t == "microsoft.web/hostingenvironments":
         return {"dnsSuffix": f"{n}.appserviceenvironment.net"}
     if t in ("microsoft.dbformysql/servers", "microsoft.dbforpostgresql/servers", "microsoft.dbformariadb/servers"):
@@ -174,6 +224,8 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
         sub = resource_id.split("/")[2] if resource_id.count("/") > 2 else ""
         return {
             "fqdn": f"{n}-dns-{d.hex()[:8]}.hcp.{loc}.azmk8s.io",
+            "privateFQDN": f"{n}-dns-{d.hex()[:8]}.privatelink.{loc}.azmk8s.io",
+            "oidcIssuerProfile": {"issuerURL": f"https://{loc}.oic.prod-aks.azure.com/{stable_guid(resource_id)}/"},
             "nodeResourceGroup": node_rg,
             "identityProfile": {
                 "kubeletidentity": {
@@ -355,4 +407,12 @@ def list_call_answer(resource_id: str, function: str) -> Any:
         return {"connectionStrings": [{"connectionString": f"AccountKey={key(1)}", "description": "Primary"}]}
     if fn == "listcredentials":
         return {"username": _short_name(resource_id), "passwords": [{"name": "password", "value": key(1)}]}
-    return {"value": [{"name": "secret", "value": key(1)}], "keys": [{"keyName": "key1", "value": key(1)}]}
+    # Any other list* action: the shapes the common ones share.
+    return {
+        "value": [{"name": "secret", "value": key(1)}],
+        "keys": [{"keyName": "key1", "value": key(1)}, {"keyName": "key2", "value": key(2)}],
+        "primaryKey": key(1),
+        "secondaryKey": key(2),
+        "primaryConnectionString": f"Endpoint=local;Key={key(1)}",
+        "secondaryConnectionString": f"Endpoint=local;Key={key(2)}",
+    }
