@@ -47,6 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     except FaultConfigError as exc:
         print(f"local-arm: --config: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        args.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = args.state_dir / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        print(
+            f"local-arm: --state-dir {args.state_dir} is not a writable directory ({exc.strerror or exc}); "
+            "pass a directory the server may create files in",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     server = LocalArmServer(args.state_dir, port=args.port, config=config)
     try:
         server.start()

@@ -240,3 +240,35 @@ def test_cli_rejects_a_bad_config_file_without_traceback(tmp_path: Path) -> None
     )
     assert result.returncode == 2
     assert "kind" in result.stderr and "explode" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_names_an_unusable_state_dir_and_a_busy_port(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "starter.py", "local-arm", "--state-dir", str(blocker / "state")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "--state-dir" in result.stderr and "Traceback" not in result.stderr
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "starter.py", "local-arm", "--port", str(port), "--state-dir", str(tmp_path / "s")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert result.returncode == 3
+    assert f"127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
