@@ -250,8 +250,9 @@ class ParameterResolver:
             given = None  # ARM treats a null value as not given: the default applies
         if given is not None:
             value, source = given
-            where_path = f"{self.provided_path_prefix}.{key}" if source in ("file", "reference") else f"--param {key}"
-            where_source = self.parameters_source if source in ("file", "reference") else None
+            from_file = source in ("file", "reference")
+            where_path = f"{self.provided_path_prefix}.{key}" if from_file else ""
+            where_source = self.parameters_source if from_file else f"--param {key}"
         elif "defaultValue" in decl or "defaultValue" in schema:
             raw = decl["defaultValue"] if "defaultValue" in decl else schema["defaultValue"]
             where_path = f"{self.path_prefix}.{key}.defaultValue"
@@ -293,6 +294,12 @@ class ParameterResolver:
             return ParameterValue(key, declared_type, value, "reference")
         secure = declared_type in ("securestring", "secureobject")
         problems = self.check(value, schema, secure=secure, depth=0)
+        quoting_hint = source == "override" and declared_type in ("string", "securestring")
+        if problems and quoting_hint and not isinstance(value, str):
+            problems = [
+                (code, f"{message} (--param values are read as JSON; quote a string: --param '{key}=\"...\"')")
+                for code, message in problems
+            ]
         if problems:
             for code, message in problems:
                 self.issues.append(

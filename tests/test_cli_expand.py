@@ -204,3 +204,12 @@ def test_errors_point_at_the_line_in_the_file(tmp_path: Path, capsys: pytest.Cap
         5,
         15,
     )
+
+
+def test_a_number_for_a_string_parameter_explains_the_json_rule(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    template, params = files
+    code, _, err = run(["expand", "-t", str(template), "-p", str(params), "--param", "prefix=42", "-g", "rg1"], capsys)
+    assert code == ExitCode.LOGIC_FAILURE
+    assert "--param prefix" in err and "quote a string" in err
