@@ -42,6 +42,7 @@ TEMPLATE: dict[str, Any] = {
             "value": "[resourceId('Microsoft.Storage/storageAccounts', concat(parameters('prefix'), '0'))]",
         },
         "blob": {"type": "string", "value": "[reference(concat(parameters('prefix'), '0')).primaryEndpoints.blob]"},
+        "token": {"type": "securestring", "value": "[concat('tok-', parameters('prefix'))]"},
     },
 }
 
@@ -105,6 +106,7 @@ def test_json_output(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str
     assert report["order"] == ids
     assert report["outputs"]["firstId"] == {"type": "string", "value": ids[0], "deferred": False}
     assert report["outputs"]["blob"]["deferred"] is True
+    assert report["outputs"]["token"]["value"] == "*****" and "tok-st" not in out
     assert "reference" in report["outputs"]["blob"]["value"]["deferred"]
 
 

@@ -185,7 +185,12 @@ def expansion_report(result: ExpandedDeployment) -> dict[str, Any]:
             entry["deploymentPath"] = list(r.deployment_path)
         resources.append(entry)
     outputs = {
-        name: {"type": o.type, "value": _plain(o.value, secrets), "deferred": o.deferred}
+        name: {
+            "type": o.type,
+            # ARM never returns secure outputs' values; neither do we
+            "value": SECRET_MASK if o.type.lower() in ("securestring", "secureobject") else _plain(o.value, secrets),
+            "deferred": o.deferred,
+        }
         for name, o in result.outputs.items()
     }
     return {
