@@ -308,3 +308,40 @@ def test_circular_dependency_halts_in_validation_with_exit_1(tmp_path: Path, cap
     assert doc["failure"]["failure_class"] == "LOGIC" and doc["failure"]["stage"] == "VALIDATING_PARAMETERS"
     assert "CircularDependency" in json.dumps(doc["failure"])
     assert "Traceback" not in result.err
+
+
+def test_dev_runs_until_interrupted_and_stops_its_children(tmp_path: Path, capsys) -> None:
+    state = tmp_path / "dev-state"
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_STATE_DIR"}
+    proc = subprocess.Popen(
+        [sys.executable, STARTER, "dev", "--state-dir", str(state)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        assert header.startswith("Embedded default running"), header + (proc.stderr.read() if proc.stderr else "")
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert any(line.strip().startswith("Web UI      http://127.0.0.1:") for line in lines), lines
+        instance = json.loads((state / "dev.json").read_text())
+        assert set(instance["pids"]) == {"temporal", "local-arm", "worker"}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ORCHESTRATOR_STATE_DIR", str(state))
+            listed = run_cli(["list", "--local"], capsys)
+        assert listed.code == ExitCode.OK, listed.err
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == ExitCode.OK
+    assert not (state / "dev.json").exists()
+    for pid in instance["pids"].values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
