@@ -16,6 +16,7 @@ from pathlib import Path
 
 from orchestrator.config import ConfigError, worker_config_from_env
 from orchestrator.runtime import run_worker
+from orchestrator.temporal_client import connect_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(run())
-    except RuntimeError as exc:  # e.g. the Temporal server is unreachable
-        print(f"worker.py: {exc}", file=sys.stderr)
+    except RuntimeError as exc:  # the Temporal server is unreachable (temporalio raises RuntimeError)
+        target = connect_options(address=args.address, namespace=args.namespace, profile=args.profile)["target_host"]
+        print(
+            f"worker.py: cannot connect to the Temporal server at {target} ({exc}). Start one (`python starter.py "
+            "dev`, or `temporal server start-dev`) or point the worker at yours with --address or TEMPORAL_ADDRESS.",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
