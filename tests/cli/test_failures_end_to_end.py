@@ -46,6 +46,7 @@ def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedD
         "ORCHESTRATOR_RETRY_INITIAL_SECONDS": "0.2",
         "ORCHESTRATOR_RETRY_BACKOFF_COEFFICIENT": "1.0",
         "ORCHESTRATOR_RETRY_MAXIMUM_RETRIES": "2",
+        "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS": "3",
     }
     embedded = EmbeddedDefault(state / "state", worker_env=retries, local_arm_config=config)
     embedded.start()
@@ -55,11 +56,13 @@ def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedD
         embedded.stop()
 
 
-def deploy(rg: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, dict, str]:
+def deploy(
+    rg: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys, *extra: str, template: str = "azuredeploy.json"
+) -> tuple[int, dict, str]:
     monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(state_dir))
     argv = [
         "deploy", "--local", "-g", rg, "-l", "eastus", "--skip-health", "--output", "json",
-        "-t", str(EXAMPLE / "azuredeploy.json"), "-p", str(EXAMPLE / "azuredeploy.parameters.json"),
+        "-t", str(EXAMPLE / template), "-p", str(EXAMPLE / "azuredeploy.parameters.json"), *extra,
     ]  # fmt: skip
     result = run_cli(argv, capsys)
     return result.code, json.loads(result.out) if result.out.strip() else {}, result.err
@@ -80,3 +83,15 @@ def test_environmental_failure_exits_3_after_retries(faulty_stack: EmbeddedDefau
     assert doc["outcome"] == "ENVIRONMENTAL_FAILURE" and doc["exit_code"] == 3
     assert doc["failure"]["failure_class"] == "ENVIRONMENTAL"
     assert doc["failure"]["attempts"] == 3  # the first try and the 2 retries configured for this worker
+
+
+def test_not_confirmed_in_time_exits_4(faulty_stack: EmbeddedDefault, monkeypatch, capsys) -> None:
+    code, _doc, err = deploy("e2e-timeout-rg", faulty_stack.state_dir, monkeypatch, capsys)
+    assert code == ExitCode.OK, err
+    code, doc, err = deploy(
+        "e2e-timeout-rg", faulty_stack.state_dir, monkeypatch, capsys, "--mode", "Complete",
+        template="azuredeploy.without-web.json",
+    )  # fmt: skip
+    assert code == ExitCode.REJECTED, err
+    assert doc["outcome"] == "NOT_CONFIRMED" and doc["exit_code"] == 4
+    assert "python starter.py approve" in err  # it told how to approve while it waited
