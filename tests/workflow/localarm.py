@@ -71,11 +71,16 @@ def fast_settings(**kw: Any) -> WorkerSettings:
 
 @asynccontextmanager
 async def real_worker(
-    client: Client, local_arm: Any, blob_dir: Path, task_queue: str, settings: WorkerSettings | None = None
+    client: Client,
+    local_arm: Any,
+    blob_dir: Path,
+    task_queue: str,
+    settings: WorkerSettings | None = None,
+    credential: Any = None,
 ) -> AsyncIterator[Worker]:
     config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
                           settings=settings or fast_settings())  # fmt: skip
-    clients = ArmClients(config.arm)
+    clients = ArmClients(config.arm, credential)
     try:
         async with build_worker(client, config, clients=clients, store=LocalBlobStore(blob_dir)) as worker:
             yield worker

@@ -17,6 +17,7 @@ import pytest
 
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.config import StaticTokenCredential
 from orchestrator.deployments import query_status, result_of, start_deployment
 from orchestrator.models import DeploymentStage, DeployOutcome
 
@@ -149,3 +150,31 @@ async def _cancel_while_deploying(client, local_arm, tmp_path, task_queue, resou
             return await asyncio.to_thread(arm_deployment_canceled)
 
         await wait_until(cancelled, 30, "the ARM deployment to be Canceled")
+
+
+class ShortLivedTokens(StaticTokenCredential):
+    """Tokens that expire 2 s after they are issued; counts how often the SDK asks for one."""
+
+    def __init__(self) -> None:
+        super().__init__(lifetime_seconds=2)
+        self.issued = 0
+
+    async def get_token(self, *scopes, **kwargs):
+        self.issued += 1
+        return await super().get_token(*scopes, **kwargs)
+
+    async def get_token_info(self, *scopes, options=None):
+        self.issued += 1
+        return await super().get_token_info(*scopes, options=options)
+
+
+async def test_a_deployment_outlives_its_access_token(dev_env, local_arm, tmp_path, task_queue, resource_group):
+    """The local ARM refuses expired tokens (401 ExpiredAuthenticationToken); a deployment that runs 5 s with
+    2-second tokens only succeeds if the credential is asked again as tokens expire."""
+    credential = ShortLivedTokens()
+    local_arm.admin.add_faults(Fault.slow_lro(5.0, path=resource_group, method="PUT"))
+    request = request_for(local_arm, tmp_path, resource_group, storage_template(["sttoken0001"]))
+    async with real_worker(dev_env.client, local_arm, tmp_path, task_queue, credential=credential):
+        result = await result_of(await start_deployment(dev_env.client, request, task_queue=task_queue))
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    assert credential.issued >= 3
