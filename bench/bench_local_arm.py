@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=50)
-    parser.add_argument("--polling-interval", type=float, default=0.05, help="client polling_interval (s)")
+    parser.add_argument(
+        "--polling-interval",
+        type=float,
+        default=30.0,
+        help="client polling_interval in s (default: the SDK's 30; the server's retry-after-ms of 10 ms governs)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     body = {"properties": {"mode": "Incremental", "template": ten_resource_template(), "parameters": {}}}
