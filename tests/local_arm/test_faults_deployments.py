@@ -206,3 +206,37 @@ async def test_aio_poller_survives_throttling_and_reports_deployment_failed(loca
     counters = local_arm.admin.counters()
     assert counters.count(method="PUT", deployment="a", status=429) == 1
     assert counters.count(operation="Deployments_OperationStatus", status=503) == 1
+
+
+def test_poller_resumes_from_continuation_token_across_a_restart(tmp_path: Path) -> None:
+    from local_arm.config import LocalArmConfig
+    from local_arm.server import LocalArmServer
+    from local_arm.testing import LocalArm
+
+    first = LocalArmServer(tmp_path, config=LocalArmConfig(retry_after=0, provisioning_seconds=1.5)).start()
+    port = first.port
+    try:
+        arm = LocalArm(first)
+        arm.create_resource_group("rg-token")
+        poller = arm.deployments_client().deployments.begin_create_or_update(
+            "rg-token", "resume", body(identities_template(2))
+        )
+        token = poller.continuation_token()
+        arm.close()
+    finally:
+        first.stop()
+    # The same state dir and port (monitor URLs are absolute): a worker's heartbeat-resumed poller finishes.
+    second = LocalArmServer(tmp_path, port=port, config=LocalArmConfig(retry_after=0, provisioning_seconds=0)).start()
+    try:
+        arm = LocalArm(second)
+        client = arm.deployments_client()
+        resumed = client.deployments.begin_create_or_update(
+            "rg-token", "resume", body(identities_template(2)), continuation_token=token
+        )
+        result = resumed.result()
+        assert result.properties.provisioning_state == "Succeeded"
+        assert len(result.properties.outputs["principals"]["value"]) == 2
+        assert arm.admin.counters().count(method="PUT") == 0  # resumed by polling, not by a new PUT
+        arm.close()
+    finally:
+        second.stop()
