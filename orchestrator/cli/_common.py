@@ -121,24 +121,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def run_command(body: Callable[[], Awaitable[int]]) -> int:
-    """Run an async command body, mapping the failures a user can act on to one paragraph and an exit code."""
+def run_command(body: Callable[[], Awaitable[int]], *, output: str = "text") -> int:
+    """Run an async command body, mapping the failures a user can act on to one paragraph and an exit code.
+
+    With ``--output json`` the refusal is also a JSON document on stdout (``{"error": {"message", "exit_code"}}``),
+    so a CI step that parses stdout always gets JSON."""
     try:
-        return asyncio.run(_guarded(body))
+        return asyncio.run(_guarded(body, output=output))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
 
 
-async def _guarded(body: Callable[[], Awaitable[int]]) -> int:
+async def _guarded(body: Callable[[], Awaitable[int]], *, output: str) -> int:
     try:
         return await body()
     except CommandError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return int(exc.code)
+        return _refuse(str(exc), exc.code, output)
     except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return int(ExitCode.USAGE)
+        return _refuse(str(exc), ExitCode.USAGE, output)
+
+
+def _refuse(message: str, code: ExitCode, output: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    if output == "json":
+        print_json({"error": {"message": message, "exit_code": int(code)}})
+    return int(code)
 
 
 def print_json(data: Any) -> None:

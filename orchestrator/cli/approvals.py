@@ -41,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_command(lambda: decide(args))
+    return run_command(lambda: decide(args), output=args.output)
 
 
 async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, local: str) -> DeploymentStatus:

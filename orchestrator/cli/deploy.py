@@ -123,7 +123,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_command(lambda: deploy(args))
+    return run_command(lambda: deploy(args), output=args.output)
 
 
 # ------------------------------------------------------------------------------------------------ local checks

@@ -182,7 +182,7 @@ def run_demo(args: argparse.Namespace) -> int:
         sys.stderr.write(describe(instance) + "\n")
         deploy_args = build_parser().parse_args(demo_argv(args.output))
         deploy_args.state_dir = state_dir
-        code = run_command(lambda: deploy_command.deploy(deploy_args))
+        code = run_command(lambda: deploy_command.deploy(deploy_args), output=args.output)
         if args.output == "text":
             print(
                 "\nRun it again (`make demo`): the resources exist now, so the plan shows NoChange.\n"

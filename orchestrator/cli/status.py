@@ -40,11 +40,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    return run_command(lambda: status(args))
+    return run_command(lambda: status(args), output=args.output)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    return run_command(lambda: list_deployments(args))
+    return run_command(lambda: list_deployments(args), output=args.output)
 
 
 async def status(args: argparse.Namespace, *, client: Client | None = None) -> int:

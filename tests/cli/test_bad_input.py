@@ -206,3 +206,10 @@ def test_no_subscription_outside_local(monkeypatch: pytest.MonkeyPatch, capsys: 
     argv.remove("--local")
     result = run_cli(argv, capsys)
     assert_refused(result, ExitCode.USAGE, "--subscription", "AZURE_SUBSCRIPTION_ID")
+
+
+def test_json_output_gets_a_json_refusal(tmp_path: Path, local_state: Path, capsys) -> None:
+    result = run_cli(deploy_argv("--output", "json", template=str(tmp_path / "absent.json")), capsys)
+    assert result.code == ExitCode.USAGE
+    doc = json.loads(result.out)
+    assert doc["error"]["exit_code"] == 2 and "absent.json" in doc["error"]["message"]
