@@ -20,10 +20,10 @@ from typing import Any
 from arm_engine import DeploymentScope, ExpandedDeployment, ExpandedResource, TemplateError
 
 from . import engine
-from .errors import DEPLOYMENT_FAILED_MESSAGE, ArmError, error_object
+from .errors import DEPLOYMENT_FAILED_MESSAGE, error_object
 from .faults import LRO_KINDS, FaultBook
 from .providers import enrich, list_call_answer, strip_write_only
-from .store import RUNNING_STATES, Store
+from .store import Store
 from .whatif import materialize, property_delta
 
 log = logging.getLogger("local_arm")
@@ -187,13 +187,6 @@ class Runner:
         event.set()
         return True
 
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            threads = list(self._threads.values())
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-
     # -- one run -----------------------------------------------------------------------------------------------
     def _run(self, record: dict[str, Any], cancel: threading.Event) -> None:
         key = _key(record)
@@ -223,7 +216,7 @@ class Runner:
             LRO_KINDS, method="PUT", operation="Deployments_CreateOrUpdate", deployment=name, path=record["id"]
         )
         if rule is not None:
-            self._sleep(None if rule.kind == "stuck_lro" else rule.delay, cancel)
+            self.wait(None if rule.kind == "stuck_lro" else rule.delay, cancel)
 
         try:
             expanded = self.execute(
@@ -358,7 +351,7 @@ class Runner:
         deployer = _Deployer(self, sub, group["name"], name, cancel, run)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
         if deployer.ready:
-            self._sleep(max(deployer.ready.values()) - time.time(), cancel)
+            self.wait(max(deployer.ready.values()) - time.time(), cancel)
         if mode.lower() == "complete":
             keep = {r.id.lower() for r in expanded.resources}
             for stored in self.store.list_resources(sub, group["name"]):
@@ -366,7 +359,8 @@ class Runner:
                     self.store.delete_resource(stored["id"])
         return expanded
 
-    def _sleep(self, seconds: float | None, cancel: threading.Event) -> None:
+    def wait(self, seconds: float | None, cancel: threading.Event) -> None:
+        """Sleep ``seconds`` (None: forever), raising DeploymentCanceled or ServerStopping as soon as either happens."""
         deadline = None if seconds is None else time.monotonic() + seconds
         while True:
             if self._stop.is_set():
@@ -459,7 +453,7 @@ class _Deployer:
         self.ready: dict[str, float] = {}  # resource id (lower) -> when its provisioning ends
 
     def deploy(self, resource: ExpandedResource) -> dict[str, Any]:
-        self.runner._sleep(0, self.cancel)
+        self.runner.wait(0, self.cancel)
         owner = resource.deployment_path[-1] if resource.deployment_path else self.deployment
         if resource.deployment_path:
             self.nested.setdefault(resource.deployment_path[-1], []).append(resource)
@@ -671,15 +665,3 @@ def parameters_echo(
             entry["value"] = spec["value"]
         out[name] = entry
     return out
-
-
-__all__ = [
-    "RUNNING_STATES",
-    "ArmError",
-    "DeploymentFailure",
-    "Runner",
-    "deployment_id",
-    "parameters_echo",
-    "resource_view",
-    "template_hash",
-]

@@ -18,7 +18,6 @@ from . import engine
 from .config import LocalArmConfig
 from .deployments import (
     DEPLOYMENTS_TYPE,
-    RUNNING_STATES,
     Runner,
     deployment_id,
     iso_duration,
@@ -42,7 +41,7 @@ from .errors import (
 from .faults import LRO_KINDS, FaultBook
 from .http import Request, Response, RouteInfo
 from .providers import enrich
-from .store import Store
+from .store import RUNNING_STATES, Store
 
 # api-versions of Microsoft.Resources the local ARM answers (the pinned SDKs send the first two).
 SUPPORTED_API_VERSIONS = (
