@@ -7,6 +7,7 @@ to break (``kind``), where (method, path substring, operation, deployment, resou
 - ``throttle``: 429 TooManyRequests with Retry-After and x-ms-ratelimit-remaining-* headers
 - ``error``: an HTTP error status (default 500 InternalServerError; 503 ServiceUnavailable, ...)
 - ``drop``: the connection is closed without an answer
+  (with ``after_handling``, drop/error/throttle act after the request took effect: the answer is what is lost)
 - ``slow_lro``: the long-running operation takes ``delay`` seconds longer
 - ``stuck_lro``: the long-running operation never finishes (until cancelled)
 - ``provision_failure``: a resource's provisioning fails with ``code`` (Conflict, QuotaExceeded, AllocationFailed,
@@ -79,6 +80,8 @@ class FaultRule:
     message: str | None = None
     retry_after: int = 1
     delay: float = 0.0
+    # drop/error/throttle: handle the request first, then lose or replace the answer (the change is made).
+    after_handling: bool = False
     probability: float | None = None
     count: int | None = None
     skip: int = 0

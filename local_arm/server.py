@@ -272,6 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
         rule = arm.faults.match(
             REQUEST_KINDS, method=req.method, path=req.path, operation=info.operation, deployment=info.deployment
         )
+        if rule is not None and rule.after_handling:
+            # The request takes effect and then its answer is lost: what a client retrying a PUT meets for real.
+            with contextlib.suppress(ArmError):
+                service.route(req, info)
         if rule is not None:
             if rule.kind == "drop":
                 return None

@@ -126,3 +126,20 @@ def test_bad_fault_rule_is_refused_with_a_reason(local_arm: LocalArm) -> None:
         local_arm.admin.set_faults({"kind": "meteor"})
     with pytest.raises(AdminError, match="probability"):
         local_arm.admin.set_faults({"kind": "error", "probability": 3})
+
+
+def test_lost_answer_after_a_put_took_effect(local_arm: LocalArm) -> None:
+    from tests.local_arm.templates import body, identities_template
+
+    local_arm.admin.configure(provisioning_seconds=1.0)
+    local_arm.create_resource_group("rg-lost")
+    local_arm.admin.set_faults(Fault.drop(operation="Deployments_CreateOrUpdate", count=1, after_handling=True))
+    client = local_arm.deployments_client(retry_backoff_factor=0.01)
+    # The first PUT started the deployment but its answer was lost; the SDK's retry meets the running deployment.
+    with pytest.raises(HttpResponseError) as exc:
+        client.deployments.begin_create_or_update("rg-lost", "d", body(identities_template(1)))
+    assert exc.value.status_code == 409 and exc.value.error.code == "DeploymentActive"
+    assert client.deployments.get("rg-lost", "d").properties.provisioning_state in ("Accepted", "Running")
+    counters = local_arm.admin.counters()
+    assert counters.count(method="PUT", deployment="d", status=0) == 1
+    assert counters.count(method="PUT", deployment="d", status=409) == 1
