@@ -23,10 +23,15 @@ from orchestrator.models import ActivityName, CancelInput, DeployInput, DeployOu
 from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
+MAX_MISSING_POLLS = 5
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 RESUBMIT_STATES = frozenset({"failed", "canceled"})
 SECURE_OUTPUT_TYPES = frozenset({"securestring", "secureobject"})
 MASK = "*****"
+
+
+class DeploymentMissing(Exception):
+    code = "DeploymentNotFound"  # ENVIRONMENTAL in orchestrator.classification
 
 
 def _doc(model: Any) -> dict[str, Any]:
@@ -139,10 +144,18 @@ class DeployActivities:
 
     async def _follow(self, inp: DeployInput, submitted: bool) -> dict[str, Any]:
         interval = self._interval()
+        missing = 0
         while True:
             doc = await self._get(inp)
             if doc is None:
-                raise ResourceNotFoundError(f"ARM deployment {inp.deployment_name} disappeared while polling")
+                # Just after a PUT a read may not see the deployment yet; a deployment that stays missing was
+                # deleted under us: environmental, the next attempt submits it again.
+                missing += 1
+                if missing > MAX_MISSING_POLLS:
+                    raise DeploymentMissing(f"ARM deployment {inp.deployment_name} is not found while following it")
+                await asyncio.sleep(interval)
+                continue
+            missing = 0
             state = _state(doc)
             activity.heartbeat(
                 DeployProgress(deployment_name=inp.deployment_name, submitted=True, provisioning_state=state)

@@ -123,6 +123,7 @@ ERROR_CODES: dict[str, FailureClass] = {
     "conflict": ENVIRONMENTAL,
     "anotheroperationinprogress": ENVIRONMENTAL,
     "resourcegroupnotfound": ENVIRONMENTAL,  # the RG was just ensured: ARM has not caught up yet
+    "deploymentnotfound": ENVIRONMENTAL,  # our own deployment vanished while followed: submit it again
     "resourcegroupbeingdeleted": ENVIRONMENTAL,
     "networkerror": ENVIRONMENTAL,
     "connectionerror": ENVIRONMENTAL,
