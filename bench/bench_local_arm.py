@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         default=30.0,
         help="client polling_interval in s (default: the SDK's 30; the server's retry-after-ms of 10 ms governs)",
     )
+    parser.add_argument(
+        "--retry-after", type=float, default=0.0, help="server poll delay in s (0: retry-after-ms 10; ARM sends 1+)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     body = {"properties": {"mode": "Incremental", "template": ten_resource_template(), "parameters": {}}}
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         # The server runs as its own process (python starter.py local-arm), as it does for users: the SDK clients
         # and the server do not share a GIL.
         config = Path(state) / "config.json"
-        config.write_text(json.dumps({"retry_after": 0, "provisioning_seconds": 0.0, "latency": 0.0}))
+        config.write_text(json.dumps({"retry_after": args.retry_after, "provisioning_seconds": 0.0, "latency": 0.0}))
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -193,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             round(max(r["total"] for r in rounds), 4),
         ],
         "polling_interval_s": args.polling_interval,
+        "retry_after_s": args.retry_after,
         "concurrent_deployments": args.concurrent,
         "concurrent_wall_s": round(wall, 3),
         "concurrent_each_median_s": round(_median(each), 3),
