@@ -348,8 +348,11 @@ class ArmService:
             if req.method != "GET":
                 raise _method_not_allowed(req.method, req.path)
             self._group_or_404(sub, rg)
-            views = [self._deployment_view(d) for d in reversed(self.store.list_deployments(sub, rg))]
-            return self._page(req, views)
+            records = list(reversed(self.store.list_deployments(sub, rg)))
+            wanted = _state_filter(req)
+            if wanted is not None:
+                records = [d for d in records if d["state"].lower() == wanted]
+            return self._page(req, [self._deployment_view(d) for d in records])
         name = rest[0]
         info.deployment = name
         if not _DEPLOYMENT_NAME.match(name):
@@ -781,6 +784,24 @@ def _invalid_deployment(name: str, inner: dict[str, Any]) -> ArmError:
             )
         ],
     )
+
+
+_STATE_FILTER = re.compile(r"^\s*provisioningState\s+eq\s+'([A-Za-z]+)'\s*$", re.IGNORECASE)
+
+
+def _state_filter(req: Request) -> str | None:
+    """``$filter=provisioningState eq 'Failed'``, the one filter ARM supports on the deployment list."""
+    text = next((v for k, v in req.query.items() if k.lower() == "$filter"), None)
+    if text is None:
+        return None
+    match = _STATE_FILTER.match(text)
+    if match is None:
+        raise ArmError(
+            400,
+            "InvalidFilterInQueryString",
+            f"The filter '{text}' is not supported. Use \"provisioningState eq '<state>'\".",
+        )
+    return match.group(1).lower()
 
 
 def _method_not_allowed(method: str, path: str) -> ArmError:

@@ -237,6 +237,9 @@ def test_delete_export_check_existence_and_list(local_arm: LocalArm) -> None:
         client.deployments.begin_create_or_update("rg-hist", name, body(template)).result()
     assert [d.name for d in client.deployments.list_by_resource_group("rg-hist")] == ["third", "second", "first"]
     assert [d.name for d in client.deployments.list_by_resource_group("rg-hist", top=1)] == ["third"]
+    succeeded = client.deployments.list_by_resource_group("rg-hist", filter="provisioningState eq 'Succeeded'")
+    assert len(list(succeeded)) == 3
+    assert list(client.deployments.list_by_resource_group("rg-hist", filter="provisioningState eq 'Failed'")) == []
     assert client.deployments.export_template("rg-hist", "second").template == template
     assert client.deployments.check_existence("rg-hist", "second") is True
     client.deployments.begin_delete("rg-hist", "second").result()
