@@ -1,7 +1,8 @@
 """Record the workflow histories the Replayer test replays: ``python -m tests.workflow.record_history``.
 
 Re-record only on purpose (a deliberate, versioned change of the workflow); the point of the saved files is that a
-change to workflows/deployment.py which would break running workflows fails test_replay.py.
+change to workflows/deployment.py which would break running workflows fails test_replay.py. Each scenario drives a
+different path: approval then a throttled retry, a logic failure, a rejection, a confirmation timeout.
 """
 
 from __future__ import annotations
@@ -9,13 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentStage, FailureClass
+from orchestrator.models import (
+    SIGNAL_APPROVE,
+    SIGNAL_REJECT,
+    ApprovalSignal,
+    DeploymentStage,
+    DeployOutcomeDetails,
+    FailureClass,
+)
 from orchestrator.temporal_client import data_converter
 from workflows.deployment import DeploymentWorkflow
 
@@ -26,34 +37,70 @@ from .test_workflow_timeskipping import DELETED, make_request
 HISTORIES = Path(__file__).parent / "histories"
 
 
+async def _until_waiting(handle: WorkflowHandle[Any, Any]) -> None:
+    while (await query_status(handle)).stage != DeploymentStage.AWAITING_CONFIRMATION:
+        await asyncio.sleep(0.05)
+
+
+def _throttled_once(n: int) -> DeployOutcomeDetails:
+    if n == 1:
+        raise classified_error(FailureClass.ENVIRONMENTAL, "TooManyRequests", retry_after=7)
+    return DeployOutcomeDetails(deployment_name="d", provisioning_state="Succeeded", resources=["/r/1"])
+
+
+def _logic(n: int) -> Any:
+    raise classified_error(FailureClass.LOGIC, "InvalidTemplate")
+
+
+async def _approve(handle: WorkflowHandle[Any, Any]) -> None:
+    await _until_waiting(handle)
+    await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="recorded for replay"))
+
+
+async def _reject(handle: WorkflowHandle[Any, Any]) -> None:
+    await _until_waiting(handle)
+    await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="bo", reason="recorded for replay"))
+
+
+async def _nothing(handle: WorkflowHandle[Any, Any]) -> None:
+    return None
+
+
+SCENARIOS: dict[str, tuple[FakeStages, dict[str, Any], Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]]] = {
+    "approve_then_retry": (FakeStages(plan=lambda n: plan_of(2, [DELETED]), deploy=_throttled_once), {}, _approve),
+    "logic_failure": (FakeStages(plan=_logic), {}, _nothing),
+    "rejected": (FakeStages(plan=lambda n: plan_of(1, [DELETED])), {}, _reject),
+    "not_confirmed": (
+        FakeStages(plan=lambda n: plan_of(0, [DELETED])),
+        {"confirmation_timeout_seconds": 600},
+        _nothing,
+    ),
+}
+
+
 async def record() -> None:
     path = find_binary("temporal-test-server")
     assert path, "temporal-test-server is not installed"
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path, data_converter=data_converter())
     try:
-
-        def flaky_deploy(n: int):
-            from orchestrator.models import DeployOutcomeDetails
-
-            if n == 1:
-                raise classified_error(FailureClass.ENVIRONMENTAL, "TooManyRequests", retry_after=7)
-            return DeployOutcomeDetails(deployment_name="d", provisioning_state="Succeeded", resources=["/r/1"])
-
-        fakes = FakeStages(plan=lambda n: plan_of(2, [DELETED]), deploy=flaky_deploy)
-        queue = f"tq-{uuid.uuid4()}"
-        async with Worker(env.client, task_queue=queue, workflows=[DeploymentWorkflow], activities=fakes.activities()):
-            handle = await start_deployment(
-                env.client, make_request("rg-replay"), task_queue=queue, workflow_id="deploy-replay-approve-retry"
-            )
-            while (await query_status(handle)).stage != DeploymentStage.AWAITING_CONFIRMATION:
-                await asyncio.sleep(0.05)
-            await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="recorded for replay"))
-            await result_of(handle)
-            history = await handle.fetch_history()
         HISTORIES.mkdir(exist_ok=True)
-        out = HISTORIES / "approve_then_retry.json"
-        out.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
-        print(f"wrote {out} ({len(history.events)} events)")
+        for name, (fakes, request_fields, drive) in SCENARIOS.items():
+            queue = f"tq-{uuid.uuid4()}"
+            async with Worker(
+                env.client, task_queue=queue, workflows=[DeploymentWorkflow], activities=fakes.activities()
+            ):
+                handle = await start_deployment(
+                    env.client,
+                    make_request(f"rg-{name}", **request_fields),
+                    task_queue=queue,
+                    workflow_id=f"deploy-replay-{name}",
+                )
+                await drive(handle)
+                await result_of(handle)
+                history = await handle.fetch_history()
+            out = HISTORIES / f"{name}.json"
+            out.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
+            print(f"wrote {out} ({len(history.events)} events)")
     finally:
         await env.shutdown()
 
