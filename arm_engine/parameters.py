@@ -6,6 +6,7 @@ Secure values never appear in a message.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -139,11 +140,13 @@ class ParameterResolver:
         for name, source, path in self._unknown:
             where = f"the parameters file {source}" if source and source != "--param" else (source or "the input")
             declared = ", ".join(sorted(self.declared)) or "none"
+            close = difflib.get_close_matches(name.lower(), {d.lower(): d for d in self.declared}, n=1)
+            hint = f" Did you mean '{next(d for d in self.declared if d.lower() == close[0])}'?" if close else ""
             self.issues.append(
                 TemplateIssue(
                     IssueCode.UNKNOWN_PARAMETER,
                     f"'{name}' is set by {where} but the template declares no such parameter "
-                    f"(declared: {declared}); remove it or fix its name",
+                    f"(declared: {declared}).{hint} Remove it or fix its name.",
                     path=path if source != "--param" else "",
                     source=source if source != "--param" else None,
                     details={"parameter": name},

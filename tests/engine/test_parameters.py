@@ -88,6 +88,7 @@ class TestErrorsAreCollected:
         doc = params_template(siteName={"type": "string"}, sku={"type": "string", "defaultValue": "F1"})
         exc = expand_error(doc, parameters={"siteName": {"value": "a"}, "skuu": {"value": "b"}})
         assert [i.code for i in exc.issues] == [IssueCode.UNKNOWN_PARAMETER]
+        assert "Did you mean 'sku'?" in exc.first.message
 
 
 class TestConstraints:
