@@ -22,6 +22,7 @@ from .parameters import deployment_parameters, load_template, redact, redact_mod
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
 MAX_DELTA_ENTRIES = 25
 MAX_VALUE_CHARS = 200
+MAX_SUMMARY_BYTES = 512 * 1024  # well under Temporal's 2 MB payload limit (the status query carries it too)
 
 
 def _trim_value(value: Any) -> Any:
@@ -89,13 +90,36 @@ def summarize_what_if(result: Mapping[str, Any], full_result_ref: Any = None) ->
     diagnostics = [
         f"{d.get('level', 'Info')}: {d.get('code', '')}: {d.get('message', '')}" for d in props.get("diagnostics") or []
     ]
-    return WhatIfPlan(
+    plan = WhatIfPlan(
         changes=changes,
         counts=dict(counts),
         full_result=full_result_ref,
         truncated=truncated,
         diagnostics=diagnostics[:50],
     )
+    return fit_to_budget(plan)
+
+
+def fit_to_budget(plan: WhatIfPlan, budget: int = MAX_SUMMARY_BYTES) -> WhatIfPlan:
+    """Shrink a summary until its JSON fits ``budget``: first the property deltas of non-Delete changes, then
+    those changes themselves, last the deltas of Deletes. Every Delete and every count always stays."""
+    if len(plan.model_dump_json()) <= budget:
+        return plan
+    plan = plan.model_copy(deep=True)
+    plan.truncated = True
+    for change in plan.changes:
+        if change.change_type is not ChangeType.DELETE:
+            change.delta = []
+    while len(plan.model_dump_json()) > budget:
+        keep = [c for c in plan.changes if c.change_type is ChangeType.DELETE]
+        others = [c for c in plan.changes if c.change_type is not ChangeType.DELETE]
+        if not others:
+            break
+        plan.changes = keep + others[: len(others) // 2]
+    if len(plan.model_dump_json()) > budget:
+        for change in plan.changes:
+            change.delta = []
+    return plan
 
 
 class PlanActivities:

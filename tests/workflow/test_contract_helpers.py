@@ -186,3 +186,16 @@ def test_secure_values_are_plain_json_without_keys(tmp_path, monkeypatch) -> Non
     )
     assert request.secure_parameters is not None
     assert get_json(store, request.secure_parameters) == {"pwd": {"value": "p"}}
+
+
+def test_summary_of_a_huge_modify_plan_fits_its_budget_and_keeps_deletes() -> None:
+    big = "v" * 5000
+    delta = [{"path": f"properties.p{i}", "propertyChangeType": "Modify", "before": big, "after": big}
+             for i in range(25)]  # fmt: skip
+    changes = [{"resourceId": f"/r/m{i}", "changeType": "Modify", "delta": delta} for i in range(1000)]
+    changes += [{"resourceId": f"/r/d{i}", "changeType": "Delete", "delta": delta} for i in range(50)]
+    plan = summarize_what_if({"properties": {"changes": changes}})
+    assert len(plan.model_dump_json()) <= 512 * 1024
+    assert plan.truncated
+    assert len(plan.destructive_changes) == 50
+    assert plan.counts == {"Modify": 1000, "Delete": 50}
