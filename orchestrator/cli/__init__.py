@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "orchestrator.cli.status",
     "orchestrator.cli.dev",
     "orchestrator.cli.expand",
+    "orchestrator.cli.lint",
 ]
 
 
