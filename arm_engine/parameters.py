@@ -182,10 +182,13 @@ class ParameterResolver:
         """The parameter's value; raises TemplateError(UndeclaredParameter) when the template has none."""
         key = _lookup(self.declared, name)
         if key is None:
+            close = difflib.get_close_matches(name, list(self.declared), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise TemplateError(
                 TemplateIssue(
                     IssueCode.UNDECLARED_PARAMETER,
-                    f"the template has no parameter '{name}' (declared: {', '.join(sorted(self.declared)) or 'none'})",
+                    f"the template has no parameter '{name}' "
+                    f"(declared: {', '.join(sorted(self.declared)) or 'none'}){hint}",
                 )
             )
         if key in self.values:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -197,6 +198,7 @@ class _Level:
         self.by_type_name: dict[tuple[str, str], list[_Instance]] = {}
         self.var_cache: dict[str, dict[str, tuple[Any, set[_Instance]]]] = {"plan": {}, "live": {}, "outputs": {}}
         self.var_resolving: set[str] = set()
+        self.variable_names: dict[str, str] = {}
         self.variables = self._index_variables(template.get("variables"))
         self.functions = self._index_functions(template.get("functions"))
 
@@ -220,8 +222,10 @@ class _Level:
                             self._p(f"variables.copy[{i}]"),
                         )
                     result[spec["name"].lower()] = ("copy", spec, self._p(f"variables.copy[{i}]"))
+                    self.variable_names[spec["name"].lower()] = spec["name"]
             else:
                 result[key.lower()] = ("plain", value, _child_path(self._p("variables"), key))
+                self.variable_names[key.lower()] = key
         return result
 
     def _index_functions(self, raw: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -305,8 +309,13 @@ class _Level:
             return _copy_json(value)  # each use gets its own copy: bodies must not share (and mutate) objects
         entry = self.variables.get(key)
         if entry is None:
-            declared = ", ".join(sorted(self.variables)) or "none"
-            raise _issue(IssueCode.UNDECLARED_VARIABLE, f"the template has no variable '{name}' (declared: {declared})")
+            names = sorted(self.variable_names.values())
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise _issue(
+                IssueCode.UNDECLARED_VARIABLE,
+                f"the template has no variable '{name}' (declared: {', '.join(names) or 'none'}){hint}",
+            )
         if key in self.var_resolving:
             raise _issue(
                 IssueCode.INVALID_TEMPLATE,

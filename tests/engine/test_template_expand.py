@@ -387,9 +387,10 @@ class TestReferencesAndErrors:
             "resources[0].properties.p",
             "t.json",
         )
-        doc = template([{**storage("a"), "properties": {"v": ["[variables('nope')]"]}}])
+        doc = template([{**storage("a"), "properties": {"v": ["[variables('nope')]"]}}], variables={"nope1": 1})
         issue = expand_error(doc).first
         assert (issue.code, issue.path) == (IssueCode.UNDECLARED_VARIABLE, "resources[0].properties.v[0]")
+        assert "did you mean 'nope1'?" in issue.message
 
     def test_unused_variable_is_still_validated(self) -> None:
         doc = template([storage("a")], variables={"unused": "[concat('x', parameters('missing'))]"})
