@@ -52,7 +52,7 @@ def test_validate_what_if_create_what_if_through_sync_sdk(local_arm: LocalArm) -
 
 
 def test_deployment_put_speaks_the_async_operation_protocol(local_arm: LocalArm) -> None:
-    local_arm.admin.configure(retry_after=1, provisioning_seconds=0.3)
+    local_arm.admin.configure(retry_after=1, provisioning_seconds=2.0)
     local_arm.create_resource_group("rg-raw")
     path = deployment_path(local_arm, "rg-raw", "raw") + "?api-version=2026-06-01"
     resp = call(local_arm.endpoint, local_arm.ca_file, "PUT", path, body(identities_template(1)))
@@ -65,6 +65,7 @@ def test_deployment_put_speaks_the_async_operation_protocol(local_arm: LocalArm)
     assert "location" not in resp.headers
     status = call(local_arm.endpoint, local_arm.ca_file, "GET", monitor.removeprefix(local_arm.endpoint))
     assert status.status == 200 and status.body == {"status": "Running"}
+    assert status.headers["retry-after"] == "1"
     deadline = time.monotonic() + 10
     while status.body["status"] == "Running" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -74,13 +75,13 @@ def test_deployment_put_speaks_the_async_operation_protocol(local_arm: LocalArm)
 
 def test_poller_honours_retry_after(local_arm: LocalArm) -> None:
     # The SDK polls once at once; the deployment is still running then, so the next poll waits Retry-After.
-    local_arm.admin.configure(retry_after=1, provisioning_seconds=0.3)
+    local_arm.admin.configure(retry_after=1, provisioning_seconds=1.5)
     local_arm.create_resource_group("rg-ra")
     client = local_arm.deployments_client(polling_interval=30)  # would hang 30 s if Retry-After were ignored
     started = time.monotonic()
     result = client.deployments.begin_create_or_update("rg-ra", "ra", body(identities_template(1))).result()
     assert result.properties.provisioning_state == "Succeeded"
-    assert 0.9 <= time.monotonic() - started < 10
+    assert 1.4 <= time.monotonic() - started < 10  # polled at 1 s steps, not the client's 30 s
 
 
 async def test_aio_client_deploys_and_reads_history(local_arm: LocalArm) -> None:
@@ -203,9 +204,12 @@ def test_resources_show_creating_before_succeeded(local_arm: LocalArm) -> None:
     assert "Creating" in seen
     assert client.deployments.get("rg-slow", "ids").properties.provisioning_state == "Succeeded"
     redeploy = client.deployments.begin_create_or_update("rg-slow", "ids", body(identities_template(1)))
-    time.sleep(0.2)
-    assert resources.resources.get_by_id(rid, api_version="2023-01-31").properties["provisioningState"] == "Updating"
+    states = set()
+    while not redeploy.done() and time.monotonic() < deadline + 5:
+        states.add(resources.resources.get_by_id(rid, api_version="2023-01-31").properties["provisioningState"])
+        time.sleep(0.05)
     redeploy.result()
+    assert "Updating" in states
 
 
 def test_deployment_active_cancel_and_cannot_be_cancelled(local_arm: LocalArm) -> None:
@@ -396,17 +400,17 @@ def test_what_if_resource_id_only_and_secrets_not_echoed(local_arm: LocalArm) ->
 
 
 def test_independent_resources_provision_in_parallel_dependents_wait(local_arm: LocalArm) -> None:
-    local_arm.admin.configure(provisioning_seconds=0.5)
+    local_arm.admin.configure(provisioning_seconds=1.0)
     local_arm.create_resource_group("rg-par")
     client = local_arm.deployments_client(polling_interval=0.05)
     started = time.monotonic()
     client.deployments.begin_create_or_update("rg-par", "ids", body(identities_template(4))).result()
     independent = time.monotonic() - started
-    assert 0.5 <= independent < 1.5  # four at once, not 2 s one after another
+    assert 1.0 <= independent < 3.0  # four at once, not 4 s one after another
     started = time.monotonic()
     client.deployments.begin_create_or_update("rg-par", "web", body(web_app_template())).result()
     chained = time.monotonic() - started
-    assert chained >= 1.0  # the site waits for the plan and the storage account: two steps
+    assert chained >= 2.0  # the site waits for the plan and the storage account: two steps
     ops = list(client.deployment_operations.list("rg-par", "web"))
     assert all(o.properties.provisioning_state == "Succeeded" for o in ops)
 

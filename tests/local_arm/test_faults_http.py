@@ -96,7 +96,7 @@ def test_probability_faults_are_seeded(local_arm: LocalArm) -> None:
 
 def test_token_bucket_rate_limit_throttles_and_sdk_recovers(local_arm: LocalArm) -> None:
     local_arm.create_resource_group("rg-rl")
-    local_arm.admin.set_rate_limits(reads=(3, 1.0))
+    local_arm.admin.set_rate_limits(reads=(3, 0.5))
     path = f"/subscriptions/{local_arm.subscription_id}/resourcegroups/rg-rl?api-version=2025-04-01"
     statuses = [call(local_arm.endpoint, local_arm.ca_file, "GET", path) for _ in range(4)]
     assert [r.status for r in statuses] == [200, 200, 200, 429]
@@ -131,7 +131,7 @@ def test_bad_fault_rule_is_refused_with_a_reason(local_arm: LocalArm) -> None:
 def test_lost_answer_after_a_put_took_effect(local_arm: LocalArm) -> None:
     from tests.local_arm.templates import body, identities_template
 
-    local_arm.admin.configure(provisioning_seconds=1.0)
+    local_arm.admin.configure(provisioning_seconds=5.0)
     local_arm.create_resource_group("rg-lost")
     local_arm.admin.set_faults(Fault.drop(operation="Deployments_CreateOrUpdate", count=1, after_handling=True))
     client = local_arm.deployments_client(retry_backoff_factor=0.01)
