@@ -42,6 +42,10 @@ class EmbeddedError(Exception):
     """Something the embedded default needs is missing or failed to start; the message says what to do."""
 
 
+class _EarlyExit(EmbeddedError):
+    """A child died before it was ready (worth one more try on new ports)."""
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".orchestrator")
 
@@ -276,44 +280,67 @@ class EmbeddedDefault:
         return EmbeddedError(f"{what} Its log ({child.log}) ends with:\n{tail}" if tail else what)
 
     def _start_temporal(self) -> tuple[str, str]:
+        """Start the dev server on free ports; if it dies before serving (another process took a port between
+        our probe and its bind — other test runs share this machine), try again on new ports."""
         binary = temporal_binary()
-        port, ui_port = free_port(), free_port()
-        while ui_port == port:
-            ui_port = free_port()
-        argv = [
-            binary,
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(ui_port),
-            "--db-filename",
-            str(self.state_dir / "temporal.db"),
-            "--log-level",
-            "warn",
-            "--ui-disable-news-fetch",
-        ]
-        for attribute in SEARCH_ATTRIBUTES:
-            argv += ["--search-attribute", f"{attribute}=Keyword"]
-        child = self._spawn("temporal", argv, stop_signal=signal.SIGTERM)
-        address = f"127.0.0.1:{port}"
+        failure: EmbeddedError | None = None
+        for _attempt in range(3):
+            port, ui_port = free_port(), free_port()
+            while ui_port == port:
+                ui_port = free_port()
+            argv = [
+                binary,
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ui-port",
+                str(ui_port),
+                "--db-filename",
+                str(self.state_dir / "temporal.db"),
+                "--log-level",
+                "warn",
+                "--ui-disable-news-fetch",
+            ]
+            for attribute in SEARCH_ATTRIBUTES:
+                argv += ["--search-attribute", f"{attribute}=Keyword"]
+            child = self._spawn("temporal", argv, stop_signal=signal.SIGTERM)
+            address = f"127.0.0.1:{port}"
+            try:
+                self._wait_for_temporal(child, address)
+            except _EarlyExit as exc:
+                self.children.remove(child)
+                failure = exc
+                continue
+            return address, f"http://127.0.0.1:{ui_port}"
+        assert failure is not None
+        raise failure
+
+    def _wait_for_temporal(self, child: _Child, address: str) -> None:
+        """Ready = our process is alive, printed its banner, and the port answers (a port that answers while our
+        process has died belongs to someone else)."""
         deadline = time.monotonic() + self.ready_timeout
-        while not _port_open(address):
+        while True:
             if child.process.poll() is not None:
-                raise self._fail(
-                    child,
-                    f"The Temporal dev server exited (code {child.process.returncode}) before listening on "
-                    f"{address}. If another dev server uses {self.state_dir / 'temporal.db'}, stop it first.",
+                raise _EarlyExit(
+                    self._fail(
+                        child,
+                        f"The Temporal dev server exited (code {child.process.returncode}) before listening on "
+                        f"{address}. If another dev server uses {self.state_dir / 'temporal.db'}, stop it first.",
+                    ).args[0]
                 )
+            if _port_open(address) and "Temporal Server:" in _tail(child.log, 40):
+                time.sleep(0.2)
+                if child.process.poll() is None:
+                    return
+                continue
             if time.monotonic() > deadline:
                 raise self._fail(
                     child, f"The Temporal dev server did not listen on {address} within {self.ready_timeout:.0f} s."
                 )
             time.sleep(0.1)
-        return address, f"http://127.0.0.1:{ui_port}"
 
     def _start_local_arm(self) -> tuple[str, str | None]:
         out_path = self.state_dir / "local-arm.out"

@@ -55,3 +55,25 @@ def test_worker_environment_uses_the_names_config_reads() -> None:
     assert str(arm.ca_file) == "/tmp/ca.pem"
     assert arm.credential == "local"
     assert config.worker_config_from_env(env).task_queue == "deployments"
+
+
+def test_temporal_port_taken_by_someone_else_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process may take the probed port before the dev server binds it: the port answers, but not for
+    us. The embedded default must notice (our process died) and start again on new ports."""
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real_free_port = embedded.free_port
+    ports = iter([taken])
+    monkeypatch.setattr(embedded, "free_port", lambda: next(ports, None) or real_free_port())
+    starter = EmbeddedDefault(tmp_path, worker=False, local_arm=False)
+    try:
+        instance = starter.start()
+        assert instance.temporal_address != f"127.0.0.1:{taken}"
+        assert embedded.find_running_instance(tmp_path) is not None
+    finally:
+        starter.stop()
+        squatter.close()
