@@ -18,7 +18,15 @@ from temporalio import activity
 from orchestrator.blobstore import BlobStore
 from orchestrator.classification import classify_arm_error
 from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, CancelInput, DeployInput, DeployOutcomeDetails, DeployProgress
+from orchestrator.models import (
+    ActivityName,
+    CancelInput,
+    Classification,
+    DeployInput,
+    DeployOutcomeDetails,
+    DeployProgress,
+    FailureClass,
+)
 
 from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
@@ -123,8 +131,21 @@ class DeployActivities:
                     )
                 doc = await self._follow(inp, submitted)
         except asyncio.CancelledError:
-            await self._cancel_quietly(r.subscription_id, r.resource_group, name)
-            raise
+            why = activity.cancellation_details()
+            if why is not None and why.cancel_requested and not why.worker_shutdown:
+                # The workflow was cancelled: so is the ARM deployment.
+                await self._cancel_quietly(r.subscription_id, r.resource_group, name)
+                raise
+            # This worker is stopping (or the attempt timed out): leave the ARM deployment running; the workflow's
+            # next attempt, on any worker, resumes following it.
+            reason = "the worker is shutting down" if why and why.worker_shutdown else "the attempt ended"
+            raise application_error(
+                Classification(
+                    failure_class=FailureClass.ENVIRONMENTAL,
+                    code="WorkerShutdown",
+                    message=f"{reason} while following ARM deployment {name}; it keeps running and is resumed",
+                )
+            ) from None
         props = doc.get("properties") or {}
         state = _state(doc)
         if state.lower() != "succeeded":

@@ -128,6 +128,9 @@ ERROR_CODES: dict[str, FailureClass] = {
     "networkerror": ENVIRONMENTAL,
     "connectionerror": ENVIRONMENTAL,
     "heartbeattimeout": ENVIRONMENTAL,
+    "activitytimeout": ENVIRONMENTAL,
+    "workershutdown": ENVIRONMENTAL,  # the attempt's worker stopped; the next attempt resumes
+    "activitycancelled": ENVIRONMENTAL,
 }
 
 # Codes that only wrap the real cause in ``details``; alone (no decisive detail) they take the given class.

@@ -207,7 +207,7 @@ class DeploymentWorkflow:
             await self._on_cancelled(request)
             raise
         except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+            if isinstance(err.cause, CancelledError):  # re-raised above only when the workflow is cancelled
                 await self._on_cancelled(request)
             raise
 
@@ -426,8 +426,10 @@ class DeploymentWorkflow:
             except (ActivityError, ApplicationError, TemporalTimeoutError) as err:
                 # A remote activity's failure arrives as ActivityError(cause); a local activity's as the cause.
                 cause = err.cause if isinstance(err, ActivityError) else err
-                if isinstance(cause, CancelledError):
-                    raise
+                if isinstance(cause, CancelledError) and workflow.cancellation_reason() is not None:
+                    raise  # the workflow itself is being cancelled
+                # An activity that completed as cancelled without that (its worker shutting down) is retried like
+                # any lost attempt.
                 if isinstance(cause, TemporalTimeoutError) and on_timeout is not None:
                     on_timeout(cause)
                 classification = classify_activity_failure(cause)
@@ -556,6 +558,12 @@ def classify_activity_failure(cause: BaseException | None) -> Classification:
             failure_class=FailureClass.ENVIRONMENTAL,
             code="HeartbeatTimeout" if cause.type == TimeoutType.HEARTBEAT else "ActivityTimeout",
             message=f"the activity timed out ({cause.type.name if cause.type else 'timeout'}): worker lost or ARM slow",
+        )
+    if isinstance(cause, CancelledError):
+        return Classification(
+            failure_class=FailureClass.ENVIRONMENTAL,
+            code="ActivityCancelled",
+            message="the attempt was cancelled by its worker (shutting down); the next attempt resumes",
         )
     if isinstance(cause, ApplicationError):
         parsed = parse_error_type(cause.type)

@@ -178,3 +178,42 @@ async def test_a_deployment_outlives_its_access_token(dev_env, local_arm, tmp_pa
         result = await result_of(await start_deployment(dev_env.client, request, task_queue=task_queue))
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     assert credential.issued >= 3
+
+
+async def test_graceful_worker_stop_while_deploying_leaves_the_arm_deployment_running(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+):
+    """SIGINT (a rolling restart) must not cancel the ARM deployment: the next worker resumes it, one PUT."""
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    blob_dir = tmp_path / "blobs"
+    log = tmp_path / "workers.log"
+    local_arm.admin.add_faults(Fault.slow_lro(6.0, path=resource_group, method="PUT"))
+    request = request_for(local_arm, blob_dir, resource_group, storage_template(["stgraceful01"]))
+    first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+    second = None
+    try:
+        handle = await start_deployment(client, request, task_queue=task_queue)
+
+        async def deploying_and_put() -> bool:
+            status = await query_status(handle)
+            if status.stage is not DeploymentStage.DEPLOYING:
+                return False
+            return local_arm.admin.counters().count(method="PUT", deployment=status.deployment_name) == 1
+
+        await wait_until(deploying_and_put, 60, "DEPLOYING with the PUT sent")
+        stop(first)  # SIGINT: graceful shutdown
+        assert first.returncode == 0, log.read_text()[-3000:]
+        second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        result = await asyncio.wait_for(result_of(handle), 120)
+        status = await query_status(handle)
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
+    assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
+    assert local_arm.admin.counters().count(method="POST", path_contains=f"{result.deployment_name}/cancel") == 0
+    deploying = status.stages[DeploymentStage.DEPLOYING]
+    assert deploying.attempts >= 2
+    assert deploying.last_error_code in ("WorkerShutdown", "ActivityCancelled", "HeartbeatTimeout")
