@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
@@ -143,3 +144,36 @@ def test_lost_answer_after_a_put_took_effect(local_arm: LocalArm) -> None:
     counters = local_arm.admin.counters()
     assert counters.count(method="PUT", deployment="d", status=0) == 1
     assert counters.count(method="PUT", deployment="d", status=409) == 1
+
+
+def test_config_file_faults_apply_from_the_first_request(tmp_path: Path) -> None:
+    import json
+
+    from local_arm.config import LocalArmConfig
+    from local_arm.server import LocalArmServer
+    from local_arm.testing import LocalArm
+
+    config_file = tmp_path / "faults.json"
+    config_file.write_text(
+        json.dumps(
+            {
+                "retry_after": 0,
+                "provisioning_seconds": 0,
+                "seed": 3,
+                "faults": [{"kind": "error", "status": 503, "operation": "ResourceGroups_CreateOrUpdate", "count": 1}],
+            }
+        )
+    )
+    server = LocalArmServer(tmp_path / "state", config=LocalArmConfig.from_file(config_file)).start()
+    arm = LocalArm(server)
+    try:
+        assert arm.admin.faults()["rules"][0]["kind"] == "error"
+        arm.resource_client(retry_backoff_factor=0.01).resource_groups.create_or_update(
+            "rg-cfg", {"location": "eastus"}
+        )
+        counters = arm.admin.counters()
+        assert counters.count(operation="ResourceGroups_CreateOrUpdate", status=503) == 1
+        assert counters.count(operation="ResourceGroups_CreateOrUpdate", status=201) == 1
+    finally:
+        arm.close()
+        server.stop()
