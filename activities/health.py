@@ -14,6 +14,7 @@ from orchestrator.config import ArmClients
 from orchestrator.models import ActivityName, HealthReport, StageInput, VerifyInput
 
 from .errors import classified
+from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template
 from .validate import expand, scope_for
 
@@ -70,10 +71,11 @@ class HealthActivities:
                         return resource_id, "NotFound"
                     props = getattr(res, "properties", None) or {}
                     state = str(props.get("provisioningState", "")) if isinstance(props, dict) else ""
-                    activity.heartbeat(resource_id)
                     return resource_id, None if state.lower() in HEALTHY_STATES else state
 
-            for resource_id, problem in await asyncio.gather(*(check(i) for i in inp.resources)):
+            async with heartbeating("verify-health", inp.deployment_name):
+                results = await asyncio.gather(*(check(i) for i in inp.resources))
+            for resource_id, problem in results:
                 if problem is None:
                     report.healthy.append(resource_id)
                 else:

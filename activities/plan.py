@@ -17,6 +17,7 @@ from orchestrator.config import ArmClients
 from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyChange, StageInput, WhatIfPlan
 
 from .errors import application_error, classified
+from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
@@ -142,8 +143,9 @@ class PlanActivities:
                 }
             }
             deployments = self._clients.deployments(r.subscription_id).deployments
-            poller = await deployments.begin_what_if(r.resource_group, inp.deployment_name, body)
-            result = await poller.result()
+            async with heartbeating("what-if", inp.deployment_name):
+                poller = await deployments.begin_what_if(r.resource_group, inp.deployment_name, body)
+                result = await poller.result()
             doc = result.as_dict() if hasattr(result, "as_dict") else dict(result)
             # A what-if ARM answered with {"status": "Failed", "error": ...} is returned, not raised (CONTRACT §2).
             if str(doc.get("status", "")).lower() == "failed" or doc.get("error"):

@@ -188,6 +188,7 @@ class DeploymentWorkflow:
                         resources=deployed.resources,
                     ),
                     HealthReport,
+                    heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
                 )
                 if health.unhealthy:
                     first = next(iter(health.unhealthy.items()))
@@ -219,6 +220,7 @@ class DeploymentWorkflow:
             ActivityName.PLAN_DEPLOYMENT,
             lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
             WhatIfPlan,
+            heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
         )
         self._status.plan = plan
         return plan
