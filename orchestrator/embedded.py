@@ -31,6 +31,8 @@ INSTANCE_FILE = "dev.json"
 # The orchestrator's search attributes (the same list as deploy/temporal/register.sh).
 SEARCH_ATTRIBUTES = ("GitSha", "ResourceGroup", "Subscription", "TemplateFile", "DeploymentState", "Initiator")
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+WORKER_READY_LINE = "worker on task queue"
+WORKER_READY_SECONDS = 30.0
 # The worker's configuration variables (read by orchestrator/config.py; a test keeps the names in step).
 ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
@@ -230,17 +232,22 @@ class EmbeddedDefault:
         return self.instance
 
     def stop(self) -> None:
-        """Stop the children in reverse order of start: worker, local ARM, Temporal. Idempotent."""
+        """Stop the worker, then the local ARM and Temporal together. Idempotent."""
         instance_file = self.state_dir / INSTANCE_FILE
         with contextlib.suppress(OSError, ValueError, TypeError):
             recorded = DevInstance.from_json(instance_file.read_text(encoding="utf-8"))
             if recorded.pid == os.getpid():
                 instance_file.unlink()
-        while self.children:
-            child = self.children.pop()
-            if child.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.send_signal(child.stop_signal)
+        # The worker first (it should not see its server vanish mid-task), then the rest together.
+        workers = [c for c in self.children if c.name == "worker"]
+        others = [c for c in reversed(self.children) if c.name != "worker"]
+        self.children.clear()
+        for group in (workers, others):
+            for child in group:
+                if child.process.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.send_signal(child.stop_signal)
+            for child in group:
                 try:
                     child.process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -393,12 +400,16 @@ class EmbeddedDefault:
         child = self._spawn(
             "worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], env=env, stop_signal=signal.SIGINT
         )
-        # A worker that dies at once (bad config, import error) is reported now, not as a deployment stuck forever.
-        deadline = time.monotonic() + 2.0
+        # A worker that dies at once (bad config, import error, no Temporal) is reported now, not as a deployment
+        # stuck forever. It is ready once it logs that it serves the task queue (orchestrator/runtime.py); one that
+        # stays alive without saying so is given the benefit of the doubt after WORKER_READY_SECONDS.
+        deadline = time.monotonic() + WORKER_READY_SECONDS
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
                 raise self._fail(child, f"The worker exited (code {child.process.returncode}) right after starting.")
-            time.sleep(0.1)
+            if WORKER_READY_LINE in _tail(child.log, 40):
+                return
+            time.sleep(0.05)
 
 
 def worker_environment(instance: DevInstance) -> dict[str, str]:
