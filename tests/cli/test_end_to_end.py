@@ -96,6 +96,15 @@ def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Resource changes: 4 no change." in second.out
     assert "Deployment succeeded" in second.out
 
+    # status shows the last run with its plan; list filters by resource group
+    shown = run_cli(["status", doc["workflow_id"], "--local", "--plan"], capsys)
+    assert shown.code == ExitCode.OK, shown.err
+    assert "stage COMPLETED (SUCCEEDED)" in shown.out and "Resource changes: 4 no change." in shown.out
+    listed = run_cli(["list", "--local", "-g", "E2E-HAPPY", "--output", "json"], capsys)
+    rows = json.loads(listed.out)
+    assert len(rows) == 2 and {r["resource_group"] for r in rows} == {"e2e-happy"}
+    assert all(r["status"] == "COMPLETED" for r in rows)
+
     # nothing waits for confirmation: approve refuses and says why
     not_waiting = run_cli(["approve", doc["workflow_id"], "--local"], capsys)
     assert not_waiting.code == ExitCode.USAGE
