@@ -32,7 +32,7 @@ def test_sha_of_the_templates_repository(tmp_path: Path) -> None:
 
 
 def test_none_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # even if the temp folder sits inside a checkout
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # even inside a checkout
     template = tmp_path / "main.json"
     template.write_text("{}")
     assert detect_git_sha(template) is None
