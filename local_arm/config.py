@@ -26,6 +26,8 @@ class LocalArmConfig:
     faults: list[FaultRule] = field(default_factory=list)
     # Enforce ARM's per-subscription token buckets (429 SubscriptionRequestsThrottled when empty).
     rate_limits: bool = False
+    # Deployments kept per resource group; beyond it the oldest finished ones are deleted, as ARM does.
+    history_limit: int = 800
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LocalArmConfig:
@@ -42,8 +44,11 @@ class LocalArmConfig:
             config.retry_after = float(config.retry_after)
             config.provisioning_seconds = float(config.provisioning_seconds)
             config.latency = float(config.latency)
+            config.history_limit = int(config.history_limit)
         except (TypeError, ValueError) as exc:
             raise FaultConfigError(f"bad config value: {exc}") from exc
+        if config.history_limit < 1:
+            raise FaultConfigError("history_limit must be >= 1")
         if config.retry_after < 0 or config.provisioning_seconds < 0 or config.latency < 0:
             raise FaultConfigError("retry_after, provisioning_seconds and latency must be >= 0")
         return config

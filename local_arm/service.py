@@ -529,6 +529,7 @@ class ArmService:
                 f"'{now_iso(running['started'] + 14 * 86400)}'). Please see https://aka.ms/arm-deploy-resources for "
                 "usage details.",
             )
+        self._trim_history(sub, record["rg"], keep=name)
         self.store.put_async(
             record["op_id"],
             {"kind": "deployment", "sub": sub, "rg": record["rg"], "name": name, "status": "Running", "done": False},
@@ -540,6 +541,17 @@ class ArmService:
             version,
         )
         return Response(201, self._deployment_view(record), self._lro_headers("Azure-AsyncOperation", status_url))
+
+    def _trim_history(self, sub: str, rg: str, *, keep: str) -> None:
+        """ARM keeps at most 800 deployments per resource group and deletes the oldest finished ones itself."""
+        history = self.store.list_deployments(sub, rg)  # oldest first
+        excess = len(history) - self.config.history_limit
+        for old in history:
+            if excess <= 0:
+                break
+            if old["state"] not in RUNNING_STATES and old["name"].lower() != keep.lower():
+                self.store.delete_deployment(sub, rg, old["name"])
+                excess -= 1
 
     def _deployment_status(self, sub: str, rg: str, name: str, op_id: str) -> Response:
         op = self.store.get_async(op_id)

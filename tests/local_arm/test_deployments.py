@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -454,3 +455,18 @@ def test_sub_second_retry_after_never_falls_back_to_the_sdk_default(local_arm: L
     result = client.deployments.begin_create_or_update("rg-ms", "ms", body(identities_template(1))).result()
     assert result.properties.provisioning_state == "Succeeded"
     assert time.monotonic() - started < 5
+
+
+def test_history_keeps_the_newest_deployments_up_to_the_limit(tmp_path: Path) -> None:
+    from local_arm.testing import running_local_arm
+
+    gen = running_local_arm(tmp_path, history_limit=3)
+    arm = next(gen)
+    try:
+        arm.create_resource_group("rg-many")
+        client = arm.deployments_client()
+        for i in range(5):
+            client.deployments.begin_create_or_update("rg-many", f"d{i}", body(identities_template(1))).result()
+        assert [d.name for d in client.deployments.list_by_resource_group("rg-many")] == ["d4", "d3", "d2"]
+    finally:
+        gen.close()
