@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,39 @@ async def direct_run(clients: ArmClients, sub: str, rg: str, doc: dict[str, Any]
     return time.perf_counter() - started
 
 
-async def bench_overhead(env: WorkflowEnvironment, arm: Any, runs: int, resources: int, work: Path) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def worker_process(
+    env: WorkflowEnvironment, arm: Any, queue: str, blob_dir: Path, poll: float, log_path: Path
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """``python worker.py`` in its own process, as a deployment runs it (the CLI and the worker are separate)."""
+    worker_env = dict(os.environ)
+    worker_env.update({"ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": str(poll)})
+    cmd = [
+        sys.executable, str(REPO / "worker.py"),
+        "--address", env.client.service_client.config.target_host,
+        "--task-queue", queue,
+        "--arm-endpoint", arm.endpoint,
+        "--arm-ca-file", arm.ca_file,
+        "--arm-credential", "local",
+        "--blob-dir", str(blob_dir),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(cmd, env=worker_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            await asyncio.sleep(2.0)  # let the worker connect before any clock starts
+            yield worker
+        finally:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+async def bench_overhead(
+    env: WorkflowEnvironment, arm: Any, runs: int, resources: int, work: Path, *, in_process: bool
+) -> dict[str, Any]:
     arm_config = ArmConfig(endpoint=arm.endpoint, ca_file=Path(arm.ca_file), credential="local", polling_interval=POLL)
     store = LocalBlobStore(work / "blobs")
     queue = f"bench-{uuid.uuid4()}"
@@ -93,7 +127,11 @@ async def bench_overhead(env: WorkflowEnvironment, arm: Any, runs: int, resource
     workflow_times: list[float] = []
     direct_times: list[float] = []
     try:
-        async with build_worker(env.client, config, clients=clients, store=store):
+        if in_process:
+            running: Any = build_worker(env.client, config, clients=clients, store=store)
+        else:
+            running = worker_process(env, arm, queue, work / "blobs", POLL, work / "worker-a.log")
+        async with running:
             for i in range(runs + 1):  # the first pair warms up caches and connections; not counted
                 tag = uuid.uuid4().hex[:6]
                 doc = template(resources, tag)
@@ -122,6 +160,7 @@ async def bench_overhead(env: WorkflowEnvironment, arm: Any, runs: int, resource
         "direct_median_s": round(dr, 4),
         "direct_range_s": [round(min(direct_times), 4), round(max(direct_times), 4)],
         "ratio": round(wf / dr, 2),
+        "worker": "in the bench process" if in_process else "a separate worker.py process",
     }
 
 
@@ -159,21 +198,7 @@ async def bench_concurrent(
 ) -> dict[str, Any]:
     queue = f"bench-many-{uuid.uuid4()}"
     blob_dir = work / "blobs-many"
-    worker_env = dict(os.environ)
-    worker_env.update({"ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": str(poll)})
-    cmd = [
-        sys.executable, str(REPO / "worker.py"),
-        "--address", env.client.service_client.config.target_host,
-        "--task-queue", queue,
-        "--arm-endpoint", arm.endpoint,
-        "--arm-ca-file", arm.ca_file,
-        "--arm-credential", "local",
-        "--blob-dir", str(blob_dir),
-    ]  # fmt: skip
-    log = (work / "worker.log").open("wb")
-    worker = subprocess.Popen(cmd, env=worker_env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        await asyncio.sleep(2.0)  # let the worker connect before the clock starts
+    async with worker_process(env, arm, queue, blob_dir, poll, work / "worker-b.log") as worker:
         baseline_kib = peak_rss_kib(worker.pid)
         cpu_before = cpu_seconds(worker.pid)
         bench_cpu_before = time.process_time()
@@ -200,14 +225,6 @@ async def bench_concurrent(
         worker_cpu = cpu_seconds(worker.pid) - cpu_before
         # The bench process hosts the local ARM (threads) and the client: its CPU is mostly the emulator's.
         bench_cpu = time.process_time() - bench_cpu_before
-    finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[r.outcome.value] = outcomes.get(r.outcome.value, 0) + 1
@@ -232,6 +249,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--resources", type=int, default=10)
     parser.add_argument("--skip-a", action="store_true")
+    parser.add_argument("--in-process-worker", action="store_true", help="(a): run the worker in the bench process")
     parser.add_argument("--poll-b", type=float, default=0.25, help="the worker's deployment poll interval in (b)")
     parser.add_argument("--arm-latency", type=float, default=0.0, help="seconds the local ARM adds to each request")
     parser.add_argument("--skip-b", action="store_true")
@@ -260,7 +278,9 @@ async def main(argv: list[str] | None = None) -> int:
                 if not args.skip_a:
                     report["floor"] = await bench_floor(env, args.runs)
                     print(json.dumps({"floor": report["floor"]}), flush=True)
-                    report["overhead"] = await bench_overhead(env, arm, args.runs, args.resources, work)
+                    report["overhead"] = await bench_overhead(
+                        env, arm, args.runs, args.resources, work, in_process=args.in_process_worker
+                    )
                     print(
                         json.dumps({k: report[k] for k in ("eager_activities", "arm_latency", "overhead")}), flush=True
                     )
