@@ -340,8 +340,9 @@ def _build_request(
             location=location,
             parameters={k: v for k, v in inputs.parameters.items() if k not in inputs.overrides},
             overrides=inputs.overrides,
-            template_path=str(inputs.template_path),
-            parameters_path=str(inputs.parameters_path) if inputs.parameters_path else None,
+            # Absolute, so the audit names the file and LINTING can point at lines of the user's own copy.
+            template_path=str(inputs.template_path.resolve()),
+            parameters_path=str(inputs.parameters_path.resolve()) if inputs.parameters_path else None,
             mode=DeploymentMode(args.mode),
             allow_warnings=args.allow_warnings,
             no_confirm_deletes=args.no_confirm_deletes,
