@@ -136,6 +136,21 @@ async def test_approve_through_the_temporal_cli(dev_env, local_arm, blob_dir, ta
     client = dev_env.client
     async with real_worker(client, local_arm, blob_dir, task_queue):
         handle = await deploy_example_then_remove_web(client, local_arm, blob_dir, task_queue, resource_group)
+        # The status query, through a client we did not write.
+        query = await asyncio.to_thread(
+            subprocess.run,
+            [
+                temporal, "workflow", "query",
+                "--address", client.service_client.config.target_host,
+                "--namespace", client.namespace,
+                "--workflow-id", handle.id,
+                "--name", "status",
+                "--output", "json",
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert query.returncode == 0, query.stderr
+        assert '"AWAITING_CONFIRMATION"' in query.stdout and "microsoft.web/sites" in query.stdout.lower()
         proc = await asyncio.to_thread(
             subprocess.run,
             [
