@@ -148,7 +148,13 @@ class LocalArmServer:
                         400, "InvalidConfig", f"unknown setting(s) {sorted(unknown)}; known: {sorted(allowed)}"
                     )
                 for key, value in body.items():
-                    setattr(self.config, key, type(getattr(self.config, key))(value))
+                    try:
+                        converted = type(getattr(self.config, key))(value)
+                    except (TypeError, ValueError) as exc:
+                        raise ArmError(400, "InvalidConfig", f"setting '{key}' cannot take {value!r}: {exc}") from exc
+                    if isinstance(converted, (int, float)) and converted < 0:
+                        raise ArmError(400, "InvalidConfig", f"setting '{key}' must be >= 0, got {value!r}")
+                    setattr(self.config, key, converted)
                 return Response(200, self.config.settings())
         if path == "/admin/reset" and method == "POST":
             body = req.json_object(required=False)

@@ -127,6 +127,11 @@ def test_bad_fault_rule_is_refused_with_a_reason(local_arm: LocalArm) -> None:
         local_arm.admin.set_faults({"kind": "meteor"})
     with pytest.raises(AdminError, match="probability"):
         local_arm.admin.set_faults({"kind": "error", "probability": 3})
+    with pytest.raises(AdminError, match="latency"):
+        local_arm.admin.configure(latency="slow")
+    with pytest.raises(AdminError, match="unknown setting"):
+        local_arm.admin.configure(colour="blue")
+    assert local_arm.admin.configure(latency=0.0)["latency"] == 0.0
 
 
 def test_lost_answer_after_a_put_took_effect(local_arm: LocalArm) -> None:
