@@ -112,6 +112,13 @@ class ArmService:
         if low[2] == "operationresults" and n == 4:
             info.operation = "OperationResults_Get"
             return self._operation_result(req, segs[3])
+        if low[2] == "providers" and n in (3, 4):
+            info.operation = "Providers_Get" if n == 4 else "Providers_List"
+            self._check_api(req, resource_manager=True)
+            if n == 4:
+                return Response(200, self._provider(sub, segs[3]))
+            namespaces = sorted({r["type"].split("/")[0] for r in self.store.list_resources(sub)}, key=str.lower)
+            return self._page(req, [self._provider(sub, ns) for ns in namespaces])
         if low[2] == "resources" and n == 3:
             info.operation = "Resources_List"
             self._check_api(req, resource_manager=True)
@@ -187,6 +194,35 @@ class ArmService:
             "tenantId": "00000000-0000-0000-0000-000000000000",
             "displayName": "Local subscription",
             "state": "Enabled",
+        }
+
+    def _provider(self, sub: str, namespace: str) -> dict[str, Any]:
+        """Every namespace is registered; its resource types are those deployed here, with the api-versions used
+        (newest first) — enough for clients that look up an api-version to read a resource."""
+        types: dict[str, dict[str, set[str]]] = {}
+        for record in self.store.list_resources(sub):
+            ns, _, rtype = record["type"].partition("/")
+            if ns.lower() != namespace.lower() or not rtype:
+                continue
+            entry = types.setdefault(rtype, {"versions": set(), "locations": set()})
+            if record.get("api_version"):
+                entry["versions"].add(record["api_version"])
+            location = (record.get("body") or {}).get("location")
+            if isinstance(location, str):
+                entry["locations"].add(location)
+        return {
+            "id": f"/subscriptions/{sub}/providers/{namespace}",
+            "namespace": namespace,
+            "registrationState": "Registered",
+            "registrationPolicy": "RegistrationRequired",
+            "resourceTypes": [
+                {
+                    "resourceType": rtype,
+                    "locations": sorted(entry["locations"]),
+                    "apiVersions": sorted(entry["versions"], reverse=True),
+                }
+                for rtype, entry in sorted(types.items())
+            ],
         }
 
     # -- resource groups ---------------------------------------------------------------------------------------
@@ -913,6 +949,8 @@ def classify(method: str, path: str) -> tuple[str, str, str]:
         return "Subscriptions_Get", sub, ""
     if low[2] == "operationresults":
         return "OperationResults_Get", sub, ""
+    if low[2] == "providers" and n in (3, 4):
+        return ("Providers_Get" if n == 4 else "Providers_List"), sub, ""
     if low[2] == "resources":
         return "Resources_List", sub, ""
     if low[2] != "resourcegroups":

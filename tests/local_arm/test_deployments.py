@@ -470,3 +470,19 @@ def test_history_keeps_the_newest_deployments_up_to_the_limit(tmp_path: Path) ->
         assert [d.name for d in client.deployments.list_by_resource_group("rg-many")] == ["d4", "d3", "d2"]
     finally:
         gen.close()
+
+
+def test_providers_report_the_api_versions_in_use(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-prov")
+    local_arm.deployments_client().deployments.begin_create_or_update(
+        "rg-prov", "web", body(web_app_template())
+    ).result()
+    providers = local_arm.resource_client().providers
+    web = providers.get("Microsoft.Web")
+    assert web.registration_state == "Registered"
+    assert {t.resource_type: t.api_versions for t in web.resource_types} == {
+        "serverfarms": ["2022-03-01"],
+        "sites": ["2022-03-01"],
+    }
+    assert providers.get("Microsoft.Unused").resource_types == []
+    assert {p.namespace for p in providers.list()} == {"Microsoft.Storage", "Microsoft.Web"}
