@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from orchestrator.blobstore import BLOB_DIR_ENV
 from orchestrator.temporal_client import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE
@@ -112,6 +112,17 @@ def find_running_instance(state_dir: Path | None = None) -> DevInstance | None:
     return instance
 
 
+def _leftover_children(state_dir: Path) -> list[tuple[str, int]]:
+    """Children recorded by an owner that died without stopping them (e.g. killed with SIGKILL)."""
+    try:
+        instance = DevInstance.from_json((state_dir / INSTANCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return []
+    if _pid_alive(instance.pid):
+        return []
+    return [(name, pid) for name, pid in sorted(instance.pids.items()) if _pid_alive(pid)]
+
+
 def require_running_instance(state_dir: Path | None = None) -> DevInstance:
     state = state_dir or default_state_dir()
     instance = find_running_instance(state)
@@ -175,7 +186,6 @@ class EmbeddedDefault:
         worker: bool = True,
         local_arm: bool = True,
         task_queue: str = DEFAULT_TASK_QUEUE,
-        log: IO[str] | None = None,
         worker_env: dict[str, str] | None = None,
         local_arm_config: Path | None = None,
         ready_timeout: float = 60.0,
@@ -184,7 +194,6 @@ class EmbeddedDefault:
         self.with_worker = worker
         self.with_local_arm = local_arm
         self.task_queue = task_queue
-        self.log = log or sys.stderr
         self.worker_env = dict(worker_env or {})
         self.local_arm_config = local_arm_config
         self.ready_timeout = ready_timeout
@@ -205,6 +214,14 @@ class EmbeddedDefault:
             raise EmbeddedError(
                 f"An embedded default is already running from {self.state_dir} (process {running.pid}, Temporal at "
                 f"{running.temporal_address}). Use it with --local, or stop it (Ctrl-C in its terminal) first."
+            )
+        leftovers = _leftover_children(self.state_dir)
+        if leftovers:
+            listed = ", ".join(f"{name} (pid {pid})" for name, pid in leftovers)
+            raise EmbeddedError(
+                f"A previous embedded default from {self.state_dir} ended without stopping its children: {listed} "
+                f"still run and hold its state. Stop them (`kill {' '.join(str(p) for _, p in leftovers)}`), then "
+                "start again."
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:

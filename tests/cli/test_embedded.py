@@ -77,3 +77,31 @@ def test_temporal_port_taken_by_someone_else_is_retried(tmp_path: Path, monkeypa
     finally:
         starter.stop()
         squatter.close()
+
+
+def test_children_left_by_a_killed_owner_are_named(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = DevInstance(
+            temporal_address="127.0.0.1:1",
+            ui_url="http://127.0.0.1:2",
+            namespace="default",
+            task_queue="q",
+            arm_endpoint=None,
+            arm_ca_file=None,
+            blob_dir=str(tmp_path / "blobs"),
+            state_dir=str(tmp_path),
+            pid=2**22 + 12345,  # the owner is gone
+            pids={"temporal": orphan.pid},
+        )
+        (tmp_path / "dev.json").write_text(stale.to_json())
+        with pytest.raises(EmbeddedError) as exc:
+            EmbeddedDefault(tmp_path, worker=False, local_arm=False).start()
+        assert f"temporal (pid {orphan.pid})" in str(exc.value) and f"kill {orphan.pid}" in str(exc.value)
+        assert orphan.poll() is None  # named, not killed: the pid came from a file
+    finally:
+        orphan.kill()
+        orphan.wait()
