@@ -184,12 +184,23 @@ async def result_of(handle: WorkflowHandle[Any, Any]) -> DeployResult:
         code = type(cause).__name__ if cause else "WorkflowFailed"
         if isinstance(cause, TimeoutError):
             code = "WorkflowTimedOut"
+        status: DeploymentStatus | None = None
+        with contextlib.suppress(Exception):  # the status is a courtesy here: a worker must be there to answer
+            status = await query_status(handle)
         return DeployResult(
             workflow_id=handle.id,
-            deployment_name="",
+            deployment_name=status.deployment_name if status else "",
             outcome=outcome or DeployOutcome.ENVIRONMENTAL_FAILURE,
             stage=DeploymentStage.FAILED,
-            failure=FailureInfo(stage=DeploymentStage.FAILED, failure_class=None, code=code, message=str(cause or err)),
+            plan=status.plan if status else None,
+            confirmations=status.confirmations if status else [],
+            transitions=status.transitions if status else [],
+            failure=FailureInfo(
+                stage=status.stage if status else DeploymentStage.FAILED,
+                failure_class=None,
+                code=code,
+                message=str(cause or err),
+            ),
         )
     if isinstance(result, DeployResult):
         return result

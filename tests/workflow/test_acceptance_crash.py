@@ -141,6 +141,7 @@ async def _cancel_while_deploying(client, local_arm, tmp_path, task_queue, resou
         await handle.cancel()
         result = await result_of(handle)
         assert result.outcome is DeployOutcome.CANCELLED
+        assert result.deployment_name == name and result.transitions[-1].stage is DeploymentStage.FAILED
 
         def arm_deployment_canceled() -> bool:
             d = local_arm.deployments_client().deployments.get(resource_group, name)
