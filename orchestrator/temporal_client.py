@@ -12,6 +12,7 @@ Where to connect comes from temporalio.envconfig: a ``temporal.toml`` profile (`
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -44,7 +45,8 @@ def connect_options(
     config_file: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``Client.connect``: the envconfig profile, overridden by explicit arguments."""
-    prof = ClientConfigProfile.load(profile=profile, config_source=config_file)
+    # A str config_source is read as TOML text, a Path as a file: config_file names a file.
+    prof = ClientConfigProfile.load(profile=profile, config_source=Path(config_file) if config_file else None)
     options: dict[str, Any] = dict(prof.to_client_connect_config())
     options.setdefault("target_host", DEFAULT_ADDRESS)
     options.setdefault("namespace", DEFAULT_NAMESPACE)

@@ -58,3 +58,27 @@ async def test_static_token_is_a_well_formed_unexpired_jwt() -> None:
     body = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
     assert body["aud"] == "https://management.azure.com" and signature == ""
     assert token.expires_on > time.time() + 3000
+
+
+def test_temporal_connection_from_environment_profile_and_flags(tmp_path, monkeypatch) -> None:
+    from orchestrator.temporal_client import connect_options
+
+    for var in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_PROFILE", "TEMPORAL_TLS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    assert connect_options() == {"target_host": "localhost:7233", "namespace": "default"}
+
+    toml = tmp_path / "temporal.toml"
+    toml.write_text(
+        '[profile.prod]\naddress = "prod.tmprl.cloud:7233"\nnamespace = "deploys.acct"\napi_key = "k-123"\n'
+    )
+    options = connect_options(profile="prod", config_file=str(toml))
+    assert options["target_host"] == "prod.tmprl.cloud:7233" and options["namespace"] == "deploys.acct"
+    assert options["api_key"] == "k-123" and options["tls"] is True  # an API key implies TLS
+
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "10.0.0.5:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "from-env")
+    options = connect_options()
+    assert (options["target_host"], options["namespace"]) == ("10.0.0.5:7233", "from-env")
+    # Explicit flags win over both.
+    assert connect_options(address="127.0.0.1:9999")["target_host"] == "127.0.0.1:9999"
