@@ -108,3 +108,23 @@ async def test_arm_checks_without_a_client_say_so(servers: ServerThread) -> None
         HealthCheckInput(spec=spec("arm"), deployment_name="d", subscription_id=SUB, resources=["/subscriptions/x"]),
     )
     assert report.failed()[0].last_error == "no ARM state reader is configured for arm checks in this worker"
+
+
+async def test_arm_checks_find_the_api_version_from_the_resource_provider(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-health-providers")
+    rg = f"/subscriptions/{local_arm.subscription_id}/resourceGroups/rg-health-providers"
+    present = f"{rg}/providers/Microsoft.Storage/storageAccounts/sthealth2"
+    local_arm.resource_client().resources.begin_create_or_update_by_id(
+        present, {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}, api_version="2023-05-01"
+    ).result()
+    async with local_arm.async_resource_client() as client:
+        report = await ActivityEnvironment().run(
+            HealthCheckActivities(lambda sub: client).run_health_checks,
+            HealthCheckInput(
+                spec=spec("arm name=resources", window="2s"),
+                deployment_name="d",
+                subscription_id=local_arm.subscription_id,
+                resources=[present],  # no api_versions: looked up with Providers_Get
+            ),
+        )
+    assert report.healthy, report.summary()
