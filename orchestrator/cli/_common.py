@@ -49,6 +49,8 @@ class Target:
     address: str
     namespace: str
     instance: DevInstance | None = None
+    tls: bool = False
+    api_key: bool = False  # whether one is configured (never the key itself)
 
 
 def add_target_args(parser: Any) -> None:
@@ -97,6 +99,7 @@ async def resolve_target(args: Any, client: Client | None = None) -> Target:
                 ExitCode.USAGE,
             ) from None
         address, namespace = str(options["target_host"]), str(options["namespace"])
+        tls, api_key = bool(options.get("tls")), bool(options.get("api_key"))
         queue = os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
         where = f"the Temporal server at {address} (from TEMPORAL_ADDRESS, a temporal.toml profile, or the default)"
     try:
@@ -113,7 +116,9 @@ async def resolve_target(args: Any, client: Client | None = None) -> Target:
         raise CommandError(
             f"Cannot reach {where}: {_first_line(exc)}. {hint} Nothing was started.", ExitCode.ENVIRONMENTAL
         ) from None
-    return Target(connected, queue, address, namespace, instance)
+    if instance is not None:
+        return Target(connected, queue, address, namespace, instance)
+    return Target(connected, queue, address, namespace, None, tls=tls, api_key=api_key)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -170,9 +175,13 @@ def approve_commands(target: Target, workflow_id: str, destructive_set: list[str
     if destructive_set:
         payload["destructive_set"] = destructive_set
     signal_input = json.dumps(payload, separators=(",", ":"))
+    # Connection flags as the CLI would need them; an API key is referenced through its variable, never printed.
+    security = (" --tls" if target.tls or target.api_key else "") + (
+        ' --api-key "$TEMPORAL_API_KEY"' if target.api_key else ""
+    )
     return [
         f"python starter.py approve {shlex.quote(workflow_id)}{local_flag(target)} --reason 'reviewed the plan'",
         f"temporal workflow signal --address {shlex.quote(target.address)} --namespace "
-        f"{shlex.quote(target.namespace)} --workflow-id {shlex.quote(workflow_id)} --name approve "
+        f"{shlex.quote(target.namespace)}{security} --workflow-id {shlex.quote(workflow_id)} --name approve "
         f"--input {shlex.quote(signal_input)}",
     ]
