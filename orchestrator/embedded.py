@@ -156,6 +156,19 @@ def temporal_binary() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): receive SIGTERM when the process that started us dies, so a killed
+    `dev`, `demo` or test run leaves no orphaned server behind. Elsewhere a no-op (leftovers are then reported by
+    the next start)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -176,7 +189,8 @@ class EmbeddedDefault:
 
     ``worker=False`` leaves the worker out (tests run their own); ``local_arm=False`` leaves the local ARM out;
     ``worker_env`` adds worker settings (retry schedule, timeouts); ``local_arm_config`` is the local ARM's
-    ``--config`` file (latency, injected faults).
+    ``--config`` file (latency, injected faults). Call ``start()`` from a thread that lives as long as the instance
+    (on Linux the children are bound to the thread that started them and end with it).
     """
 
     def __init__(
@@ -294,6 +308,7 @@ class EmbeddedDefault:
                 env=env,
                 # Own process group: Ctrl-C reaches only us, and we stop the children in order.
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         child = _Child(name=name, process=process, log=log_path, stop_signal=stop_signal)
         self.children.append(child)
@@ -389,6 +404,7 @@ class EmbeddedDefault:
                 stderr=log_file,
                 cwd=str(PROJECT_ROOT),
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         child = _Child(name="local-arm", process=process, log=log_path, stop_signal=signal.SIGTERM)
         self.children.append(child)

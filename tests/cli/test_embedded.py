@@ -105,3 +105,41 @@ def test_children_left_by_a_killed_owner_are_named(tmp_path: Path) -> None:
     finally:
         orphan.kill()
         orphan.wait()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_children_end_when_the_owner_is_killed(tmp_path: Path) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import json, sys, time; from pathlib import Path; from orchestrator.embedded import EmbeddedDefault; "
+        "e = EmbeddedDefault(Path(sys.argv[1]), worker=False, local_arm=False); i = e.start(); "
+        "print(json.dumps(i.pids), flush=True); time.sleep(120)"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=embedded.PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert owner.stdout is not None
+        pids = json.loads(owner.stdout.readline())
+        owner.send_signal(signal.SIGKILL)  # no finalizer runs
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pids["temporal"], 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pids["temporal"], signal.SIGKILL)
+            raise AssertionError("the Temporal dev server outlived its killed owner")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
