@@ -73,8 +73,7 @@ async def deploy(
         f"rg-{uuid.uuid4().hex[:10]}",
         template,
         parameters={"webHost": {"value": f"127.0.0.1:{web_port}"}, "dbPort": {"value": db_port}},
-        health=health,
-    )
+    ).model_copy(update={"health": health})  # what `deploy` does with the validated --health-check/health file
     queue = f"tq-{uuid.uuid4()}"
     async with real_worker(temporal.client, arm, blob_dir, queue):
         return await result_of(await start_deployment(temporal.client, request, task_queue=queue))
