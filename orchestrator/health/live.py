@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from temporalio.converter import DataConverter
 
-from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, HealthProgress
+from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthProgress
 from orchestrator.health.table import format_health_table
 
 
@@ -38,9 +38,14 @@ class LiveHealthTable:
 
     def show(self, progress: HealthProgress | None) -> bool:
         """Draw ``progress`` if it differs from what is shown; True when something was drawn."""
-        if progress is None:
+        return progress is not None and self.show_report(progress.report)
+
+    def show_report(self, report: HealthCheckReport | None) -> bool:
+        """Draw a report (the final one, from the deployment's result) if it differs from what is shown.
+        Heartbeats reach the server only every few seconds, so the last live frame is rarely the final state."""
+        if report is None:
             return False
-        table = format_health_table(progress.report)
+        table = format_health_table(report)
         if table == self._last:
             return False
         if self._lines and self._stream.isatty():

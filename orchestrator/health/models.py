@@ -333,8 +333,10 @@ class HealthCheckInput(BaseModel):
     api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
 
 
-def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 30.0) -> tuple[timedelta, timedelta]:
-    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a minute's margin."""
+def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 10.0) -> tuple[timedelta, timedelta]:
+    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a minute's margin.
+    The activity heartbeats every 5 s whatever its checks do; the SDK forwards heartbeats to the server every
+    0.8 × the heartbeat timeout, so 10 s keeps a CLI's live table within about 8 s of the truth."""
     longest_attempt = max(
         [spec.timeout_seconds, *(c.timeout_seconds for c in spec.checks if c.timeout_seconds is not None)]
     )

@@ -317,6 +317,8 @@ def test_the_live_table_redraws_in_place_on_a_terminal_and_only_on_change() -> N
     assert table.show(first) and not table.show(first) and not table.show(None)
     passed = pending.model_copy(update={"state": CheckState.PASSED, "attempts": 2})
     assert table.show(HealthProgress(started_at=0, report=HealthCheckReport(window_seconds=60, checks=[passed])))
+    assert not table.show_report(passed_report := HealthCheckReport(window_seconds=60, checks=[passed]))
+    assert not table.show_report(None) and passed_report.healthy
     drawn = screen.getvalue()
     assert drawn.count("\x1b[3F\x1b[J") == 1  # moved back over the 3-line table once, then redrew it
     assert drawn.endswith("1/1 passed, 0.0 s of the 60 s window\n")
