@@ -1,0 +1,101 @@
+"""`starter.py deploy` with health checks, end to end: the embedded default (Temporal dev server, local ARM,
+worker) and real servers on 127.0.0.1; the user sees the table of checks on stderr and the exit code says it all.
+Bad declarations are refused before anything is contacted. Skips, saying why, until deploy takes health checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.dev import missing_pieces
+from orchestrator.embedded import EmbeddedDefault
+from orchestrator.exit_codes import ExitCode
+from orchestrator.models import DeployRequest
+from tests.cli.conftest import EXAMPLE, run_cli
+from tests.health.servers import ServerThread
+
+pytestmark = [
+    pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}"),
+    pytest.mark.skipif(
+        "health" not in DeployRequest.model_fields,
+        reason="deploy does not take health checks yet (DeployRequest has no 'health')",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDefault]:
+    embedded = EmbeddedDefault(tmp_path_factory.mktemp("stack"))
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def on_stack(stack: EmbeddedDefault, monkeypatch: pytest.MonkeyPatch) -> EmbeddedDefault:
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(stack.state_dir))
+    return stack
+
+
+def deploy_argv(rg: str, *extra: str) -> list[str]:
+    return [
+        "deploy", "--local", "-g", rg, "-l", "eastus",
+        "-t", str(EXAMPLE / "azuredeploy.json"), "-p", str(EXAMPLE / "azuredeploy.parameters.json"),
+        "--health-timeout", "1s", "--health-interval", "0.3s", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_deploy_waits_for_a_late_server_then_succeeds(
+    servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    late = servers.tcp(start_after=2)
+    web = servers.http()
+    result = run_cli(
+        deploy_argv(
+            "e2e-health-ok",
+            "--health-check", f"tcp:127.0.0.1:{late} name=db",
+            "--health-check", f"http:GET http://127.0.0.1:{web}/health?site={{outputs.siteName}} name=web",
+            "--health-window", "20s",
+        ),
+        capsys,
+    )  # fmt: skip
+    assert result.code == ExitCode.OK, result.err
+    assert "✓ db " in result.err and "✓ web " in result.err  # the final table, drawn from the result
+    assert "?<redacted>" in result.err and "site=" not in result.err
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_deploy_fails_naming_the_check_that_never_passed(
+    servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead = servers.reserve_port().getsockname()[1]
+    result = run_cli(
+        deploy_argv("e2e-health-bad", "--health-check", f"tcp:127.0.0.1:{dead} name=db", "--health-window", "2s"),
+        capsys,
+    )
+    assert result.code == ExitCode.ENVIRONMENTAL, result.err
+    assert "HealthCheckFailed" in result.err + result.out
+    assert f"db (127.0.0.1:{dead})" in result.err + result.out and "connection refused" in result.err + result.out
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("htp:web:80", "--health-check 'htp:web:80' has the kind 'htp'; known kinds: arm, tcp, http"),
+        ("http:GET https://{outputs.siteNme}/", "uses the output 'siteNme', which the template does not declare"),
+        ("tcp:db:70000", "the port 70000 is out of range"),
+        ("http:GET htp//x", "the URL 'htp//x' is malformed"),
+    ],
+)
+def test_bad_declarations_are_refused_before_anything_starts(
+    flag: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))  # nothing to connect to
+    result = run_cli(deploy_argv("e2e-health-refused", "--health-check", flag), capsys)
+    assert result.code == ExitCode.USAGE, result.err
+    assert result.err.startswith("error: ") and expected in result.err and "Traceback" not in result.err
