@@ -80,4 +80,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Leave without interpreter teardown, as starter.py does: the Temporal client's Rust threads can abort a
+    # finishing interpreter (SIGABRT, temporalio/sdk-python#300) and turn exit code 3 into -6.
+    from starter import exit_now
+
+    try:
+        exit_code = main()
+    except SystemExit as exc:  # argparse's usage errors and --help
+        exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    exit_now(exit_code)
