@@ -12,6 +12,7 @@ from orchestrator.models import WorkerSettings
 
 from .deploy import DeployActivities
 from .health import HealthActivities
+from .health_checks import HealthCheckActivities
 from .lint import LintActivities, Linter
 from .lint_gate import lint_gate
 from .plan import PlanActivities
@@ -37,6 +38,7 @@ def build_activities(
         deploy.deploy,
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
+        HealthCheckActivities(clients.resources).run_health_checks,
     ]
 
 

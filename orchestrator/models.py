@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
+
 # ------------------------------------------------------------------------------------------------------ enums
 
 
@@ -116,6 +118,7 @@ class DeployRequest(_Model):
     allow_warnings: bool = False
     no_confirm_deletes: bool = False
     skip_health: bool = False
+    health: HealthSpec = Field(default_factory=HealthSpec)  # declared checks, validated by the starter
     confirmation_timeout_seconds: float | None = None  # None: the worker's default
     git_sha: str | None = None
     initiator: str = "unknown"
@@ -271,6 +274,7 @@ class DeployResult(_Model):
     failure: FailureInfo | None = None
     transitions: list[StageTransition] = Field(default_factory=list)
     skipped_health: bool = False
+    health_checks: HealthCheckReport | None = None  # the declared checks' outcome (None: none ran)
     template_hash: str | None = None
     git_sha: str | None = None
     initiator: str | None = None
@@ -446,3 +450,4 @@ class ActivityName:
     DEPLOY = "deploy"
     CANCEL_DEPLOYMENT = "cancel_deployment"
     VERIFY_HEALTH = "verify_health"
+    RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY

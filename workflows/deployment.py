@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
     from orchestrator.models import (
         QUERY_STATUS,
         SIGNAL_APPROVE,
@@ -82,6 +83,7 @@ class DeploymentWorkflow:
         self._settings = WorkerSettings()
         self._decision: tuple[ConfirmationDecision, ApprovalSignal] | None = None
         self._last_deploy: DeployOutcomeDetails | None = None
+        self._health_checks: HealthCheckReport | None = None
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -199,6 +201,8 @@ class DeploymentWorkflow:
                         f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
                         DeployOutcome.ENVIRONMENTAL_FAILURE,
                     )
+                if request.health.checks:
+                    await self._run_health_checks(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
             self._status.outcome = DeployOutcome.SUCCEEDED
             return self._result(DeployOutcome.SUCCEEDED, deployed=deployed, health=health)
@@ -523,6 +527,36 @@ class DeploymentWorkflow:
             non_retryable=True,
         )
 
+    async def _run_health_checks(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
+        """The user's declared checks (issue 6), after the provisioningState check: one activity that retries
+        within the convergence window itself, so a failing check fails the stage instead of retrying it."""
+        start_to_close, heartbeat = health_activity_timeouts(
+            request.health, heartbeat_seconds=min(10.0, self._settings.heartbeat_timeout_seconds)
+        )
+        report = await self._stage_activity(
+            DeploymentStage.VERIFYING_HEALTH,
+            ActivityName.RUN_HEALTH_CHECKS,
+            lambda attempt: HealthCheckInput(
+                spec=request.health,
+                deployment_name=self._status.deployment_name,
+                subscription_id=request.subscription_id,
+                outputs=deployed.outputs,
+                resources=deployed.resources,
+            ),
+            HealthCheckReport,
+            start_to_close=start_to_close,
+            heartbeat=heartbeat,
+        )
+        self._health_checks = report
+        if not report.healthy:
+            self._fail(
+                DeploymentStage.VERIFYING_HEALTH,
+                FailureClass.ENVIRONMENTAL,
+                "HealthCheckFailed",
+                report.summary(),
+                DeployOutcome.ENVIRONMENTAL_FAILURE,
+            )
+
     def _result(
         self,
         outcome: DeployOutcome,
@@ -546,6 +580,7 @@ class DeploymentWorkflow:
             failure=self._status.failure,
             transitions=list(self._status.transitions),
             skipped_health=self._request.skip_health,
+            health_checks=self._health_checks,
             template_hash=self._request.template.digest,
             git_sha=self._request.git_sha,
             initiator=self._request.initiator,

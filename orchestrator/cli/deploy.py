@@ -46,6 +46,15 @@ from orchestrator.deployments import (
     start_deployment,
 )
 from orchestrator.exit_codes import ExitCode
+from orchestrator.health import (
+    HealthProgress,
+    LiveHealthTable,
+    add_health_arguments,
+    declared_outputs,
+    declared_outputs_from_bicep,
+    health_spec_from_args,
+    live_health_progress,
+)
 from orchestrator.inputs import (
     DeploymentInputs,
     InputError,
@@ -65,6 +74,7 @@ from orchestrator.models import (
     DeployResult,
 )
 from orchestrator.plan_render import plan_documents, render_plan
+from orchestrator.temporal_client import data_converter
 
 POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 15.0
@@ -104,6 +114,7 @@ def add_parser(subparsers: Any) -> None:
         help="deploy a plan that deletes resources without waiting for approval (recorded in the audit)",
     )
     p.add_argument("--skip-health", action="store_true", help="skip the post-deployment health verification")
+    add_health_arguments(p)
     p.add_argument("--audit-dir", help="folder where the audit record of this deployment is written")
     p.add_argument("--git-sha", help="commit the template comes from (default: detected with git; none outside git)")
     p.add_argument(
@@ -256,6 +267,16 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         inputs, resource_group, location = read_inputs(args)
         check_against_template(inputs, resource_group=resource_group, location=location)
         template_path = inputs.template_path
+    health = health_spec_from_args(  # refused here, before anything starts, naming the input
+        args,
+        template_path=template_path,
+        declared_outputs=(
+            declared_outputs_from_bicep(Path(template_path).read_text(encoding="utf-8"))
+            if bicep
+            else declared_outputs(inputs.template)
+        ),
+        skip_health=args.skip_health,
+    )
     git_sha = args.git_sha or detect_git_sha(template_path)
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
@@ -280,6 +301,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    request = request.model_copy(update={"health": health})
     handle = await _start(target, request, wait=args.wait)
     progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
     if target.instance:
@@ -414,6 +436,7 @@ async def follow(
     plan_shown = False
     asked_round = 0
     prompt: _Prompt | None = None
+    health_table = LiveHealthTable()
     loop = asyncio.get_running_loop()
     silent_since = loop.time()
     hinted = False
@@ -439,6 +462,8 @@ async def follow(
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
                     prompt = _ask(status, target, handle.id, output)
+            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
+                health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
                 await _answer(handle, status_set(status), prompt.future.result())
                 prompt = None
@@ -447,6 +472,8 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
+    if output != "json":
+        health_table.show_report(result.health_checks)  # the final state, exact
     for transition in result.transitions[seen:]:
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
@@ -457,6 +484,14 @@ async def follow(
     if prompt is not None:
         sys.stderr.write("\n(the deployment ended before an answer was given)\n")
     return result
+
+
+async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:
+    """The running health checks' latest state for the live table; None when unavailable (never fatal)."""
+    try:
+        return await live_health_progress(handle, data_converter())
+    except Exception:  # a describe() hiccup must not stop following the deployment
+        return None
 
 
 _AFTER_PLANNING = frozenset(
