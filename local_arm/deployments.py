@@ -215,10 +215,9 @@ class Runner:
         rule = self.faults.match(
             LRO_KINDS, method="PUT", operation="Deployments_CreateOrUpdate", deployment=name, path=record["id"]
         )
-        if rule is not None:
-            self.wait(None if rule.kind == "stuck_lro" else rule.delay, cancel)
-
         try:
+            if rule is not None:  # a slow or stuck LRO: still cancellable while it hangs
+                self.wait(None if rule.kind == "stuck_lro" else rule.delay, cancel)
             expanded = self.execute(
                 sub,
                 rg,
