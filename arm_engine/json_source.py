@@ -9,7 +9,7 @@ from typing import Any
 from .errors import IssueCode, TemplateError, TemplateIssue
 
 
-def _blank_comments(text: str) -> str:
+def blank_comments(text: str) -> str:
     """Replace ``//`` and ``/* */`` comments outside strings with spaces, keeping newlines, so that positions
     of later errors still point into the original text."""
     if "/" not in text:
@@ -72,7 +72,7 @@ def parse_json(text: str | bytes, *, source: str | None = None, what: str = "tem
     except (ValueError, RecursionError):
         pass
     try:
-        return json.loads(_blank_comments(text), parse_constant=_reject_constant)
+        return json.loads(blank_comments(text), parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise TemplateError(
             TemplateIssue(
@@ -103,7 +103,7 @@ def _path_key(path: str, key: str) -> str:
 def value_positions(text: str) -> dict[str, tuple[int, int]]:
     """JSON path (``resources[2].properties.name``, the engine's path format) → (line, column) where that value
     starts in ``text``. Used to point an error at the user's file; an empty dict if ``text`` is not JSON."""
-    source = _blank_comments(text[1:] if text.startswith("\ufeff") else text)
+    source = blank_comments(text[1:] if text.startswith("\ufeff") else text)
     decoder = json.JSONDecoder()
     positions: dict[str, tuple[int, int]] = {}
     line_starts = [0]

@@ -15,50 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from arm_engine.json_source import blank_comments
+
 
 class InputError(Exception):
     """A user's input is unusable. ``str(exc)`` is the one-paragraph message to print."""
 
 
 # --------------------------------------------------------------------------------------------------- JSON files
-
-
-def _blank_comments(text: str) -> str:
-    """Replace // and /* */ comments outside strings with spaces, keeping every newline so that line/column
-    positions of later errors still point into the user's file (ARM accepts comments in templates)."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    in_string = False
-    while i < n:
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-            i += 1
-            continue
-        if ch == '"':
-            in_string = True
-            out.append(ch)
-            i += 1
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end == -1 else end
-            out.append(" " * (end - i))
-            i = end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            end = n if end == -1 else end + 2
-            out.append("".join(c if c == "\n" else " " for c in text[i:end]))
-            i = end
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
 
 
 def read_json_file(path: str | Path, *, what: str, flag: str) -> Any:
@@ -90,7 +54,7 @@ def read_json_file(path: str | Path, *, what: str, flag: str) -> Any:
     except json.JSONDecodeError:
         pass
     try:
-        return json.loads(_blank_comments(text))
+        return json.loads(blank_comments(text))
     except json.JSONDecodeError as exc:
         raise InputError(
             f"The {what} '{path}' given with {flag} is not valid JSON: {exc.msg} at line {exc.lineno}, "

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from arm_engine.json_source import blank_comments
+
 from .bicep import (
     BicepCompiler,
     BicepError,
@@ -360,41 +362,6 @@ def _read_parameters_json(path: Path) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------------------------- ARM JSON
 
 
-def _blank_comments(text: str) -> str:
-    """``//`` and ``/* */`` comments outside strings become spaces (newlines kept), so positions stay true."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    in_string = False
-    while i < n:
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 2
-                continue
-            in_string = ch != '"'
-            i += 1
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-            i += 1
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end == -1 else end
-            out.append(" " * (end - i))
-            i = end
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            end = n if end == -1 else end + 2
-            out.append("".join(c if c == "\n" else " " for c in text[i:end]))
-            i = end
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
 # The stdlib's JSON string scanner (C-accelerated), typed here because typeshed does not export it.
 scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _WS = re.compile(r"[ \t\n\r]*")
@@ -526,7 +493,7 @@ def check_arm_template(
     try:
         doc = json.loads(text)  # the common case: no comments, no need to scan the text ourselves
     except json.JSONDecodeError:
-        text = _blank_comments(text)
+        text = blank_comments(text)
     except RecursionError:
         return None, [_error(file, None, None, "InvalidJson", "the JSON nests too deeply to read")]
     try:
