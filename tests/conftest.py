@@ -18,7 +18,7 @@ def shared_dir() -> Path | None:
     candidates = [os.environ.get("ORCHESTRATOR_SHARED_DIR"), REPO_ROOT.parent / "shared"]
     for c in candidates:
         if c and (Path(c) / "corpus" / "quickstarts").is_dir():
-            return Path(c)
+            return Path(c).resolve()  # symlinked checkouts: compare the paths tools print
     return None
 
 
