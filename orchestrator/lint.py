@@ -13,7 +13,6 @@ names another template) raise ``LintError``, whose message names the input and w
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from arm_engine.json_source import blank_comments
+from arm_engine.json_source import blank_comments, locate, value_positions
 
 from .bicep import (
     BicepCompiler,
@@ -362,81 +361,12 @@ def _read_parameters_json(path: Path) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------------------------- ARM JSON
 
 
-# The stdlib's JSON string scanner (C-accelerated), typed here because typeshed does not export it.
-scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
 def _child(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     if key.isidentifier():
         return f"{path}.{key}" if path else key
     return f"{path}['{key}']"
-
-
-def locate_paths(text: str) -> dict[str, tuple[int, int]]:
-    """JSON path (the engine's notation: ``resources[2].properties['a-b']``) → 1-based (line, column) of the
-    value, for a document that already parsed. Best effort: an unexpected character stops the walk."""
-    positions: dict[str, int] = {}
-
-    def skip(i: int) -> int:
-        m = _WS.match(text, i)
-        return m.end() if m else i
-
-    def value(i: int, path: str) -> int:
-        i = skip(i)
-        positions.setdefault(path, i)
-        ch = text[i] if i < len(text) else ""
-        if ch == "{":
-            i = skip(i + 1)
-            if text[i] == "}":
-                return i + 1
-            while True:
-                key, i = scanstring(text, skip(i) + 1)
-                i = skip(i)
-                i = value(i + 1, _child(path, key))  # past ':'
-                i = skip(i)
-                if text[i] == "}":
-                    return i + 1
-                i += 1  # ','
-        if ch == "[":
-            i = skip(i + 1)
-            if text[i] == "]":
-                return i + 1
-            index = 0
-            while True:
-                i = skip(value(i, _child(path, index)))
-                index += 1
-                if text[i] == "]":
-                    return i + 1
-                i += 1
-        if ch == '"':
-            return scanstring(text, i + 1)[1]
-        for literal in ("true", "false", "null"):
-            if text.startswith(literal, i):
-                return i + len(literal)
-        m = _NUMBER.match(text, i)
-        if m is None:
-            raise ValueError(f"unexpected {ch!r} at {i}")
-        return m.end()
-
-    with contextlib.suppress(ValueError, IndexError):
-        value(0, "")
-    line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
-
-    def to_line_col(offset: int) -> tuple[int, int]:
-        lo, hi = 0, len(line_starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if line_starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo + 1, offset - line_starts[lo] + 1
-
-    return {p: to_line_col(o) for p, o in positions.items()}
 
 
 class _Locator:
@@ -446,15 +376,9 @@ class _Locator:
 
     def __call__(self, path: str) -> tuple[int | None, int | None]:
         if self._map is None:
-            self._map = locate_paths(self._text)
-        probe = path
-        while True:
-            if probe in self._map:
-                return self._map[probe]
-            if not probe:
-                return None, None
-            cut = max(probe.rfind("."), probe.rfind("["))
-            probe = probe[: max(cut, 0)]
+            self._map = value_positions(self._text)
+        found = locate(self._map, path) or self._map.get("")  # nearest enclosing value, else the document
+        return found if found is not None else (None, None)
 
 
 _TOP_LEVEL = {
