@@ -32,6 +32,10 @@ from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 MAX_MISSING_POLLS = 5
+# Following a deployment: the first wait is short and each next one doubles up to the configured interval, so a
+# deployment that finishes in seconds is seen in seconds while a long one is polled at the configured pace.
+FIRST_POLL_SECONDS = 0.5
+MIN_POLL_SECONDS = 0.01
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 RESUBMIT_STATES = frozenset({"failed", "canceled"})
 SECURE_OUTPUT_TYPES = frozenset({"securestring", "secureobject"})
@@ -78,11 +82,12 @@ class DeployActivities:
         self._poll_interval = poll_interval
 
     def _interval(self) -> float:
+        """The longest wait between two GETs: the configured interval, short enough to heartbeat in time."""
         interval = self._poll_interval if self._poll_interval is not None else self._clients.config.polling_interval
         hb = activity.info().heartbeat_timeout
         if hb:
-            interval = min(interval, max(hb.total_seconds() / 3, 0.05))
-        return max(interval, 0.05)
+            interval = min(interval, max(hb.total_seconds() / 3, MIN_POLL_SECONDS))
+        return max(interval, MIN_POLL_SECONDS)
 
     async def _get(self, inp: DeployInput) -> dict[str, Any] | None:
         ops = self._clients.deployments(inp.request.subscription_id).deployments
@@ -164,7 +169,8 @@ class DeployActivities:
         return redact_model(details, secrets)
 
     async def _follow(self, inp: DeployInput, submitted: bool) -> dict[str, Any]:
-        interval = self._interval()
+        longest = self._interval()
+        interval = min(FIRST_POLL_SECONDS, longest)
         missing = 0
         while True:
             doc = await self._get(inp)
@@ -184,6 +190,7 @@ class DeployActivities:
             if state.lower() in TERMINAL_STATES:
                 return doc
             await asyncio.sleep(interval)
+            interval = min(interval * 2, longest)
 
     async def _cancel_quietly(self, subscription_id: str, resource_group: str, name: str) -> None:
         ops = self._clients.deployments(subscription_id).deployments

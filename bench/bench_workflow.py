@@ -41,6 +41,7 @@ from local_arm.testing import running_local_arm  # noqa: E402
 from orchestrator.blobstore import LocalBlobStore  # noqa: E402
 from orchestrator.config import ArmClients, ArmConfig, WorkerConfig  # noqa: E402
 from orchestrator.deployments import build_deploy_request, result_of, start_deployment  # noqa: E402
+from orchestrator.embedded import dev_server_args  # noqa: E402
 from orchestrator.models import DeployOutcome, RetrySchedule, WorkerSettings  # noqa: E402
 from orchestrator.runtime import build_worker  # noqa: E402
 from orchestrator.temporal_client import data_converter  # noqa: E402
@@ -254,13 +255,21 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arm-latency", type=float, default=0.0, help="seconds the local ARM adds to each request")
     parser.add_argument("--skip-b", action="store_true")
     parser.add_argument(
+        "--server-defaults",
+        action="store_true",
+        help="start the dev server with Temporal's default dynamic config instead of the embedded default's "
+        "(orchestrator.embedded.DEV_SERVER_DYNAMIC_CONFIG)",
+    )
+    parser.add_argument(
         "--eager-activities",
         action="store_true",
         help="start the dev server with system.enableActivityEagerExecution=true (the worker then receives an "
         "activity with the workflow task that scheduled it: one server round trip less per activity)",
     )
     args = parser.parse_args(argv)
-    extra = ["--dynamic-config-value", "system.enableActivityEagerExecution=true"] if args.eager_activities else []
+    extra = [] if args.server_defaults else dev_server_args()
+    if args.eager_activities:
+        extra += ["--dynamic-config-value", "system.enableActivityEagerExecution=true"]
     temporal = Path(sys.prefix) / "bin" / "temporal"
     with tempfile.TemporaryDirectory(prefix="bench-workflow-") as tmp:
         work = Path(tmp)
@@ -274,7 +283,11 @@ async def main(argv: list[str] | None = None) -> int:
             arm_gen = running_local_arm(work / "arm", retry_after=0, provisioning_seconds=0.0, latency=args.arm_latency)
             arm = next(arm_gen)
             try:
-                report: dict[str, Any] = {"eager_activities": args.eager_activities, "arm_latency": args.arm_latency}
+                report: dict[str, Any] = {
+                    "server": "Temporal defaults" if args.server_defaults else "embedded default's dynamic config",
+                    "eager_activities": args.eager_activities,
+                    "arm_latency": args.arm_latency,
+                }
                 if not args.skip_a:
                     report["floor"] = await bench_floor(env, args.runs)
                     print(json.dumps({"floor": report["floor"]}), flush=True)
@@ -282,7 +295,8 @@ async def main(argv: list[str] | None = None) -> int:
                         env, arm, args.runs, args.resources, work, in_process=args.in_process_worker
                     )
                     print(
-                        json.dumps({k: report[k] for k in ("eager_activities", "arm_latency", "overhead")}), flush=True
+                        json.dumps({k: report[k] for k in ("server", "eager_activities", "arm_latency", "overhead")}),
+                        flush=True,
                     )
                 if not args.skip_b:
                     report["concurrent"] = await bench_concurrent(

@@ -31,6 +31,15 @@ INSTANCE_FILE = "dev.json"
 # The orchestrator's search attributes (the same list as deploy/temporal/register.sh).
 SEARCH_ATTRIBUTES = ("GitSha", "ResourceGroup", "Subscription", "TemplateFile", "DeploymentState", "Initiator")
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
+# Dynamic config of the embedded dev server. The history service reads its task queues (transfer: every workflow
+# and activity task handed to matching; timer; visibility) at most 20 times a second per shard by default; the dev
+# server has one shard, so once the reader's burst is spent each workflow task waited ~40 ms to be dispatched and a
+# deployment's few workflow tasks cost ~0.15 s of pure waiting (docs/BENCHMARKS.md, "Orchestration overhead").
+DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {
+    "history.transferProcessorMaxPollRPS": 1000,
+    "history.timerProcessorMaxPollRPS": 1000,
+    "history.visibilityProcessorMaxPollRPS": 1000,
+}
 WORKER_READY_LINE = "worker on task queue"
 WORKER_READY_SECONDS = 30.0
 # The worker's configuration variables (read by orchestrator/config.py; a test keeps the names in step).
@@ -133,6 +142,14 @@ def require_running_instance(state_dir: Path | None = None) -> DevInstance:
             f"{STATE_DIR_ENV}), then run this command again."
         )
     return instance
+
+
+def dev_server_args() -> list[str]:
+    """``temporal server start-dev`` options every dev server of ours uses (embedded default, tests, benches)."""
+    args: list[str] = []
+    for key, value in DEV_SERVER_DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
+    return args
 
 
 def free_port() -> int:
@@ -342,6 +359,7 @@ class EmbeddedDefault:
                 "--log-level",
                 "warn",
                 "--ui-disable-news-fetch",
+                *dev_server_args(),
             ]
             for attribute in SEARCH_ATTRIBUTES:
                 argv += ["--search-attribute", f"{attribute}=Keyword"]

@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from orchestrator.embedded import dev_server_args
 from orchestrator.temporal_client import data_converter
 
 
@@ -46,6 +47,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=data_converter(),
         ip="127.0.0.1",
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_args(),
     )
     try:
         yield env
