@@ -19,6 +19,7 @@ from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyCh
 from .errors import application_error, classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
+from .resource_group import ensure_resource_group
 
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
 MAX_DELTA_ENTRIES = 25
@@ -134,6 +135,7 @@ class PlanActivities:
         async with classified():
             secrets = secret_values(self._store, r)
         async with classified(secrets):
+            group = await ensure_resource_group(self._clients, r) if inp.ensure_resource_group else None
             body = {
                 "properties": {
                     "mode": r.mode.value,
@@ -153,4 +155,7 @@ class PlanActivities:
                 classification.message = redact(classification.message, secrets)
                 raise application_error(classification)
             ref = put_json(self._store, doc)
-            return redact_model(summarize_what_if(doc, ref), secrets)
+            plan = summarize_what_if(doc, ref)
+            if group is not None:
+                plan.resource_group_created = group.created
+            return redact_model(plan, secrets)

@@ -5,9 +5,23 @@ from __future__ import annotations
 from temporalio import activity
 
 from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, EnsureResourceGroupResult, StageInput
+from orchestrator.models import ActivityName, DeployRequest, EnsureResourceGroupResult, StageInput
 
 from .errors import classified
+
+
+async def ensure_resource_group(clients: ArmClients, r: DeployRequest) -> EnsureResourceGroupResult:
+    """Create the resource group in ``r.location`` unless it exists (an existing one is left as it is)."""
+    groups = clients.resources(r.subscription_id).resource_groups
+    if await groups.check_existence(r.resource_group):
+        return EnsureResourceGroupResult(
+            created=False,
+            resource_group_id=f"/subscriptions/{r.subscription_id}/resourceGroups/{r.resource_group}",
+        )
+    created = await groups.create_or_update(
+        r.resource_group, {"location": r.location, "tags": {"createdBy": "bicep-orchestrator"}}
+    )
+    return EnsureResourceGroupResult(created=True, resource_group_id=created.id)
 
 
 class ResourceGroupActivities:
@@ -16,15 +30,6 @@ class ResourceGroupActivities:
 
     @activity.defn(name=ActivityName.ENSURE_RESOURCE_GROUP)
     async def ensure_resource_group(self, inp: StageInput) -> EnsureResourceGroupResult:
-        r = inp.request
+        """Kept for workflows started before the plan activity ensured the group itself (patch plan-ensures-rg)."""
         async with classified():
-            groups = self._clients.resources(r.subscription_id).resource_groups
-            if await groups.check_existence(r.resource_group):
-                return EnsureResourceGroupResult(
-                    created=False,
-                    resource_group_id=f"/subscriptions/{r.subscription_id}/resourceGroups/{r.resource_group}",
-                )
-            created = await groups.create_or_update(
-                r.resource_group, {"location": r.location, "tags": {"createdBy": "bicep-orchestrator"}}
-            )
-            return EnsureResourceGroupResult(created=True, resource_group_id=created.id)
+            return await ensure_resource_group(self._clients, inp.request)

@@ -153,6 +153,8 @@ class WhatIfPlan(_Model):
     full_result: BlobRef | None = None
     truncated: bool = False  # True when ``changes`` was cut to stay small; counts stay complete
     diagnostics: list[str] = Field(default_factory=list)
+    # Set when the plan activity was asked to ensure the resource group first: True when it created it.
+    resource_group_created: bool | None = None
 
     @property
     def destructive_changes(self) -> list[PlanChange]:
@@ -313,6 +315,8 @@ class StageInput(_Model):
     request: DeployRequest
     deployment_name: str
     attempt: int = 1
+    # PLANNING: make sure the resource group exists in --location before the what-if (one activity, one round trip)
+    ensure_resource_group: bool = False
 
 
 class ValidationReport(_Model):

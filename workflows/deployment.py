@@ -62,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 SETTINGS_TIMEOUT = timedelta(seconds=10)
+# workflow.patched ids: each marks a change of the commands the workflow issues, so histories of runs started by an
+# older worker still replay (tests/workflow/test_replay.py).
+PATCH_PLAN_ENSURES_RG = "plan-ensures-rg"  # the plan activity ensures the resource group (was its own activity)
 
 
 class StageFailed(Exception):
@@ -164,13 +167,17 @@ class DeploymentWorkflow:
             # A Bicep deployment continues with what LINTING compiled (and the .bicepparam values); ARM JSON unchanged.
             request = self._request = lint.apply_to(request)
             stage_input = stage_input.model_copy(update={"request": request})
-            await self._stage_activity(
-                DeploymentStage.PLANNING,
-                ActivityName.ENSURE_RESOURCE_GROUP,
-                lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
-                EnsureResourceGroupResult,
-            )
-            plan = await self._plan(stage_input)
+            if workflow.patched(PATCH_PLAN_ENSURES_RG):
+                # One activity (one round trip) ensures the resource group and runs the what-if.
+                plan = await self._plan(stage_input.model_copy(update={"ensure_resource_group": True}))
+            else:
+                await self._stage_activity(
+                    DeploymentStage.PLANNING,
+                    ActivityName.ENSURE_RESOURCE_GROUP,
+                    lambda attempt: stage_input.model_copy(update={"attempt": attempt}),
+                    EnsureResourceGroupResult,
+                )
+                plan = await self._plan(stage_input)
             plan = await self._confirm_deletions(stage_input, plan)
 
             self._transition(DeploymentStage.DEPLOYING, f"ARM deployment {self._status.deployment_name}")

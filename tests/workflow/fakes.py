@@ -102,6 +102,8 @@ class FakeStages:
 
         @activity.defn(name=ActivityName.PLAN_DEPLOYMENT)
         async def plan_deployment(inp: StageInput) -> WhatIfPlan:
+            if inp.ensure_resource_group:
+                fakes._count("ensure_rg")
             n = fakes._count("plan")
             if fakes.plan:
                 return fakes.plan(n)  # type: ignore[no-any-return]
