@@ -16,7 +16,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
-from orchestrator.classification import classify_arm_error
+from orchestrator.classification import classify_arm_error, retry_after_seconds
 from orchestrator.config import ArmClients
 from orchestrator.models import (
     ActivityName,
@@ -32,8 +32,9 @@ from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 MAX_MISSING_POLLS = 5
-# Following a deployment: the first wait is short and each next one doubles up to the configured interval, so a
-# deployment that finishes in seconds is seen in seconds while a long one is polled at the configured pace.
+# Following a deployment: the first wait is ARM's Retry-After on the PUT (else FIRST_POLL_SECONDS) and each next one
+# doubles up to the configured interval, so a deployment that finishes in seconds is seen in seconds while a long
+# one is polled at the configured pace.
 FIRST_POLL_SECONDS = 0.5
 MIN_POLL_SECONDS = 0.01
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
@@ -102,6 +103,7 @@ class DeployActivities:
         name = inp.deployment_name
         ops = self._clients.deployments(r.subscription_id).deployments
         submitted = False
+        first_wait: float | None = None
         async with classified():
             secrets = secret_values(self._store, r)
         try:
@@ -122,8 +124,15 @@ class DeployActivities:
                     }
                     activity.heartbeat(DeployProgress(deployment_name=name, submitted=False))
                     # The poller is not awaited: this activity follows the deployment by GET, the same way it
-                    # does when it resumes one submitted by an earlier attempt.
-                    await ops.begin_create_or_update(r.resource_group, name, body)
+                    # does when it resumes one submitted by an earlier attempt. ARM's Retry-After on the PUT's
+                    # answer sets the first wait.
+                    answer: dict[str, float | None] = {}
+
+                    def on_response(response: Any) -> None:
+                        answer["retry_after"] = retry_after_seconds(response.http_response.headers)
+
+                    await ops.begin_create_or_update(r.resource_group, name, body, raw_response_hook=on_response)
+                    first_wait = answer.get("retry_after")
                     submitted = True
                     activity.logger.info("submitted ARM deployment %s", name)
                 else:
@@ -134,7 +143,7 @@ class DeployActivities:
                         state,
                         previous or "unknown",
                     )
-                doc = await self._follow(inp, submitted)
+                doc = await self._follow(inp, first_wait)
         except asyncio.CancelledError:
             why = activity.cancellation_details()
             if why is not None and why.cancel_requested and not why.worker_shutdown:
@@ -168,9 +177,10 @@ class DeployActivities:
         )
         return redact_model(details, secrets)
 
-    async def _follow(self, inp: DeployInput, submitted: bool) -> dict[str, Any]:
+    async def _follow(self, inp: DeployInput, first_wait: float | None = None) -> dict[str, Any]:
         longest = self._interval()
-        interval = min(FIRST_POLL_SECONDS, longest)
+        interval = min(first_wait if first_wait is not None else FIRST_POLL_SECONDS, longest)
+        interval = max(interval, MIN_POLL_SECONDS)
         missing = 0
         while True:
             doc = await self._get(inp)
