@@ -96,6 +96,42 @@ class Fault:
     def preflight_failure(code: str = "QuotaExceeded", *, message: str | None = None, **filters: Any) -> dict[str, Any]:
         return {"kind": "preflight_failure", "code": code, **({"message": message} if message else {}), **filters}
 
+    # -- health faults (issue 6): reads of deployed resources, after their deployment ----------------------------
+    # Each lasts for ``count`` matching reads and/or ``duration`` seconds (without either: until removed); filter
+    # with ``resource_type`` / ``resource_name`` (a child's full or last name).
+
+    @staticmethod
+    def resource_state(state: str, *, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        """GET of the resource reports ``properties.provisioningState`` = ``state``."""
+        return {"kind": "resource_state", "state": state, **_duration(duration), **filters}
+
+    @staticmethod
+    def stays_updating(*, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        """A resource that stays ``Updating`` after its deployment succeeded."""
+        return Fault.resource_state("Updating", duration=duration, **filters)
+
+    @staticmethod
+    def turns_failed(*, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        """A resource whose provisioningState turned ``Failed`` after its deployment succeeded."""
+        return Fault.resource_state("Failed", duration=duration, **filters)
+
+    @staticmethod
+    def availability(state: str, *, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        """Resource Health (availabilityStatuses/current) reports ``state``: Unavailable, Degraded or Unknown."""
+        return {"kind": "availability", "state": state, **_duration(duration), **filters}
+
+    @staticmethod
+    def unavailable(*, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        return Fault.availability("Unavailable", duration=duration, **filters)
+
+    @staticmethod
+    def degraded(*, duration: float | None = None, **filters: Any) -> dict[str, Any]:
+        return Fault.availability("Degraded", duration=duration, **filters)
+
+
+def _duration(duration: float | None) -> dict[str, Any]:
+    return {} if duration is None else {"duration": duration}
+
 
 class AdminError(RuntimeError):
     pass

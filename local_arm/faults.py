@@ -14,6 +14,16 @@ to break (``kind``), where (method, path substring, operation, deployment, resou
   ...); the deployment ends Failed with DeploymentFailed wrapping it
 - ``preflight_failure``: validate / PUT answer 400 InvalidTemplateDeployment wrapping ``code`` (SkuNotAvailable,
   QuotaExceeded, ...)
+
+Health faults (issue 6) act on reads of deployed resources, after their deployment, and take ``state``:
+
+- ``resource_state``: GET of a matching resource reports ``properties.provisioningState`` = ``state``
+  (``Updating``: a resource that stays Updating; ``Failed``: one that turned Failed)
+- ``availability``: Resource Health (``.../providers/Microsoft.ResourceHealth/availabilityStatuses/current``)
+  reports ``availabilityState`` = ``state`` (``Unavailable``, ``Degraded`` or ``Unknown``)
+
+Either lasts for ``count`` matching reads and/or ``duration`` seconds after the rule was added; without both it
+lasts until the rule is removed.
 """
 
 from __future__ import annotations
@@ -32,11 +42,15 @@ FAULT_KINDS = (
     "stuck_lro",
     "provision_failure",
     "preflight_failure",
+    "resource_state",
+    "availability",
 )
 
 # Where each kind is checked.
 REQUEST_KINDS = ("throttle", "error", "drop")
 LRO_KINDS = ("slow_lro", "stuck_lro")
+HEALTH_KINDS = ("resource_state", "availability")
+AVAILABILITY_STATES = ("Available", "Unavailable", "Degraded", "Unknown")
 
 _DEFAULT_MESSAGES = {
     "InternalServerError": "Encountered internal server error. Diagnostic information: timestamp '{ts}'.",
@@ -85,15 +99,18 @@ class FaultRule:
     probability: float | None = None
     count: int | None = None
     skip: int = 0
+    state: str | None = None  # resource_state: a provisioningState; availability: an availabilityState
+    duration: float | None = None  # health faults: seconds after the rule was added during which it applies
     id: int = 0
     matched: int = 0  # events that matched the filters
     fired: int = 0  # times the fault was applied
+    added_at: float = 0.0  # time.time() when the rule was set (for ``duration``)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultRule:
         if not isinstance(data, dict):
             raise FaultConfigError(f"a fault rule must be a JSON object, got {type(data).__name__}")
-        known = {f for f in cls.__dataclass_fields__ if f not in ("id", "matched", "fired")}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("id", "matched", "fired", "added_at")}
         unknown = set(data) - known
         if unknown:
             raise FaultConfigError(f"fault rule has unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -105,6 +122,17 @@ class FaultRule:
             raise FaultConfigError(f"fault rule 'probability' must be within 0..1, got {rule.probability!r}")
         if rule.count is not None and int(rule.count) < 0:
             raise FaultConfigError(f"fault rule 'count' must be >= 0, got {rule.count!r}")
+        if rule.duration is not None and not float(rule.duration) >= 0:
+            raise FaultConfigError(f"fault rule 'duration' must be >= 0 seconds, got {rule.duration!r}")
+        if rule.kind in HEALTH_KINDS and not isinstance(rule.state, str):
+            raise FaultConfigError(f"a {rule.kind} fault rule needs 'state' (a string)")
+        if rule.kind == "availability":
+            known_states = {s.lower(): s for s in AVAILABILITY_STATES}
+            if str(rule.state).lower() not in known_states:
+                raise FaultConfigError(
+                    f"an availability fault's 'state' must be one of {list(AVAILABILITY_STATES)}, got {rule.state!r}"
+                )
+            rule.state = known_states[str(rule.state).lower()]
         return rule
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +203,7 @@ class FaultBook:
         self._counters: dict[tuple[str, str, str, str, int], int] = {}
         for rule in self.rules:
             rule.id = self._take_id()
+            rule.added_at = time.time()
 
     def _take_id(self) -> int:
         rid = self._next_id
@@ -191,6 +220,7 @@ class FaultBook:
                 self.rules = []
             for rule in rules:
                 rule.id = self._take_id()
+                rule.added_at = time.time()
                 self.rules.append(rule)
 
     def set_rate_limits(self, enabled: bool, limits: dict[str, tuple[float, float]] | None = None) -> None:
@@ -221,6 +251,8 @@ class FaultBook:
                 if rule.matched <= rule.skip:
                     continue
                 if rule.count is not None and rule.fired >= rule.count:
+                    continue
+                if rule.duration is not None and time.time() - rule.added_at >= rule.duration:
                     continue
                 if rule.probability is not None and self._random.random() >= rule.probability:
                     continue

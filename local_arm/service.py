@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from arm_engine import TemplateError
 
-from . import engine
+from . import engine, resource_health
 from .config import LocalArmConfig
 from .deployments import (
     DEPLOYMENTS_TYPE,
@@ -145,6 +145,8 @@ class ArmService:
             return self._deployment_operations(req, info, sub, rg, rest[1], rest[3] if len(rest) > 3 else None)
         if lrest[:3] == ["providers", "microsoft.resources", "deployments"]:
             return self._deployments(req, info, sub, rg, rest[3:])
+        if lrest[:1] == ["providers"] and resource_health.is_availability_path(lrest):
+            return self._availability_status(req, info, sub, rg)
         if lrest[:1] == ["providers"] and len(rest) >= 4:
             return self._generic_resource(req, info, sub, rg)
         raise ArmError(404, "NotFound", f"The local ARM does not serve '{req.path}'.")
@@ -344,7 +346,14 @@ class ArmService:
             record = self.store.get_resource(resource_id)
             if record is None:
                 raise not_found_resource(rtype, rname, group["name"])
-            return Response(200, resource_view(record))
+            view = resource_view(record)
+            rule = self.faults.match(
+                ("resource_state",), method="GET", path=req.path, resource_type=rtype, resource_name=rname
+            )
+            if rule is not None and rule.state:  # a health fault: Updating / Failed after the deployment
+                props = view.get("properties")
+                view["properties"] = {**(props if isinstance(props, dict) else {}), "provisioningState": rule.state}
+            return Response(200, view)
         if req.method == "HEAD":
             info.operation = "Resources_CheckExistenceById"
             return Response(204 if self.store.get_resource(resource_id) else 404)
@@ -375,6 +384,27 @@ class ArmService:
             self.store.put_resource(sub, group["name"], record)
             return Response(200 if existing else 201, resource_view(record))
         raise _method_not_allowed(req.method, req.path)
+
+    def _availability_status(self, req: Request, info: RouteInfo, sub: str, rg: str) -> Response:
+        info.operation = resource_health.OPERATION
+        if req.method != "GET":
+            raise _method_not_allowed(req.method, req.path)
+        self._check_api(req, resource_manager=False)
+        parts = req.path.rstrip("/").strip("/").split("/")[:-4]  # the resource's own id
+        resource_id = "/" + "/".join(parts)
+        rtype, rname = _type_and_name(parts[4:])
+        group = self._group_or_404(sub, rg)
+        record = self.store.get_resource(resource_id)
+        if record is None:
+            raise not_found_resource(rtype, rname, group["name"])
+        state = resource_health.fault_state(self.faults, rtype, rname, path=req.path)
+        if state is None and rtype.lower() not in resource_health.SUPPORTED_TYPES:
+            raise ArmError(
+                422,
+                "UnsupportedResourceType",
+                f"Resource Health does not support the resource type '{rtype}'.",
+            )
+        return Response(200, resource_health.availability_status(record, state or "Available"))
 
     # -- deployments -------------------------------------------------------------------------------------------
     def _deployments(self, req: Request, info: RouteInfo, sub: str, rg: str, rest: list[str]) -> Response:
@@ -973,6 +1003,8 @@ def classify(method: str, path: str) -> tuple[str, str, str]:
         if rest[4] == "operations":
             return ("DeploymentOperations_Get" if len(rest) > 5 else "DeploymentOperations_List"), sub, name
         return _DEPLOYMENT_ACTIONS.get(rest[4], "Unknown"), sub, name
+    if rest[:1] == ["providers"] and resource_health.is_availability_path(rest):
+        return resource_health.OPERATION, sub, ""
     if rest[:1] == ["providers"]:
         return _RESOURCE_OPS.get(method, "Unknown"), sub, ""
     return "Unknown", sub, ""
