@@ -17,6 +17,7 @@ from .lint import LintActivities, Linter
 from .lint_gate import lint_gate
 from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
+from .resource_health import resource_health_client
 from .settings import SettingsActivities
 from .validate import ValidateActivities
 
@@ -38,7 +39,9 @@ def build_activities(
         deploy.deploy,
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
-        HealthCheckActivities(clients.resources).run_health_checks,
+        HealthCheckActivities(
+            clients.resources, resource_health=lambda sub: resource_health_client(clients, sub)
+        ).run_health_checks,
     ]
 
 

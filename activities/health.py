@@ -1,9 +1,11 @@
-"""VERIFYING_HEALTH: every deployed resource must exist and report provisioningState Succeeded (or none, for
-types without one). Issue 6 extends this with real health probes; the activity's contract stays the same."""
+"""VERIFYING_HEALTH, first half: every deployed resource must exist, report provisioningState Succeeded (or none,
+for types without one) and, where Resource Health covers its type, be Available (``activities/resource_health.py``).
+The user's declared checks follow (``activities/health_checks.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -16,9 +18,12 @@ from orchestrator.models import ActivityName, HealthReport, StageInput, VerifyIn
 from .errors import classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template
+from .resource_health import availability_of, resource_health_client
 from .validate import expand, scope_for
 
 HEALTHY_STATES = frozenset({"", "succeeded", "ready", "running", "created"})
+NO_API_VERSION = "no api-version known for this resource type"
+FINAL_STATES = frozenset({"failed", "canceled", "cancelled", "notfound"})  # waiting will not change these
 
 
 class HealthActivities:
@@ -53,31 +58,75 @@ class HealthActivities:
 
     @activity.defn(name=ActivityName.VERIFY_HEALTH)
     async def verify_health(self, inp: VerifyInput) -> HealthReport:
+        """Each resource must report provisioningState Succeeded and, where Resource Health covers its type, be
+        Available (Unknown passes with a note). Transitional states (Updating, Creating, ...) and
+        Unavailable/Degraded are re-read every retry interval until the health window closes; Failed, Canceled and
+        NotFound end that resource's wait at once."""
         sub = inp.request.subscription_id
+        spec = inp.request.health
+        deadline = time.monotonic() + self._window(spec.window_seconds)
+        interval = min(spec.retry_interval_seconds, 5.0)
         report = HealthReport()
         async with classified():
             versions = await self._api_versions(inp)
             resources = self._clients.resources(sub).resources
             semaphore = asyncio.Semaphore(self._concurrency)
 
-            async def check(resource_id: str) -> tuple[str, str | None]:
+            async def read_state(resource_id: str) -> str | None:
+                """None: healthy provisioningState; else the state (or the problem)."""
                 async with semaphore:
                     api = versions.get(resource_id.lower()) or await self._provider_api_version(sub, resource_id)
                     if api is None:
-                        return resource_id, "no api-version known for this resource type"
+                        return NO_API_VERSION
                     try:
                         res: Any = await resources.get_by_id(resource_id, api_version=api)
                     except ResourceNotFoundError:
-                        return resource_id, "NotFound"
-                    props = getattr(res, "properties", None) or {}
-                    state = str(props.get("provisioningState", "")) if isinstance(props, dict) else ""
-                    return resource_id, None if state.lower() in HEALTHY_STATES else state
+                        return "NotFound"
+                props = getattr(res, "properties", None) or {}
+                state = str(props.get("provisioningState", "")) if isinstance(props, dict) else ""
+                return None if state.lower() in HEALTHY_STATES else state
 
-            async with heartbeating("verify-health", inp.deployment_name):
-                results = await asyncio.gather(*(check(i) for i in inp.resources))
-            for resource_id, problem in results:
+            async def check(health: Any, resource_id: str) -> tuple[str, str | None, str | None]:
+                """(id, problem or None, note or None), waiting out transitional states within the window."""
+                started = time.monotonic()
+                while True:
+                    problem = await read_state(resource_id)
+                    if problem is None:
+                        async with semaphore:
+                            available = await availability_of(health, resource_id)
+                        report.availability[resource_id] = available.state or "NotSupported"
+                        if available.tolerated:
+                            note = None
+                            if available.state is not None and available.state.lower() == "unknown":
+                                note = "Resource Health reports Unknown (tolerated)"
+                            return resource_id, None, note
+                        problem = f"{available.state} in Resource Health" + (
+                            f" ({available.summary})" if available.summary else ""
+                        )
+                    elif problem.lower() in FINAL_STATES or problem == NO_API_VERSION:
+                        return resource_id, problem, None
+                    if time.monotonic() + interval >= deadline:
+                        waited = time.monotonic() - started
+                        return resource_id, f"{problem} (still after {waited:.0f} s)", None
+                    await asyncio.sleep(interval)
+
+            async with (
+                heartbeating("verify-health", inp.deployment_name),
+                resource_health_client(self._clients, sub) as health,
+            ):
+                results = await asyncio.gather(*(check(health, i) for i in inp.resources))
+            for resource_id, problem, note in results:
                 if problem is None:
                     report.healthy.append(resource_id)
                 else:
                     report.unhealthy[resource_id] = problem
+                if note:
+                    report.notes[resource_id] = note
         return report
+
+    def _window(self, window_seconds: float) -> float:
+        """The health window, cut to fit the activity's own start-to-close timeout (with a margin to report)."""
+        timeout = activity.info().start_to_close_timeout
+        if timeout:
+            return max(0.0, min(window_seconds, timeout.total_seconds() - 15.0))
+        return window_seconds

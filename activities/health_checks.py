@@ -26,6 +26,9 @@ from orchestrator.health import (
     run_health_checks,
 )
 from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, health_activity_timeouts
+from orchestrator.health.probes import ProbeFailure
+
+from .resource_health import availability_of
 
 __all__ = [
     "RUN_HEALTH_CHECKS",
@@ -42,8 +45,15 @@ class ArmResourceStateReader:
     """provisioningState through the ARM SDK's ``resources.get_by_id``; the api-version comes from the deployed
     template when the caller knows it, else from the resource provider's registration (newest first)."""
 
-    def __init__(self, resources_client: Any, *, api_versions: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        resources_client: Any,
+        *,
+        api_versions: Mapping[str, str] | None = None,
+        health_client: Any = None,
+    ) -> None:
         self._client = resources_client
+        self._health = health_client
         self._api_versions = {k.lower(): v for k, v in (api_versions or {}).items()}
         self._provider_versions: dict[str, str | None] = {}
 
@@ -60,9 +70,15 @@ class ArmResourceStateReader:
         return str(state) if state else "Succeeded"  # types without a provisioningState exist once they answer
 
     async def availability_state(self, resource_id: str) -> str | None:
-        # Hook for Resource Health (Microsoft.ResourceHealth/availabilityStatuses/current through
-        # azure-mgmt-resourcehealth): not queried yet, so arm checks with availability record a note.
-        return None
+        """Resource Health through azure-mgmt-resourcehealth; None when the type is not covered (or no client)."""
+        if self._health is None:
+            return None
+        try:
+            return (await availability_of(self._health, resource_id)).state
+        except HttpResponseError as err:  # throttled or failing after the SDK's retries: try again next attempt
+            raise ProbeFailure(
+                f"Resource Health of {resource_id} could not be read: {err.reason or err.status_code}"
+            ) from None
 
     async def _provider_api_version(self, resource_id: str) -> str | None:
         tail = resource_id.split("/providers/")[-1].split("/")
@@ -86,8 +102,12 @@ class HealthCheckActivities:
     """``resources_client(subscription_id)`` returns an async ``ResourceManagementClient`` for arm checks (the
     worker passes ``ArmClients.resources``); without it, arm checks fail saying no reader is configured."""
 
-    def __init__(self, resources_client: Any = None, *, heartbeat_every: float = 5.0) -> None:
+    def __init__(
+        self, resources_client: Any = None, *, resource_health: Any = None, heartbeat_every: float = 5.0
+    ) -> None:
         self._resources_client = resources_client
+        # subscription id -> an async ResourceHealthMgmtClient (used with ``async with``), for availability=on
+        self._resource_health = resource_health
         self._heartbeat_every = heartbeat_every
 
     @activity.defn(name=RUN_HEALTH_CHECKS)
@@ -100,9 +120,22 @@ class HealthCheckActivities:
             # A retried attempt: the window began with the first attempt. Every check still gets one try.
             left = spec.window_seconds - max(0.0, time.time() - started_at)
             spec = spec.model_copy(update={"window_seconds": max(left, spec.timeout_seconds)})
-        reader: ResourceStateReader | None = None
-        if self._resources_client is not None:
-            reader = ArmResourceStateReader(self._resources_client(inp.subscription_id), api_versions=inp.api_versions)
+        async with contextlib.AsyncExitStack() as stack:
+            health_client = None
+            if self._resource_health is not None and any(getattr(c, "availability", False) for c in spec.checks):
+                health_client = await stack.enter_async_context(self._resource_health(inp.subscription_id))
+            reader: ResourceStateReader | None = None
+            if self._resources_client is not None:
+                reader = ArmResourceStateReader(
+                    self._resources_client(inp.subscription_id),
+                    api_versions=inp.api_versions,
+                    health_client=health_client,
+                )
+            return await self._run(inp, spec, started_at, reader)
+
+    async def _run(
+        self, inp: HealthCheckInput, spec: Any, started_at: float, reader: ResourceStateReader | None
+    ) -> HealthCheckReport:
         progress = HealthProgress(started_at=started_at, report=HealthCheckReport(window_seconds=spec.window_seconds))
 
         def on_progress(report: HealthCheckReport) -> None:

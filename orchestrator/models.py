@@ -398,6 +398,9 @@ class VerifyInput(_Model):
 class HealthReport(_Model):
     healthy: list[str] = Field(default_factory=list)
     unhealthy: dict[str, str] = Field(default_factory=dict)  # id -> provisioningState or error
+    # Resource Health (issue 6): id -> Available/Unavailable/Degraded/Unknown, or NotSupported for the type
+    availability: dict[str, str] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(default_factory=dict)  # id -> a tolerated state (Unknown in Resource Health)
 
 
 class CancelInput(_Model):

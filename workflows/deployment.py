@@ -87,6 +87,7 @@ class DeploymentWorkflow:
         self._decision: tuple[ConfirmationDecision, ApprovalSignal] | None = None
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
+        self._last_health: HealthReport | None = None
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -199,6 +200,7 @@ class DeploymentWorkflow:
                     HealthReport,
                     heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
                 )
+                self._last_health = health
                 if health.unhealthy:
                     first = next(iter(health.unhealthy.items()))
                     self._fail(
@@ -573,6 +575,7 @@ class DeploymentWorkflow:
     ) -> DeployResult:
         plan = self._status.plan
         deployed = deployed or self._last_deploy
+        health = health or self._last_health
         return DeployResult(
             workflow_id=self._status.workflow_id,
             deployment_name=self._status.deployment_name,

@@ -233,7 +233,7 @@ async def probe_arm(resource_ids: Sequence[str], reader: ResourceStateReader, *,
     bad: list[str] = []
     for rid, status in zip(resource_ids, health, strict=True):
         if status is None:
-            notes.append(f"{rid}: Resource Health not available")
+            notes.append(f"{rid}: Resource Health not available for this resource type")
         elif status.lower() == "unknown":
             notes.append(f"{rid}: Resource Health reports Unknown (tolerated)")
         elif status.lower() != "available":

@@ -128,3 +128,44 @@ async def test_arm_checks_find_the_api_version_from_the_resource_provider(local_
             ),
         )
     assert report.healthy, report.summary()
+
+
+async def test_arm_checks_with_availability_ask_resource_health(local_arm: LocalArm) -> None:
+    from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
+
+    from local_arm.admin import Fault
+    from local_arm.credential import AsyncLocalArmCredential
+
+    local_arm.create_resource_group("rg-health-rh")
+    rg = f"/subscriptions/{local_arm.subscription_id}/resourceGroups/rg-health-rh"
+    storage = f"{rg}/providers/Microsoft.Storage/storageAccounts/sthealth3"
+    identity = f"{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id3"
+    resources = local_arm.resource_client().resources
+    resources.begin_create_or_update_by_id(
+        storage, {"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}, api_version="2023-05-01"
+    ).result()
+    resources.begin_create_or_update_by_id(identity, {"location": "eastus"}, api_version="2023-01-31").result()
+    local_arm.admin.add_faults(Fault.unavailable(resource_name="sthealth3", count=2))
+    versions = {storage: "2023-05-01", identity: "2023-01-31"}
+    async with local_arm.async_resource_client() as client:
+        activities = HealthCheckActivities(
+            lambda sub: client,
+            resource_health=lambda sub: ResourceHealthMgmtClient(
+                AsyncLocalArmCredential(), sub, **local_arm.async_client_kwargs()
+            ),
+        )
+        report = await ActivityEnvironment().run(
+            activities.run_health_checks,
+            HealthCheckInput(
+                spec=spec("arm availability=on name=resources", window="5s"),
+                deployment_name="d",
+                subscription_id=local_arm.subscription_id,
+                resources=[storage, identity],
+                api_versions=versions,
+            ),
+        )
+    [check] = report.checks
+    assert check.state is CheckState.PASSED, report.summary()
+    assert check.attempts == 3  # Unavailable twice in Resource Health, then Available
+    assert check.last_error == f"{storage} is Unavailable in Resource Health"
+    assert check.note == f"{identity}: Resource Health not available for this resource type"

@@ -261,7 +261,8 @@ async def test_arm_availability_hook_tolerates_unknown_and_waits_out_unavailable
     report = await run_health_checks(spec("arm availability=on"), output_resource_ids=[ST, WEB], arm_reader=arm)
     assert report.healthy
     assert report.checks[0].note == (
-        f"{ST}: Resource Health reports Unknown (tolerated); {WEB}: Resource Health not available"
+        f"{ST}: Resource Health reports Unknown (tolerated); "
+        f"{WEB}: Resource Health not available for this resource type"
     )
     degraded = FakeArm({ST: ["Succeeded"]}, availability={ST: "Degraded"})
     report = await run_health_checks(spec(f"arm:{ST} availability=on", window=0.5), arm_reader=degraded)

@@ -1,0 +1,67 @@
+"""Resource Health through azure-mgmt-resourcehealth: ``availabilityStatuses/current`` of one resource.
+
+Resource Health covers a published list of resource types; for the others Azure answers an error (422, or 404/400
+from older front ends), which is read here as "not supported" (None), not as a failure. A client lives for one
+activity execution (``async with resource_health_client(...)``), built from the worker's ARM settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import AsyncioRequestsTransport
+
+from orchestrator.config import ArmClients
+
+AVAILABLE = "Available"
+UNKNOWN = "Unknown"
+_NOT_SUPPORTED_STATUSES = frozenset({400, 404, 422})
+
+
+@dataclass(frozen=True)
+class Availability:
+    """``state`` is Available/Unavailable/Degraded/Unknown, or None when Resource Health does not cover the type."""
+
+    state: str | None
+    summary: str = ""
+
+    @property
+    def tolerated(self) -> bool:
+        """Available passes; Unknown passes with a note; no Resource Health for the type passes too."""
+        return self.state is None or self.state.lower() in (AVAILABLE.lower(), UNKNOWN.lower())
+
+
+def resource_health_client(clients: ArmClients, subscription_id: str) -> Any:
+    """An ``azure.mgmt.resourcehealth.aio.ResourceHealthMgmtClient`` on the worker's ARM endpoint and credential
+    (use it with ``async with``)."""
+    from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
+
+    config = clients.config
+    verify: bool | str = str(config.ca_file) if config.ca_file else True
+    return ResourceHealthMgmtClient(
+        clients.credential,
+        subscription_id,
+        base_url=config.endpoint,
+        transport=AsyncioRequestsTransport(connection_verify=verify),
+        retry_total=config.sdk_retries,
+    )
+
+
+async def availability_of(client: Any, resource_id: str) -> Availability:
+    """The resource's current availability. Other errors (throttling after the SDK's retries, 5xx) propagate."""
+    try:
+        status = await client.availability_statuses.get_by_resource(resource_id)
+    except ResourceNotFoundError:
+        return Availability(None, "Resource Health does not know this resource")
+    except HttpResponseError as err:
+        if err.status_code in _NOT_SUPPORTED_STATUSES:
+            code = err.error.code if err.error is not None else err.status_code
+            return Availability(None, f"Resource Health does not support this resource type ({code})")
+        raise
+    props = status.properties
+    state = getattr(props, "availability_state", None) if props is not None else None
+    state = getattr(state, "value", state)  # an AvailabilityStateValues member, or a string the enum lacks
+    summary = str(getattr(props, "summary", None) or "") if props is not None else ""
+    return Availability(str(state) if state else UNKNOWN, summary)
