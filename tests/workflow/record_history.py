@@ -1,12 +1,15 @@
-"""Record the workflow histories the Replayer test replays: ``python -m tests.workflow.record_history``.
+"""Record the workflow histories the Replayer test replays:
+``python -m tests.workflow.record_history --tag v2`` writes ``histories/<scenario>.<tag>.json``.
 
-Re-record only on purpose (a deliberate, versioned change of the workflow); the point of the saved files is that a
-change to workflows/deployment.py which would break running workflows fails test_replay.py. Each scenario drives a
-different path: approval then a throttled retry, a logic failure, a rejection, a confirmation timeout.
+Add a generation after a deliberate, versioned change of the workflow (a new ``workflow.patched`` id); never
+re-record an existing file: the old generations are what prove that runs started by an older worker still replay
+(test_replay.py replays every file). Each scenario drives a different path: approval then a throttled retry, a
+logic failure, a rejection, a confirmation timeout.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import uuid
@@ -78,13 +81,16 @@ SCENARIOS: dict[str, tuple[FakeStages, dict[str, Any], Callable[[WorkflowHandle[
 }
 
 
-async def record() -> None:
+async def record(tag: str) -> None:
     path = find_binary("temporal-test-server")
     assert path, "temporal-test-server is not installed"
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path, data_converter=data_converter())
     try:
         HISTORIES.mkdir(exist_ok=True)
         for name, (fakes, request_fields, drive) in SCENARIOS.items():
+            out = HISTORIES / f"{name}.{tag}.json"
+            if out.exists():
+                raise SystemExit(f"{out} exists: pick a new --tag (old generations must stay as they are)")
             queue = f"tq-{uuid.uuid4()}"
             async with Worker(
                 env.client, task_queue=queue, workflows=[DeploymentWorkflow], activities=fakes.activities()
@@ -93,12 +99,11 @@ async def record() -> None:
                     env.client,
                     make_request(f"rg-{name}", **request_fields),
                     task_queue=queue,
-                    workflow_id=f"deploy-replay-{name}",
+                    workflow_id=f"deploy-replay-{name}-{tag}",
                 )
                 await drive(handle)
                 await result_of(handle)
                 history = await handle.fetch_history()
-            out = HISTORIES / f"{name}.json"
             out.write_text(json.dumps(history.to_json_dict(), indent=1) + "\n")
             print(f"wrote {out} ({len(history.events)} events)")
     finally:
@@ -106,4 +111,6 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tag", required=True, help="generation name, e.g. v2 (part of each file name)")
+    asyncio.run(record(parser.parse_args().tag))
