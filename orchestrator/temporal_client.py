@@ -21,6 +21,7 @@ from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 
 from .codec import EncryptionCodec, KeyRing
+from .telemetry import client_interceptors, temporal_runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
@@ -72,9 +73,16 @@ async def connect(
     config_file: str | None = None,
     **client_kwargs: Any,
 ) -> Client:
-    """A connected client with this project's data converter."""
+    """A connected client with this project's data converter, and the tracing interceptor and Prometheus runtime
+    when those are configured (``orchestrator.telemetry``)."""
     options = connect_options(
         address=address, namespace=namespace, api_key=api_key, tls=tls, profile=profile, config_file=config_file
     )
     target = options.pop("target_host")
+    interceptors = client_interceptors()
+    if interceptors:
+        client_kwargs["interceptors"] = [*interceptors, *client_kwargs.get("interceptors", [])]
+    runtime = temporal_runtime()
+    if runtime is not None:
+        client_kwargs.setdefault("runtime", runtime)
     return await Client.connect(target, data_converter=data_converter(), **options, **client_kwargs)
