@@ -13,6 +13,7 @@ from temporalio import activity
 
 from orchestrator.blobstore import BlobStore, put_json
 from orchestrator.classification import classify_arm_error
+from orchestrator.codec import redact as redact_secrets
 from orchestrator.config import ArmClients
 from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyChange, StageInput, WhatIfPlan
 
@@ -154,6 +155,8 @@ class PlanActivities:
                 classification = classify_arm_error(doc.get("error"), default_code="WhatIfFailed")
                 classification.message = redact(classification.message, secrets)
                 raise application_error(classification)
+            if secrets:  # the stored full result is rendered by the CLI (plan, status --plan): no secret in it
+                doc = json.loads(redact_secrets(json.dumps(doc, ensure_ascii=False), secrets))
             ref = put_json(self._store, doc)
             plan = summarize_what_if(doc, ref)
             if group is not None:

@@ -130,3 +130,42 @@ class EncryptionCodec(PayloadCodec):
             decoded.ParseFromString(cipher.decrypt(nonce, ciphertext, kid.encode()))
             out.append(decoded)
         return out
+
+
+# ------------------------------------------------------------------------------------------------ redaction
+
+MASK = "*****"
+
+
+def secret_strings(values: Iterable[object]) -> list[str]:
+    """Every string (≥ 4 characters) inside secret values, longest first: what ``redact`` masks."""
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            if len(value) >= 4:
+                found.add(value)
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+        elif value is not None and not isinstance(value, bool):
+            text = str(value)
+            if len(text) >= 4:
+                found.add(text)
+                found.add(json.dumps(value))
+
+    for value in values:
+        walk(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (and its JSON-escaped form) replaced by ``*****``."""
+    for secret in secrets:
+        for form in {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}:
+            if form and form in text:
+                text = text.replace(form, MASK)
+    return text

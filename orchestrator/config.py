@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.pipeline.transport import AsyncioRequestsTransport
 
-from .models import WorkerSettings
+from .models import ApprovalPolicy, WorkerSettings
 from .retry import schedule_from_env
 from .temporal_client import DEFAULT_TASK_QUEUE
 
@@ -43,6 +43,12 @@ ENV_ARM_POLL_INTERVAL = "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS"
 ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_CONFIRMATION_TIMEOUT = "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS"
 ENV_HEARTBEAT_TIMEOUT = "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS"
+# Four eyes (issue 7, docs/SECURITY.md): who may approve or reject deletions.
+ENV_FOUR_EYES = "ORCHESTRATOR_FOUR_EYES"
+ENV_APPROVERS = "ORCHESTRATOR_APPROVERS"
+ENV_APPROVERS_FILE = "ORCHESTRATOR_APPROVERS_FILE"
+ENV_ALLOW_SELF_APPROVAL = "ORCHESTRATOR_ALLOW_SELF_APPROVAL"
+ENV_ALLOW_APPROVER_OVERRIDE = "ORCHESTRATOR_ALLOW_APPROVER_OVERRIDE"
 
 CredentialKind = Literal["default", "local"]
 
@@ -206,6 +212,49 @@ def is_loopback(endpoint: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def _flag_env(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={env.get(name)!r} must be 1/true/yes or 0/false/no")
+
+
+def approval_policy_from_env(environ: Mapping[str, str] | None = None) -> ApprovalPolicy:
+    """Four eyes: on with ``ORCHESTRATOR_FOUR_EYES=1`` or as soon as approvers are listed
+    (``ORCHESTRATOR_APPROVERS=ana,bo`` or ``ORCHESTRATOR_APPROVERS_FILE``: one identity per line, ``#`` comments)."""
+    env = os.environ if environ is None else environ
+    approvers: list[str] | None = None
+    sources: list[str] = []
+    if env.get(ENV_APPROVERS):
+        approvers = [a.strip() for a in env[ENV_APPROVERS].split(",") if a.strip()]
+        sources.append(ENV_APPROVERS)
+    if env.get(ENV_APPROVERS_FILE):
+        path = Path(env[ENV_APPROVERS_FILE])
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the approvers file {path} ({ENV_APPROVERS_FILE}): {exc.strerror or exc}; list one "
+                "identity per line, or unset the variable"
+            ) from None
+        from_file = [line.split("#", 1)[0].strip() for line in lines]
+        approvers = [*(approvers or []), *(a for a in from_file if a)]
+        sources.append(f"{ENV_APPROVERS_FILE}={path}")
+    if approvers is not None and not approvers:
+        raise ConfigError(
+            f"{' and '.join(sources)} list no approver, so no deletion could ever be approved; name at least one"
+        )
+    return ApprovalPolicy(
+        enabled=_flag_env(env, ENV_FOUR_EYES) or approvers is not None,
+        allowed_approvers=approvers,
+        allow_self_approval=_flag_env(env, ENV_ALLOW_SELF_APPROVAL),
+        allow_approver_override=_flag_env(env, ENV_ALLOW_APPROVER_OVERRIDE),
+        source=", ".join(sources),
+    )
+
+
 def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerConfig:
     env = os.environ if environ is None else environ
     settings = WorkerSettings(retry=schedule_from_env(env))
@@ -215,6 +264,7 @@ def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerCo
     heartbeat = _float_env(env, ENV_HEARTBEAT_TIMEOUT)
     if heartbeat is not None:
         settings.heartbeat_timeout_seconds = heartbeat
+    settings.approval = approval_policy_from_env(env)
     return WorkerConfig(
         arm=arm_config_from_env(env), task_queue=env.get(ENV_TASK_QUEUE) or DEFAULT_TASK_QUEUE, settings=settings
     )

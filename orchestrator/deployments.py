@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -86,6 +86,7 @@ def build_deploy_request(
     git_sha: str | None = None,
     initiator: str = "unknown",
     audit_dir: str | None = None,
+    secret_names: Iterable[str] = (),
 ) -> DeployRequest:
     """Put the template (and secure parameter values) in the content store and return the request.
 
@@ -101,7 +102,8 @@ def build_deploy_request(
         for existing in [k for k in merged if k.lower() == key.lower()]:
             del merged[existing]
         merged[key] = {"value": value}
-    secure = secure_parameter_names(template)
+    # The template's securestring/secureObject parameters, plus those the user marked (--secret-param, issue 7).
+    secure = secure_parameter_names(template) | {n.lower() for n in secret_names}
     plain = {k: v for k, v in merged.items() if not (k.lower() in secure and "value" in v)}
     secret = {k: v for k, v in merged.items() if k.lower() in secure and "value" in v}
     template_ref = put_json(store, template)

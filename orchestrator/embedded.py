@@ -77,6 +77,7 @@ class DevInstance:
     pid: int = 0  # the process that owns the children (``starter.py dev`` or ``demo``)
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    codec_endpoint: str | None = None  # the codec server for the UI, when payload encryption keys are configured
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -230,6 +231,7 @@ class EmbeddedDefault:
         self.ready_timeout = ready_timeout
         self.children: list[_Child] = []
         self.instance: DevInstance | None = None
+        self.codec_endpoint: str | None = None
 
     # -------------------------------------------------------------------------------------------- lifecycle
 
@@ -256,6 +258,8 @@ class EmbeddedDefault:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if _codec_keys_configured():  # the UI decrypts through our codec server (docs/SECURITY.md)
+                self.codec_endpoint = self._start_codec_server()
             temporal_address, ui_url = self._start_temporal()
             arm_endpoint, ca_file = self._start_local_arm() if self.with_local_arm else (None, None)
             self.instance = DevInstance(
@@ -269,6 +273,7 @@ class EmbeddedDefault:
                 state_dir=str(self.state_dir),
                 pid=os.getpid(),
                 started_at=time.time(),
+                codec_endpoint=self.codec_endpoint,
             )
             if self.with_worker:
                 self._start_worker(self.instance)
@@ -361,6 +366,8 @@ class EmbeddedDefault:
                 "--ui-disable-news-fetch",
                 *dev_server_args(),
             ]
+            if self.codec_endpoint:
+                argv += ["--ui-codec-endpoint", self.codec_endpoint]
             for attribute in SEARCH_ATTRIBUTES:
                 argv += ["--search-attribute", f"{attribute}=Keyword"]
             child = self._spawn("temporal", argv, stop_signal=signal.SIGTERM)
@@ -444,6 +451,39 @@ class EmbeddedDefault:
         ca = info.get("ca_file")
         return endpoint, str(ca) if ca else None
 
+    def _start_codec_server(self) -> str:
+        """``starter.py codec-server`` on a free loopback port (CORS: loopback origins), for --ui-codec-endpoint."""
+        out_path = self.state_dir / "codec-server.out"
+        out_path.write_text("", encoding="utf-8")
+        argv = [sys.executable, str(PROJECT_ROOT / "starter.py"), "codec-server", "--port", "0"]
+        log_path = self.state_dir / "codec-server.log"
+        with open(out_path, "wb") as out_file, open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out_file,
+                stderr=log_file,
+                cwd=str(PROJECT_ROOT),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        child = _Child(name="codec-server", process=process, log=log_path, stop_signal=signal.SIGTERM)
+        self.children.append(child)
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            first = out_path.read_text(encoding="utf-8").split("\n", 1)
+            if len(first) == 2 and first[0].strip():
+                break
+            if process.poll() is not None:
+                raise self._fail(child, f"The codec server exited (code {process.returncode}) before it was ready.")
+            if time.monotonic() > deadline:
+                raise self._fail(child, f"The codec server did not start within {self.ready_timeout:.0f} s.")
+            time.sleep(0.05)
+        try:
+            return str(json.loads(first[0])["endpoint"])
+        except (ValueError, KeyError, TypeError):
+            raise self._fail(child, f"The codec server printed {first[0]!r} instead of its endpoint.") from None
+
     def _start_worker(self, instance: DevInstance) -> None:
         env = dict(os.environ)
         env.update(worker_environment(instance))
@@ -461,6 +501,12 @@ class EmbeddedDefault:
             if WORKER_READY_LINE in _tail(child.log, 40):
                 return
             time.sleep(0.05)
+
+
+def _codec_keys_configured() -> bool:
+    from orchestrator.codec import KEY_FILE_ENV, KEYS_ENV
+
+    return bool(os.environ.get(KEYS_ENV) or os.environ.get(KEY_FILE_ENV))
 
 
 def worker_environment(instance: DevInstance) -> dict[str, str]:

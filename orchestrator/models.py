@@ -210,6 +210,7 @@ class PendingConfirmation(_Model):
     deadline: datetime
     round: int = 1
     approve_command: str = ""  # the exact Temporal CLI command that approves
+    approval_policy: ApprovalPolicy | None = None  # who may decide (issue 7, four eyes); None: anyone
 
 
 class StageTransition(_Model):
@@ -254,6 +255,7 @@ class DeploymentStatus(_Model):
     transitions: list[StageTransition] = Field(default_factory=list)
     failure: FailureInfo | None = None
     outcome: DeployOutcome | None = None
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # issue 7: recorded, ignored
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -298,6 +300,45 @@ class RetrySchedule(_Model):
     maximum_retries: int = 5  # after the first attempt: 5, 10, 20, 40, 80 s
 
 
+class ApprovalPolicy(_Model):
+    """Who may approve or reject a deletion (issue 7, four eyes), resolved on the worker (``orchestrator.config``)
+    and recorded in history with the other settings. ``enabled`` False: anyone may decide (the single-user
+    default). Identities compare case-insensitively; they are what the signal claims (see docs/SECURITY.md)."""
+
+    enabled: bool = False
+    allowed_approvers: list[str] | None = None  # None: any identity other than the initiator's
+    allow_self_approval: bool = False  # the initiator may approve their own deployment
+    allow_approver_override: bool = False  # the CLI's --as may name someone other than the OS user
+    source: str = ""  # where the list came from (variable or file), for messages
+
+    def refusal(self, *, approver: str, initiator: str, approving: bool) -> str | None:
+        """Why ``approver`` may not decide, or None. A self-rejection is always allowed (it deploys nothing)."""
+        if not self.enabled:
+            return None
+        who = approver.strip().lower()
+        if not who:
+            return "the signal names no approver"
+        allowed = self.allowed_approvers
+        self_rejection = not approving and who == initiator.strip().lower()
+        if allowed is not None and who not in {a.strip().lower() for a in allowed} and not self_rejection:
+            where = f" ({self.source})" if self.source else ""
+            return f"{approver!r} is not among the allowed approvers{where}"
+        if approving and who == initiator.strip().lower() and not self.allow_self_approval:
+            return f"{approver!r} started this deployment; four eyes: another person must approve it"
+        return None
+
+
+class RefusedDecision(_Model):
+    """An approve/reject signal the policy refused: recorded (status, memo, history) and otherwise ignored."""
+
+    decision: ConfirmationDecision
+    by: str
+    reason: str = ""
+    at: datetime
+    why: str
+    round: int = 1
+
+
 class WorkerSettings(_Model):
     """Per-worker settings the workflow reads once through a local activity, so they are recorded in history."""
 
@@ -307,6 +348,7 @@ class WorkerSettings(_Model):
     deploy_timeout_seconds: float = 6 * 3600.0
     heartbeat_timeout_seconds: float = 30.0
     lint_enabled: bool = True
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)  # issue 7: four eyes
 
 
 class StageInput(_Model):

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_REJECT,
         WORKFLOW_NAME,
         ActivityName,
+        ApprovalPolicy,
         ApprovalSignal,
         CancelInput,
         Classification,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         HealthReport,
         LintReport,
         PendingConfirmation,
+        RefusedDecision,
         StageInput,
         StageProgress,
         StageTransition,
@@ -58,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from orchestrator.naming import deployment_name_for
     from orchestrator.retry import SINGLE_ATTEMPT, next_delay
+    from orchestrator.telemetry import stage_span
 
 T = TypeVar("T")
 
@@ -65,6 +68,7 @@ SETTINGS_TIMEOUT = timedelta(seconds=10)
 # workflow.patched ids: each marks a change of the commands the workflow issues, so histories of runs started by an
 # older worker still replay (tests/workflow/test_replay.py).
 PATCH_PLAN_ENSURES_RG = "plan-ensures-rg"  # the plan activity ensures the resource group (was its own activity)
+PATCH_FOUR_EYES = "four-eyes"  # issue 7: approve/reject from someone the approval policy refuses is recorded, ignored
 
 
 class StageFailed(Exception):
@@ -133,6 +137,25 @@ class DeploymentWorkflow:
                     decision.value,
                     signal.approver,
                 )
+                return
+        if workflow.patched(PATCH_FOUR_EYES):
+            why = self._settings.approval.refusal(
+                approver=signal.approver,
+                initiator=self._request.initiator,
+                approving=decision is ConfirmationDecision.APPROVED,
+            )
+            if why is not None:
+                refused = RefusedDecision(
+                    decision=decision,
+                    by=signal.approver,
+                    reason=signal.reason,
+                    at=workflow.now(),
+                    why=why,
+                    round=pending.round,
+                )
+                self._status.refused_decisions.append(refused)
+                self._upsert_memo({"refused_decision": refused.model_dump(mode="json")})
+                workflow.logger.warning("%s by %s refused and ignored: %s", decision.value, signal.approver, why)
                 return
         self._decision = (decision, signal)
 
@@ -286,6 +309,7 @@ class DeploymentWorkflow:
                 f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
                 """--input '{"approver":"<you>","reason":"<why>"}'"""
             ),
+            approval_policy=self._approval_policy(),
         )
         self._transition(
             DeploymentStage.AWAITING_CONFIRMATION,
@@ -416,6 +440,7 @@ class DeploymentWorkflow:
             progress.attempts += 1
             attempt = retries + 1
             timeout = start_to_close or timedelta(seconds=self._settings.activity_timeout_seconds)
+            attempt_started = workflow.now()
             try:
                 if local:
                     result = await workflow.execute_local_activity(
@@ -437,6 +462,7 @@ class DeploymentWorkflow:
                         summary=f"{stage.value} attempt {attempt}",
                     )
                 progress.finished_at = workflow.now()
+                self._stage_span(stage, attempt, attempt_started)
                 return result
             except (ActivityError, ApplicationError, TemporalTimeoutError) as err:
                 # A remote activity's failure arrives as ActivityError(cause); a local activity's as the cause.
@@ -448,6 +474,7 @@ class DeploymentWorkflow:
                 if isinstance(cause, TemporalTimeoutError) and on_timeout is not None:
                     on_timeout(cause)
                 classification = classify_activity_failure(cause)
+                self._stage_span(stage, attempt, attempt_started, classification)
                 progress.last_error = classification.message
                 progress.last_error_code = classification.code
                 progress.last_error_class = classification.failure_class
@@ -485,6 +512,30 @@ class DeploymentWorkflow:
                 )
 
     # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def _approval_policy(self) -> ApprovalPolicy | None:
+        """The worker's four-eyes policy as the status query shows it (None: anyone may decide)."""
+        policy = self._settings.approval
+        return policy if policy.enabled else None
+
+    def _stage_span(
+        self, stage: DeploymentStage, attempt: int, started: Any, failure: Classification | None = None
+    ) -> None:
+        """One OpenTelemetry span per stage attempt (issue 7; no-op without tracing, never on replay, no commands).
+        Names, ids and codes only: no parameter value reaches an attribute."""
+        attributes: dict[str, str | int | float] = {
+            "deployment.stage": stage.value,
+            "deployment.resource_group": self._request.resource_group,
+            "deployment.subscription_id": self._request.subscription_id,
+            "deployment.name": self._status.deployment_name,
+            "deployment.attempt": attempt,
+            "deployment.stage_outcome": "failed" if failure else "succeeded",
+            "deployment.duration_seconds": (workflow.now() - started).total_seconds(),
+        }
+        if failure is not None:
+            attributes["deployment.classification"] = failure.failure_class.value
+            attributes["deployment.error_code"] = failure.code
+        stage_span(stage.value, attributes)
 
     def _transition(self, stage: DeploymentStage, detail: str = "", *, by: str | None = None) -> None:
         previous = self._status.stage

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "orchestrator.cli.dev",
     "orchestrator.cli.expand",
     "orchestrator.cli.lint",
+    "orchestrator.cli.codec_server",
 ]
 
 

@@ -3,6 +3,11 @@
 They send the workflow's ``approve`` / ``reject`` signal (one JSON object: approver, reason, and the destructive
 set the approver saw, which binds the approval to that plan). Any Temporal client can send the same signal; these
 commands add a check that the deployment is actually waiting, and show what is about to be deleted.
+
+Identity (four eyes, docs/SECURITY.md): the approver is the OS user. ``--as WHO`` names someone else only where the
+worker's policy allows it (``ORCHESTRATOR_ALLOW_APPROVER_OVERRIDE``) or no policy is configured. A decision the
+policy would refuse (not an allowed approver, or the initiator approving their own deployment) is refused here
+before anything is sent; the workflow enforces the same policy on signals from any other client.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ from orchestrator.cli._common import (
 )
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
-from orchestrator.models import SIGNAL_APPROVE, SIGNAL_REJECT, ApprovalSignal, DeploymentStage, DeploymentStatus
+from orchestrator.models import (
+    SIGNAL_APPROVE,
+    SIGNAL_REJECT,
+    ApprovalPolicy,
+    ApprovalSignal,
+    DeploymentStage,
+    DeploymentStatus,
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,7 +47,14 @@ def add_parser(subparsers: Any) -> None:
         p = subparsers.add_parser(name, help=verb, description=verb[0].upper() + verb[1:] + ".")
         p.add_argument("workflow_id", metavar="ID", help="the deployment's workflow id (printed by deploy and list)")
         p.add_argument("--reason", default="", help="why (recorded in the audit)")
-        p.add_argument("--approver", default=None, help="who decides (default: the OS user)")
+        p.add_argument(
+            "--as",
+            "--approver",
+            dest="approver",
+            metavar="WHO",
+            default=None,
+            help="decide as WHO instead of the OS user; only where the approval policy allows it",
+        )
         add_target_args(p)
         p.set_defaults(run=run, signal=signal)
 
@@ -88,7 +107,7 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
     pending = status.pending_confirmation
     assert pending is not None
     destructive_set = sorted({c.resource_id.lower() for c in pending.destructive_changes})
-    approver = args.approver or current_user()
+    approver = decider(args, pending.approval_policy, initiator=_initiator(status))
     verb = "Approving" if args.signal == SIGNAL_APPROVE else "Rejecting"
     progress(f"{verb} the deletion of {len(destructive_set)} resource(s) in deployment {args.workflow_id}:")
     for change in pending.destructive_changes:
@@ -110,3 +129,32 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
         done = "Approved" if args.signal == SIGNAL_APPROVE else "Rejected"
         print(f"{done} by {approver}: deployment {args.workflow_id} (round {pending.round}).")
     return int(ExitCode.OK)
+
+
+def _initiator(status: DeploymentStatus) -> str:
+    first = status.transitions[0] if status.transitions else None
+    return (first.by if first is not None else None) or ""
+
+
+def decider(args: argparse.Namespace, policy: ApprovalPolicy | None, *, initiator: str) -> str:
+    """Who this decision is sent as: the OS user, or ``--as`` where the policy allows; refused here (nothing sent)
+    when the worker's policy would refuse it anyway."""
+    me = current_user()
+    approving = args.signal == SIGNAL_APPROVE
+    who = args.approver or me
+    if policy is None:
+        return who
+    if args.approver and args.approver.strip().lower() != me.lower() and not policy.allow_approver_override:
+        raise CommandError(
+            f"--as {args.approver} is not allowed: this deployment's approval policy sends the OS user's identity "
+            f"({me}). Decide as yourself, or have {args.approver} run the command. Nothing was sent.",
+            ExitCode.USAGE,
+        )
+    why = policy.refusal(approver=who, initiator=initiator, approving=approving)
+    if why is not None:
+        raise CommandError(
+            f"{'Approval' if approving else 'Rejection'} refused by the approval policy: {why}. The deployment "
+            "keeps waiting; ask an allowed approver to run this command. Nothing was sent.",
+            ExitCode.USAGE,
+        )
+    return who

@@ -38,6 +38,7 @@ from orchestrator.cli._common import (
     resolve_target,
     run_command,
 )
+from orchestrator.codec import redact, secret_strings
 from orchestrator.deployments import (
     DeploymentAlreadyRunning,
     build_deploy_request,
@@ -106,6 +107,14 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override one parameter (repeatable); VALUE is JSON when it parses as JSON, else a string",
+    )
+    p.add_argument(
+        "--secret-param",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="treat parameter NAME as secret like a securestring (repeatable): its value (from -p or --param) is "
+        "sealed in the content store, never in history, logs or output (docs/SECURITY.md)",
     )
     p.add_argument("--allow-warnings", action="store_true", help="do not halt on lint warnings")
     p.add_argument(
@@ -206,6 +215,21 @@ def check_against_template(inputs: DeploymentInputs, *, resource_group: str, loc
         ) from None
 
 
+def marked_secret_values(inputs: DeploymentInputs, names: list[str]) -> list[str]:
+    """The values of the --secret-param parameters (to mask in messages); an unknown name is a usage error."""
+    if not names:
+        return []
+    declared = {str(k).lower() for k in (inputs.template.get("parameters") or {})}
+    unknown = [n for n in names if n.lower() not in declared]
+    if unknown:
+        raise InputError(
+            f"--secret-param {unknown[0]} names no parameter of the template '{inputs.template_path}' (it declares "
+            f"{', '.join(sorted(declared)) or 'none'}). Name a declared parameter."
+        )
+    wanted = {n.lower() for n in names}
+    return secret_strings(v for k, v in inputs.parameter_values().items() if k.lower() in wanted)
+
+
 def resolve_subscription(args: argparse.Namespace, target: Target | None) -> str:
     import os
 
@@ -261,11 +285,20 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         resource_group = validate_resource_group_name(args.resource_group)
         location = validate_location(args.location)
         template_path, _ = resolve_bicep_inputs(args.template, args.parameters)
+        if getattr(args, "secret_param", []):
+            raise InputError(
+                f"--secret-param {args.secret_param[0]}: a Bicep deployment marks secrets in the Bicep file itself; "
+                "declare the parameter @secure() there (its value is then sealed like any securestring)."
+            )
     else:
         if not args.template:
             raise InputError("No template: give -t/--template (or -p with a .bicepparam file whose `using` names one).")
         inputs, resource_group, location = read_inputs(args)
-        check_against_template(inputs, resource_group=resource_group, location=location)
+        hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
+        try:
+            check_against_template(inputs, resource_group=resource_group, location=location)
+        except CommandError as exc:  # the engine masks securestring values; --secret-param ones are masked here
+            raise CommandError(redact(str(exc), hidden), exc.code) from None
         template_path = inputs.template_path
     health = health_spec_from_args(  # refused here, before anything starts, naming the input
         args,
@@ -365,6 +398,7 @@ def _build_request(
             # Absolute, so the audit names the file and LINTING can point at lines of the user's own copy.
             template_path=str(inputs.template_path.resolve()),
             parameters_path=str(inputs.parameters_path.resolve()) if inputs.parameters_path else None,
+            secret_names=getattr(args, "secret_param", []),
             mode=DeploymentMode(args.mode),
             allow_warnings=args.allow_warnings,
             no_confirm_deletes=args.no_confirm_deletes,

@@ -73,6 +73,8 @@ def describe(instance: DevInstance) -> str:
         f"  Temporal    {instance.temporal_address} (namespace {instance.namespace})",
         f"  Web UI      {instance.ui_url}",
     ]
+    if instance.codec_endpoint:
+        lines.append(f"  Codec       {instance.codec_endpoint} (the Web UI decrypts payloads through it)")
     if instance.arm_endpoint:
         lines.append(f"  Local ARM   {instance.arm_endpoint} (CA {instance.arm_ca_file or '-'})")
     if "worker" in instance.pids:

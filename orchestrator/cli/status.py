@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client
@@ -98,14 +99,21 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
             )
     pending = current.pending_confirmation
     if pending is not None:
-        print(
-            f"  waiting for confirmation until {pending.deadline.isoformat(timespec='seconds')} "
-            f"(round {pending.round}):"
-        )
+        print(f"  {confirmation_wait(pending.asked_at, pending.deadline)} (round {pending.round}):")
         for change in pending.destructive_changes:
             print(f"    - {change.resource_id}")
         print(f"  approve: python starter.py approve {args.workflow_id}{local} --reason '...'")
         print(f"  reject:  python starter.py reject {args.workflow_id}{local} --reason '...'")
+        policy = pending.approval_policy
+        if policy is not None:
+            who = ", ".join(policy.allowed_approvers) if policy.allowed_approvers is not None else "anyone"
+            self_ok = "may" if policy.allow_self_approval else "may not"
+            print(f"  four eyes: approvers {who}; the initiator {self_ok} approve")
+    for refused in current.refused_decisions:
+        print(
+            f"  refused {refused.decision.value.lower()} by {refused.by} at "
+            f"{refused.at.isoformat(timespec='seconds')}: {refused.why}"
+        )
     for record in current.confirmations:
         print(f"  {record.decision.value} by {record.by} at {record.at.isoformat(timespec='seconds')}: {record.reason}")
     if current.failure is not None:
@@ -156,3 +164,24 @@ async def list_deployments(args: argparse.Namespace, *, client: Client | None = 
             f"{r['initiator'] or ''}"
         )
     return int(ExitCode.OK)
+
+
+def _span(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def confirmation_wait(asked_at: datetime, deadline: datetime, *, now: datetime | None = None) -> str:
+    """ "waiting for confirmation for 4m 10s; expires 2026-… (in 55m 50s)" — the reminder ``status`` prints."""
+    now = now or datetime.now(UTC)
+    waited = (now - asked_at).total_seconds()
+    left = (deadline - now).total_seconds()
+    expiry = deadline.isoformat(timespec="seconds")
+    tail = f"in {_span(left)}" if left > 0 else "expired; the deployment fails as not confirmed"
+    return f"waiting for confirmation for {_span(waited)}; expires {expiry} ({tail})"

@@ -1,0 +1,131 @@
+"""OpenTelemetry: with tracing configured every stage attempt is a span with resource group, deployment name,
+attempt and (for a failed attempt) its classification; no secret value reaches any span. Without configuration
+nothing is traced."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from local_arm.admin import Fault
+from orchestrator import telemetry
+from orchestrator.blobstore import LocalBlobStore
+from orchestrator.deployments import build_deploy_request, result_of, start_deployment
+from orchestrator.models import DeployOutcome
+from orchestrator.temporal_client import connect
+from tests.security.secret_template import random_token, secret_template
+from tests.workflow.localarm import real_worker
+
+STAGES = ["VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "VERIFYING_HEALTH"]
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    telemetry.use_tracer_provider(telemetry.tracer_provider(exporter, batch=False))
+    try:
+        yield exporter
+    finally:
+        telemetry.reset_tracing()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_every_stage_is_a_span_with_its_attributes_and_no_secret(
+    dev_env, local_arm, task_queue, resource_group, tmp_path, exporter
+):
+    token = random_token()
+    blob_dir = tmp_path / "blobs"
+    client = await connect(address=dev_env.client.service_client.config.target_host, namespace="default")
+    account = "st" + uuid.uuid4().hex[:12]
+    request = build_deploy_request(
+        store=LocalBlobStore(blob_dir),
+        template=secret_template(account),
+        subscription_id=local_arm.subscription_id,
+        resource_group=resource_group,
+        location="westeurope",
+        parameters={"adminPassword": {"value": token}},
+        initiator="span-test",
+    )
+    # One environmental failure of the what-if, so one PLANNING attempt fails (classified) and the next succeeds.
+    local_arm.admin.add_faults(Fault.error(503, operation="Deployments_WhatIf", path=resource_group, count=1))
+    try:
+        async with real_worker(client, local_arm, blob_dir, task_queue):
+            result = await result_of(await start_deployment(client, request, task_queue=task_queue))
+    finally:
+        local_arm.admin.clear_faults()
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    spans = exporter.get_finished_spans()
+    stage_spans = [s for s in spans if s.name.startswith(telemetry.STAGE_SPAN_PREFIX)]
+    assert [s.attributes[telemetry.ATTR_STAGE] for s in stage_spans] == [
+        "VALIDATING_PARAMETERS", "LINTING", "PLANNING", "PLANNING", "DEPLOYING", "VERIFYING_HEALTH",
+    ]  # fmt: skip
+    for span in stage_spans:
+        attrs = dict(span.attributes or {})
+        assert attrs[telemetry.ATTR_RESOURCE_GROUP] == resource_group
+        assert attrs[telemetry.ATTR_DEPLOYMENT_NAME] == result.deployment_name
+        assert attrs["temporalWorkflowID"] == result.workflow_id
+    failed, retried = stage_spans[2], stage_spans[3]
+    assert (failed.attributes[telemetry.ATTR_ATTEMPT], retried.attributes[telemetry.ATTR_ATTEMPT]) == (1, 2)
+    assert failed.attributes[telemetry.ATTR_CLASSIFICATION] == "ENVIRONMENTAL"
+    assert failed.attributes[telemetry.ATTR_OUTCOME] == "failed"
+    assert telemetry.ATTR_CLASSIFICATION not in (retried.attributes or {})
+    # The interceptor's own spans: the client's start, the workflow run, every activity.
+    names = {s.name for s in spans}
+    assert "StartWorkflow:DeploymentWorkflow" in names and "RunWorkflow:DeploymentWorkflow" in names
+    assert {"RunActivity:plan_deployment", "RunActivity:deploy"} <= names
+    # No span carries the secret anywhere (attributes, events, status), byte for byte.
+    exported = "".join(s.to_json() for s in spans)
+    assert token not in exported
+
+
+def test_nothing_is_traced_unless_configured() -> None:
+    telemetry.reset_tracing()
+    assert telemetry.client_interceptors({}) == []
+    assert telemetry.temporal_runtime({}) is None
+    with pytest.raises(telemetry.TelemetryConfigError, match="ORCHESTRATOR_OTEL_TRACES"):
+        telemetry.TelemetrySettings.from_environment({"ORCHESTRATOR_OTEL_TRACES": "jaeger"})
+    with pytest.raises(telemetry.TelemetryConfigError, match="HOST:PORT"):
+        telemetry.TelemetrySettings.from_environment({"ORCHESTRATOR_PROMETHEUS_BIND": "9464"})
+    settings = telemetry.TelemetrySettings.from_environment(
+        {"ORCHESTRATOR_OTEL_TRACES": "OTLP", "ORCHESTRATOR_PROMETHEUS_BIND": "127.0.0.1:9464"}
+    )
+    assert settings.traces == "otlp" and settings.prometheus_bind == "127.0.0.1:9464"
+
+
+def test_prometheus_exposes_the_sdk_runtime_metrics(dev_env) -> None:
+    """In a child process (a Temporal Runtime lives as long as its process): a client and a worker poll, then
+    /metrics answers with the SDK's metrics."""
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = textwrap.dedent(
+        f"""
+        import asyncio, urllib.request
+        from temporalio.worker import Worker
+        from orchestrator.temporal_client import connect
+        from workflows.deployment import DeploymentWorkflow
+
+        async def main():
+            client = await connect(address={dev_env.client.service_client.config.target_host!r})
+            async with Worker(client, task_queue="prom-test", workflows=[DeploymentWorkflow]):
+                await asyncio.sleep(1.5)
+                print(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
+
+        asyncio.run(main())
+        """
+    )
+    env = {**__import__("os").environ, "ORCHESTRATOR_PROMETHEUS_BIND": f"127.0.0.1:{port}"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "temporal_" in proc.stdout and "service_name" in proc.stdout
