@@ -29,9 +29,14 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The ``bicep-orchestrator`` console command (pyproject.toml): the same as ``python starter.py``."""
     try:
         exit_code = main()
-    except SystemExit as exc:  # argparse's usage errors and --help
+    except SystemExit as exc:  # argparse's usage errors, --help and --version
         exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     exit_now(exit_code)
+
+
+if __name__ == "__main__":
+    console_main()

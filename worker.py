@@ -1,5 +1,10 @@
 """Run a deployment worker: ``python worker.py [--address HOST:PORT] [--namespace NS] [--task-queue Q]
-[--arm-endpoint URL --arm-ca-file CA.pem --arm-credential local]``.
+[--arm-endpoint URL --arm-ca-file CA.pem --arm-credential local] [--max-concurrent-activities N] ...``
+(installed: ``bicep-orchestrator-worker``).
+
+Any number of workers may serve one task queue; SIGTERM or SIGINT stops one gracefully: it polls no new tasks,
+running activities get ``--graceful-shutdown-seconds`` to finish (the deploy activity hands its ARM deployment
+over at once: it stays running and the next attempt, on any worker, resumes following it).
 
 Temporal connection from flags, else a temporal.toml profile / TEMPORAL_* variables (temporalio.envconfig); ARM
 from flags, else ORCHESTRATOR_ARM_* variables, else Azure's public cloud with DefaultAzureCredential.
@@ -10,17 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
-from orchestrator.config import ConfigError, worker_config_from_env
+from orchestrator.config import ConfigError, package_version, worker_config_from_env
 from orchestrator.runtime import run_worker
 from orchestrator.temporal_client import connect_options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="worker.py", description="Run the deployment workflow's worker.")
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog or "worker.py", description="Run the deployment workflow's worker.")
     p.add_argument("--address", help="Temporal frontend host:port (default: profile/TEMPORAL_ADDRESS/localhost:7233)")
     p.add_argument("--namespace", help="Temporal namespace (default: profile/TEMPORAL_NAMESPACE/default)")
     p.add_argument("--profile", help="temporal.toml profile name (TEMPORAL_PROFILE)")
@@ -31,12 +37,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arm-ca-file", help="CA bundle trusted for the ARM endpoint (ORCHESTRATOR_ARM_CA_FILE)")
     p.add_argument("--arm-credential", choices=["default", "local"], help="DefaultAzureCredential or local token")
     p.add_argument("--blob-dir", help="content store folder shared with the starter (ORCHESTRATOR_BLOB_DIR)")
+    p.add_argument(
+        "--max-concurrent-activities",
+        type=_positive_int,
+        metavar="N",
+        help="activities this worker runs at once (ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES, default 200)",
+    )
+    p.add_argument(
+        "--max-concurrent-workflow-tasks",
+        type=_positive_int,
+        metavar="N",
+        help="workflow tasks at once (ORCHESTRATOR_MAX_CONCURRENT_WORKFLOW_TASKS, default 100)",
+    )
+    p.add_argument(
+        "--max-concurrent-local-activities",
+        type=_positive_int,
+        metavar="N",
+        help="validation/lint local activities at once (ORCHESTRATOR_MAX_CONCURRENT_LOCAL_ACTIVITIES, default 100)",
+    )
+    p.add_argument(
+        "--graceful-shutdown-seconds",
+        type=float,
+        metavar="S",
+        help="on SIGTERM/SIGINT, how long running activities may finish before they are cancelled "
+        "(ORCHESTRATOR_GRACEFUL_SHUTDOWN_SECONDS, default 10)",
+    )
+    p.add_argument(
+        "--build-id",
+        help="build id this worker reports (ORCHESTRATOR_BUILD_ID, default bicep-deployment-orchestrator@<version>)",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # azure-core logs every request and response (headers included) at INFO: noise at any scale.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     try:
         config = worker_config_from_env()
         if args.arm_endpoint:
@@ -49,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
             config.task_queue = args.task_queue
         if args.blob_dir:
             config.blob_dir = Path(args.blob_dir)
+        if args.max_concurrent_activities:
+            config.max_concurrent_activities = args.max_concurrent_activities
+        if args.max_concurrent_workflow_tasks:
+            config.max_concurrent_workflow_tasks = args.max_concurrent_workflow_tasks
+        if args.max_concurrent_local_activities:
+            config.max_concurrent_local_activities = args.max_concurrent_local_activities
+        if args.graceful_shutdown_seconds is not None:
+            if args.graceful_shutdown_seconds < 0:
+                raise ConfigError("--graceful-shutdown-seconds must be >= 0")
+            config.graceful_shutdown_seconds = args.graceful_shutdown_seconds
+        if args.build_id:
+            config.build_id = args.build_id
         config.temporal_address = args.address
         config.temporal_namespace = args.namespace
         config.temporal_profile = args.profile
@@ -79,13 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def console_main() -> None:
+    """The ``bicep-orchestrator-worker`` console command (pyproject.toml)."""
     # Leave without interpreter teardown, as starter.py does: the Temporal client's Rust threads can abort a
     # finishing interpreter (SIGABRT, temporalio/sdk-python#300) and turn exit code 3 into -6.
     from starter import exit_now
 
     try:
-        exit_code = main()
-    except SystemExit as exc:  # argparse's usage errors and --help
+        exit_code = main(prog=os.path.basename(sys.argv[0]) or None)
+    except SystemExit as exc:  # argparse's usage errors, --help and --version
         exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     exit_now(exit_code)
+
+
+if __name__ == "__main__":
+    console_main()

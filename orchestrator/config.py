@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -49,8 +50,24 @@ ENV_APPROVERS = "ORCHESTRATOR_APPROVERS"
 ENV_APPROVERS_FILE = "ORCHESTRATOR_APPROVERS_FILE"
 ENV_ALLOW_SELF_APPROVAL = "ORCHESTRATOR_ALLOW_SELF_APPROVAL"
 ENV_ALLOW_APPROVER_OVERRIDE = "ORCHESTRATOR_ALLOW_APPROVER_OVERRIDE"
+# Worker capacity and shutdown (several workers on one task queue: docs/OPERATIONS.md)
+ENV_MAX_CONCURRENT_ACTIVITIES = "ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES"
+ENV_MAX_CONCURRENT_WORKFLOW_TASKS = "ORCHESTRATOR_MAX_CONCURRENT_WORKFLOW_TASKS"
+ENV_MAX_CONCURRENT_LOCAL_ACTIVITIES = "ORCHESTRATOR_MAX_CONCURRENT_LOCAL_ACTIVITIES"
+ENV_GRACEFUL_SHUTDOWN = "ORCHESTRATOR_GRACEFUL_SHUTDOWN_SECONDS"
+ENV_BUILD_ID = "ORCHESTRATOR_BUILD_ID"
 
 CredentialKind = Literal["default", "local"]
+
+DISTRIBUTION = "bicep-deployment-orchestrator"
+
+
+def package_version() -> str:
+    """The installed distribution's version, as ``--version`` of the CLI and the worker reports it."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # a source checkout that was never pip-installed
+        return "0+unknown"
 
 
 class ConfigError(ValueError):
@@ -177,6 +194,12 @@ class WorkerConfig:
     blob_dir: Path | None = None
     settings: WorkerSettings = field(default_factory=WorkerSettings)
     max_concurrent_activities: int = 200
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default (100)
+    max_concurrent_local_activities: int | None = None  # None: the SDK's default (100)
+    # On SIGTERM/SIGINT: how long running activities may go on before they are cancelled. The deploy activity
+    # hands over at once (it leaves the ARM deployment running for the next worker), so a short grace is enough.
+    graceful_shutdown_seconds: float = 10.0
+    build_id: str | None = None  # None: the package version (orchestrator.runtime.default_build_id)
 
 
 def _float_env(env: Mapping[str, str], name: str) -> float | None:
@@ -265,9 +288,34 @@ def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerCo
     if heartbeat is not None:
         settings.heartbeat_timeout_seconds = heartbeat
     settings.approval = approval_policy_from_env(env)
-    return WorkerConfig(
+    config = WorkerConfig(
         arm=arm_config_from_env(env), task_queue=env.get(ENV_TASK_QUEUE) or DEFAULT_TASK_QUEUE, settings=settings
     )
+    activities = _positive_int_env(env, ENV_MAX_CONCURRENT_ACTIVITIES)
+    if activities is not None:
+        config.max_concurrent_activities = activities
+    config.max_concurrent_workflow_tasks = _positive_int_env(env, ENV_MAX_CONCURRENT_WORKFLOW_TASKS)
+    config.max_concurrent_local_activities = _positive_int_env(env, ENV_MAX_CONCURRENT_LOCAL_ACTIVITIES)
+    grace = _float_env(env, ENV_GRACEFUL_SHUTDOWN)
+    if grace is not None:
+        if grace < 0:
+            raise ConfigError(f"{ENV_GRACEFUL_SHUTDOWN}={grace!r} must be >= 0 seconds")
+        config.graceful_shutdown_seconds = grace
+    config.build_id = env.get(ENV_BUILD_ID) or None
+    return config
+
+
+def _positive_int_env(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be a whole number >= 1")
+    return value
 
 
 class ArmClients:

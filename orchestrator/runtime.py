@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -17,10 +18,15 @@ from activities.lint_gate import lint_gate
 from workflows.deployment import DeploymentWorkflow
 
 from .blobstore import BlobStore, LocalBlobStore
-from .config import ArmClients, WorkerConfig
+from .config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
 from .temporal_client import connect
 
 log = logging.getLogger(__name__)
+
+
+def default_build_id() -> str:
+    """The build id a worker reports unless told otherwise: the package version (docs/OPERATIONS.md)."""
+    return f"{DISTRIBUTION}@{package_version()}"
 
 
 def build_worker(
@@ -42,6 +48,10 @@ def build_worker(
         if activities is not None
         else build_activities(clients=clients, store=store, settings=config.settings, linter=linter),
         max_concurrent_activities=config.max_concurrent_activities,
+        max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
+        max_concurrent_local_activities=config.max_concurrent_local_activities,
+        graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
+        build_id=config.build_id or default_build_id(),
         **worker_kwargs,
     )
 
@@ -68,9 +78,11 @@ async def run_worker(
     try:
         worker = build_worker(client, config, clients=clients, store=store, linter=linter)
         log.info(
-            "worker on task queue %r (namespace %r), ARM %s, content store %s",
+            "worker on task queue %r (namespace %r, build id %s, up to %d activities), ARM %s, content store %s",
             config.task_queue,
             client.namespace,
+            config.build_id or default_build_id(),
+            config.max_concurrent_activities,
             config.arm.endpoint,
             store.root,
         )

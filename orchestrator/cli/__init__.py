@@ -37,10 +37,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from orchestrator.config import package_version
+
     parser = _Parser(
         prog="starter.py",
         description="Bicep deployment orchestrator: durable, audited Azure deployments on Temporal.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module_name in COMMAND_MODULES:
