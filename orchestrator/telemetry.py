@@ -79,6 +79,7 @@ class TelemetrySettings:
 
 _interceptor: Any = None  # the process's TracingInterceptor, once tracing is configured
 _runtime: Any = None  # the process's Temporal Runtime with Prometheus, once asked for
+_provider: Any = None  # the TracerProvider configured from the environment
 
 
 def tracer_provider(exporter: Any, *, service_name: str = DEFAULT_SERVICE_NAME, batch: bool = True) -> Any:
@@ -132,6 +133,14 @@ def reset_tracing() -> None:
     _interceptor = None
 
 
+def flush_tracing(timeout_millis: int = 5000) -> None:
+    """Export what the batch holds (call before ``os._exit``: the CLI's ``exit_now`` skips atexit handlers)."""
+    if _interceptor is not None:
+        provider = getattr(_interceptor.tracer, "_tracer_provider", None) or _provider
+        if provider is not None:
+            provider.force_flush(timeout_millis)
+
+
 def client_interceptors(environ: Mapping[str, str] | None = None) -> list[Any]:
     """The interceptors ``temporal_client.connect`` adds: the TracingInterceptor when tracing is configured."""
     global _interceptor
@@ -140,10 +149,15 @@ def client_interceptors(environ: Mapping[str, str] | None = None) -> list[Any]:
         settings = TelemetrySettings.from_environment(env)
         if settings.traces is None:
             return []
-        provider = tracer_provider(_exporter(settings.traces, env), service_name=settings.service_name)
+        # Console: export as each span ends (the CLI leaves with os._exit, which would lose a batch).
+        provider = tracer_provider(
+            _exporter(settings.traces, env), service_name=settings.service_name, batch=settings.traces != "console"
+        )
         import atexit
 
         atexit.register(provider.shutdown)  # flush the batch on a normal exit
+        global _provider
+        _provider = provider
         _interceptor = tracing_interceptor(provider)
     return [_interceptor]
 
