@@ -607,8 +607,13 @@ async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] |
 # ------------------------------------------------------------------------------------------------ the result
 
 
+# The JSON document `deploy --output json` prints (docs/OUTPUT.md). Bump only for a breaking change: removing or
+# renaming a field, or changing a type or meaning; new fields may appear within a version.
+RESULT_SCHEMA_VERSION = 1
+
+
 def result_document(result: DeployResult) -> dict[str, Any]:
-    doc = result.model_dump(mode="json")
+    doc = {"schema_version": RESULT_SCHEMA_VERSION, **result.model_dump(mode="json")}
     doc["exit_code"] = int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL))
     doc["has_changes"] = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
     doc["change_counts"] = dict(result.plan.counts) if result.plan else {}
