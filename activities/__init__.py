@@ -18,6 +18,7 @@ from .lint_gate import lint_gate
 from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
 from .resource_health import resource_health_client
+from .rollback import RollbackActivities
 from .settings import SettingsActivities
 from .validate import ValidateActivities
 
@@ -30,6 +31,7 @@ def build_activities(
     linter: Linter = lint_gate,
 ) -> list[Callable[..., Any]]:
     deploy = DeployActivities(clients, store)
+    rollback = RollbackActivities(store)
     return [
         SettingsActivities(settings).resolve_settings,
         ValidateActivities(store).validate_parameters,
@@ -42,6 +44,8 @@ def build_activities(
         HealthCheckActivities(
             clients.resources, resource_health=lambda sub: resource_health_client(clients, sub)
         ).run_health_checks,
+        rollback.record_last_good,
+        rollback.load_last_good,
     ]
 
 

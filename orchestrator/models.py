@@ -56,6 +56,7 @@ class DeployOutcome(StrEnum):
     REJECTED = "REJECTED"  # exit 4
     NOT_CONFIRMED = "NOT_CONFIRMED"  # exit 4
     CANCELLED = "CANCELLED"  # exit 3 (someone cancelled the workflow)
+    ROLLED_BACK = "ROLLED_BACK"  # exit 5: failed, and the last healthy deployment was redeployed (issue 6)
 
 
 class DeploymentMode(StrEnum):
@@ -123,6 +124,9 @@ class DeployRequest(_Model):
     git_sha: str | None = None
     initiator: str = "unknown"
     audit_dir: str | None = None
+    # Issue 6: when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
+    # completed healthy (see orchestrator.rollback). Off by default, like az's --rollback-on-error.
+    rollback_on_failure: bool = False
 
 
 # ------------------------------------------------------------------------------------------------------ plan
@@ -240,6 +244,83 @@ class FailureInfo(_Model):
     attempts: int = 1
 
 
+class LastGoodDeployment(_Model):
+    """What a rollback redeploys: the last deployment of a resource group that completed healthy, as we kept it in
+    the content store (``orchestrator.rollback``) — not ARM's pruned deployment history.
+
+    ``parameters`` are the plain values; secure values are only ever referenced sealed (``secure_parameters``,
+    AES-GCM with the codec's key ring). Without a key ring on the worker that recorded it, their names are listed
+    in ``unrecoverable_secure_parameters`` and a rollback asks for them."""
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    workflow_id: str
+    deployment_name: str
+    completed_at: datetime
+    template: BlobRef  # the compiled ARM JSON that was deployed
+    template_hash: str | None = None
+    template_path: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    secure_parameters: BlobRef | None = None  # sealed, never plaintext
+    secure_parameter_names: list[str] = Field(default_factory=list)
+    unrecoverable_secure_parameters: list[str] = Field(default_factory=list)
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    resources: list[str] = Field(default_factory=list)
+    git_sha: str | None = None
+    initiator: str | None = None
+
+
+class RecordLastGoodInput(_Model):
+    request: DeployRequest  # as deployed (the compiled template swapped in)
+    workflow_id: str
+    deployment_name: str
+    completed_at: datetime
+    resources: list[str] = Field(default_factory=list)
+
+
+class LastGoodQuery(_Model):
+    subscription_id: str
+    resource_group: str
+
+
+class LastGoodLookup(_Model):
+    record: LastGoodDeployment | None = None
+    problem: str | None = None  # why no record could be read (none kept, unreadable, ...)
+
+
+class RollbackParametersSignal(_Model):
+    """Payload of ``provide_rollback_parameters``: secure values a rollback could not recover, as a reference to a
+    content-store document (sealed when the codec's keys are configured) — never the values themselves, so they
+    stay out of history. ``names`` are the parameters it holds."""
+
+    provided_by: str
+    names: list[str]
+    secure_parameters: BlobRef
+
+
+class RollbackReport(_Model):
+    """The rollback part of a deployment's result and status (issue 6)."""
+
+    reason: FailureInfo  # why the deployment rolled back: the original failure
+    state: str = "PLANNING"  # PLANNING, AWAITING_PARAMETERS, AWAITING_CONFIRMATION, DEPLOYING, VERIFYING_HEALTH,
+    #                          ROLLED_BACK, FAILED, NOT_POSSIBLE
+    target_workflow_id: str | None = None
+    target_deployment_name: str | None = None  # the healthy ARM deployment being restored
+    target_template_hash: str | None = None
+    target_completed_at: datetime | None = None
+    deployment_name: str | None = None  # the rollback's own ARM deployment
+    plan: WhatIfPlan | None = None
+    resources: list[str] = Field(default_factory=list)
+    health: HealthReport | None = None
+    health_checks: HealthCheckReport | None = None
+    missing_secure_parameters: list[str] = Field(default_factory=list)
+    parameters_provided_by: str | None = None
+    failure: FailureInfo | None = None  # the rollback's own error, when it did not succeed
+    note: str | None = None
+
+
 class DeploymentStatus(_Model):
     """Result of the ``status`` query."""
 
@@ -255,6 +336,7 @@ class DeploymentStatus(_Model):
     transitions: list[StageTransition] = Field(default_factory=list)
     failure: FailureInfo | None = None
     outcome: DeployOutcome | None = None
+    rollback: RollbackReport | None = None  # set once a rollback started (issue 6)
     refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # issue 7: recorded, ignored
 
 
@@ -282,6 +364,7 @@ class DeployResult(_Model):
     template_hash: str | None = None
     git_sha: str | None = None
     initiator: str | None = None
+    rollback: RollbackReport | None = None  # issue 6: what the rollback did, when one ran
 
     @property
     def succeeded(self) -> bool:
@@ -457,6 +540,7 @@ WORKFLOW_NAME = "DeploymentWorkflow"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
 QUERY_STATUS = "status"
+SIGNAL_ROLLBACK_PARAMETERS = "provide_rollback_parameters"
 
 
 # ------------------------------------------------------------------------------------------- classification
@@ -500,3 +584,5 @@ class ActivityName:
     CANCEL_DEPLOYMENT = "cancel_deployment"
     VERIFY_HEALTH = "verify_health"
     RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
+    RECORD_LAST_GOOD = "record_last_good"
+    LOAD_LAST_GOOD = "load_last_good"

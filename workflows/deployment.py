@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_STATUS,
         SIGNAL_APPROVE,
         SIGNAL_REJECT,
+        SIGNAL_ROLLBACK_PARAMETERS,
         WORKFLOW_NAME,
         ActivityName,
         ApprovalPolicy,
@@ -46,9 +47,15 @@ with workflow.unsafe.imports_passed_through():
         FailureClass,
         FailureInfo,
         HealthReport,
+        LastGoodDeployment,
+        LastGoodLookup,
+        LastGoodQuery,
         LintReport,
         PendingConfirmation,
+        RecordLastGoodInput,
         RefusedDecision,
+        RollbackParametersSignal,
+        RollbackReport,
         StageInput,
         StageProgress,
         StageTransition,
@@ -61,6 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.naming import deployment_name_for
     from orchestrator.retry import SINGLE_ATTEMPT, next_delay
     from orchestrator.telemetry import stage_span
+    from orchestrator.rollback import rollback_request
 
 T = TypeVar("T")
 
@@ -69,6 +77,9 @@ SETTINGS_TIMEOUT = timedelta(seconds=10)
 # older worker still replay (tests/workflow/test_replay.py).
 PATCH_PLAN_ENSURES_RG = "plan-ensures-rg"  # the plan activity ensures the resource group (was its own activity)
 PATCH_FOUR_EYES = "four-eyes"  # issue 7: approve/reject from someone the approval policy refuses is recorded, ignored
+PATCH_RECORD_LAST_GOOD = "record-last-good"  # issue 6: a healthy COMPLETED deployment is recorded for rollbacks
+PATCH_ROLLBACK = "rollback-on-failure"  # issue 6: --rollback-on-failure redeploys the last good deployment
+LAST_GOOD_TIMEOUT = timedelta(seconds=60)
 
 
 class StageFailed(Exception):
@@ -92,6 +103,7 @@ class DeploymentWorkflow:
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
+        self._rollback_parameters: RollbackParametersSignal | None = None
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -119,6 +131,21 @@ class DeploymentWorkflow:
     @workflow.signal(name=SIGNAL_REJECT)
     def reject(self, signal: ApprovalSignal) -> None:
         self._on_decision(ConfirmationDecision.REJECTED, signal)
+
+    @workflow.signal(name=SIGNAL_ROLLBACK_PARAMETERS)
+    def provide_rollback_parameters(self, signal: RollbackParametersSignal) -> None:
+        """Secure values a rollback could not recover (a reference into the content store, never the values)."""
+        rollback = self._status.rollback
+        if rollback is None or rollback.state != "AWAITING_PARAMETERS" or self._rollback_parameters is not None:
+            workflow.logger.warning("rollback parameters from %s ignored: none are awaited", signal.provided_by)
+            return
+        missing = {n.lower() for n in rollback.missing_secure_parameters} - {n.lower() for n in signal.names}
+        if missing:
+            workflow.logger.warning(
+                "rollback parameters from %s ignored: %s still missing", signal.provided_by, ", ".join(sorted(missing))
+            )
+            return
+        self._rollback_parameters = signal
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> DeploymentStatus:
@@ -235,11 +262,13 @@ class DeploymentWorkflow:
                     )
                 if request.health.checks:
                     await self._run_health_checks(request, deployed)
+                if workflow.patched(PATCH_RECORD_LAST_GOOD):
+                    await self._record_last_good(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
             self._status.outcome = DeployOutcome.SUCCEEDED
             return self._result(DeployOutcome.SUCCEEDED, deployed=deployed, health=health)
         except StageFailed as failed:
-            return self._fail_workflow(failed)
+            return await self._fail_or_roll_back(failed)
         except (asyncio.CancelledError, CancelledError):
             await self._on_cancelled(request)
             raise
@@ -261,12 +290,15 @@ class DeploymentWorkflow:
         self._status.plan = plan
         return plan
 
-    async def _confirm_deletions(self, stage_input: StageInput, plan: WhatIfPlan) -> WhatIfPlan:
-        """Deletions wait for a decision; the approval is bound to the destructive set it was given for."""
+    async def _confirm_deletions(
+        self, stage_input: StageInput, plan: WhatIfPlan, *, allow_skip: bool = True
+    ) -> WhatIfPlan:
+        """Deletions wait for a decision; the approval is bound to the destructive set it was given for.
+        ``allow_skip=False`` (a rollback's plan) waits even with --no-confirm-deletes."""
         if not plan.destructive_changes:
             return plan
         request = self._request
-        if request.no_confirm_deletes:
+        if request.no_confirm_deletes and allow_skip:
             record = ConfirmationRecord(
                 decision=ConfirmationDecision.SKIPPED,
                 by=request.initiator,
@@ -278,7 +310,7 @@ class DeploymentWorkflow:
             self._upsert_memo({"confirmation": record.model_dump(mode="json")})
             workflow.logger.info("deletions not confirmed: skipped by %s (--no-confirm-deletes)", request.initiator)
             return plan
-        round_number = 0
+        round_number = len(self._status.confirmations)  # a rollback's rounds follow the deployment's
         while plan.destructive_changes:
             round_number += 1
             approved = await self._await_decision(plan, round_number)
@@ -366,8 +398,8 @@ class DeploymentWorkflow:
             )
         return record
 
-    async def _deploy(self, request: DeployRequest) -> DeployOutcomeDetails:
-        name = self._status.deployment_name
+    async def _deploy(self, request: DeployRequest, name: str | None = None) -> DeployOutcomeDetails:
+        name = name or self._status.deployment_name
         resume: dict[str, Any] = {"token": None}
 
         def make_input(attempt: int) -> DeployInput:
@@ -567,25 +599,203 @@ class DeploymentWorkflow:
         self._status.outcome = DeployOutcome.CANCELLED
         self._transition(DeploymentStage.FAILED, message)
 
-    def _fail_workflow(self, failed: StageFailed) -> NoReturn:
+    def _fail_workflow(self, failed: StageFailed, rollback: RollbackReport | None = None) -> NoReturn:
         failure = failed.failure
         self._status.failure = failure
         self._status.outcome = failed.outcome
         klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"
+        also = ""
+        if rollback is not None:  # FAILED with both errors (issue 6)
+            self._status.rollback = rollback
+            if rollback.failure is not None:
+                also = f"; rollback failed in {rollback.failure.stage.value}: {rollback.failure.code}: "
+                also += rollback.failure.message
+            else:
+                also = f"; rollback not possible: {rollback.note}"
         self._transition(
             DeploymentStage.FAILED,
-            f"{klass} {failure.code} in {failure.stage.value}: {failure.message}",
+            f"{klass} {failure.code} in {failure.stage.value}: {failure.message}{also}",
             by=failed.by,
         )
-        # ROLLED_BACK (issue 6) hooks in here: a rollback would run before the workflow fails.
         result = self._result(failed.outcome)
         error_type = f"{klass}.{failure.code}"
         raise ApplicationError(
-            f"deployment failed in {failure.stage.value}: {failure.code}: {failure.message}",
+            f"deployment failed in {failure.stage.value}: {failure.code}: {failure.message}{also}",
             result,
             type=error_type,
             non_retryable=True,
         )
+
+    # ------------------------------------------------------------------------------------- rollback (issue 6)
+
+    async def _record_last_good(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
+        """Keep this healthy deployment as the resource group's last good one; a failure here is logged, never
+        fails a deployment that succeeded."""
+        try:
+            await workflow.execute_local_activity(
+                ActivityName.RECORD_LAST_GOOD,
+                RecordLastGoodInput(
+                    request=request,
+                    workflow_id=self._status.workflow_id,
+                    deployment_name=self._status.deployment_name,
+                    completed_at=workflow.now(),
+                    resources=deployed.resources,
+                ),
+                result_type=LastGoodDeployment,
+                start_to_close_timeout=LAST_GOOD_TIMEOUT,
+                retry_policy=SINGLE_ATTEMPT,
+                summary="record the last good deployment",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not record the last good deployment: %s", err.cause or err)
+
+    async def _fail_or_roll_back(self, failed: StageFailed) -> NoReturn:
+        if (
+            self._request.rollback_on_failure
+            and failed.failure.stage in (DeploymentStage.DEPLOYING, DeploymentStage.VERIFYING_HEALTH)
+            and workflow.patched(PATCH_ROLLBACK)
+        ):
+            await self._roll_back(failed)
+        self._fail_workflow(failed)
+
+    async def _roll_back(self, failed: StageFailed) -> NoReturn:
+        """Redeploy the last deployment of this resource group that completed healthy: what-if (deletions wait
+        for approval, even with --no-confirm-deletes), deploy, verify health. ROLLED_BACK, or FAILED with both
+        errors."""
+        original = failed.failure
+        klass = original.failure_class.value if original.failure_class else "NOT_DEPLOYED"
+        report = RollbackReport(reason=original)
+        self._status.failure = original
+        self._status.rollback = report
+        self._transition(
+            DeploymentStage.FAILED,
+            f"{klass} {original.code} in {original.stage.value}: {original.message}; "
+            "rolling back to the last good deployment (--rollback-on-failure)",
+            by=failed.by,
+        )
+        saved = (self._status.plan, self._last_deploy, self._health_checks, self._last_health)
+        try:
+            lookup = await workflow.execute_local_activity(
+                ActivityName.LOAD_LAST_GOOD,
+                LastGoodQuery(
+                    subscription_id=self._request.subscription_id, resource_group=self._request.resource_group
+                ),
+                result_type=LastGoodLookup,
+                start_to_close_timeout=LAST_GOOD_TIMEOUT,
+                retry_policy=SINGLE_ATTEMPT,
+                summary="load the last good deployment",
+            )
+        except ActivityError as err:
+            lookup = LastGoodLookup(problem=f"the last good record could not be read: {err.cause or err}")
+        record = lookup.record
+        if record is None:
+            report.state = "NOT_POSSIBLE"
+            report.note = lookup.problem
+            self._fail_workflow(failed, report)
+        info = workflow.info()
+        name = deployment_name_for(
+            resource_group=self._request.resource_group,
+            workflow_id=f"{info.workflow_id}/rollback",
+            run_id=info.run_id,
+        )
+        report.target_workflow_id = record.workflow_id
+        report.target_deployment_name = record.deployment_name
+        report.target_template_hash = record.template_hash
+        report.target_completed_at = record.completed_at
+        report.deployment_name = name
+        target = f"{record.workflow_id}'s deployment {record.deployment_name}"
+        try:
+            provided = None
+            if record.unrecoverable_secure_parameters:
+                provided = await self._await_rollback_parameters(record, report)
+            request = rollback_request(self._request, record, secure_parameters=provided)
+            stage_input = StageInput(request=request, deployment_name=name)
+            report.state = "PLANNING"
+            self._transition(DeploymentStage.PLANNING, f"rollback: what-if of {target}")
+            plan = report.plan = await self._plan(stage_input)
+            if plan.destructive_changes:
+                report.state = "AWAITING_CONFIRMATION"
+            plan = report.plan = await self._confirm_deletions(stage_input, plan, allow_skip=False)
+            report.state = "DEPLOYING"
+            self._transition(DeploymentStage.DEPLOYING, f"rollback: ARM deployment {name} ({target})")
+            deployed = await self._deploy(request, name)
+            report.resources = deployed.resources
+            report.state = "VERIFYING_HEALTH"
+            self._transition(DeploymentStage.VERIFYING_HEALTH, f"rollback: {len(deployed.resources)} resources")
+            health = report.health = await self._stage_activity(
+                DeploymentStage.VERIFYING_HEALTH,
+                ActivityName.VERIFY_HEALTH,
+                lambda attempt: VerifyInput(request=request, deployment_name=name, resources=deployed.resources),
+                HealthReport,
+                heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
+            )
+            if health.unhealthy:
+                first = next(iter(health.unhealthy.items()))
+                self._fail(
+                    DeploymentStage.VERIFYING_HEALTH,
+                    FailureClass.ENVIRONMENTAL,
+                    "ResourceUnhealthy",
+                    f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
+                    DeployOutcome.ENVIRONMENTAL_FAILURE,
+                )
+            if request.health.checks:
+                self._health_checks = None
+                try:
+                    await self._run_health_checks(request, deployed)
+                finally:
+                    report.health_checks = self._health_checks
+        except StageFailed as rollback_failed:
+            report.state = "FAILED"
+            report.failure = rollback_failed.failure
+            self._status.plan, self._last_deploy, self._health_checks, self._last_health = saved
+            self._fail_workflow(failed, report)
+        self._status.plan, self._last_deploy, self._health_checks, self._last_health = saved
+        report.state = "ROLLED_BACK"
+        self._status.failure = original
+        self._status.outcome = DeployOutcome.ROLLED_BACK
+        self._transition(
+            DeploymentStage.ROLLED_BACK,
+            f"redeployed {target} (template {record.template_hash}) after {original.code} in {original.stage.value}",
+        )
+        raise ApplicationError(
+            f"deployment failed in {original.stage.value}: {original.code}: {original.message}; "
+            f"rolled back to {target}",
+            self._result(DeployOutcome.ROLLED_BACK),
+            type=f"ROLLED_BACK.{original.code}",
+            non_retryable=True,
+        )
+
+    async def _await_rollback_parameters(self, record: LastGoodDeployment, report: RollbackReport) -> Any:
+        """The last good deployment's secure values were not kept (no codec keys when it was recorded): ask for
+        them instead of deploying without them."""
+        names = ", ".join(record.unrecoverable_secure_parameters)
+        timeout = self._request.confirmation_timeout_seconds or self._settings.confirmation_timeout_seconds
+        report.state = "AWAITING_PARAMETERS"
+        report.missing_secure_parameters = list(record.unrecoverable_secure_parameters)
+        self._rollback_parameters = None
+        self._transition(
+            DeploymentStage.AWAITING_CONFIRMATION,
+            f"rollback needs the secure parameter(s) {names} of {record.workflow_id}, which were not kept (no codec "
+            f"keys on the worker that recorded it): provide them with the '{SIGNAL_ROLLBACK_PARAMETERS}' signal "
+            f"within {timeout:g} s",
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self._rollback_parameters is not None,
+                timeout=timedelta(seconds=timeout),
+                timeout_summary="rollback parameters timeout",
+            )
+        except TimeoutError:
+            self._fail(
+                DeploymentStage.AWAITING_CONFIRMATION,
+                None,
+                "RollbackParametersMissing",
+                f"the secure parameter(s) {names} the rollback needs were not provided within {timeout:g} s",
+                DeployOutcome.NOT_CONFIRMED,
+            )
+        assert self._rollback_parameters is not None
+        report.parameters_provided_by = self._rollback_parameters.provided_by
+        return self._rollback_parameters.secure_parameters
 
     async def _run_health_checks(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
         """The user's declared checks (issue 6), after the provisioningState check: one activity that retries
@@ -645,6 +855,7 @@ class DeploymentWorkflow:
             template_hash=self._request.template.digest,
             git_sha=self._request.git_sha,
             initiator=self._request.initiator,
+            rollback=self._status.rollback,
         )
 
 

@@ -29,6 +29,7 @@ OUTCOME_EXIT_CODES: dict[DeployOutcome, ExitCode] = {
     DeployOutcome.REJECTED: ExitCode.REJECTED,
     DeployOutcome.NOT_CONFIRMED: ExitCode.REJECTED,
     DeployOutcome.CANCELLED: ExitCode.ENVIRONMENTAL,
+    DeployOutcome.ROLLED_BACK: ExitCode.ROLLED_BACK,
 }
 
 

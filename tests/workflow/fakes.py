@@ -25,8 +25,12 @@ from orchestrator.models import (
     EnsureResourceGroupResult,
     FailureClass,
     HealthReport,
+    LastGoodDeployment,
+    LastGoodLookup,
+    LastGoodQuery,
     LintReport,
     PlanChange,
+    RecordLastGoodInput,
     RetrySchedule,
     StageInput,
     ValidationReport,
@@ -129,6 +133,24 @@ class FakeStages:
                 return fakes.health(n)  # type: ignore[no-any-return]
             return HealthReport(healthy=list(inp.resources))
 
+        # Issue 6's rollback bookkeeping (local activities, content store only): nothing is kept by the fakes.
+        @activity.defn(name=ActivityName.RECORD_LAST_GOOD)
+        async def record_last_good(inp: RecordLastGoodInput) -> LastGoodDeployment:
+            req = inp.request
+            return LastGoodDeployment(
+                subscription_id=req.subscription_id,
+                resource_group=req.resource_group,
+                location=req.location,
+                workflow_id=inp.workflow_id,
+                deployment_name=inp.deployment_name,
+                completed_at=inp.completed_at,
+                template=req.template,
+            )
+
+        @activity.defn(name=ActivityName.LOAD_LAST_GOOD)
+        async def load_last_good(inp: LastGoodQuery) -> LastGoodLookup:
+            return LastGoodLookup(problem="the test fakes keep no last good deployment")
+
         return [
             SettingsActivities(self.settings).resolve_settings,
             validate_parameters,
@@ -138,4 +160,6 @@ class FakeStages:
             deploy,
             cancel_deployment,
             verify_health,
+            record_last_good,
+            load_last_good,
         ]
