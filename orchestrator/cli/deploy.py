@@ -75,6 +75,7 @@ from orchestrator.models import (
     DeployResult,
 )
 from orchestrator.plan_render import plan_documents, render_plan
+from orchestrator.rollback import rollback_summary
 from orchestrator.temporal_client import data_converter
 
 POLL_SECONDS = 0.5
@@ -123,6 +124,12 @@ def add_parser(subparsers: Any) -> None:
         help="deploy a plan that deletes resources without waiting for approval (recorded in the audit)",
     )
     p.add_argument("--skip-health", action="store_true", help="skip the post-deployment health verification")
+    p.add_argument(
+        "--rollback-on-failure",
+        action="store_true",
+        help="when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that "
+        "completed healthy (default: off); exit code 5 when the rollback succeeds",
+    )
     add_health_arguments(p)
     p.add_argument("--audit-dir", help="folder where the audit record of this deployment is written")
     p.add_argument("--git-sha", help="commit the template comes from (default: detected with git; none outside git)")
@@ -407,6 +414,8 @@ def _build_request(
             initiator=current_user(),
             audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
         )
+    if getattr(args, "rollback_on_failure", False):
+        request = request.model_copy(update={"rollback_on_failure": True})
     return request
 
 
@@ -640,11 +649,14 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             DeployOutcome.REJECTED: "was rejected",
             DeployOutcome.NOT_CONFIRMED: "was not confirmed in time",
             DeployOutcome.CANCELLED: "was cancelled",
+            DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
         }.get(result.outcome, "failed")
         out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
         if failure is not None:
             attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
             out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
+        if result.rollback is not None:
+            out.write(f"  {rollback_summary(result.rollback)}\n")
         for record in result.confirmations:
             if record.reason and not (failure and record.reason in failure.message):
                 out.write(f"  {record.decision.value.lower()} by {record.by}: {record.reason}\n")
