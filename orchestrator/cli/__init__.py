@@ -17,6 +17,7 @@ from orchestrator.exit_codes import ExitCode
 COMMAND_MODULES: list[str] = [
     "orchestrator.cli.deploy",
     "orchestrator.cli.approvals",
+    "orchestrator.cli.rollback_params",
     "orchestrator.cli.status",
     "orchestrator.cli.dev",
     "orchestrator.cli.expand",

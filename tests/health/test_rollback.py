@@ -20,8 +20,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.cli._common import OUTCOME_EXIT_CODES
+from orchestrator.blobstore import BLOB_DIR_ENV, LocalBlobStore
+from orchestrator.cli import build_parser
+from orchestrator.cli._common import OUTCOME_EXIT_CODES, CommandError, current_user
+from orchestrator.cli.rollback_params import provide
 from orchestrator.codec import KEYS_ENV
 from orchestrator.deployments import query_status, result_of, start_deployment
 from orchestrator.exit_codes import ExitCode
@@ -33,7 +35,7 @@ from orchestrator.models import (
     DeploymentStage,
     DeployOutcome,
 )
-from orchestrator.rollback import LastGoodStore, provide_rollback_parameters
+from orchestrator.rollback import LastGoodStore
 from orchestrator.temporal_client import data_converter
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template
@@ -282,7 +284,9 @@ async def test_without_the_flag_a_failure_does_not_roll_back(scenario: Scenario,
     assert s.tags("stnoflag") == {"version": "v2"}
 
 
-async def test_unrecoverable_secure_values_are_asked_for(scenario: Scenario, dead_port: int) -> None:
+async def test_unrecoverable_secure_values_are_asked_for(
+    scenario: Scenario, dead_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without codec keys the last good record keeps only the names of secure parameters; the rollback waits
     for their values (signalled as a content-store reference) instead of deploying without them."""
     s = scenario
@@ -305,16 +309,15 @@ async def test_unrecoverable_secure_values_are_asked_for(scenario: Scenario, dea
         status = await wait_for(handle, lambda st: st.rollback is not None and st.rollback.missing_secure_parameters)
         assert status.stage is DeploymentStage.AWAITING_CONFIRMATION
         assert "adminKey" in status.transitions[-1].detail
-        await provide_rollback_parameters(
-            s.temporal.client,
-            handle.id,
-            {"adminKey": secret},
-            store=LocalBlobStore(s.blob_dir),
-            provided_by="ana",
-        )
+        # Through the CLI (`starter.py rollback-params ID --param adminKey=...`): a refusal first, then the value.
+        monkeypatch.setenv(BLOB_DIR_ENV, str(s.blob_dir))
+        with pytest.raises(CommandError, match="missing: adminkey"):
+            await provide(build_parser().parse_args(["rollback-params", handle.id]), client=s.temporal.client)
+        args = build_parser().parse_args(["rollback-params", handle.id, "--param", f"adminKey={secret}"])
+        assert await provide(args, client=s.temporal.client) == 0
         v2 = await result_of(handle)
     assert v2.outcome is DeployOutcome.ROLLED_BACK, (v2.failure, v2.rollback)
-    assert v2.rollback is not None and v2.rollback.parameters_provided_by == "ana"
+    assert v2.rollback is not None and v2.rollback.parameters_provided_by == current_user()
     assert s.tags("stsec") == {"version": "v1", "keyLength": str(len(secret))}
     assert secret not in v2.model_dump_json()
 
