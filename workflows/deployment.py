@@ -776,7 +776,8 @@ class DeploymentWorkflow:
         self._transition(
             DeploymentStage.AWAITING_CONFIRMATION,
             f"rollback needs the secure parameter(s) {names} of {record.workflow_id}, which were not kept (no codec "
-            f"keys on the worker that recorded it): provide them with the '{SIGNAL_ROLLBACK_PARAMETERS}' signal "
+            f"keys on the worker that recorded it): give them with `python starter.py rollback-params "
+            f"{self._status.workflow_id} --param NAME` (the '{SIGNAL_ROLLBACK_PARAMETERS}' signal) "
             f"within {timeout:g} s",
         )
         try:
