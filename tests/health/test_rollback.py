@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
@@ -39,6 +40,7 @@ from orchestrator.rollback import LastGoodStore
 from orchestrator.temporal_client import data_converter
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template
+from workflows.deployment import DeploymentWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -143,6 +145,13 @@ async def wait_for(handle: WorkflowHandle[Any, Any], predicate: Any, timeout: fl
             await asyncio.sleep(0.1)
 
 
+async def assert_replays(handle: WorkflowHandle[Any, Any]) -> None:
+    """The rollback path is deterministic: its history replays on the current workflow code."""
+    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
 @pytest.fixture
 def scenario(temporal: WorkflowEnvironment, arm: LocalArm, tmp_path: Path) -> Scenario:
     return Scenario(temporal, arm, tmp_path)
@@ -196,6 +205,7 @@ async def test_failed_health_rolls_back_to_v1(scenario: Scenario, dead_port: int
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     assert scheduled.count("deploy") == 2 and scheduled.count("plan_deployment") == 2
+    await assert_replays(handle)
 
 
 async def test_a_rollback_whose_plan_deletes_waits_for_approval(scenario: Scenario, dead_port: int) -> None:
@@ -226,6 +236,7 @@ async def test_a_rollback_whose_plan_deletes_waits_for_approval(scenario: Scenar
     assert [(c.decision.value, c.by) for c in v2.confirmations] == [("APPROVED", "ana")]
     assert v2.rollback is not None and v2.rollback.plan is not None
     assert v2.rollback.plan.destructive_set == [s.resource_id("stextra").lower()]
+    await assert_replays(handle)
 
 
 async def test_a_rejected_rollback_fails_with_both_errors(scenario: Scenario, dead_port: int) -> None:
@@ -320,6 +331,7 @@ async def test_unrecoverable_secure_values_are_asked_for(
     assert v2.rollback is not None and v2.rollback.parameters_provided_by == current_user()
     assert s.tags("stsec") == {"version": "v1", "keyLength": str(len(secret))}
     assert secret not in v2.model_dump_json()
+    await assert_replays(handle)
 
 
 async def test_sealed_secure_values_are_recovered(
