@@ -67,8 +67,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from orchestrator.naming import deployment_name_for
     from orchestrator.retry import SINGLE_ATTEMPT, next_delay
-    from orchestrator.telemetry import stage_span
     from orchestrator.rollback import rollback_request
+    from orchestrator.telemetry import stage_span
 
 T = TypeVar("T")
 

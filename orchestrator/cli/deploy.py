@@ -589,6 +589,14 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
     )
     for resource_id in deleted:
         progress(f"  - {resource_id}")
+    policy = pending.approval_policy
+    me = current_user()
+    if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes (issue 7)
+        who = ", ".join(policy.allowed_approvers or []) or "anyone but you"
+        progress(f"Four eyes: you started this deployment, so another person must approve it ({who}), with:")
+        progress(f"  python starter.py approve {workflow_id}{local_flag(target)} --reason '...'")
+        progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
+        return None
     if _interactive(output):
         return _Prompt(f"Delete {len(deleted)} resource(s) and deploy? [y/N] ")
     progress("Approve with either of:")

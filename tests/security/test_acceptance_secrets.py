@@ -56,7 +56,7 @@ def keys() -> str:
 def stack(tmp_path_factory: pytest.TempPathFactory, keys: str) -> Iterator[EmbeddedDefault]:
     """The embedded default, started with codec keys and console tracing in its environment (the worker and the
     codec server inherit them)."""
-    patch = {"ORCHESTRATOR_CODEC_KEYS": keys, "ORCHESTRATOR_OTEL_TRACES": "console"}
+    patch = {"ORCHESTRATOR_CODEC_KEYS": keys, "ORCHESTRATOR_OTEL_TRACES": "console", "ORCHESTRATOR_APPROVERS": "bo"}
     saved = {k: os.environ.get(k) for k in patch}
     os.environ.update(patch)
     embedded = EmbeddedDefault(tmp_path_factory.mktemp("secure-stack"))
@@ -155,3 +155,64 @@ def test_tokens_appear_nowhere_and_the_codec_server_shows_the_plan(
         for path in (tmp_path / "rebuilt").rglob("*"):
             if path.is_file():
                 clean(f"the rebuilt audit file {path.name}", path.read_bytes())
+
+
+def test_cli_under_four_eyes_asks_another_person_and_refuses_self_approval(stack: EmbeddedDefault, keys: str) -> None:
+    """The worker allows only 'bo' (ORCHESTRATOR_APPROVERS): the deploying user is told another person must approve,
+    their own `approve` (and `--as bo`) is refused before anything is sent, and bo's approval deploys."""
+    import threading
+    import time
+
+    instance = stack.instance
+    assert instance is not None
+    env = {**os.environ, "ORCHESTRATOR_STATE_DIR": str(stack.state_dir), "ORCHESTRATOR_CODEC_KEYS": keys}
+    example = ROOT / "examples" / "storage-and-web"
+    rg = f"rg-4eyes-{uuid.uuid4().hex[:8]}"
+    base = [sys.executable, "starter.py", "deploy", "--local", "-g", rg, "-l", "westeurope",
+            "-p", str(example / "azuredeploy.parameters.json")]  # fmt: skip
+    first = subprocess.run([*base, "-t", str(example / "azuredeploy.json")], cwd=ROOT, env=env, capture_output=True,
+                           timeout=180)  # fmt: skip
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    proc = subprocess.Popen(
+        [*base, "-t", str(example / "azuredeploy.without-web.json"), "--mode", "Complete"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("python starter.py approve " in line for line in lines):
+            assert proc.poll() is None, "".join(lines)[-2000:]
+            assert time.monotonic() < deadline, "".join(lines)[-2000:]
+            time.sleep(0.1)
+        text = "".join(lines)
+        assert "Four eyes: you started this deployment, so another person must approve it (bo)" in text
+        command = next(line for line in lines if "python starter.py approve " in line)
+        workflow_id = command.split("python starter.py approve ", 1)[1].split()[0]
+
+        own = subprocess.run([sys.executable, "starter.py", "approve", workflow_id, "--local"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert (
+            own.returncode == 2 and "not among the allowed approvers" in own.stderr and "Nothing was sent" in own.stderr
+        )
+        posing = subprocess.run([sys.executable, "starter.py", "approve", workflow_id, "--local", "--as", "bo"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert posing.returncode == 2 and "--as bo is not allowed" in posing.stderr
+
+        signal = subprocess.run(
+            [temporal_binary(), "workflow", "signal", "--address", instance.temporal_address, "--namespace",
+             "default", "--workflow-id", workflow_id, "--name", "approve",
+             "--input", json.dumps({"approver": "bo", "reason": "web app retired"})],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert signal.returncode == 0, signal.stderr
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, "".join(lines)[-2000:]
+    assert "Resource changes: 1 to delete" in out
