@@ -99,3 +99,24 @@ def test_bad_declarations_are_refused_before_anything_starts(
     result = run_cli(deploy_argv("e2e-health-refused", "--health-check", flag), capsys)
     assert result.code == ExitCode.USAGE, result.err
     assert result.err.startswith("error: ") and expected in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_deploy_rolls_back_to_the_last_healthy_deployment_exit_5(
+    servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    first = run_cli(deploy_argv("e2e-rollback"), capsys)
+    assert first.code == ExitCode.OK, first.err
+    dead = servers.reserve_port().getsockname()[1]
+    failing = ("--health-check", f"tcp:127.0.0.1:{dead} name=db", "--health-window", "1s", "--rollback-on-failure")
+    text = run_cli(deploy_argv("e2e-rollback", *failing), capsys)
+    assert text.code == ExitCode.ROLLED_BACK == 5, text.err
+    assert "Deployment failed and was rolled back to the last healthy deployment" in text.out
+    assert "at VERIFYING_HEALTH: HealthCheckFailed" in text.out and "rolled back: redeployed" in text.out
+    assert "[ROLLED_BACK]" in text.err  # the stages as they happened
+    doc = run_cli([*deploy_argv("e2e-rollback", *failing), "--output", "json"], capsys)
+    result = json.loads(doc.out)
+    assert doc.code == 5 and result["exit_code"] == 5 and result["outcome"] == "ROLLED_BACK"
+    assert result["rollback"]["state"] == "ROLLED_BACK" and result["failure"]["code"] == "HealthCheckFailed"
