@@ -20,8 +20,10 @@ import signal
 import sys
 from pathlib import Path
 
+from orchestrator.codec import KeyRing
 from orchestrator.config import ConfigError, package_version, worker_config_from_env
 from orchestrator.runtime import run_worker
+from orchestrator.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from orchestrator.temporal_client import connect_options
 
 
@@ -65,6 +67,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--build-id",
         help="build id this worker reports (ORCHESTRATOR_BUILD_ID, default bicep-deployment-orchestrator@<version>)",
+    )
+    p.add_argument(
+        "--otel-traces",
+        choices=["console", "otlp", "none"],
+        help="export OpenTelemetry spans to stderr or an OTLP collector (ORCHESTRATOR_OTEL_TRACES; default none)",
+    )
+    p.add_argument(
+        "--prometheus-bind",
+        metavar="HOST:PORT",
+        help="serve the Temporal SDK's metrics for Prometheus there (ORCHESTRATOR_PROMETHEUS_BIND)",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return p
@@ -115,6 +127,14 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         config.temporal_api_key = args.api_key
         config.temporal_tls = args.tls
         config.arm.validate()
+        # Issue 7: telemetry flags become the variables orchestrator.telemetry reads; bad codec keys or telemetry
+        # settings are refused here, by name, rather than as a traceback from the first connection.
+        if args.otel_traces:
+            os.environ[TRACES_ENV] = args.otel_traces
+        if args.prometheus_bind:
+            os.environ[PROMETHEUS_ENV] = args.prometheus_bind
+        TelemetrySettings.from_environment()
+        KeyRing.from_environment()
     except (ConfigError, ValueError) as exc:
         print(f"worker.py: {exc}", file=sys.stderr)
         return 2

@@ -129,3 +129,22 @@ def test_prometheus_exposes_the_sdk_runtime_metrics(dev_env) -> None:
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "temporal_" in proc.stdout and "service_name" in proc.stdout
+
+
+def test_worker_refuses_bad_telemetry_and_key_settings_by_name() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TEMPORAL_"))}
+    for extra_env, argv, named in (
+        ({}, ["--prometheus-bind", "9464"], "ORCHESTRATOR_PROMETHEUS_BIND"),
+        ({"ORCHESTRATOR_OTEL_TRACES": "zipkin"}, [], "ORCHESTRATOR_OTEL_TRACES"),
+        ({"ORCHESTRATOR_CODEC_KEYS": "k1=@@@"}, [], "ORCHESTRATOR_CODEC_KEYS"),
+    ):
+        proc = subprocess.run([sys.executable, "worker.py", *argv], cwd=root, env={**base, **extra_env},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert named in proc.stderr and "Traceback" not in proc.stderr
