@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
@@ -22,7 +22,10 @@ from temporalio.exceptions import (
     TimeoutError,
     WorkflowAlreadyStartedError,
 )
+from temporalio.service import RPCError
 
+from .audit.registration import attributes_registered
+from .audit.search_attributes import is_missing_attribute_error, missing_attributes_message, start_search_attributes
 from .blobstore import BlobStore, put_json, seal_json
 from .codec import KeyRing
 from .models import (
@@ -147,6 +150,9 @@ async def start_deployment(
     """Start the deployment workflow; raise ``DeploymentAlreadyRunning`` if the resource group is busy, unless
     ``wait``, which queues behind the running deployment."""
     wf_id = workflow_id or workflow_id_for(request.subscription_id, request.resource_group)
+    search_attributes: TypedSearchAttributes | None = None
+    if await attributes_registered(client) is not False:
+        search_attributes = start_search_attributes(request)
     while True:
         try:
             return await client.start_workflow(
@@ -163,7 +169,14 @@ async def start_deployment(
                     "initiator": request.initiator,
                     "template": request.template_path or request.template.digest,
                 },
+                search_attributes=search_attributes,
             )
+        except RPCError as exc:
+            if search_attributes is None or not is_missing_attribute_error(exc.message):
+                raise
+            # Degrade, loudly: the deployment runs, but the UI and `workflow list --query` cannot find it by them.
+            log.warning(missing_attributes_message(client.namespace, what="starting without search attributes"))
+            search_attributes = None
         except WorkflowAlreadyStartedError:
             if not wait:
                 raise DeploymentAlreadyRunning(wf_id) from None

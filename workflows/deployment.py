@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from orchestrator.audit.search_attributes import DEPLOYMENT_STATE
     from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
     from orchestrator.models import (
         QUERY_STATUS,
@@ -79,6 +80,7 @@ PATCH_PLAN_ENSURES_RG = "plan-ensures-rg"  # the plan activity ensures the resou
 PATCH_FOUR_EYES = "four-eyes"  # issue 7: approve/reject from someone the approval policy refuses is recorded, ignored
 PATCH_RECORD_LAST_GOOD = "record-last-good"  # issue 6: a healthy COMPLETED deployment is recorded for rollbacks
 PATCH_ROLLBACK = "rollback-on-failure"  # issue 6: --rollback-on-failure redeploys the last good deployment
+PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # issue 7: DeploymentState upserted at each transition
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
 
 
@@ -104,6 +106,7 @@ class DeploymentWorkflow:
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
         self._rollback_parameters: RollbackParametersSignal | None = None
+        self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -190,6 +193,12 @@ class DeploymentWorkflow:
 
     @workflow.run
     async def run(self, request: DeployRequest) -> DeployResult:
+        # Issue 7: DeploymentState follows every transition, for runs started with our search attributes (a server
+        # lacking them would fail each workflow task on the upsert; the start then degrades to none). Decided first
+        # thing, so the patch marker sits in the first workflow task, where a replaying worker is told of it.
+        self._state_attribute = DEPLOYMENT_STATE in workflow.info().typed_search_attributes and workflow.patched(
+            PATCH_STATE_SEARCH_ATTRIBUTE
+        )
         stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
         try:
             self._settings = await workflow.execute_local_activity(
@@ -576,6 +585,8 @@ class DeploymentWorkflow:
         self._status.transitions.append(transition)
         workflow.set_current_details(f"{stage.value}: {detail}" if detail else stage.value)
         self._upsert_memo({"stage": stage.value, "transition": transition.model_dump(mode="json")})
+        if self._state_attribute:
+            workflow.upsert_search_attributes([DEPLOYMENT_STATE.value_set(stage.value)])
 
     def _upsert_memo(self, values: dict[str, Any]) -> None:
         workflow.upsert_memo(values)

@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "orchestrator.cli.approvals",
     "orchestrator.cli.rollback_params",
     "orchestrator.cli.status",
+    "orchestrator.cli.audit",
     "orchestrator.cli.dev",
     "orchestrator.cli.expand",
     "orchestrator.cli.lint",

@@ -38,6 +38,7 @@ from orchestrator.cli._common import (
     resolve_target,
     run_command,
 )
+from orchestrator.cli.audit import add_audit_dir_arguments, write_deployment_audit
 from orchestrator.codec import redact, secret_strings
 from orchestrator.deployments import (
     DeploymentAlreadyRunning,
@@ -131,7 +132,9 @@ def add_parser(subparsers: Any) -> None:
         "completed healthy (default: off); exit code 5 when the rollback succeeds",
     )
     add_health_arguments(p)
-    p.add_argument("--audit-dir", help="folder where the audit record of this deployment is written")
+    add_audit_dir_arguments(  # the record is written when the workflow ends (orchestrator/cli/audit.py)
+        p, help_dir="folder that receives this deployment's audit record (default: $ORCHESTRATOR_AUDIT_DIR, ./audit)"
+    )
     p.add_argument("--git-sha", help="commit the template comes from (default: detected with git; none outside git)")
     p.add_argument(
         "--mode",
@@ -361,6 +364,9 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             f"{local_flag(target)}` shows where it is.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    await write_deployment_audit(
+        target, handle.id, handle.result_run_id, audit_dir=args.audit_dir, fmt=getattr(args, "audit_format", "both")
+    )
     return report(result, output=args.output, target=target)
 
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
-from orchestrator.models import WORKFLOW_NAME, DeploymentStatus
+from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus
 from orchestrator.plan_render import plan_documents, render_plan, summary_line
 
 
@@ -30,11 +32,23 @@ def add_parser(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "list",
-        help="list recent deployments (newest first)",
-        description="List deployment workflows, newest first.",
+        help="list recent deployments (newest first), by resource group, git SHA, state and start time",
+        description="List deployment workflows, newest first. --git-sha and --state use the search attributes "
+        "GitSha and DeploymentState (registered by the embedded default; on a cluster see docs/OPERATIONS.md).",
     )
     p.add_argument("-g", "--resource-group", help="only deployments of this resource group")
     p.add_argument("--running", action="store_true", help="only deployments still running")
+    # Issue 7: filters on the search attributes (docs/AUDIT.md); the server must have them registered.
+    p.add_argument("--git-sha", help="only deployments of this commit (the full SHA, as recorded)")
+    p.add_argument(
+        "--state",
+        type=str.upper,
+        choices=[s.value for s in DeploymentStage],
+        metavar="STAGE",
+        help="only deployments whose current stage is STAGE (COMPLETED, FAILED, AWAITING_CONFIRMATION, ...)",
+    )
+    p.add_argument("--since", help="only deployments started at or after this time (ISO 8601, or 30m, 6h, 7d ago)")
+    p.add_argument("--until", help="only deployments started before this time (ISO 8601, or 30m, 6h, 7d ago)")
     p.add_argument("--limit", type=int, default=20, help="at most this many (default %(default)s)")
     add_target_args(p)
     p.set_defaults(run=run_list)
@@ -126,44 +140,105 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
 async def list_deployments(args: argparse.Namespace, *, client: Client | None = None) -> int:
     if args.limit < 1:
         raise CommandError(f"--limit {args.limit} must be at least 1.", ExitCode.USAGE)
+    query = list_query(args)  # usage errors before connecting
     target = await resolve_target(args, client)
-    query = f"WorkflowType = '{WORKFLOW_NAME}'"
-    if args.running:
-        query += " AND ExecutionStatus = 'Running'"
     rows: list[dict[str, Any]] = []
-    async for wf in target.client.list_workflows(query=query, limit=max(args.limit * 5, 100)):
-        memo = await wf.memo()
-        rg = str(memo.get("resource_group", ""))
-        if args.resource_group and rg.lower() != args.resource_group.lower():
-            continue
-        rows.append(
-            {
-                "workflow_id": wf.id,
-                "run_id": wf.run_id,
-                "status": wf.status.name if wf.status else "UNKNOWN",
-                "started": wf.start_time.isoformat(timespec="seconds"),
-                "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
-                "resource_group": rg,
-                "subscription_id": memo.get("subscription_id"),
-                "initiator": memo.get("initiator"),
-                "template": memo.get("template"),
-            }
-        )
-        if len(rows) >= args.limit:
-            break
+    try:
+        async for wf in target.client.list_workflows(query=query, limit=max(args.limit * 5, 100)):
+            memo = await wf.memo()
+            rg = str(memo.get("resource_group", ""))
+            if args.resource_group and rg.lower() != args.resource_group.lower():
+                continue
+            attributes = wf.typed_search_attributes
+            rows.append(
+                {
+                    "workflow_id": wf.id,
+                    "run_id": wf.run_id,
+                    "status": wf.status.name if wf.status else "UNKNOWN",
+                    "started": wf.start_time.isoformat(timespec="seconds"),
+                    "closed": wf.close_time.isoformat(timespec="seconds") if wf.close_time else None,
+                    "resource_group": rg,
+                    "subscription_id": memo.get("subscription_id"),
+                    "initiator": memo.get("initiator"),
+                    "template": memo.get("template"),
+                    "git_sha": attributes.get(search_attributes.GIT_SHA),
+                    "state": attributes.get(search_attributes.DEPLOYMENT_STATE) or memo.get("stage"),
+                }
+            )
+            if len(rows) >= args.limit:
+                break
+    except RPCError as exc:
+        if search_attributes.is_missing_attribute_error(exc.message):
+            raise CommandError(
+                search_attributes.missing_attributes_message(
+                    target.namespace, what="cannot filter by --git-sha/--state"
+                ),
+                ExitCode.ENVIRONMENTAL,
+            ) from None
+        raise CommandError(
+            f"The Temporal server refused the list query ({exc.message}).", ExitCode.ENVIRONMENTAL
+        ) from None
     if args.output == "json":
         print_json(rows)
         return int(ExitCode.OK)
     if not rows:
         print("No deployments found.")
         return int(ExitCode.OK)
-    print(f"{'WORKFLOW ID':<60} {'STATUS':<11} {'STARTED':<26} {'RESOURCE GROUP':<20} INITIATOR")
+    print(
+        f"{'WORKFLOW ID':<60} {'STATUS':<11} {'STATE':<21} {'STARTED':<26} {'RESOURCE GROUP':<20} "
+        f"{'GIT SHA':<12} INITIATOR"
+    )
     for r in rows:
         print(
-            f"{r['workflow_id']:<60} {r['status']:<11} {r['started']:<26} {r['resource_group']:<20} "
-            f"{r['initiator'] or ''}"
+            f"{r['workflow_id']:<60} {r['status']:<11} {r['state'] or '-':<21} {r['started']:<26} "
+            f"{r['resource_group']:<20} {(r['git_sha'] or '-')[:12]:<12} {r['initiator'] or ''}"
         )
     return int(ExitCode.OK)
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, flag: str, *, now: datetime | None = None) -> datetime:
+    """``2026-11-28T10:00:00Z``, ``2026-11-28`` (UTC) or a span ago: ``30m``, ``6h``, ``7d``."""
+    value = text.strip()
+    match = _RELATIVE.match(value.lower())
+    if match:
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise CommandError(
+            f"{flag} {text!r} is not a time: give ISO 8601 (2026-11-28T10:00:00Z, 2026-11-28) or a span ago "
+            "(30m, 6h, 7d).",
+            ExitCode.USAGE,
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def list_query(args: argparse.Namespace) -> str:
+    """The visibility query of ``list``: Temporal's SQL-like list filter (the same one `temporal workflow list
+    --query` takes)."""
+    clauses = [f"WorkflowType = '{WORKFLOW_NAME}'"]
+    if args.running:
+        clauses.append("ExecutionStatus = 'Running'")
+    git_sha = getattr(args, "git_sha", None)
+    if git_sha:
+        if not re.fullmatch(r"[0-9A-Za-z._/-]+", git_sha):
+            raise CommandError(f"--git-sha {git_sha!r} is not a commit id (letters and digits only).", ExitCode.USAGE)
+        clauses.append(f"{search_attributes.GIT_SHA.name} = '{git_sha}'")
+    if getattr(args, "state", None):
+        clauses.append(f"{search_attributes.DEPLOYMENT_STATE.name} = '{args.state}'")
+    since = parse_when(args.since, "--since") if getattr(args, "since", None) else None
+    until = parse_when(args.until, "--until") if getattr(args, "until", None) else None
+    if since and until and since >= until:
+        raise CommandError(f"--since {args.since!r} is not before --until {args.until!r}.", ExitCode.USAGE)
+    if since:
+        clauses.append(f"StartTime >= '{since.astimezone(UTC).isoformat().replace('+00:00', 'Z')}'")
+    if until:
+        clauses.append(f"StartTime < '{until.astimezone(UTC).isoformat().replace('+00:00', 'Z')}'")
+    return " AND ".join(clauses)
 
 
 def _span(seconds: float) -> str:

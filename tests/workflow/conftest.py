@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from orchestrator.audit import search_attributes
 from orchestrator.embedded import dev_server_args
 from orchestrator.temporal_client import data_converter
 
@@ -48,6 +49,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         ip="127.0.0.1",
         dev_server_log_level="error",
         dev_server_extra_args=dev_server_args(),
+        search_attributes=search_attributes.KEYS,  # as the embedded default and docs/OPERATIONS.md register them
     )
     try:
         yield env
