@@ -443,7 +443,7 @@ class DeploymentWorkflow:
                     CancelInput(
                         subscription_id=request.subscription_id,
                         resource_group=request.resource_group,
-                        deployment_name=self._status.deployment_name,
+                        deployment_name=self._arm_deployment_name(),
                     ),
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=SINGLE_ATTEMPT,
@@ -605,6 +605,13 @@ class DeploymentWorkflow:
         failure = FailureInfo(stage=stage, failure_class=failure_class, code=code, message=message, attempts=attempts)
         raise StageFailed(failure, outcome, by)
 
+    def _arm_deployment_name(self) -> str:
+        """The ARM deployment this run is driving: the rollback's while it deploys, else the deployment's."""
+        rollback = self._status.rollback
+        if rollback is not None and rollback.state == "DEPLOYING" and rollback.deployment_name:
+            return rollback.deployment_name
+        return self._status.deployment_name
+
     def _fail_quietly(self, stage: DeploymentStage, code: str, message: str) -> None:
         self._status.failure = FailureInfo(stage=stage, failure_class=None, code=code, message=message)
         self._status.outcome = DeployOutcome.CANCELLED
@@ -666,7 +673,15 @@ class DeploymentWorkflow:
             and failed.failure.stage in (DeploymentStage.DEPLOYING, DeploymentStage.VERIFYING_HEALTH)
             and workflow.patched(PATCH_ROLLBACK)
         ):
-            await self._roll_back(failed)
+            try:
+                await self._roll_back(failed)
+            except (asyncio.CancelledError, CancelledError):
+                await self._on_cancelled(self._request)
+                raise
+            except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    await self._on_cancelled(self._request)
+                raise
         self._fail_workflow(failed)
 
     async def _roll_back(self, failed: StageFailed) -> NoReturn:

@@ -358,3 +358,30 @@ async def test_sealed_secure_values_are_recovered(
         )
     assert v2.outcome is DeployOutcome.ROLLED_BACK, (v2.failure, v2.rollback)
     assert s.tags("stseal") == {"version": "v1", "keyLength": str(len(secret))}
+
+
+async def test_cancelling_during_the_rollback_cancels_its_arm_deployment(
+    scenario: Scenario, dead_port: int, arm: LocalArm
+) -> None:
+    from orchestrator.naming import deployment_name_for
+
+    s = scenario
+    async with real_worker(s.temporal.client, s.arm, s.blob_dir, s.queue):
+        await result_of(await s.start(versioned(["stcancel"], "v1")))
+        handle = await s.start(
+            versioned(["stcancel"], "v2"), health=failing_checks(dead_port), rollback_on_failure=True
+        )
+        description = await handle.describe()
+        name = deployment_name_for(resource_group=s.rg, workflow_id=f"{handle.id}/rollback", run_id=description.run_id)
+        arm.admin.add_faults(Fault.stuck_lro(deployment=name, operation="Deployments_CreateOrUpdate"))
+        try:
+            await wait_for(handle, lambda st: st.rollback is not None and st.rollback.state == "DEPLOYING", 15)
+        except TimeoutError:
+            st = await query_status(handle)
+            raise AssertionError((st.stage, st.rollback, st.transitions[-3:])) from None
+        await asyncio.sleep(0.5)  # the PUT is in
+        await handle.cancel()
+        result = await result_of(handle)
+    assert result.outcome is DeployOutcome.CANCELLED
+    deployment = s.arm.deployments_client().deployments.get(s.rg, name)
+    assert deployment.properties.provisioning_state == "Canceled"
