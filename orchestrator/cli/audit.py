@@ -120,7 +120,7 @@ async def write_deployment_audit(
     try:
         record = await load_record(target, workflow_id, run_id)
         written = _write(record, audit_dir, fmt)
-    except CommandError as exc:
+    except Exception as exc:  # the deployment is over: its exit code must not depend on the audit
         progress(
             f"warning: the audit record was not written: {exc} Rebuild it with `python starter.py audit {workflow_id}`."
         )

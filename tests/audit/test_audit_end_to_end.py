@@ -72,9 +72,9 @@ def _with_secret(source: Path, target: Path) -> Path:
     return target
 
 
-def _deploy_argv(template: Path, git_sha: str, token: str, audit_dir: Path, *extra: str) -> list[str]:
+def _deploy_argv(template: Path, git_sha: str, token: str, audit_dir: Path, *extra: str, rg: str = RG) -> list[str]:
     return [
-        "deploy", "--local", "-g", RG, "-l", "eastus", "-t", str(template),
+        "deploy", "--local", "-g", rg, "-l", "eastus", "-t", str(template),
         "-p", str(EXAMPLE / "azuredeploy.parameters.json"), "--param", f"adminToken={token}",
         "--git-sha", git_sha, "--audit-dir", str(audit_dir), "--output", "json", *extra,
     ]  # fmt: skip
@@ -367,3 +367,17 @@ def test_audit_of_an_unknown_workflow_is_a_usage_error(deployed: Deployed, capsy
     assert result.code == ExitCode.USAGE
     assert "deploy-no-such-workflow" in result.err and "starter.py list" in result.err
     assert "Traceback" not in result.err
+
+
+def test_an_unwritable_audit_dir_does_not_change_the_exit_code(deployed: Deployed, tmp_path: Path, capsys) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    template = Path(json.loads(deployed.json_text)["template_file"])
+    argv = _deploy_argv(
+        template, secrets.token_hex(20), deployed.token, not_a_folder, "--skip-health", rg="audit-e2e-other"
+    )
+    result = run_cli(argv, capsys)
+    assert result.code == ExitCode.OK, result.err  # the deployment succeeded
+    assert "warning: the audit record was not written" in result.err and str(not_a_folder) in result.err
+    assert "python starter.py audit deploy-" in result.err
+    assert json.loads(result.out)["outcome"] == "SUCCEEDED"
