@@ -10,13 +10,14 @@ and the workflow starts a new attempt that resumes. Cancelling the workflow canc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
-from orchestrator.classification import classify_arm_error, retry_after_seconds
+from orchestrator.classification import classify_arm_error, classify_failure, retry_after_seconds
 from orchestrator.config import ArmClients
 from orchestrator.models import (
     ActivityName,
@@ -32,6 +33,12 @@ from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 
 MAX_MISSING_POLLS = 5
+# Following a submitted deployment only reads it. A read that meets a transient failure (429, 5xx, a dropped
+# connection) is tried again in place, up to this many times in a row, after ARM's Retry-After or the poll interval:
+# one lost GET must not end an attempt that has nothing to redo. With 20% of ARM requests failing, ending the attempt
+# at the first failed read used up all 6 attempts of some deployments (docs/RELIABILITY.md). The PUT, and any
+# failure that is not transient, still end the attempt and go through the workflow's retry schedule, in history.
+MAX_FOLLOW_READ_RETRIES = 5
 # Following a deployment: the first wait is ARM's Retry-After on the PUT (else FIRST_POLL_SECONDS) and each next one
 # doubles up to the configured interval, so a deployment that finishes in seconds is seen in seconds while a long
 # one is polled at the configured pace.
@@ -143,7 +150,7 @@ class DeployActivities:
                         state,
                         previous or "unknown",
                     )
-                doc = await self._follow(inp, first_wait)
+                doc = await self._follow_until_worker_stops(inp, first_wait)
         except asyncio.CancelledError:
             why = activity.cancellation_details()
             if why is not None and why.cancel_requested and not why.worker_shutdown:
@@ -177,13 +184,38 @@ class DeployActivities:
         )
         return redact_model(details, secrets)
 
+    async def _follow_until_worker_stops(self, inp: DeployInput, first_wait: float | None) -> dict[str, Any]:
+        follow = asyncio.ensure_future(self._follow(inp, first_wait))
+        stopping = asyncio.ensure_future(activity.wait_for_worker_shutdown())
+        try:
+            await asyncio.wait({follow, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (follow, stopping):
+                if not task.done():
+                    task.cancel()
+        if follow.done() and not follow.cancelled():
+            return follow.result()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow
+        # A graceful stop (SIGTERM/SIGINT): other activities may use the worker's grace period to finish, but
+        # following can take hours, so hand over now: the ARM deployment keeps running and the workflow's next
+        # attempt, on another worker, resumes following it (no second PUT).
+        raise application_error(
+            Classification(
+                failure_class=FailureClass.ENVIRONMENTAL,
+                code="WorkerShutdown",
+                message=f"the worker is shutting down while following ARM deployment {inp.deployment_name}; it keeps "
+                "running and is resumed by the next attempt",
+            )
+        )
+
     async def _follow(self, inp: DeployInput, first_wait: float | None = None) -> dict[str, Any]:
         longest = self._interval()
         interval = min(first_wait if first_wait is not None else FIRST_POLL_SECONDS, longest)
         interval = max(interval, MIN_POLL_SECONDS)
         missing = 0
         while True:
-            doc = await self._get(inp)
+            doc = await self._read_while_following(inp, interval)
             if doc is None:
                 # Just after a PUT a read may not see the deployment yet; a deployment that stays missing was
                 # deleted under us: environmental, the next attempt submits it again.
@@ -201,6 +233,31 @@ class DeployActivities:
                 return doc
             await asyncio.sleep(interval)
             interval = min(interval * 2, longest)
+
+    async def _read_while_following(self, inp: DeployInput, wait: float) -> dict[str, Any] | None:
+        failures = 0
+        while True:
+            try:
+                return await self._get(inp)
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
+                why = classify_failure(exc)
+                if why.failure_class is not FailureClass.ENVIRONMENTAL or failures >= MAX_FOLLOW_READ_RETRIES:
+                    raise
+                failures += 1
+                delay = max(wait, why.retry_after_seconds or 0.0)
+                activity.logger.warning(
+                    "reading ARM deployment %s failed (%s), read %d of %d again in %.1f s",
+                    inp.deployment_name,
+                    why.code,
+                    failures,
+                    MAX_FOLLOW_READ_RETRIES,
+                    delay,
+                )
+                # Sleep in slices that keep the heartbeat alive, whatever the Retry-After.
+                deadline = asyncio.get_running_loop().time() + delay
+                while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                    activity.heartbeat(DeployProgress(deployment_name=inp.deployment_name, submitted=True))
+                    await asyncio.sleep(min(left, self._interval()))
 
     async def _cancel_quietly(self, subscription_id: str, resource_group: str, name: str) -> None:
         ops = self._clients.deployments(subscription_id).deployments

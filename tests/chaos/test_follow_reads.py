@@ -1,0 +1,71 @@
+"""DEPLOYING follows a submitted ARM deployment by GET; a GET answered 429/503 or a dropped connection is read
+again in place instead of ending the attempt (the chaos suite's 20%-faults run lost deployments to that: every
+attempt ended at its first failed read until all six were used up). The PUT's failures still end the attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local_arm.admin import Fault
+from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.deployments import query_status, result_of, start_deployment
+from orchestrator.models import DeploymentStage, DeployOutcome
+from tests.workflow.localarm import real_worker, request_for, storage_template
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
+    yield from running_local_arm(tmp_path_factory.mktemp("local-arm-follow"), **FAST)
+
+
+async def test_failed_reads_while_following_do_not_end_the_attempt(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+) -> None:
+    # The deployment runs 1.5 s; its first four GETs fail: 429, 503, two dropped connections.
+    local_arm.admin.set_faults(
+        Fault.slow_lro(1.5, method="PUT", path=resource_group),
+        Fault.throttle(retry_after=1, operation="Deployments_Get", path=resource_group, count=1),
+        Fault.error(503, operation="Deployments_Get", path=resource_group, count=1),
+        Fault.drop(operation="Deployments_Get", path=resource_group, count=2),
+    )
+    try:
+        request = request_for(local_arm, tmp_path, resource_group, storage_template(["stfollow0001"]))
+        async with real_worker(dev_env.client, local_arm, tmp_path, task_queue):
+            handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+            result = await result_of(handle)
+            status = await query_status(handle)
+    finally:
+        local_arm.admin.clear_faults()
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    assert status.stages[DeploymentStage.DEPLOYING].attempts == 1
+    counters = local_arm.admin.counters()
+    assert counters.count(operation="Deployments_Get", deployment=result.deployment_name, status=429) == 1
+    assert counters.count(operation="Deployments_Get", deployment=result.deployment_name, status=503) == 1
+    assert counters.count(method="PUT", deployment=result.deployment_name) == 1
+
+
+async def test_reads_that_keep_failing_still_end_the_attempt(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+) -> None:
+    """Six failed reads in a row (more than MAX_FOLLOW_READ_RETRIES): the attempt ends as environmental and the
+    workflow's next attempt resumes following the same ARM deployment — still one PUT."""
+    local_arm.admin.set_faults(
+        Fault.slow_lro(1.0, method="PUT", path=resource_group),
+        Fault.error(503, operation="Deployments_Get", path=resource_group, count=6),
+    )
+    try:
+        request = request_for(local_arm, tmp_path, resource_group, storage_template(["stfollow0002"]))
+        async with real_worker(dev_env.client, local_arm, tmp_path, task_queue):
+            handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+            result = await result_of(handle)
+            status = await query_status(handle)
+    finally:
+        local_arm.admin.clear_faults()
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    deploying = status.stages[DeploymentStage.DEPLOYING]
+    assert deploying.attempts == 2 and deploying.last_error_code == "ServiceUnavailable"
+    assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
