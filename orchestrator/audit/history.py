@@ -48,6 +48,7 @@ from orchestrator.models import (
 )
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
+_KNOWN_MEMO = frozenset({"stage", "transition", "confirmation", "refused_decision"})
 _ATTEMPT_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+) attempt (?P<attempt>\d+)$")
 _RETRY_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+): retry (?P<retry>\d+) after (?P<code>\S+) \((?P<seconds>[\d.]+) s\)$")
 _CLOSE_STATUS = {
@@ -110,6 +111,7 @@ class _Builder:
         self.retries: list[AuditRetry] = []
         self.signals: list[AuditSignal] = []
         self.approvals: list[AuditApproval] = []
+        self.refused: list[dict[str, Any]] = []
         self.plan: dict[str, Any] | None = None
         self.lint: dict[str, Any] | None = None
         self.deployed: dict[str, Any] | None = None
@@ -307,6 +309,18 @@ class _Builder:
         confirmation = values.get("confirmation")
         if isinstance(confirmation, dict):
             self.on_confirmation(event, confirmation)
+        refused = values.get("refused_decision")
+        if isinstance(refused, dict):  # four eyes: a decision the approval policy refused (recorded, ignored)
+            self.refused.append(refused)
+            self.add(
+                event,
+                "decision_refused",
+                f"{str(refused.get('decision', '')).lower()} by {refused.get('by')} refused: {refused.get('why')}",
+                **{k: refused.get(k) for k in ("decision", "by", "reason", "why", "round", "at")},
+            )
+        other = {k: v for k, v in values.items() if k not in _KNOWN_MEMO}
+        if other:  # a memo key this reader does not know yet: kept, not interpreted
+            self.add(event, "memo_upserted", f"memo: {', '.join(sorted(other))}", memo=other)
 
     def on_confirmation(self, event: HistoryEvent, record: dict[str, Any]) -> None:
         decision = str(record.get("decision"))
@@ -621,6 +635,7 @@ class _Builder:
             secure_parameter_names=list(request.secure_parameter_names),
             plan=(result.plan.model_dump(mode="json") if result and result.plan else None) or self.plan,
             approvals=self.approvals,
+            refused_decisions=self.refused,
             signals=self.signals,
             retries=self.retries,
             health_checks=(result.health_checks.model_dump(mode="json") if result and result.health_checks else None)

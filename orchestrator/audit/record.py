@@ -124,6 +124,8 @@ class AuditRecord(_Model):
     secure_parameter_names: list[str] = Field(default_factory=list)  # values never recorded
     plan: dict[str, Any] | None = None  # WhatIfPlan summary; ``full_result`` references the full result
     approvals: list[AuditApproval] = Field(default_factory=list)
+    # four eyes: approve/reject signals the approval policy refused (decision, by, reason, why, round, at)
+    refused_decisions: list[dict[str, Any]] = Field(default_factory=list)
     signals: list[AuditSignal] = Field(default_factory=list)
     retries: list[AuditRetry] = Field(default_factory=list)
     health_checks: dict[str, Any] | None = None  # declared checks' report (issue 6), when any ran

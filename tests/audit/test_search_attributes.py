@@ -2,11 +2,12 @@
 behaviour is what is under test): with the attributes registered, DeploymentState follows every transition; on a
 server without them the deployment still runs (a warning names the fix), nothing upserts, and ``list --git-sha``
 says how to register them. The audit record reads the Bicep version and the compiled template's hash from the
-LINTING result in history."""
+LINTING result in history, and records decisions the four-eyes policy refused next to the approval that counted."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -23,13 +24,25 @@ from temporalio.worker import Worker
 from orchestrator.audit import search_attributes
 from orchestrator.audit.history import fetch_record
 from orchestrator.cli.status import list_deployments
-from orchestrator.deployments import result_of, start_deployment
+from orchestrator.deployments import query_status, result_of, start_deployment
 from orchestrator.embedded import dev_server_args
 from orchestrator.exit_codes import ExitCode
-from orchestrator.models import ActivityName, BlobRef, DeployOutcome, DeployRequest, LintReport, StageInput
+from orchestrator.models import (
+    SIGNAL_APPROVE,
+    ActivityName,
+    ApprovalPolicy,
+    ApprovalSignal,
+    BlobRef,
+    DeploymentStage,
+    DeployOutcome,
+    DeployRequest,
+    LintReport,
+    StageInput,
+    WorkerSettings,
+)
 from orchestrator.temporal_client import data_converter
 from tests.workflow.conftest import find_binary
-from tests.workflow.fakes import FakeStages
+from tests.workflow.fakes import FakeStages, plan_of
 from workflows.deployment import DeploymentWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -70,7 +83,7 @@ async def unregistered() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-def _activities() -> list:
+def _activities(fakes: FakeStages | None = None) -> list:
     """The fake stages, with a LINTING that reports what the Bicep compiler did."""
 
     @activity.defn(name=ActivityName.LINT_TEMPLATE)
@@ -83,8 +96,8 @@ def _activities() -> list:
             compiled_template_hash=COMPILED.digest,
         )
 
-    fakes = [a for a in FakeStages().activities() if getattr(a, "__name__", "") != "lint_template"]
-    return [*fakes, lint_template]
+    others = [a for a in (fakes or FakeStages()).activities() if getattr(a, "__name__", "") != "lint_template"]
+    return [*others, lint_template]
 
 
 def _request() -> DeployRequest:
@@ -174,3 +187,37 @@ async def test_list_by_git_sha_names_the_fix_when_unregistered(
     err = capsys.readouterr().err
     assert code == ExitCode.ENVIRONMENTAL
     assert "GitSha" in err and "temporal operator search-attribute create --namespace default" in err
+
+
+async def test_refused_decisions_are_recorded_beside_the_approval(registered: WorkflowEnvironment) -> None:
+    deleted = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/old"
+    fakes = FakeStages(
+        settings=WorkerSettings(confirmation_timeout_seconds=600, approval=ApprovalPolicy(enabled=True)),
+        plan=lambda n: plan_of(1, deletes=[deleted]),
+    )
+    client = registered.client
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with Worker(client, task_queue=task_queue, workflows=[DeploymentWorkflow], activities=_activities(fakes)):
+        handle = await start_deployment(
+            client, _request(), task_queue=task_queue, workflow_id=f"deploy-4e-{uuid.uuid4()}"
+        )
+        for _ in range(200):
+            if (await query_status(handle)).stage is DeploymentStage.AWAITING_CONFIRMATION:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="my own change"))  # the initiator
+        for _ in range(200):
+            if (await query_status(handle)).refused_decisions:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="bo", reason="reviewed"))
+        result = await result_of(handle)
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    record = await fetch_record(client, handle.id)
+    [refused] = record.refused_decisions
+    assert refused["by"] == "ana" and refused["reason"] == "my own change" and "four eyes" in refused["why"]
+    assert [(a.decision, a.by, a.reason) for a in record.approvals] == [("APPROVED", "bo", "reviewed")]
+    assert [s.approver for s in record.signals] == ["ana", "bo"]
+    kinds = [e.event_type for e in record.events]
+    assert kinds.index("decision_refused") < kinds.index("confirmation_recorded")
+    assert "memo_upserted" not in kinds  # every memo key the workflow writes is understood
