@@ -381,3 +381,25 @@ def test_an_unwritable_audit_dir_does_not_change_the_exit_code(deployed: Deploye
     assert "warning: the audit record was not written" in result.err and str(not_a_folder) in result.err
     assert "python starter.py audit deploy-" in result.err
     assert json.loads(result.out)["outcome"] == "SUCCEEDED"
+
+
+def test_text_outputs_a_person_reads(deployed: Deployed, tmp_path: Path, capsys) -> None:
+    shown = run_cli(
+        ["audit", deployed.workflow_id, "--local", "--audit-dir", str(tmp_path), "--audit-format", "none"], capsys
+    )
+    assert shown.code == ExitCode.OK, shown.err
+    assert f"Deployment {deployed.workflow_id} (run {deployed.run_id})" in shown.out
+    assert f"git sha     {deployed.git_sha}" in shown.out
+    assert "approved    by auditor-ana" in shown.out and "web app retired" in shown.out
+    assert (
+        shown.out.count("failed      DEPLOYING deploy attempt") == 2 and "TooManyRequests, retried after" in shown.out
+    )
+    assert "resource    Healthy    Microsoft.Storage/storageAccounts" in shown.out
+    assert "adminToken" in shown.out and deployed.token not in shown.out  # the name, never the value
+    assert list(tmp_path.iterdir()) == []  # --audit-format none writes nothing
+
+    listed = run_cli(["list", "--local", "-g", RG, "--git-sha", deployed.git_sha], capsys)
+    assert listed.code == ExitCode.OK, listed.err
+    [header, row] = listed.out.strip().splitlines()
+    assert "STATE" in header and "GIT SHA" in header
+    assert deployed.workflow_id in row and "COMPLETED" in row and deployed.git_sha[:12] in row
