@@ -375,6 +375,7 @@ class DeploymentWorkflow:
             )
             self._status.confirmations.append(record)
             self._upsert_memo({"confirmation": record.model_dump(mode="json")})
+            self._confirmation_span(record, now)
             self._fail(
                 DeploymentStage.AWAITING_CONFIRMATION,
                 None,
@@ -396,6 +397,7 @@ class DeploymentWorkflow:
         )
         self._status.confirmations.append(record)
         self._upsert_memo({"confirmation": record.model_dump(mode="json")})
+        self._confirmation_span(record, now)
         if decision is ConfirmationDecision.REJECTED:
             self._fail(
                 DeploymentStage.AWAITING_CONFIRMATION,
@@ -553,6 +555,22 @@ class DeploymentWorkflow:
                 )
 
     # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def _confirmation_span(self, record: ConfirmationRecord, asked_at: Any) -> None:
+        """The AWAITING_CONFIRMATION stage's span (issue 7): the decision, its round and how long it took."""
+        stage_span(
+            DeploymentStage.AWAITING_CONFIRMATION.value,
+            {
+                "deployment.stage": DeploymentStage.AWAITING_CONFIRMATION.value,
+                "deployment.resource_group": self._request.resource_group,
+                "deployment.subscription_id": self._request.subscription_id,
+                "deployment.name": self._status.deployment_name,
+                "deployment.attempt": record.round,
+                "deployment.decision": record.decision.value,
+                "deployment.refused_decisions": len(self._status.refused_decisions),
+                "deployment.duration_seconds": (record.at - asked_at).total_seconds(),
+            },
+        )
 
     def _approval_policy(self) -> ApprovalPolicy | None:
         """The worker's four-eyes policy as the status query shows it (None: anyone may decide)."""

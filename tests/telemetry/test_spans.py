@@ -4,6 +4,7 @@ nothing is traced."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 
@@ -148,3 +149,32 @@ def test_worker_refuses_bad_telemetry_and_key_settings_by_name() -> None:
                               capture_output=True, text=True, timeout=60)  # fmt: skip
         assert proc.returncode == 2, proc.stderr
         assert named in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_confirmation_wait_is_a_span_with_its_decision(
+    dev_env, local_arm, task_queue, resource_group, tmp_path, exporter
+):
+    from orchestrator.deployments import query_status
+    from orchestrator.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage
+    from tests.workflow.localarm import example_parameters, example_template, request_for
+
+    blob_dir = tmp_path / "blobs"
+    client = await connect(address=dev_env.client.service_client.config.target_host, namespace="default")
+    full = request_for(local_arm, blob_dir, resource_group, example_template(), parameters=example_parameters())
+    smaller = request_for(local_arm, blob_dir, resource_group, example_template("azuredeploy.without-web.json"),
+                          parameters=example_parameters(), mode=DeploymentMode.COMPLETE)  # fmt: skip
+    async with real_worker(client, local_arm, blob_dir, task_queue):
+        assert (await result_of(await start_deployment(client, full, task_queue=task_queue))).succeeded
+        handle = await start_deployment(client, smaller, task_queue=task_queue)
+        for _ in range(600):
+            if (await query_status(handle)).stage is DeploymentStage.AWAITING_CONFIRMATION:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="bo", reason="web app retired"))
+        result = await result_of(handle)
+    assert result.succeeded, result.failure
+    [waited] = [s for s in exporter.get_finished_spans() if s.name == "Stage:AWAITING_CONFIRMATION"]
+    assert waited.attributes["deployment.decision"] == "APPROVED"
+    assert waited.attributes[telemetry.ATTR_RESOURCE_GROUP] == resource_group
+    assert waited.attributes[telemetry.ATTR_DURATION] >= 0
