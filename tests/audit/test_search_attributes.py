@@ -1,8 +1,9 @@
 """Search attributes on a real Temporal dev server, with the stage activities replaced by fakes (the workflow's own
-behaviour is what is under test): with the attributes registered, DeploymentState follows every transition; on a
-server without them the deployment still runs (a warning names the fix), nothing upserts, and ``list --git-sha``
-says how to register them. The audit record reads the Bicep version and the compiled template's hash from the
-LINTING result in history, and records decisions the four-eyes policy refused next to the approval that counted."""
+behaviour is what is under test; the workers keep no workflow cached, so every task replays the history so far):
+with the attributes registered, DeploymentState follows every transition; on a server without them the deployment
+still runs (a warning names the fix), nothing upserts, and ``list --git-sha`` says how to register them. The audit
+record reads the Bicep version and the compiled template's hash from the LINTING result in history, and records
+decisions the four-eyes policy refused next to the approval that counted."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from orchestrator.audit import search_attributes
 from orchestrator.audit.history import fetch_record
@@ -115,7 +116,9 @@ def _request() -> DeployRequest:
 
 async def _deploy(client: Client, request: DeployRequest) -> tuple[str, str]:
     task_queue = f"tq-{uuid.uuid4()}"
-    async with Worker(client, task_queue=task_queue, workflows=[DeploymentWorkflow], activities=_activities()):
+    async with Worker(
+        client, task_queue=task_queue, workflows=[DeploymentWorkflow], activities=_activities(), max_cached_workflows=0
+    ):
         handle = await start_deployment(client, request, task_queue=task_queue, workflow_id=f"deploy-sa-{uuid.uuid4()}")
         result = await result_of(handle)
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
@@ -154,6 +157,11 @@ async def test_state_follows_every_transition(registered: WorkflowEnvironment) -
         )
     ]
     assert found == [run_id]
+
+    # The worker kept no workflow in cache (every task replayed the history so far); the whole history replays too.
+    history = await registered.client.get_workflow_handle(workflow_id).fetch_history()
+    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter())
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
 
     record = await fetch_record(registered.client, workflow_id)
     assert record.run_id == run_id and record.bicep_version == BICEP_VERSION
@@ -197,7 +205,13 @@ async def test_refused_decisions_are_recorded_beside_the_approval(registered: Wo
     )
     client = registered.client
     task_queue = f"tq-{uuid.uuid4()}"
-    async with Worker(client, task_queue=task_queue, workflows=[DeploymentWorkflow], activities=_activities(fakes)):
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DeploymentWorkflow],
+        activities=_activities(fakes),
+        max_cached_workflows=0,
+    ):
         handle = await start_deployment(
             client, _request(), task_queue=task_queue, workflow_id=f"deploy-4e-{uuid.uuid4()}"
         )
