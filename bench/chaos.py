@@ -23,8 +23,9 @@ Per deployment the report says: the outcome (failed ones with their stage, code 
 PUTs that took effect (status 200/201 in the local ARM's request counters; more than one is a duplicate), and
 whether the audit record is complete: the workflow's history must reconstruct every transition the result reports
 (the ``transition`` memo upserts, in order, ending in the final stage) and hold one ActivityTaskScheduled per
-attempt the status query reports for the activity stages. (``starter.py audit`` from issue 7 is not used: it had
-not landed when this suite was written.)
+attempt the status query reports for the activity stages; and the audit record ``starter.py audit`` exports
+(``orchestrator.audit.history.fetch_record``, rebuilt from history alone) must show the same transitions, outcome,
+ARM deployment and approvals, and one failed-attempt entry per failed or timed-out activity in history.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
 from local_arm.admin import AdminClient, Fault  # noqa: E402
+from orchestrator.audit.history import fetch_record  # noqa: E402
 from orchestrator.blobstore import LocalBlobStore  # noqa: E402
 from orchestrator.deployments import build_deploy_request, query_status, result_of, start_deployment  # noqa: E402
 from orchestrator.embedded import SEARCH_ATTRIBUTES, dev_server_args, temporal_binary  # noqa: E402
@@ -384,11 +386,31 @@ async def audit(client: Client, handle: WorkflowHandle[Any, Any], result: Deploy
     if not expected or expected[-1] != result.stage.value:
         problems.append(f"the last transition is not the final stage {result.stage.value}")
     total_scheduled = sum(scheduled.values())
+    failed_attempts = sum(
+        1
+        for e in history.events
+        if e.HasField("activity_task_failed_event_attributes") or e.HasField("activity_task_timed_out_event_attributes")
+    )
     with contextlib.suppress(Exception):
         status = await query_status(handle)
         attempts = sum(status.stages[s].attempts for s in ACTIVITY_STAGES if s in status.stages)
         if total_scheduled < attempts:
             problems.append(f"{attempts} activity attempts reported, {total_scheduled} scheduled in history")
+    # The audit record `starter.py audit` exports (issue 7, orchestrator/audit), rebuilt from history alone.
+    record = await with_reconnect(lambda: fetch_record(client, handle.id, handle.result_run_id), 60)
+    audited = [e.details.get("stage") for e in record.events if e.event_type == "stage_transition"]
+    if audited != expected[1:]:  # INITIALIZED is the record's deployment_started event
+        problems.append(f"audit record transitions {audited} != {expected[1:]}")
+    if record.result.outcome != result.outcome.value:
+        problems.append(f"audit record outcome {record.result.outcome} != {result.outcome.value}")
+    if (record.deployment_name or "") != result.deployment_name:
+        problems.append(f"audit record ARM deployment {record.deployment_name} != {result.deployment_name}")
+    if len(record.approvals) != len(result.confirmations):
+        problems.append(
+            f"{len(record.approvals)} approvals in the audit record, {len(result.confirmations)} in the result"
+        )
+    if len(record.retries) < failed_attempts:
+        problems.append(f"{len(record.retries)} failed attempts in the audit record, {failed_attempts} in history")
     return not problems, "; ".join(problems), sorted(identities)
 
 
@@ -627,6 +649,25 @@ class Chaos:
             self.c.admin().clear_faults()
 
 
+# Shortfalls this suite has found that are not fixed yet (docs/RELIABILITY.md names each with its cause). A failure
+# that matches one is still counted as failed; the CI test tolerates only these.
+KNOWN_ISSUES = {
+    "R2": (
+        "PLANNING ends its attempt at the first failed ARM request (resource group read, what-if POST or one of its "
+        "polls; activities/plan.py), so at 20% faulty requests about half the attempts fail and ~1.5% of deployments "
+        "use up all 6"
+    ),
+}
+
+
+def known_issue(record: Record) -> str | None:
+    """The KNOWN_ISSUES key a failed deployment is explained by, if any."""
+    failure = record.failure or ""
+    if record.scenario == "20% ARM faults" and failure.startswith("PLANNING ") and record.outcome.startswith("ENV"):
+        return "R2"
+    return None
+
+
 def summarize(records: list[Record]) -> dict[str, Any]:
     by: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -635,7 +676,10 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         s["runs"] += 1
         s["completed"] += int(r.completed)
         if not r.completed:
-            s["failed"].append(f"{r.workflow_id}: {r.outcome} {r.failure or ''}".strip())
+            issue = known_issue(r)
+            s["failed"].append(
+                f"{r.workflow_id}: {r.outcome} {r.failure or ''}".strip() + (f" [{issue}]" if issue else "")
+            )
         s["duplicate_puts"] += r.duplicate_puts
         s["audit_incomplete"] += int(not r.audit_complete)
         s["max_seconds"] = max(s["max_seconds"], r.seconds)
@@ -644,8 +688,9 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         "completed": sum(r.completed for r in records),
         "duplicate_puts": sum(r.duplicate_puts for r in records),
         "audit_incomplete": sum(not r.audit_complete for r in records),
+        "failed_by_known_issue": sum(not r.completed and known_issue(r) is not None for r in records),
     }
-    return {"scenarios": by, "total": total}
+    return {"scenarios": by, "total": total, "known_issues": KNOWN_ISSUES}
 
 
 async def run_suite(
@@ -701,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown scenario(s) {sorted(unknown)}; choose from kill, temporal, arm, faults")
     root = Path(tempfile.mkdtemp(prefix="chaos-"))
+    # SIGTERM ends the run like Ctrl-C, so the finally blocks stop every child process (they run in sessions of
+    # their own and would otherwise outlive us).
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         report = asyncio.run(run_suite(short=args.short, scenarios=scenarios, root=root,
                                        log=lambda s: print(s, file=sys.stderr, flush=True)))  # fmt: skip
