@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from orchestrator.exit_codes import ExitCode
@@ -41,8 +42,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from orchestrator.config import package_version
 
+    # `python starter.py` or the installed `bicep-orchestrator` command: usage and --version name what was typed.
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     parser = _Parser(
-        prog="starter.py",
+        prog="bicep-orchestrator" if invoked == "bicep-orchestrator" else "starter.py",
         description="Bicep deployment orchestrator: durable, audited Azure deployments on Temporal.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")

@@ -55,4 +55,4 @@ def test_console_commands_installed_with_the_project() -> None:
             pytest.skip(f"{command} is not installed in this environment; run `pip install -e .` again")
         proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.split()[-1] == version("bicep-deployment-orchestrator")
+        assert proc.stdout.strip() == f"{command} {version('bicep-deployment-orchestrator')}"
