@@ -18,6 +18,7 @@ Attributes carry names, ids, counts and classifications only — never a paramet
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
@@ -100,18 +101,15 @@ def _exporter(kind: str, environ: Mapping[str, str]) -> Any:
         return ConsoleSpanExporter(out=sys.stderr)
     protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
     try:
-        if protocol.startswith("http"):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[assignment]
-                OTLPSpanExporter,
-            )
+        # importlib keeps mypy independent of whether the optional [otlp] extra is installed.
+        transport = "http" if protocol.startswith("http") else "grpc"
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{transport}.trace_exporter")
     except ImportError:
         raise TelemetryConfigError(
             f"{TRACES_ENV}=otlp needs the OTLP exporter: pip install 'bicep-deployment-orchestrator[otlp]' "
             "(opentelemetry-exporter-otlp)"
         ) from None
-    return OTLPSpanExporter()
+    return module.OTLPSpanExporter()
 
 
 def tracing_interceptor(provider: Any) -> Any:
