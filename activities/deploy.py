@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
-from orchestrator.classification import classify_arm_error, classify_failure, retry_after_seconds
+from orchestrator.classification import classify_arm_error, retry_after_seconds
 from orchestrator.config import ArmClients
 from orchestrator.models import (
     ActivityName,
@@ -31,14 +31,14 @@ from orchestrator.models import (
 
 from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
+from .transient import MAX_IN_PLACE_RETRIES, retry_in_place
 
 MAX_MISSING_POLLS = 5
 # Following a submitted deployment only reads it. A read that meets a transient failure (429, 5xx, a dropped
-# connection) is tried again in place, up to this many times in a row, after ARM's Retry-After or the poll interval:
-# one lost GET must not end an attempt that has nothing to redo. With 20% of ARM requests failing, ending the attempt
-# at the first failed read used up all 6 attempts of some deployments (docs/RELIABILITY.md). The PUT, and any
+# connection) is tried again in place (activities/transient.py), up to this many times in a row, after ARM's
+# Retry-After or the poll interval: one lost GET must not end an attempt that has nothing to redo. The PUT, and any
 # failure that is not transient, still end the attempt and go through the workflow's retry schedule, in history.
-MAX_FOLLOW_READ_RETRIES = 5
+MAX_FOLLOW_READ_RETRIES = MAX_IN_PLACE_RETRIES
 # Following a deployment: the first wait is ARM's Retry-After on the PUT (else FIRST_POLL_SECONDS) and each next one
 # doubles up to the configured interval, so a deployment that finishes in seconds is seen in seconds while a long
 # one is polled at the configured pace.
@@ -235,29 +235,17 @@ class DeployActivities:
             interval = min(interval * 2, longest)
 
     async def _read_while_following(self, inp: DeployInput, wait: float) -> dict[str, Any] | None:
-        failures = 0
-        while True:
-            try:
-                return await self._get(inp)
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as exc:
-                why = classify_failure(exc)
-                if why.failure_class is not FailureClass.ENVIRONMENTAL or failures >= MAX_FOLLOW_READ_RETRIES:
-                    raise
-                failures += 1
-                delay = max(wait, why.retry_after_seconds or 0.0)
-                activity.logger.warning(
-                    "reading ARM deployment %s failed (%s), read %d of %d again in %.1f s",
-                    inp.deployment_name,
-                    why.code,
-                    failures,
-                    MAX_FOLLOW_READ_RETRIES,
-                    delay,
-                )
-                # Sleep in slices that keep the heartbeat alive, whatever the Retry-After.
-                deadline = asyncio.get_running_loop().time() + delay
-                while (left := deadline - asyncio.get_running_loop().time()) > 0:
-                    activity.heartbeat(DeployProgress(deployment_name=inp.deployment_name, submitted=True))
-                    await asyncio.sleep(min(left, self._interval()))
+        def beat() -> None:
+            activity.heartbeat(DeployProgress(deployment_name=inp.deployment_name, submitted=True))
+
+        return await retry_in_place(
+            lambda: self._get(inp),
+            what=f"reading ARM deployment {inp.deployment_name}",
+            pause=wait,
+            beat=beat,
+            beat_every=self._interval(),
+            retries=MAX_FOLLOW_READ_RETRIES,
+        )
 
     async def _cancel_quietly(self, subscription_id: str, resource_group: str, name: str) -> None:
         ops = self._clients.deployments(subscription_id).deployments

@@ -19,6 +19,7 @@ from .errors import classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template
 from .resource_health import availability_of, resource_health_client
+from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 from .validate import expand, scope_for
 
 HEALTHY_STATES = frozenset({"", "succeeded", "ready", "running", "created"})
@@ -46,8 +47,13 @@ class HealthActivities:
     async def _provider_api_version(self, subscription_id: str, resource_id: str) -> str | None:
         parts = resource_id.split("/providers/")[-1].split("/")
         namespace, types = parts[0], parts[1::2]
+        providers = self._clients.resources(subscription_id).providers
         try:
-            provider = await self._clients.resources(subscription_id).providers.get(namespace)
+            provider = await retry_in_place(
+                lambda: providers.get(namespace),
+                what=f"reading provider {namespace}",
+                pause=min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS),
+            )
         except HttpResponseError:
             return None
         wanted = "/".join(types).lower()
@@ -79,7 +85,11 @@ class HealthActivities:
                     if api is None:
                         return NO_API_VERSION
                     try:
-                        res: Any = await resources.get_by_id(resource_id, api_version=api)
+                        res: Any = await retry_in_place(
+                            lambda: resources.get_by_id(resource_id, api_version=api),
+                            what=f"reading {resource_id}",
+                            pause=min(interval, TRANSIENT_PAUSE_SECONDS),
+                        )
                     except ResourceNotFoundError:
                         return "NotFound"
                 props = getattr(res, "properties", None) or {}
@@ -93,7 +103,11 @@ class HealthActivities:
                     problem = await read_state(resource_id)
                     if problem is None:
                         async with semaphore:
-                            available = await availability_of(health, resource_id)
+                            available = await retry_in_place(
+                                lambda: availability_of(health, resource_id),
+                                what=f"reading the availability of {resource_id}",
+                                pause=min(interval, TRANSIENT_PAUSE_SECONDS),
+                            )
                         report.availability[resource_id] = available.state or "NotSupported"
                         if available.tolerated:
                             note = None

@@ -21,6 +21,7 @@ from .errors import application_error, classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
 from .resource_group import ensure_resource_group
+from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
 MAX_DELTA_ENTRIES = 25
@@ -136,7 +137,6 @@ class PlanActivities:
         async with classified():
             secrets = secret_values(self._store, r)
         async with classified(secrets):
-            group = await ensure_resource_group(self._clients, r) if inp.ensure_resource_group else None
             body = {
                 "properties": {
                     "mode": r.mode.value,
@@ -146,9 +146,23 @@ class PlanActivities:
                 }
             }
             deployments = self._clients.deployments(r.subscription_id).deployments
-            async with heartbeating("what-if", inp.deployment_name):
+
+            async def what_if() -> Any:
                 poller = await deployments.begin_what_if(r.resource_group, inp.deployment_name, body)
-                result = await poller.result()
+                return await poller.result()
+
+            # Every request of this stage changes nothing (or, for the group, converges), so a transient failure
+            # of one is tried again in place rather than costing the attempt (activities/transient.py, R2).
+            pause = min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS)
+            async with heartbeating("what-if", inp.deployment_name):
+                group = None
+                if inp.ensure_resource_group:
+                    group = await retry_in_place(
+                        lambda: ensure_resource_group(self._clients, r),
+                        what=f"ensuring resource group {r.resource_group}",
+                        pause=pause,
+                    )
+                result = await retry_in_place(what_if, what=f"what-if of {inp.deployment_name}", pause=pause)
             doc = result.as_dict() if hasattr(result, "as_dict") else dict(result)
             # A what-if ARM answered with {"status": "Failed", "error": ...} is returned, not raised (CONTRACT §2).
             if str(doc.get("status", "")).lower() == "failed" or doc.get("error"):

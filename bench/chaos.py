@@ -649,25 +649,6 @@ class Chaos:
             self.c.admin().clear_faults()
 
 
-# Shortfalls this suite has found that are not fixed yet (docs/RELIABILITY.md names each with its cause). A failure
-# that matches one is still counted as failed; the CI test tolerates only these.
-KNOWN_ISSUES = {
-    "R2": (
-        "PLANNING ends its attempt at the first failed ARM request (resource group read, what-if POST or one of its "
-        "polls; activities/plan.py), so at 20% faulty requests about half the attempts fail and ~1.5% of deployments "
-        "use up all 6"
-    ),
-}
-
-
-def known_issue(record: Record) -> str | None:
-    """The KNOWN_ISSUES key a failed deployment is explained by, if any."""
-    failure = record.failure or ""
-    if record.scenario == "20% ARM faults" and failure.startswith("PLANNING ") and record.outcome.startswith("ENV"):
-        return "R2"
-    return None
-
-
 def summarize(records: list[Record]) -> dict[str, Any]:
     by: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -676,10 +657,7 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         s["runs"] += 1
         s["completed"] += int(r.completed)
         if not r.completed:
-            issue = known_issue(r)
-            s["failed"].append(
-                f"{r.workflow_id}: {r.outcome} {r.failure or ''}".strip() + (f" [{issue}]" if issue else "")
-            )
+            s["failed"].append(f"{r.workflow_id}: {r.outcome} {r.failure or ''}".strip())
         s["duplicate_puts"] += r.duplicate_puts
         s["audit_incomplete"] += int(not r.audit_complete)
         s["max_seconds"] = max(s["max_seconds"], r.seconds)
@@ -688,9 +666,8 @@ def summarize(records: list[Record]) -> dict[str, Any]:
         "completed": sum(r.completed for r in records),
         "duplicate_puts": sum(r.duplicate_puts for r in records),
         "audit_incomplete": sum(not r.audit_complete for r in records),
-        "failed_by_known_issue": sum(not r.completed and known_issue(r) is not None for r in records),
     }
-    return {"scenarios": by, "total": total, "known_issues": KNOWN_ISSUES}
+    return {"scenarios": by, "total": total}
 
 
 async def run_suite(

@@ -1,6 +1,7 @@
-"""DEPLOYING follows a submitted ARM deployment by GET; a GET answered 429/503 or a dropped connection is read
-again in place instead of ending the attempt (the chaos suite's 20%-faults run lost deployments to that: every
-attempt ended at its first failed read until all six were used up). The PUT's failures still end the attempt."""
+"""Requests that change nothing are made again in place when they meet a transient failure (429/503 or a dropped
+connection) instead of ending the attempt (activities/transient.py). The chaos suite's 20%-faults run lost
+deployments to that: every attempt ended at its first failed request until all six were used up — in DEPLOYING
+while following the deployment (R1), in PLANNING (R2). The PUT's failures still end the attempt."""
 
 from __future__ import annotations
 
@@ -69,3 +70,50 @@ async def test_reads_that_keep_failing_still_end_the_attempt(
     deploying = status.stages[DeploymentStage.DEPLOYING]
     assert deploying.attempts == 2 and deploying.last_error_code == "ServiceUnavailable"
     assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
+
+
+async def test_failed_requests_while_planning_and_verifying_do_not_end_the_attempt(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+) -> None:
+    """R2: the resource group check, the what-if and the health reads each fail once or twice; PLANNING and
+    VERIFYING_HEALTH still take one attempt each."""
+    local_arm.admin.set_faults(
+        Fault.throttle(retry_after=1, operation="ResourceGroups_CheckExistence", path=resource_group, count=1),
+        Fault.error(503, operation="Deployments_WhatIf", path=resource_group, count=1),
+        Fault.drop(operation="Deployments_WhatIf", path=resource_group, count=1),
+        Fault.error(503, operation="Resources_GetById", path=resource_group, count=2),
+        Fault.throttle(retry_after=1, operation="AvailabilityStatuses_GetByResource", path=resource_group, count=1),
+    )
+    try:
+        request = request_for(local_arm, tmp_path, resource_group, storage_template(["stplanread001"]))
+        async with real_worker(dev_env.client, local_arm, tmp_path, task_queue):
+            handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+            result = await result_of(handle)
+            status = await query_status(handle)
+        counters = local_arm.admin.counters()
+    finally:
+        local_arm.admin.clear_faults()
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    assert status.stages[DeploymentStage.PLANNING].attempts == 1
+    assert status.stages[DeploymentStage.VERIFYING_HEALTH].attempts == 1
+    assert counters.count(operation="Deployments_WhatIf", path_contains=resource_group, status=503) == 1
+    assert counters.count(operation="Resources_GetById", path_contains=resource_group, status=503) == 2
+    assert counters.count(operation="ResourceGroups_CheckExistence", path_contains=resource_group, status=429) == 1
+
+
+async def test_a_what_if_that_keeps_failing_still_ends_the_attempt(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+) -> None:
+    """Six failed what-ifs in a row: the first attempt ends as environmental (in history), the next succeeds."""
+    local_arm.admin.set_faults(Fault.error(503, operation="Deployments_WhatIf", path=resource_group, count=6))
+    try:
+        request = request_for(local_arm, tmp_path, resource_group, storage_template(["stplanread002"]))
+        async with real_worker(dev_env.client, local_arm, tmp_path, task_queue):
+            handle = await start_deployment(dev_env.client, request, task_queue=task_queue)
+            result = await result_of(handle)
+            status = await query_status(handle)
+    finally:
+        local_arm.admin.clear_faults()
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    planning = status.stages[DeploymentStage.PLANNING]
+    assert planning.attempts == 2 and planning.last_error_code == "ServiceUnavailable"
