@@ -23,6 +23,9 @@ def exit_now(code: int) -> None:
     """Flush and leave without interpreter teardown: the Temporal client's Rust threads can abort a finishing
     interpreter ("Fatal Python error: PyGILState_Release", SIGABRT, temporalio/sdk-python#300), which would turn a
     finished command's exit code into -6. Every command has stopped what it started by the time main returns."""
+    if "orchestrator.telemetry" in sys.modules:  # spans still in the batch would be lost with the atexit handlers
+        with contextlib.suppress(Exception):
+            sys.modules["orchestrator.telemetry"].flush_tracing()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from orchestrator.codec import CodecConfigError, KeyRing
 from orchestrator.embedded import ENV_TASK_QUEUE, DevInstance, EmbeddedError, require_running_instance
 from orchestrator.exit_codes import ExitCode
 from orchestrator.inputs import InputError
@@ -87,6 +88,15 @@ async def resolve_target(args: Any, client: Client | None = None) -> Target:
     if client is not None:
         queue = instance.task_queue if instance else os.environ.get(TASK_QUEUE_ENV, DEFAULT_TASK_QUEUE)
         return Target(client, queue, client.service_client.config.target_host, client.namespace, instance)
+    try:
+        KeyRing.from_environment()  # the payload codec's keys: a malformed one is the user's to fix, not a lost server
+    except CodecConfigError as exc:
+        raise CommandError(
+            f"The payload encryption keys could not be read: {exc}. Fix ORCHESTRATOR_CODEC_KEYS or "
+            "ORCHESTRATOR_CODEC_KEY_FILE (docs/SECURITY.md), or unset both to run without encryption. Nothing was "
+            "started.",
+            ExitCode.USAGE,
+        ) from None
     if instance is not None:
         address, namespace, queue = instance.temporal_address, instance.namespace, instance.task_queue
         where = f"the embedded default's Temporal server at {address}"

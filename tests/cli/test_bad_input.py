@@ -213,3 +213,16 @@ def test_json_output_gets_a_json_refusal(tmp_path: Path, local_state: Path, caps
     assert result.code == ExitCode.USAGE
     doc = json.loads(result.out)
     assert doc["error"]["exit_code"] == 2 and "absent.json" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("command", [["status", "deploy-anything"], ["list"]])
+def test_malformed_codec_key_is_a_usage_error(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad ORCHESTRATOR_CODEC_KEYS is the user's to fix (exit 2), not an unreachable server (exit 3); the value
+    is never echoed."""
+    monkeypatch.setenv("ORCHESTRATOR_CODEC_KEYS", "k1=dG9vLXNob3J0LXNlY3JldA==")  # 16 bytes, AES-256 needs 32
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached: refused before connecting
+    result = run_cli(command, capsys)
+    assert_refused(result, ExitCode.USAGE, "ORCHESTRATOR_CODEC_KEYS", "Nothing was started")
+    assert "dG9vLXNob3J0LXNlY3JldA" not in result.err
