@@ -298,7 +298,7 @@ async def main(argv: list[str] | None = None) -> int:
                         json.dumps({k: report[k] for k in ("server", "eager_activities", "arm_latency", "overhead")}),
                         flush=True,
                     )
-                if not args.skip_b:
+                if not args.skip_b and args.concurrent > 0:  # --concurrent 0 = --skip-b
                     report["concurrent"] = await bench_concurrent(
                         env, arm, args.concurrent, args.resources, work, args.poll_b
                     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import uuid
@@ -21,6 +22,7 @@ from temporalio.worker import Replayer
 
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.audit.history import fetch_record
 from orchestrator.blobstore import BLOB_DIR_ENV, LocalBlobStore
 from orchestrator.cli import build_parser
 from orchestrator.cli._common import OUTCOME_EXIT_CODES, CommandError, current_user
@@ -205,6 +207,18 @@ async def test_failed_health_rolls_back_to_v1(scenario: Scenario, dead_port: int
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     assert scheduled.count("deploy") == 2 and scheduled.count("plan_deployment") == 2
+    # The audit record, rebuilt from history alone, holds both deployments and the reason.
+    record = await fetch_record(s.temporal.client, v2.workflow_id)
+    assert record.result.outcome == DeployOutcome.ROLLED_BACK.value and record.state == "ROLLED_BACK"
+    assert record.deployment_name == v2.deployment_name
+    assert record.rollback is not None
+    assert record.rollback["target_deployment_name"] == v1.deployment_name
+    assert record.rollback["deployment_name"] == rollback.deployment_name
+    assert record.rollback["reason"]["code"] == "HealthCheckFailed"
+    assert f"127.0.0.1:{dead_port}" in record.rollback["reason"]["message"]
+    assert record.result.failure is not None and record.result.failure["code"] == "HealthCheckFailed"
+    transitions = [e for e in record.events if e.event_type == "stage_transition"]
+    assert "ROLLED_BACK" in transitions[-1].message + json.dumps(transitions[-1].details)
     await assert_replays(handle)
 
 
