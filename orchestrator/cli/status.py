@@ -15,8 +15,9 @@ from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
-from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus
+from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
 from orchestrator.plan_render import plan_documents, render_plan, summary_line
+from orchestrator.rollback import rollback_summary
 
 
 def add_parser(subparsers: Any) -> None:
@@ -134,7 +135,23 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         f = current.failure
         cls = f"{f.failure_class.value} " if f.failure_class else ""
         print(f"  failed at {f.stage.value}: {cls}{f.code} after {f.attempts} attempt(s): {f.message}")
+    if current.rollback is not None:
+        print(f"  {rollback_line(current.rollback)}")
+        if current.rollback.state == "AWAITING_PARAMETERS":
+            names = " ".join(f"--param {n}" for n in current.rollback.missing_secure_parameters)
+            print(f"  provide them: python starter.py rollback-params {args.workflow_id}{local} {names}")
     return int(ExitCode.OK)
+
+
+def rollback_line(report: RollbackReport) -> str:
+    """The finished rollback's summary, or where a running one is."""
+    if report.state in ("ROLLED_BACK", "NOT_POSSIBLE", "FAILED"):
+        return rollback_summary(report)
+    target = report.target_deployment_name or "the last healthy deployment"
+    if report.state == "AWAITING_PARAMETERS":
+        missing = ", ".join(report.missing_secure_parameters)
+        return f"rollback to {target} waits for secure parameter value(s) it could not recover: {missing}"
+    return f"rolling back to {target}: {report.state}"
 
 
 async def list_deployments(args: argparse.Namespace, *, client: Client | None = None) -> int:

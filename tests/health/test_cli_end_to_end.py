@@ -120,3 +120,9 @@ def test_deploy_rolls_back_to_the_last_healthy_deployment_exit_5(
     result = json.loads(doc.out)
     assert doc.code == 5 and result["exit_code"] == 5 and result["outcome"] == "ROLLED_BACK"
     assert result["rollback"]["state"] == "ROLLED_BACK" and result["failure"]["code"] == "HealthCheckFailed"
+    # `status` tells the same afterwards: the failure and what the rollback redeployed.
+    status = run_cli(["status", result["workflow_id"], "--local"], capsys)
+    assert status.code == ExitCode.OK, status.err
+    assert "failed at VERIFYING_HEALTH: " in status.out and "HealthCheckFailed" in status.out
+    assert "rolled back: redeployed " in status.out, status.out
+    assert result["rollback"]["target_deployment_name"] in status.out
