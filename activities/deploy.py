@@ -27,6 +27,7 @@ from orchestrator.models import (
     DeployOutcomeDetails,
     DeployProgress,
     FailureClass,
+    RequestRetry,
 )
 
 from .errors import application_error, classified
@@ -111,6 +112,7 @@ class DeployActivities:
         ops = self._clients.deployments(r.subscription_id).deployments
         submitted = False
         first_wait: float | None = None
+        retried: list[RequestRetry] = []
         async with classified():
             secrets = secret_values(self._store, r)
         try:
@@ -150,7 +152,7 @@ class DeployActivities:
                         state,
                         previous or "unknown",
                     )
-                doc = await self._follow_until_worker_stops(inp, first_wait)
+                doc = await self._follow_until_worker_stops(inp, first_wait, retried)
         except asyncio.CancelledError:
             why = activity.cancellation_details()
             if why is not None and why.cancel_requested and not why.worker_shutdown:
@@ -181,11 +183,14 @@ class DeployActivities:
             outputs=masked_outputs(props.get("outputs")),
             submitted_by_this_attempt=submitted,
             duration=props.get("duration"),
+            request_retries=retried,
         )
         return redact_model(details, secrets)
 
-    async def _follow_until_worker_stops(self, inp: DeployInput, first_wait: float | None) -> dict[str, Any]:
-        follow = asyncio.ensure_future(self._follow(inp, first_wait))
+    async def _follow_until_worker_stops(
+        self, inp: DeployInput, first_wait: float | None, retried: list[RequestRetry]
+    ) -> dict[str, Any]:
+        follow = asyncio.ensure_future(self._follow(inp, first_wait, retried))
         stopping = asyncio.ensure_future(activity.wait_for_worker_shutdown())
         try:
             await asyncio.wait({follow, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -209,13 +214,15 @@ class DeployActivities:
             )
         )
 
-    async def _follow(self, inp: DeployInput, first_wait: float | None = None) -> dict[str, Any]:
+    async def _follow(
+        self, inp: DeployInput, first_wait: float | None = None, retried: list[RequestRetry] | None = None
+    ) -> dict[str, Any]:
         longest = self._interval()
         interval = min(first_wait if first_wait is not None else FIRST_POLL_SECONDS, longest)
         interval = max(interval, MIN_POLL_SECONDS)
         missing = 0
         while True:
-            doc = await self._read_while_following(inp, interval)
+            doc = await self._read_while_following(inp, interval, retried)
             if doc is None:
                 # Just after a PUT a read may not see the deployment yet; a deployment that stays missing was
                 # deleted under us: environmental, the next attempt submits it again.
@@ -234,7 +241,9 @@ class DeployActivities:
             await asyncio.sleep(interval)
             interval = min(interval * 2, longest)
 
-    async def _read_while_following(self, inp: DeployInput, wait: float) -> dict[str, Any] | None:
+    async def _read_while_following(
+        self, inp: DeployInput, wait: float, retried: list[RequestRetry] | None = None
+    ) -> dict[str, Any] | None:
         def beat() -> None:
             activity.heartbeat(DeployProgress(deployment_name=inp.deployment_name, submitted=True))
 
@@ -245,6 +254,7 @@ class DeployActivities:
             beat=beat,
             beat_every=self._interval(),
             retries=MAX_FOLLOW_READ_RETRIES,
+            record=retried,
         )
 
     async def _cancel_quietly(self, subscription_id: str, resource_group: str, name: str) -> None:

@@ -13,7 +13,7 @@ from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
 from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, HealthReport, StageInput, VerifyInput
+from orchestrator.models import ActivityName, HealthReport, RequestRetry, StageInput, VerifyInput
 
 from .errors import classified
 from .heartbeat import heartbeating
@@ -44,7 +44,9 @@ class HealthActivities:
             return {}
         return {r.id.lower(): r.api_version for r in expanded.resources}
 
-    async def _provider_api_version(self, subscription_id: str, resource_id: str) -> str | None:
+    async def _provider_api_version(
+        self, subscription_id: str, resource_id: str, retried: list[RequestRetry]
+    ) -> str | None:
         parts = resource_id.split("/providers/")[-1].split("/")
         namespace, types = parts[0], parts[1::2]
         providers = self._clients.resources(subscription_id).providers
@@ -53,6 +55,7 @@ class HealthActivities:
                 lambda: providers.get(namespace),
                 what=f"reading provider {namespace}",
                 pause=min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS),
+                record=retried,
             )
         except HttpResponseError:
             return None
@@ -81,7 +84,9 @@ class HealthActivities:
             async def read_state(resource_id: str) -> str | None:
                 """None: healthy provisioningState; else the state (or the problem)."""
                 async with semaphore:
-                    api = versions.get(resource_id.lower()) or await self._provider_api_version(sub, resource_id)
+                    api = versions.get(resource_id.lower()) or await self._provider_api_version(
+                        sub, resource_id, report.request_retries
+                    )
                     if api is None:
                         return NO_API_VERSION
                     try:
@@ -89,6 +94,7 @@ class HealthActivities:
                             lambda: resources.get_by_id(resource_id, api_version=api),
                             what=f"reading {resource_id}",
                             pause=min(interval, TRANSIENT_PAUSE_SECONDS),
+                            record=report.request_retries,
                         )
                     except ResourceNotFoundError:
                         return "NotFound"
@@ -107,6 +113,7 @@ class HealthActivities:
                                 lambda: availability_of(health, resource_id),
                                 what=f"reading the availability of {resource_id}",
                                 pause=min(interval, TRANSIENT_PAUSE_SECONDS),
+                                record=report.request_retries,
                             )
                         report.availability[resource_id] = available.state or "NotSupported"
                         if available.tolerated:

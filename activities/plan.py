@@ -15,7 +15,15 @@ from orchestrator.blobstore import BlobStore, put_json
 from orchestrator.classification import classify_arm_error
 from orchestrator.codec import redact as redact_secrets
 from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, ChangeType, PlanChange, PropertyChange, StageInput, WhatIfPlan
+from orchestrator.models import (
+    ActivityName,
+    ChangeType,
+    PlanChange,
+    PropertyChange,
+    RequestRetry,
+    StageInput,
+    WhatIfPlan,
+)
 
 from .errors import application_error, classified
 from .heartbeat import heartbeating
@@ -154,6 +162,7 @@ class PlanActivities:
             # Every request of this stage changes nothing (or, for the group, converges), so a transient failure
             # of one is tried again in place rather than costing the attempt (activities/transient.py, R2).
             pause = min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS)
+            retried: list[RequestRetry] = []
             async with heartbeating("what-if", inp.deployment_name):
                 group = None
                 if inp.ensure_resource_group:
@@ -161,8 +170,11 @@ class PlanActivities:
                         lambda: ensure_resource_group(self._clients, r),
                         what=f"ensuring resource group {r.resource_group}",
                         pause=pause,
+                        record=retried,
                     )
-                result = await retry_in_place(what_if, what=f"what-if of {inp.deployment_name}", pause=pause)
+                result = await retry_in_place(
+                    what_if, what=f"what-if of {inp.deployment_name}", pause=pause, record=retried
+                )
             doc = result.as_dict() if hasattr(result, "as_dict") else dict(result)
             # A what-if ARM answered with {"status": "Failed", "error": ...} is returned, not raised (CONTRACT §2).
             if str(doc.get("status", "")).lower() == "failed" or doc.get("error"):
@@ -175,4 +187,5 @@ class PlanActivities:
             plan = summarize_what_if(doc, ref)
             if group is not None:
                 plan.resource_group_created = group.created
+            plan.request_retries = retried
             return redact_model(plan, secrets)

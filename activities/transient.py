@@ -20,7 +20,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError, Servic
 from temporalio import activity
 
 from orchestrator.classification import classify_failure
-from orchestrator.models import FailureClass
+from orchestrator.models import MAX_RECORDED_REQUEST_RETRIES, FailureClass, RequestRetry
 
 T = TypeVar("T")
 
@@ -37,10 +37,12 @@ async def retry_in_place(
     beat: Callable[[], None] | None = None,
     beat_every: float = 1.0,
     retries: int = MAX_IN_PLACE_RETRIES,
+    record: list[RequestRetry] | None = None,
 ) -> T:
     """``await call()``; on an environmental failure wait ``max(pause, Retry-After)`` and call again, at most
     ``retries`` times in a row. ``beat`` (an ``activity.heartbeat`` call) runs every ``beat_every`` seconds while
-    waiting, so a long Retry-After never outlasts the heartbeat timeout."""
+    waiting, so a long Retry-After never outlasts the heartbeat timeout. Each retry is appended to ``record`` (the
+    activity returns it, so it is in history), up to ``MAX_RECORDED_REQUEST_RETRIES``."""
     failures = 0
     while True:
         try:
@@ -51,6 +53,8 @@ async def retry_in_place(
                 raise
             failures += 1
             delay = max(pause, why.retry_after_seconds or 0.0)
+            if record is not None and len(record) < MAX_RECORDED_REQUEST_RETRIES:
+                record.append(RequestRetry(what=what, code=why.code, delay_seconds=round(delay, 3)))
             activity.logger.warning(
                 "%s failed (%s); trying again in place (%d of %d) in %.1f s", what, why.code, failures, retries, delay
             )

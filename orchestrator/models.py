@@ -149,6 +149,18 @@ class PlanChange(_Model):
     unsupported_reason: str | None = None
 
 
+class RequestRetry(_Model):
+    """A request that changes nothing, made again in place after a transient failure (activities/transient.py): not
+    an attempt of the stage, so it is recorded in the activity's result, and so in history and the audit."""
+
+    what: str
+    code: str  # the classified failure, e.g. TooManyRequests, ServiceUnavailable, NetworkError
+    delay_seconds: float
+
+
+MAX_RECORDED_REQUEST_RETRIES = 50  # per activity result; history stays small whatever the fault rate
+
+
 class WhatIfPlan(_Model):
     """A what-if summary small enough for history; the full ARM result is ``full_result`` in the store."""
 
@@ -159,6 +171,7 @@ class WhatIfPlan(_Model):
     diagnostics: list[str] = Field(default_factory=list)
     # Set when the plan activity was asked to ensure the resource group first: True when it created it.
     resource_group_created: bool | None = None
+    request_retries: list[RequestRetry] = Field(default_factory=list)
 
     @property
     def destructive_changes(self) -> list[PlanChange]:
@@ -512,6 +525,7 @@ class DeployOutcomeDetails(_Model):
     outputs: dict[str, Any] = Field(default_factory=dict)
     submitted_by_this_attempt: bool = True
     duration: str | None = None
+    request_retries: list[RequestRetry] = Field(default_factory=list)
 
 
 class VerifyInput(_Model):
@@ -526,6 +540,7 @@ class HealthReport(_Model):
     # Resource Health (issue 6): id -> Available/Unavailable/Degraded/Unknown, or NotSupported for the type
     availability: dict[str, str] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)  # id -> a tolerated state (Unknown in Resource Health)
+    request_retries: list[RequestRetry] = Field(default_factory=list)
 
 
 class CancelInput(_Model):

@@ -419,6 +419,14 @@ class _Builder:
             elif activity == ActivityName.RUN_HEALTH_CHECKS:
                 self.health_checks = value
                 facts = {"healthy": value.get("healthy")}
+            # Side-effect-free requests made again in place after a transient failure (not attempts of the stage).
+            retried = value.get("request_retries") or []
+            if retried and isinstance(retried, list):
+                facts["requests_retried_in_place"] = [
+                    f"{r.get('what')}: {r.get('code')} (again after {r.get('delay_seconds')} s)"
+                    for r in retried
+                    if isinstance(r, dict)
+                ]
         where = f" on {identity}" if identity else ""
         self.add(
             event,

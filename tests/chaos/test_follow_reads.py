@@ -11,6 +11,7 @@ import pytest
 
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
+from orchestrator.audit.history import fetch_record
 from orchestrator.deployments import query_status, result_of, start_deployment
 from orchestrator.models import DeploymentStage, DeployOutcome
 from tests.workflow.localarm import real_worker, request_for, storage_template
@@ -47,6 +48,9 @@ async def test_failed_reads_while_following_do_not_end_the_attempt(
     assert counters.count(operation="Deployments_Get", deployment=result.deployment_name, status=429) == 1
     assert counters.count(operation="Deployments_Get", deployment=result.deployment_name, status=503) == 1
     assert counters.count(method="PUT", deployment=result.deployment_name) == 1
+    record = await fetch_record(dev_env.client, result.workflow_id)
+    (deploy,) = [e for e in record.events if e.event_type == "activity_completed" and e.details["activity"] == "deploy"]
+    assert len(deploy.details["requests_retried_in_place"]) == 4, deploy.details
 
 
 async def test_reads_that_keep_failing_still_end_the_attempt(
@@ -99,6 +103,18 @@ async def test_failed_requests_while_planning_and_verifying_do_not_end_the_attem
     assert counters.count(operation="Deployments_WhatIf", path_contains=resource_group, status=503) == 1
     assert counters.count(operation="Resources_GetById", path_contains=resource_group, status=503) == 2
     assert counters.count(operation="ResourceGroups_CheckExistence", path_contains=resource_group, status=429) == 1
+    # The retries are not attempts, but they are in history: in the activities' results, and so in the audit.
+    assert status.plan is not None
+    assert sorted(r.what.split(" ")[0] for r in status.plan.request_retries) == ["ensuring", "what-if", "what-if"]
+    assert "ServiceUnavailable" in {r.code for r in status.plan.request_retries}
+    record = await fetch_record(dev_env.client, result.workflow_id)
+    retried = {
+        e.details["activity"]: e.details.get("requests_retried_in_place", [])
+        for e in record.events
+        if e.event_type == "activity_completed"
+    }
+    assert len(retried["plan_deployment"]) == 3 and len(retried["verify_health"]) == 3, retried
+    assert any("ServiceUnavailable" in line for line in retried["verify_health"])
 
 
 async def test_a_what_if_that_keeps_failing_still_ends_the_attempt(
