@@ -61,22 +61,23 @@ async def test_service_unavailable_retried_on_schedule_then_fails_environmental(
 
 async def test_throttling_honors_retry_after(time_skipping_env, local_arm, tmp_path, task_queue, resource_group):
     local_arm.admin.add_faults(
-        Fault.throttle(retry_after=45, operation="Deployments_WhatIf", path=resource_group, count=2)
+        Fault.throttle(retry_after=45, operation="Deployments_CreateOrUpdate", path=resource_group, count=2)
     )
     request = request_for(local_arm, tmp_path, resource_group, storage_template(["stenv00002"]))
     async with real_worker(time_skipping_env.client, local_arm, tmp_path, task_queue, SEED_SCHEDULE):
         handle = await start_deployment(time_skipping_env.client, request, task_queue=task_queue)
         result = await result_of(handle)
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
-    # ARM asked for 45 s twice: longer than the 5 s and 10 s backoffs, so it wins both times.
+    # ARM asked for 45 s twice: longer than the 5 s and 10 s backoffs, so it wins both times. (The PUT: requests
+    # that change nothing are made again inside the attempt, activities/transient.py.)
     assert await timers(handle) == [45, 45]
-    assert local_arm.admin.counters().count(operation="Deployments_WhatIf", path_contains=resource_group) == 3
+    assert local_arm.admin.counters().count(operation="Deployments_CreateOrUpdate", path_contains=resource_group) == 3
 
 
 async def test_retry_after_shorter_than_backoff_keeps_the_schedule(
     time_skipping_env, local_arm, tmp_path, task_queue, resource_group
 ):
-    local_arm.admin.add_faults(Fault.throttle(retry_after=1, operation="ResourceGroups_CheckExistence", count=1,
+    local_arm.admin.add_faults(Fault.throttle(retry_after=1, operation="Deployments_CreateOrUpdate", count=1,
                                               path=resource_group))  # fmt: skip
     request = request_for(local_arm, tmp_path, resource_group, storage_template(["stenv00003"]))
     async with real_worker(time_skipping_env.client, local_arm, tmp_path, task_queue, SEED_SCHEDULE):
