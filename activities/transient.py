@@ -6,7 +6,8 @@ a deployment it follows, the resource group check, the what-if (side-effect free
 would lose whole attempts to single lost requests: at 20% faulty ARM requests about half the PLANNING attempts
 failed and ~1.5% of deployments used up all six (docs/RELIABILITY.md, R1 and R2). So such a request, when it meets
 an ENVIRONMENTAL failure (429, 5xx, a dropped connection), is made again in place, up to ``MAX_IN_PLACE_RETRIES``
-times in a row, after ARM's Retry-After or the caller's pause, whichever is longer; each one is logged. Requests
+times in a row, after ARM's Retry-After or the caller's pause, whichever is longer; each one is logged and listed in
+the activity's result (``request_retries``), so history and the audit show it. Requests
 with effects (the deployment PUT) and failures that are not environmental never come through here.
 """
 
