@@ -578,6 +578,12 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
 
 def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
     text = f"  [{stage.value}]"
+    # The detail of the transition into LINTING (PLANNING) reports what validation (lint) found: bracket it, or
+    # "[LINTING] 4 resources, parameters valid" reads as if linting had found it.
+    if detail and stage is DeploymentStage.LINTING:
+        detail = f"(validation: {detail})"
+    elif detail and stage is DeploymentStage.PLANNING and detail.startswith("lint:"):
+        detail = f"({detail})"
     if detail:
         text += f" {detail}"
     if by:

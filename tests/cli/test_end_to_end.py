@@ -90,6 +90,9 @@ def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
     # progress went to stderr, stage by stage
     for stage in ("VALIDATING_PARAMETERS", "PLANNING", "DEPLOYING", "COMPLETED"):
         assert f"[{stage}]" in first.err
+    # what validation and lint found is labelled as theirs, not as the next stage's
+    assert "[LINTING] (validation: 4 resources, parameters valid)" in first.err
+    assert "[PLANNING] (lint: arm-engine static checks, 0 warnings)" in first.err
 
     second = run_cli(deploy_argv("e2e-happy"), capsys)
     assert second.code == ExitCode.OK, second.err
