@@ -247,6 +247,7 @@ class StageProgress(_Model):
     last_error_class: FailureClass | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    retry_at: datetime | None = None  # while waiting out a backoff after a failed attempt: when the next one starts
 
 
 class FailureInfo(_Model):

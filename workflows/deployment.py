@@ -549,10 +549,12 @@ class DeploymentWorkflow:
                     retries,
                     delay,
                 )
+                progress.retry_at = workflow.now() + delay  # for the status query (the CLI shows the wait)
                 await workflow.sleep(
                     delay,
                     summary=f"{stage.value}: retry {retries} after {classification.code} ({delay.total_seconds():g} s)",
                 )
+                progress.retry_at = None
 
     # ------------------------------------------------------------------------------------------ bookkeeping
 

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -489,6 +490,7 @@ async def follow(
     loop = asyncio.get_running_loop()
     silent_since = loop.time()
     hinted = False
+    failures_shown: dict[DeploymentStage, int] = {}
     try:
         while not result_task.done():
             status = await _try_status(handle)
@@ -507,6 +509,8 @@ async def follow(
                         _show_plan(status.plan, store, output)
                     progress(_transition_line(transition.stage, transition.detail, transition.by))
                 seen = len(status.transitions)
+                for line in _retry_lines(status, failures_shown):
+                    progress(line)
                 pending = status.pending_confirmation
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
@@ -533,6 +537,29 @@ async def follow(
     if prompt is not None:
         sys.stderr.write("\n(the deployment ended before an answer was given)\n")
     return result
+
+
+def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) -> list[str]:
+    """A line for each failed attempt not reported yet, with when the stage tries again: retries can take minutes
+    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed."""
+    lines = []
+    for stage, sp in status.stages.items():
+        if not sp.last_error_code or sp.finished_at is not None:
+            continue
+        # Waiting out a backoff: the latest attempt failed. Running again: the one before it did.
+        failed = sp.attempts if sp.retry_at is not None else sp.attempts - 1
+        if failed < 1 or failed <= shown.get(stage, 0):
+            continue
+        shown[stage] = failed
+        cls = f"{sp.last_error_class.value} " if sp.last_error_class else ""
+        message = (sp.last_error or "").splitlines()[0][:200] if sp.last_error else ""
+        if sp.retry_at is not None:
+            wait = max(0.0, (sp.retry_at - datetime.now(UTC)).total_seconds())
+            then = f"trying again in {wait:.0f} s ({sp.retry_at.astimezone().strftime('%H:%M:%S')})"
+        else:
+            then = "trying again now"
+        lines.append(f"  [{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
+    return lines
 
 
 async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:

@@ -103,6 +103,8 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         if progress.last_error:
             cls = f"{progress.last_error_class.value} " if progress.last_error_class else ""
             line += f", last error {cls}{progress.last_error_code or ''}: {progress.last_error}"
+        if progress.retry_at is not None:
+            line += f"; next attempt at {progress.retry_at.isoformat(timespec='seconds')}"
         print(line)
     if current.plan is not None:
         print(f"  plan: {summary_line(current.plan.counts)}")

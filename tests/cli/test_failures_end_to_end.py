@@ -83,6 +83,10 @@ def test_environmental_failure_exits_3_after_retries(faulty_stack: EmbeddedDefau
     assert doc["outcome"] == "ENVIRONMENTAL_FAILURE" and doc["exit_code"] == 3
     assert doc["failure"]["failure_class"] == "ENVIRONMENTAL"
     assert doc["failure"]["attempts"] == 3  # the first try and the 2 retries configured for this worker
+    # Each failed attempt that was retried is reported on stderr while it happens, classified, with the next try.
+    assert "[PLANNING] attempt 1 failed, ENVIRONMENTAL ServiceUnavailable" in err, err
+    assert "[PLANNING] attempt 2 failed, ENVIRONMENTAL ServiceUnavailable" in err, err
+    assert "trying again" in err
 
 
 def test_not_confirmed_in_time_exits_4(faulty_stack: EmbeddedDefault, monkeypatch, capsys) -> None:
