@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from temporalio import activity
 
 from orchestrator.blobstore import BlobStore
@@ -18,7 +18,7 @@ from orchestrator.models import ActivityName, HealthReport, RequestRetry, StageI
 from .errors import classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template
-from .resource_health import availability_of, resource_health_client
+from .resource_health import availability_of, provider_api_version, resource_health_client
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 from .validate import expand, scope_for
 
@@ -47,23 +47,15 @@ class HealthActivities:
     async def _provider_api_version(
         self, subscription_id: str, resource_id: str, retried: list[RequestRetry]
     ) -> str | None:
-        parts = resource_id.split("/providers/")[-1].split("/")
-        namespace, types = parts[0], parts[1::2]
         providers = self._clients.resources(subscription_id).providers
-        try:
-            provider = await retry_in_place(
-                lambda: providers.get(namespace),
-                what=f"reading provider {namespace}",
-                pause=min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS),
-                record=retried,
+        pause = min(self._clients.config.polling_interval, TRANSIENT_PAUSE_SECONDS)
+
+        def get_provider(namespace: str) -> Any:
+            return retry_in_place(
+                lambda: providers.get(namespace), what=f"reading provider {namespace}", pause=pause, record=retried
             )
-        except HttpResponseError:
-            return None
-        wanted = "/".join(types).lower()
-        for rt in provider.resource_types or []:
-            if (rt.resource_type or "").lower() == wanted and rt.api_versions:
-                return str(rt.api_versions[0])
-        return None
+
+        return await provider_api_version(get_provider, resource_id)
 
     @activity.defn(name=ActivityName.VERIFY_HEALTH)
     async def verify_health(self, inp: VerifyInput) -> HealthReport:

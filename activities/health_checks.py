@@ -28,7 +28,7 @@ from orchestrator.health import (
 from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, health_activity_timeouts
 from orchestrator.health.probes import ProbeFailure
 
-from .resource_health import availability_of
+from .resource_health import availability_of, provider_api_version
 
 __all__ = [
     "RUN_HEALTH_CHECKS",
@@ -82,19 +82,9 @@ class ArmResourceStateReader:
 
     async def _provider_api_version(self, resource_id: str) -> str | None:
         tail = resource_id.split("/providers/")[-1].split("/")
-        namespace, types = tail[0], "/".join(tail[1::2])
-        key = f"{namespace}/{types}".lower()
+        key = f"{tail[0]}/{'/'.join(tail[1::2])}".lower()
         if key not in self._provider_versions:
-            version: str | None = None
-            try:
-                provider = await self._client.providers.get(namespace)
-                for rt in provider.resource_types or []:
-                    if (rt.resource_type or "").lower() == types.lower() and rt.api_versions:
-                        version = str(rt.api_versions[0])
-                        break
-            except HttpResponseError:
-                version = None
-            self._provider_versions[key] = version
+            self._provider_versions[key] = await provider_api_version(self._client.providers.get, resource_id)
         return self._provider_versions[key]
 
 

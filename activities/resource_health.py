@@ -7,6 +7,7 @@ activity execution (``async with resource_health_client(...)``), built from the 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,18 @@ async def availability_of(client: Any, resource_id: str) -> Availability:
     state = getattr(state, "value", state)  # an AvailabilityStateValues member, or a string the enum lacks
     summary = str(getattr(props, "summary", None) or "") if props is not None else ""
     return Availability(str(state) if state else UNKNOWN, summary)
+
+
+async def provider_api_version(get_provider: Callable[[str], Awaitable[Any]], resource_id: str) -> str | None:
+    """The first api-version the resource provider lists for the resource's type (``get_provider`` is
+    ``providers.get`` of a resources client, possibly wrapped), or None when it cannot be read or lists none."""
+    tail = resource_id.split("/providers/")[-1].split("/")
+    namespace, wanted = tail[0], "/".join(tail[1::2]).lower()
+    try:
+        provider = await get_provider(namespace)
+    except HttpResponseError:
+        return None
+    for rt in provider.resource_types or []:
+        if (rt.resource_type or "").lower() == wanted and rt.api_versions:
+            return str(rt.api_versions[0])
+    return None
