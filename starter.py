@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
         from local_arm.cli import main as local_arm_main
 
         return local_arm_main(argv[1:])
-    from orchestrator.cli import main as cli_main
+    from client.cli import main as cli_main
 
     return cli_main(argv)
 
@@ -23,9 +23,9 @@ def exit_now(code: int) -> None:
     """Flush and leave without interpreter teardown: the Temporal client's Rust threads can abort a finishing
     interpreter ("Fatal Python error: PyGILState_Release", SIGABRT, temporalio/sdk-python#300), which would turn a
     finished command's exit code into -6. Every command has stopped what it started by the time main returns."""
-    if "orchestrator.telemetry" in sys.modules:  # spans still in the batch would be lost with the atexit handlers
+    if "services.telemetry" in sys.modules:  # spans still in the batch would be lost with the atexit handlers
         with contextlib.suppress(Exception):
-            sys.modules["orchestrator.telemetry"].flush_tracing()
+            sys.modules["services.telemetry"].flush_tracing()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.blobstore import BlobStore
-from orchestrator.config import ArmClients
-from orchestrator.models import WorkerSettings
+from contract.models import WorkerSettings
+from services.config import ArmClients
+from services.content_store import BlobStore
 
 from .deploy import DeployActivities
 from .health import HealthActivities

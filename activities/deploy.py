@@ -1,6 +1,6 @@
 """DEPLOYING: submit the ARM deployment once and follow it to the end, durably.
 
-The ARM deployment name is derived from the workflow run (``orchestrator.naming``), so it is the idempotency key:
+The ARM deployment name is derived from the workflow run (``contract.naming``), so it is the idempotency key:
 every attempt first GETs the deployment by that name. Running → resume polling it (a retried activity, or one a
 new worker picked up after a crash, never submits a second PUT); Succeeded → done; absent, Failed or Canceled →
 PUT. While polling, the activity heartbeats its progress, so a dead worker is noticed within the heartbeat timeout
@@ -16,10 +16,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from temporalio import activity
 
-from orchestrator.blobstore import BlobStore
-from orchestrator.classification import classify_arm_error, retry_after_seconds
-from orchestrator.config import ArmClients
-from orchestrator.models import (
+from contract.models import (
     ActivityName,
     CancelInput,
     Classification,
@@ -29,6 +26,9 @@ from orchestrator.models import (
     FailureClass,
     RequestRetry,
 )
+from services.classification import classify_arm_error, retry_after_seconds
+from services.config import ArmClients
+from services.content_store import BlobStore
 
 from .errors import application_error, classified
 from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
@@ -52,7 +52,7 @@ MASK = "*****"
 
 
 class DeploymentMissing(Exception):
-    code = "DeploymentNotFound"  # ENVIRONMENTAL in orchestrator.classification
+    code = "DeploymentNotFound"  # ENVIRONMENTAL in services.classification
 
 
 def _doc(model: Any) -> dict[str, Any]:

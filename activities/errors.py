@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from orchestrator.classification import classify_failure
-from orchestrator.models import Classification, FailureClass
+from contract.models import Classification, FailureClass
+from services.classification import classify_failure
 
 from .parameters import redact
 

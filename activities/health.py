@@ -11,9 +11,9 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from temporalio import activity
 
-from orchestrator.blobstore import BlobStore
-from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, HealthReport, RequestRetry, StageInput, VerifyInput
+from contract.models import ActivityName, HealthReport, RequestRetry, StageInput, VerifyInput
+from services.config import ArmClients
+from services.content_store import BlobStore
 
 from .errors import classified
 from .heartbeat import heartbeating

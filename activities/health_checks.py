@@ -1,4 +1,4 @@
-"""VERIFYING_HEALTH, second half: the user's declared health checks (``orchestrator.health``), run after the
+"""VERIFYING_HEALTH, second half: the user's declared health checks (``services.health``), run after the
 provisioningState check of ``activities/health.py``.
 
 The activity returns a ``HealthCheckReport`` whether or not the checks pass: retrying is the runner's job, within
@@ -18,15 +18,15 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from temporalio import activity
 
-from orchestrator.health import (
+from contract.health import (
+    HEALTH_CHECK_ACTIVITY,
     HealthCheckInput,
     HealthCheckReport,
     HealthProgress,
-    ResourceStateReader,
-    run_health_checks,
+    health_activity_timeouts,
 )
-from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, health_activity_timeouts
-from orchestrator.health.probes import ProbeFailure
+from services.health.probes import ProbeFailure, ResourceStateReader
+from services.health.runner import run_health_checks
 
 from .resource_health import availability_of, provider_api_version
 

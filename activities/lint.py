@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from orchestrator.blobstore import BlobStore
-from orchestrator.models import ActivityName, DeployRequest, LintReport, StageInput
+from contract.models import ActivityName, DeployRequest, LintReport, StageInput
+from services.content_store import BlobStore
 
 from .errors import classified
 from .lint_gate import lint_gate

@@ -1,4 +1,4 @@
-"""LINTING on the worker: the lint gate (``orchestrator.lint``) applied to a deployment request.
+"""LINTING on the worker: the lint gate (``services.lint``) applied to a deployment request.
 
 * ARM JSON: our static checks (JSON syntax with line numbers, template shape, expression syntax). The engine's
   parameter and dependency checks already ran at VALIDATING_PARAMETERS.
@@ -24,11 +24,11 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from arm_engine import DeploymentScope, TemplateError, expand_template
-from orchestrator.bicep_deploy import merge_parameters
-from orchestrator.blobstore import BlobStore, canonical_json, get_json, put_json
-from orchestrator.deployments import _store_secure, secure_parameter_names
-from orchestrator.lint import LintError, LintResult, is_bicepparam, lint_template
-from orchestrator.models import BICEP_MEDIA_TYPE, Classification, DeployRequest, FailureClass, LintReport
+from client.bicep_deploy import merge_parameters
+from client.deployments import _store_secure, secure_parameter_names
+from contract.models import BICEP_MEDIA_TYPE, Classification, DeployRequest, FailureClass, LintReport
+from services.content_store import BlobStore, canonical_json, get_json, put_json
+from services.lint import LintError, LintResult, is_bicepparam, lint_template
 
 from .errors import application_error
 from .parameters import deployment_parameters, redact, secret_values

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from orchestrator.blobstore import BlobStore, get_json, open_json
-from orchestrator.codec import KeyRing
-from orchestrator.models import DeployRequest
+from contract.models import DeployRequest
+from services.codec import KeyRing
+from services.content_store import BlobStore, get_json, open_json
 
 
 def deployment_parameters(store: BlobStore, request: DeployRequest) -> dict[str, Any]:

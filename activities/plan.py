@@ -11,11 +11,7 @@ from typing import Any
 
 from temporalio import activity
 
-from orchestrator.blobstore import BlobStore, put_json
-from orchestrator.classification import classify_arm_error
-from orchestrator.codec import redact as redact_secrets
-from orchestrator.config import ArmClients
-from orchestrator.models import (
+from contract.models import (
     ActivityName,
     ChangeType,
     PlanChange,
@@ -24,6 +20,10 @@ from orchestrator.models import (
     StageInput,
     WhatIfPlan,
 )
+from services.classification import classify_arm_error
+from services.codec import redact as redact_secrets
+from services.config import ArmClients
+from services.content_store import BlobStore, put_json
 
 from .errors import application_error, classified
 from .heartbeat import heartbeating

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from orchestrator.config import ArmClients
-from orchestrator.models import ActivityName, DeployRequest, EnsureResourceGroupResult, StageInput
+from contract.models import ActivityName, DeployRequest, EnsureResourceGroupResult, StageInput
+from services.config import ArmClients
 
 from .errors import classified
 

@@ -14,7 +14,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import AsyncioRequestsTransport
 
-from orchestrator.config import ArmClients
+from services.config import ArmClients
 
 AVAILABLE = "Available"
 UNKNOWN = "Unknown"

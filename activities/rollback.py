@@ -1,6 +1,6 @@
 """Rollback's two activities (issue 6): record a deployment that completed healthy as its resource group's
 "last good" one, and read that record back when a later deployment fails. Both only touch the content store,
-so the workflow runs them as local activities. See ``orchestrator.rollback``."""
+so the workflow runs them as local activities. See ``services.last_good``."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import asyncio
 
 from temporalio import activity
 
-from orchestrator.blobstore import BlobStore
-from orchestrator.codec import KeyRing
-from orchestrator.models import (
+from contract.models import (
     ActivityName,
     LastGoodDeployment,
     LastGoodLookup,
     LastGoodQuery,
     RecordLastGoodInput,
 )
-from orchestrator.rollback import LastGoodStore, last_good_record
+from services.codec import KeyRing
+from services.content_store import BlobStore
+from services.last_good import LastGoodStore, last_good_record
 
 from .errors import classified
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from orchestrator.models import ActivityName, StageInput, WorkerSettings
+from contract.models import ActivityName, StageInput, WorkerSettings
 
 
 class SettingsActivities:

@@ -20,8 +20,8 @@ from typing import TypeVar
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from temporalio import activity
 
-from orchestrator.classification import classify_failure
-from orchestrator.models import MAX_RECORDED_REQUEST_RETRIES, FailureClass, RequestRetry
+from contract.models import MAX_RECORDED_REQUEST_RETRIES, FailureClass, RequestRetry
+from services.classification import classify_failure
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from temporalio import activity
 
 import arm_engine
 from arm_engine import DeploymentScope, ExpandedDeployment
-from orchestrator.blobstore import BlobStore
-from orchestrator.models import ActivityName, StageInput, ValidationReport
+from contract.models import ActivityName, StageInput, ValidationReport
+from services.content_store import BlobStore
 
 from .errors import classified
 from .lint_gate import is_bicep_request

@@ -26,13 +26,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestrator.audit import registration, search_attributes
-from orchestrator.audit.history import fetch_record, record_from_history
-from orchestrator.audit.store import record_text, write_record
-from orchestrator.deployments import result_of, start_deployment
-from orchestrator.embedded import dev_server_args, temporal_binary
-from orchestrator.models import BlobRef, DeployOutcomeDetails, DeployRequest
-from orchestrator.temporal_client import data_converter
+from client.deployments import result_of, start_deployment
+from client.embedded import dev_server_args, temporal_binary
+from contract import search_attributes
+from contract.models import BlobRef, DeployOutcomeDetails, DeployRequest
+from services.audit import registration
+from services.audit.history import fetch_record, record_from_history
+from services.audit.store import record_text, write_record
+from services.temporal_client import data_converter
 from tests.workflow.fakes import FakeStages, plan_of
 from workflows.deployment import DeploymentWorkflow
 

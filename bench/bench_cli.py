@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.embedded import EmbeddedDefault  # noqa: E402
+from client.embedded import EmbeddedDefault  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "storage-and-web"
 

@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.health import HealthSpec, load_health_spec, run_health_checks
+from client.health.declare import load_health_spec
+from contract.health import HealthSpec
+from services.health.runner import run_health_checks
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.lint import MAX_TEMPLATE_BYTES, lint_template  # noqa: E402
+from services.lint import MAX_TEMPLATE_BYTES, lint_template  # noqa: E402
 
 SHARED = Path(os.environ.get("ORCHESTRATOR_SHARED_DIR", REPO.parent / "shared"))
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"

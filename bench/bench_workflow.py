@@ -37,14 +37,14 @@ from floor_workflow import FloorWorkflow, noop_activity  # noqa: E402  (bench/ i
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from client.deployments import build_deploy_request, result_of, start_deployment  # noqa: E402
+from client.embedded import dev_server_args  # noqa: E402
+from contract.models import DeployOutcome, RetrySchedule, WorkerSettings  # noqa: E402
 from local_arm.testing import running_local_arm  # noqa: E402
-from orchestrator.blobstore import LocalBlobStore  # noqa: E402
-from orchestrator.config import ArmClients, ArmConfig, WorkerConfig  # noqa: E402
-from orchestrator.deployments import build_deploy_request, result_of, start_deployment  # noqa: E402
-from orchestrator.embedded import dev_server_args  # noqa: E402
-from orchestrator.models import DeployOutcome, RetrySchedule, WorkerSettings  # noqa: E402
-from orchestrator.runtime import build_worker  # noqa: E402
-from orchestrator.temporal_client import data_converter  # noqa: E402
+from services.config import ArmClients, ArmConfig, WorkerConfig  # noqa: E402
+from services.content_store import LocalBlobStore  # noqa: E402
+from services.temporal_client import data_converter  # noqa: E402
+from worker import build_worker  # noqa: E402
 
 POLL = 0.02  # seconds between polls, the same for both paths
 
@@ -258,7 +258,7 @@ async def main(argv: list[str] | None = None) -> int:
         "--server-defaults",
         action="store_true",
         help="start the dev server with Temporal's default dynamic config instead of the embedded default's "
-        "(orchestrator.embedded.DEV_SERVER_DYNAMIC_CONFIG)",
+        "(client.embedded.DEV_SERVER_DYNAMIC_CONFIG)",
     )
     parser.add_argument(
         "--eager-activities",

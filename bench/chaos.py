@@ -24,7 +24,7 @@ PUTs that took effect (status 200/201 in the local ARM's request counters; more 
 whether the audit record is complete: the workflow's history must reconstruct every transition the result reports
 (the ``transition`` memo upserts, in order, ending in the final stage) and hold one ActivityTaskScheduled per
 attempt the status query reports for the activity stages; and the audit record ``starter.py audit`` exports
-(``orchestrator.audit.history.fetch_record``, rebuilt from history alone) must show the same transitions, outcome,
+(``services.audit.history.fetch_record``, rebuilt from history alone) must show the same transitions, outcome,
 ARM deployment and approvals, and one failed-attempt entry per failed or timed-out activity in history.
 """
 
@@ -56,12 +56,9 @@ if str(REPO) not in sys.path:
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 
-from local_arm.admin import AdminClient, Fault  # noqa: E402
-from orchestrator.audit.history import fetch_record  # noqa: E402
-from orchestrator.blobstore import LocalBlobStore  # noqa: E402
-from orchestrator.deployments import build_deploy_request, query_status, result_of, start_deployment  # noqa: E402
-from orchestrator.embedded import SEARCH_ATTRIBUTES, dev_server_args, temporal_binary  # noqa: E402
-from orchestrator.models import (  # noqa: E402
+from client.deployments import build_deploy_request, query_status, result_of, start_deployment  # noqa: E402
+from client.embedded import SEARCH_ATTRIBUTES, dev_server_args, temporal_binary  # noqa: E402
+from contract.models import (  # noqa: E402
     ApprovalSignal,
     DeploymentMode,
     DeploymentStage,
@@ -69,7 +66,10 @@ from orchestrator.models import (  # noqa: E402
     DeployRequest,
     DeployResult,
 )
-from orchestrator.temporal_client import connect  # noqa: E402
+from local_arm.admin import AdminClient, Fault  # noqa: E402
+from services.audit.history import fetch_record  # noqa: E402
+from services.content_store import LocalBlobStore  # noqa: E402
+from services.temporal_client import connect  # noqa: E402
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000c4"
 LOCATION = "westeurope"
@@ -396,7 +396,7 @@ async def audit(client: Client, handle: WorkflowHandle[Any, Any], result: Deploy
         attempts = sum(status.stages[s].attempts for s in ACTIVITY_STAGES if s in status.stages)
         if total_scheduled < attempts:
             problems.append(f"{attempts} activity attempts reported, {total_scheduled} scheduled in history")
-    # The audit record `starter.py audit` exports (issue 7, orchestrator/audit), rebuilt from history alone.
+    # The audit record `starter.py audit` exports (issue 7, services/audit), rebuilt from history alone.
     record = await with_reconnect(lambda: fetch_record(client, handle.id, handle.result_run_id), 60)
     audited = [e.details.get("stage") for e in record.events if e.event_type == "stage_transition"]
     if audited != expected[1:]:  # INITIALIZED is the record's deployment_started event
@@ -437,7 +437,7 @@ class Chaos:
         )  # fmt: skip
 
     def bicep_request(self, rg: str, names: list[str]) -> DeployRequest:
-        from orchestrator.bicep_deploy import build_bicep_deploy_request
+        from client.bicep_deploy import build_bicep_deploy_request
 
         folder = self.c.root / "bicep" / rg
         folder.mkdir(parents=True, exist_ok=True)

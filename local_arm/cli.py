@@ -18,7 +18,7 @@ from .config import LocalArmConfig
 from .faults import FaultConfigError
 from .server import LocalArmServer
 
-# Same values as orchestrator/exit_codes.py (the local ARM is a separate wing and does not import it).
+# Same values as client/exit_codes.py (the local ARM is a separate wing and does not import it).
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3

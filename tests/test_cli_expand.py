@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import starter
-from orchestrator.exit_codes import ExitCode
+from client.exit_codes import ExitCode
 
 TEMPLATE: dict[str, Any] = {
     "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",

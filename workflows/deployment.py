@@ -2,7 +2,7 @@
 DEPLOYING → VERIFYING_HEALTH → COMPLETED, or FAILED (→ ROLLED_BACK, issue 6).
 
 Every stage is an activity; the workflow only decides. It drives retries itself, one activity execution per
-attempt (see ``orchestrator.retry``), so each attempt, its classified failure and each backoff timer is an event in
+attempt (see ``contract.retry``), so each attempt, its classified failure and each backoff timer is an event in
 history. Every transition is upserted into the memo (``stage`` and ``transition``), so history alone reconstructs
 the audit record: who started it (the request), what the plan was (the plan activity's result), who approved or
 rejected and why (the signal events), every attempt and failure (activity events) and every stage change.
@@ -22,9 +22,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from orchestrator.audit.search_attributes import DEPLOYMENT_STATE
-    from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
-    from orchestrator.models import (
+    from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
+    from contract.models import (
         QUERY_STATUS,
         SIGNAL_APPROVE,
         SIGNAL_REJECT,
@@ -66,10 +65,11 @@ with workflow.unsafe.imports_passed_through():
         WorkerSettings,
         parse_error_type,
     )
-    from orchestrator.naming import deployment_name_for
-    from orchestrator.retry import SINGLE_ATTEMPT, next_delay
-    from orchestrator.rollback import rollback_request
-    from orchestrator.telemetry import stage_span
+    from contract.naming import deployment_name_for
+    from contract.retry import SINGLE_ATTEMPT, next_delay
+    from contract.search_attributes import DEPLOYMENT_STATE
+    from services.last_good import rollback_request
+    from services.telemetry import stage_span
 
 T = TypeVar("T")
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault, temporal_binary
-from orchestrator.exit_codes import ExitCode
+from client.cli.dev import missing_pieces
+from client.embedded import EmbeddedDefault, temporal_binary
+from client.exit_codes import ExitCode
 from tests.cli.conftest import EXAMPLE, REPO, CliRun, run_cli
 
 pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
@@ -180,7 +180,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
 
 def _cli(argv: list[str]) -> CliRun:
     """``starter.py ARGV`` in this process, for the module fixture (where capsys is not available)."""
-    from orchestrator import cli
+    from client import cli
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from client.bicep_deploy import build_bicep_deploy_request
+from client.deployments import result_of, start_deployment
+from contract.models import DeployOutcome
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.audit.history import fetch_record
-from orchestrator.audit.store import write_record
-from orchestrator.bicep_deploy import build_bicep_deploy_request
-from orchestrator.blobstore import LocalBlobStore, canonical_json
-from orchestrator.deployments import result_of, start_deployment
-from orchestrator.models import DeployOutcome
+from services.audit.history import fetch_record
+from services.audit.store import write_record
+from services.content_store import LocalBlobStore, canonical_json
 from tests.lint.conftest import FAKES_DIR
 from tests.workflow.localarm import real_worker
 

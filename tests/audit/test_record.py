@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 
-from orchestrator.audit import search_attributes
-from orchestrator.audit.history import record_from_history, resource_type_of, run_id_of
-from orchestrator.audit.record import AuditRecord
-from orchestrator.audit.store import json_path, read_sqlite_record, record_text, write_record
-from orchestrator.cli._common import CommandError
-from orchestrator.cli.status import list_query, parse_when
-from orchestrator.exit_codes import ExitCode
-from orchestrator.models import BlobRef, DeployRequest
-from orchestrator.temporal_client import data_converter
+from client.cli._common import CommandError
+from client.cli.status import list_query, parse_when
+from client.exit_codes import ExitCode
+from contract import search_attributes
+from contract.models import BlobRef, DeployRequest
+from services.audit.history import record_from_history, resource_type_of, run_id_of
+from services.audit.record import AuditRecord
+from services.audit.store import json_path, read_sqlite_record, record_text, write_record
+from services.temporal_client import data_converter
 
 HISTORIES = Path(__file__).resolve().parents[1] / "workflow" / "histories"
 

@@ -22,13 +22,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from orchestrator.audit import search_attributes
-from orchestrator.audit.history import fetch_record
-from orchestrator.cli.status import list_deployments
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.embedded import dev_server_args
-from orchestrator.exit_codes import ExitCode
-from orchestrator.models import (
+from client.cli.status import list_deployments
+from client.deployments import query_status, result_of, start_deployment
+from client.embedded import dev_server_args
+from client.exit_codes import ExitCode
+from contract import search_attributes
+from contract.models import (
     SIGNAL_APPROVE,
     ActivityName,
     ApprovalPolicy,
@@ -41,7 +40,8 @@ from orchestrator.models import (
     StageInput,
     WorkerSettings,
 )
-from orchestrator.temporal_client import data_converter
+from services.audit.history import fetch_record
+from services.temporal_client import data_converter
 from tests.workflow.conftest import find_binary
 from tests.workflow.fakes import FakeStages, plan_of
 from workflows.deployment import DeploymentWorkflow
@@ -189,7 +189,7 @@ async def test_list_by_git_sha_names_the_fix_when_unregistered(
         limit=5, local=False, output="text", resource_group=None, running=False,
         git_sha="a" * 40, state=None, since=None, until=None,
     )  # fmt: skip
-    from orchestrator.cli._common import _guarded
+    from client.cli._common import _guarded
 
     code = await _guarded(lambda: list_deployments(args, client=unregistered.client), output="text")
     err = capsys.readouterr().err

@@ -2,7 +2,7 @@
 PLANNING, AWAITING_CONFIRMATION, DEPLOYING mid-poll, VERIFYING_HEALTH) with the other worker taking over, a Temporal
 server restart and a local ARM restart mid-deployment, and 10 deployments with 20% of ARM requests answered
 429/503/reset. Every deployment must complete (bar the one open shortfall docs/RELIABILITY.md names), with one ARM
-deployment PUT, a history that reconstructs its transitions and a complete audit record (orchestrator/audit). The
+deployment PUT, a history that reconstructs its transitions and a complete audit record (services/audit). The
 full suite (5 kills per stage, 50 faulty deployments) is `python bench/chaos.py`; its figures are in
 docs/RELIABILITY.md."""
 

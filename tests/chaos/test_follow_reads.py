@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import DeploymentStage, DeploymentStatus, DeployOutcome, DeployResult
 from local_arm.admin import Counters, Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.audit.history import fetch_record
-from orchestrator.audit.record import AuditRecord
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import DeploymentStage, DeploymentStatus, DeployOutcome, DeployResult
+from services.audit.history import fetch_record
+from services.audit.record import AuditRecord
 from tests.workflow.localarm import real_worker, request_for, storage_template
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

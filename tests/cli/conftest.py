@@ -12,9 +12,9 @@ from unittest import mock
 
 import pytest
 
-from orchestrator.embedded import EmbeddedDefault
-from orchestrator.models import WORKFLOW_NAME
-from orchestrator.temporal_client import connect
+from client.embedded import EmbeddedDefault
+from contract.models import WORKFLOW_NAME
+from services.temporal_client import connect
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "storage-and-web"
@@ -29,7 +29,7 @@ class CliRun:
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> CliRun:
     """``starter.py ARGV`` in this process (commands whose module is not built yet are left out of the parser)."""
-    from orchestrator import cli
+    from client import cli
 
     available = [m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None]
     capsys.readouterr()
@@ -44,7 +44,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> CliRun:
 
 @pytest.fixture(scope="session")
 def temporal_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDefault]:
-    """A Temporal dev server (no worker, no local ARM) from orchestrator.embedded, for the whole session."""
+    """A Temporal dev server (no worker, no local ARM) from client.embedded, for the whole session."""
     embedded = EmbeddedDefault(tmp_path_factory.mktemp("dev-server"), worker=False, local_arm=False)
     embedded.start()
     try:

@@ -6,7 +6,7 @@ import json
 import shlex
 from typing import Any, cast
 
-from orchestrator.cli._common import Target, approve_commands
+from client.cli._common import Target, approve_commands
 
 
 def target(**kwargs: Any) -> Target:

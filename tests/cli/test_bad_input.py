@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.embedded import DevInstance, EmbeddedDefault
-from orchestrator.exit_codes import ExitCode
+from client.embedded import DevInstance, EmbeddedDefault
+from client.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, CliRun, count_workflows, run_cli
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from client import embedded
 
-from orchestrator import embedded
-from orchestrator.embedded import DevInstance, EmbeddedDefault, EmbeddedError, find_running_instance
+from client.embedded import DevInstance, EmbeddedDefault, EmbeddedError, find_running_instance
 
 
 def test_running_instance_is_found_and_refuses_a_second_start(temporal_dev: EmbeddedDefault) -> None:
@@ -38,7 +38,7 @@ def test_stale_instance_file_is_ignored(tmp_path: Path) -> None:
 
 
 def test_worker_environment_uses_the_names_config_reads() -> None:
-    config = pytest.importorskip("orchestrator.config")
+    config = pytest.importorskip("services.config")
     instance = DevInstance(
         temporal_address="127.0.0.1:7233",
         ui_url="http://127.0.0.1:8233",
@@ -117,7 +117,7 @@ def test_children_end_when_the_owner_is_killed(tmp_path: Path) -> None:
     import time
 
     code = (
-        "import json, sys, time; from pathlib import Path; from orchestrator.embedded import EmbeddedDefault; "
+        "import json, sys, time; from pathlib import Path; from client.embedded import EmbeddedDefault; "
         "e = EmbeddedDefault(Path(sys.argv[1]), worker=False, local_arm=False); i = e.start(); "
         "print(json.dumps(i.pids), flush=True); time.sleep(120)"
     )

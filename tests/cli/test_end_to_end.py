@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault, temporal_binary
-from orchestrator.exit_codes import ExitCode
+from client.cli.dev import missing_pieces
+from client.embedded import EmbeddedDefault, temporal_binary
+from client.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, REPO, run_cli
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault
-from orchestrator.exit_codes import ExitCode
+from client.cli.dev import missing_pieces
+from client.embedded import EmbeddedDefault
+from client.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, run_cli
 

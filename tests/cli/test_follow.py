@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import build_parser
-from orchestrator.cli import deploy as deploy_command
-from orchestrator.embedded import EmbeddedDefault
-from orchestrator.temporal_client import connect
+from client.cli import build_parser
+from client.cli import deploy as deploy_command
+from client.embedded import EmbeddedDefault
+from services.temporal_client import connect
 
 from .conftest import EXAMPLE
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.deploy import detect_git_sha
+from client.cli.deploy import detect_git_sha
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

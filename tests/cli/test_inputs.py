@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.inputs import (
+from client.inputs import (
     InputError,
     load_parameters_file,
     load_template,

@@ -3,8 +3,8 @@ tests/health/test_cli_end_to_end.py)."""
 
 from __future__ import annotations
 
-from orchestrator.cli.status import rollback_line
-from orchestrator.models import DeploymentStage, FailureClass, FailureInfo, RollbackReport
+from client.cli.status import rollback_line
+from contract.models import DeploymentStage, FailureClass, FailureInfo, RollbackReport
 
 REASON = FailureInfo(
     stage=DeploymentStage.VERIFYING_HEALTH,

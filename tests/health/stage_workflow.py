@@ -8,7 +8,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.health_checks import RUN_HEALTH_CHECKS
-    from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
+    from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
 
 
 @workflow.defn

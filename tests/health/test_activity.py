@@ -10,8 +10,9 @@ from typing import Any
 from temporalio.testing import ActivityEnvironment
 
 from activities.health_checks import HealthCheckActivities, HealthCheckInput, health_activity_timeouts
+from client.health.declare import load_health_spec
+from contract.health import CheckState, HealthProgress, HealthSpec
 from local_arm.testing import LocalArm
-from orchestrator.health import CheckState, HealthProgress, HealthSpec, load_health_spec
 from tests.health.servers import ServerThread
 
 SUB = "00000000-0000-0000-0000-0000000000aa"

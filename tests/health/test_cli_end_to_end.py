@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault
-from orchestrator.exit_codes import ExitCode
-from orchestrator.models import DeployRequest
+from client.cli.dev import missing_pieces
+from client.embedded import EmbeddedDefault
+from client.exit_codes import ExitCode
+from contract.models import DeployRequest
 from tests.cli.conftest import EXAMPLE, run_cli
 from tests.health.servers import ServerThread
 

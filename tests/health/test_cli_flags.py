@@ -8,13 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.health import (
-    HealthDeclarationError,
-    add_health_arguments,
-    declared_outputs,
-    declared_outputs_from_bicep,
-    health_spec_from_args,
-)
+from client.health.cli import add_health_arguments, health_spec_from_args
+from client.health.declare import HealthDeclarationError
+from contract.health_targets import declared_outputs, declared_outputs_from_bicep
 
 BICEP = """
 param location string = resourceGroup().location

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.health import (
-    ArmCheck,
-    HealthDeclarationError,
-    HttpCheck,
-    TcpCheck,
-    declared_outputs,
-    find_health_file,
-    load_health_spec,
-    parse_health_check_flag,
-)
+from client.health.declare import HealthDeclarationError, find_health_file, load_health_spec, parse_health_check_flag
+from contract.health import ArmCheck, HttpCheck, TcpCheck
+from contract.health_targets import declared_outputs
 from tests.health.servers import Pki
 
 TEMPLATE = {

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from orchestrator.health import load_health_spec, parse_health_check_flag
+from client.health.declare import load_health_spec, parse_health_check_flag
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "HEALTH.md"
 

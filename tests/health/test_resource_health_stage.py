@@ -13,12 +13,12 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from client.deployments import result_of, start_deployment
+from contract.health import HealthSpec
+from contract.models import DeploymentStage, DeployOutcome, DeployResult
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.deployments import result_of, start_deployment
-from orchestrator.health import HealthSpec
-from orchestrator.models import DeploymentStage, DeployOutcome, DeployResult
-from orchestrator.temporal_client import data_converter
+from services.temporal_client import data_converter
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template
 

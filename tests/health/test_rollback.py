@@ -20,26 +20,27 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from local_arm.admin import Fault
-from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.audit.history import fetch_record
-from orchestrator.blobstore import BLOB_DIR_ENV, LocalBlobStore
-from orchestrator.cli import build_parser
-from orchestrator.cli._common import OUTCOME_EXIT_CODES, CommandError, current_user
-from orchestrator.cli.rollback_params import provide
-from orchestrator.codec import KEYS_ENV
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.exit_codes import ExitCode
-from orchestrator.health import HealthSpec, load_health_spec
-from orchestrator.models import (
+from client.cli import build_parser
+from client.cli._common import OUTCOME_EXIT_CODES, CommandError, current_user
+from client.cli.rollback_params import provide
+from client.deployments import query_status, result_of, start_deployment
+from client.exit_codes import ExitCode
+from client.health.declare import load_health_spec
+from contract.health import HealthSpec
+from contract.models import (
     SIGNAL_APPROVE,
     ApprovalSignal,
     DeploymentMode,
     DeploymentStage,
     DeployOutcome,
 )
-from orchestrator.rollback import LastGoodStore
-from orchestrator.temporal_client import data_converter
+from local_arm.admin import Fault
+from local_arm.testing import FAST, LocalArm, running_local_arm
+from services.audit.history import fetch_record
+from services.codec import KEYS_ENV
+from services.content_store import BLOB_DIR_ENV, LocalBlobStore
+from services.last_good import LastGoodStore
+from services.temporal_client import data_converter
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template
 from workflows.deployment import DeploymentWorkflow
@@ -377,7 +378,7 @@ async def test_sealed_secure_values_are_recovered(
 async def test_cancelling_during_the_rollback_cancels_its_arm_deployment(
     scenario: Scenario, dead_port: int, arm: LocalArm
 ) -> None:
-    from orchestrator.naming import deployment_name_for
+    from contract.naming import deployment_name_for
 
     s = scenario
     async with real_worker(s.temporal.client, s.arm, s.blob_dir, s.queue):

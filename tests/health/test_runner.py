@@ -8,17 +8,11 @@ import time
 
 import pytest
 
-from orchestrator.health import (
-    CheckResult,
-    CheckState,
-    HealthCheckReport,
-    HealthProgress,
-    HealthSpec,
-    LiveHealthTable,
-    format_health_table,
-    load_health_spec,
-    run_health_checks,
-)
+from client.health.declare import load_health_spec
+from client.health.live import LiveHealthTable
+from client.health.table import format_health_table
+from contract.health import CheckResult, CheckState, HealthCheckReport, HealthProgress, HealthSpec
+from services.health.runner import run_health_checks
 from tests.health.servers import HttpBehaviour, Pki, ServerThread
 
 

@@ -16,16 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.health_checks import HealthCheckActivities, HealthCheckInput
-from orchestrator.health import (
-    CheckState,
-    HealthCheckReport,
-    HealthProgress,
-    LiveHealthTable,
-    format_health_table,
-    live_health_progress,
-    load_health_spec,
-)
-from orchestrator.temporal_client import data_converter
+from client.health.declare import load_health_spec
+from client.health.live import LiveHealthTable, live_health_progress
+from client.health.table import format_health_table
+from contract.health import CheckState, HealthCheckReport, HealthProgress
+from services.temporal_client import data_converter
 from tests.health.servers import ServerThread
 from tests.health.stage_workflow import HealthStageWorkflow
 

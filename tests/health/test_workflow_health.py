@@ -13,11 +13,13 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from client.deployments import result_of, start_deployment
+from client.health.declare import load_health_spec
+from contract.health import CheckState, HealthSpec
+from contract.health_targets import declared_outputs
+from contract.models import DeploymentStage, DeployOutcome, DeployRequest
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.deployments import result_of, start_deployment
-from orchestrator.health import CheckState, HealthSpec, declared_outputs, load_health_spec
-from orchestrator.models import DeploymentStage, DeployOutcome, DeployRequest
-from orchestrator.temporal_client import data_converter
+from services.temporal_client import data_converter
 from tests.health.servers import ServerThread
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template

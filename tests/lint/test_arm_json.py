@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lint import MAX_TEMPLATE_BYTES, DiagnosticLevel, lint_template
+from services.lint import MAX_TEMPLATE_BYTES, DiagnosticLevel, lint_template
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lint import DiagnosticLevel, LintError, lint_template, template_bytes
+from services.lint import DiagnosticLevel, LintError, lint_template, template_bytes
 
 from .conftest import Compiler
 from .oracle import Expected, expected_diagnostics
@@ -145,7 +145,7 @@ def test_text_format_of_older_compilers_gives_the_same_diagnostics(
 
 @pytest.mark.parametrize("sample", ["bicepparam__Variables", "bicepparam__Expressions", "bicepparam__TypedVariables"])
 def test_bicepparam_baseline_gives_its_parameters(compiler: Compiler, baselines: Path, sample: str) -> None:
-    from orchestrator.bicep import build_params, find_compiler
+    from services.bicep import build_params, find_compiler
 
     found = find_compiler()
     assert found is not None

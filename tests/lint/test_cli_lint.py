@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from orchestrator.cli import main
+from client.cli import main
 
 
 def test_warnings_close_the_gate_unless_allowed(fake_bicep_on_path: Path, baselines: Path, capsys) -> None:

@@ -12,9 +12,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.lint_gate import lint_gate
 from arm_engine import TemplateError
-from orchestrator.bicep_deploy import build_bicep_deploy_request
-from orchestrator.blobstore import LocalBlobStore, get_json
-from orchestrator.deployments import build_deploy_request
+from client.bicep_deploy import build_bicep_deploy_request
+from client.deployments import build_deploy_request
+from services.content_store import LocalBlobStore, get_json
 
 SUB = "00000000-0000-0000-0000-000000000001"
 

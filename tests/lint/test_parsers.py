@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.bicep import Diagnostic, DiagnosticLevel, parse_sarif, parse_text_diagnostics
+from services.bicep import Diagnostic, DiagnosticLevel, parse_sarif, parse_text_diagnostics
 
 _printable = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="/()\\")
 _segment = st.text(_printable, min_size=1, max_size=12)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.lint import Diagnostic, DiagnosticLevel, render_diagnostics
+from services.lint import Diagnostic, DiagnosticLevel, render_diagnostics
 
 
 def _d(file: str, line: int | None, level: DiagnosticLevel, code: str) -> Diagnostic:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.bicep import find_compiler
-from orchestrator.lint import LintError, lint_template
+from services.bicep import find_compiler
+from services.lint import LintError, lint_template
 
 from .conftest import FAKES_DIR
 

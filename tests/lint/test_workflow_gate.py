@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from client.bicep_deploy import build_bicep_deploy_request
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import DeploymentStage, DeployOutcome, FailureClass, LintReport
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.bicep_deploy import build_bicep_deploy_request
-from orchestrator.blobstore import LocalBlobStore, canonical_json
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import DeploymentStage, DeployOutcome, FailureClass, LintReport
+from services.content_store import LocalBlobStore, canonical_json
 from tests.workflow.localarm import real_worker, request_for, storage_template
 
 from .conftest import FAKES_DIR
@@ -191,7 +191,7 @@ async def test_no_compiler_fails_at_linting_and_arm_json_still_deploys(
 
 
 def _deploy_args(resource_group: str, local_arm: LocalArm, *argv: str):
-    from orchestrator.cli import build_parser
+    from client.cli import build_parser
 
     return build_parser().parse_args(
         ["deploy", "-g", resource_group, "-l", "westeurope", "--subscription", local_arm.subscription_id, *argv]
@@ -208,7 +208,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, task_queue: str, blob_dir: Path) ->
 async def test_cli_shows_every_error_with_position_and_exits_1(
     fake_bicep, cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys
 ):
-    from orchestrator.cli.deploy import deploy
+    from client.cli.deploy import deploy
 
     from .oracle import expected_diagnostics
 
@@ -230,7 +230,7 @@ async def test_cli_shows_every_error_with_position_and_exits_1(
 async def test_cli_deploys_a_bicepparam_without_template_flag(
     fake_bicep, cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys
 ):
-    from orchestrator.cli.deploy import deploy
+    from client.cli.deploy import deploy
 
     params = baselines / "cli-build-params-stdout__Json" / "main.bicepparam"
     async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
@@ -245,7 +245,7 @@ async def test_cli_deploys_a_bicepparam_without_template_flag(
 async def test_cli_without_a_compiler_exits_1_and_leaves_no_workflow_running(
     cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys, monkeypatch, tmp_path
 ):
-    from orchestrator.cli.deploy import deploy
+    from client.cli.deploy import deploy
 
     empty = tmp_path / "empty-bin"
     empty.mkdir()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import Cluster, storage_template
+from client.deployments import build_deploy_request, result_of, start_deployment
+from contract.models import DeployOutcome
 from local_arm.admin import Fault
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.deployments import build_deploy_request, result_of, start_deployment
-from orchestrator.models import DeployOutcome
+from services.content_store import LocalBlobStore
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(240)]
 

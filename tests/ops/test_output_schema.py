@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from orchestrator.cli.deploy import RESULT_SCHEMA_VERSION, result_document
-from orchestrator.models import DeploymentStage, DeployOutcome, DeployResult
+from client.cli.deploy import RESULT_SCHEMA_VERSION, result_document
+from contract.models import DeploymentStage, DeployOutcome, DeployResult
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "OUTPUT.md"
 

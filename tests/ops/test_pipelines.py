@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 import worker
-from orchestrator.cli import build_parser as cli_parser
-from orchestrator.cli.deploy import result_document
-from orchestrator.models import (
+from client.cli import build_parser as cli_parser
+from client.cli.deploy import result_document
+from contract.models import (
     ChangeType,
     DeploymentStage,
     DeployOutcome,

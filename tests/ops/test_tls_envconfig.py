@@ -1,5 +1,5 @@
 """Connection config over mutual TLS, and the one precedence order: explicit flag > TEMPORAL_* environment >
-temporal.toml profile > default (orchestrator.temporal_client.connect, used by worker and CLI alike).
+temporal.toml profile > default (services.temporal_client.connect, used by worker and CLI alike).
 
 `temporal server start-dev` has no TLS options (its --help lists none), so the TLS endpoint here is a small
 TLS-terminating proxy in front of a plain dev server: it requires a client certificate from our test CA and speaks
@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import TLSConfig
 
 from bench.chaos import Cluster
-from orchestrator.temporal_client import connect, connect_options
+from services.temporal_client import connect, connect_options
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.timeout(120)]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import (
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import (
     SIGNAL_APPROVE,
     ApprovalPolicy,
     ApprovalSignal,
@@ -23,7 +23,7 @@ from orchestrator.models import (
     RetrySchedule,
     WorkerSettings,
 )
-from orchestrator.temporal_client import data_converter
+from services.temporal_client import data_converter
 from tests.workflow.conftest import find_binary
 from tests.workflow.fakes import FakeStages, plan_of
 from tests.workflow.test_workflow_timeskipping import DELETED, make_request

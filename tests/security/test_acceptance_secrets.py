@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.embedded import EmbeddedDefault, temporal_binary
+from client.embedded import EmbeddedDefault, temporal_binary
 from tests.security.secret_template import random_token, secret_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,18 +143,17 @@ def test_tokens_appear_nowhere_and_the_codec_server_shows_the_plan(
     audit_files = [p for p in audit_dir.rglob("*") if p.is_file()] if audit_dir.exists() else []
     for path in audit_files:
         clean(f"the audit file {path.name}", path.read_bytes())
-    if (ROOT / "orchestrator" / "cli" / "audit.py").exists():
-        rebuilt = subprocess.run(
-            [sys.executable, "starter.py", "audit", workflow_id, "--local", "--audit-dir", str(tmp_path / "rebuilt")],
-            cwd=ROOT, env=env, capture_output=True, timeout=120,
-        )  # fmt: skip
-        assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
-        written = {p.suffix for p in (tmp_path / "rebuilt").rglob("*") if p.is_file()}
-        assert {".json", ".db"} <= written, written  # the audit JSON and audit.db were written and searched
-        clean("starter.py audit's output", rebuilt.stdout + rebuilt.stderr)
-        for path in (tmp_path / "rebuilt").rglob("*"):
-            if path.is_file():
-                clean(f"the rebuilt audit file {path.name}", path.read_bytes())
+    rebuilt = subprocess.run(
+        [sys.executable, "starter.py", "audit", workflow_id, "--local", "--audit-dir", str(tmp_path / "rebuilt")],
+        cwd=ROOT, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    written = {p.suffix for p in (tmp_path / "rebuilt").rglob("*") if p.is_file()}
+    assert {".json", ".db"} <= written, written  # the audit JSON and audit.db were written and searched
+    clean("starter.py audit's output", rebuilt.stdout + rebuilt.stderr)
+    for path in (tmp_path / "rebuilt").rglob("*"):
+        if path.is_file():
+            clean(f"the rebuilt audit file {path.name}", path.read_bytes())
 
 
 def test_cli_under_four_eyes_asks_another_person_and_refuses_self_approval(stack: EmbeddedDefault, keys: str) -> None:

@@ -9,7 +9,7 @@ import os
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from orchestrator.codec import ENCODING, KEY_ID_METADATA, CodecConfigError, EncryptionCodec, KeyRing
+from services.codec import ENCODING, KEY_ID_METADATA, CodecConfigError, EncryptionCodec, KeyRing
 
 
 def _key() -> str:

@@ -16,8 +16,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from orchestrator.cli.codec_server import serve
-from orchestrator.codec import ENCODING, EncryptionCodec, KeyRing
+from client.cli.codec_server import serve
+from services.codec import ENCODING, EncryptionCodec, KeyRing
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.cli import approvals
-from orchestrator.cli import status as status_cli
-from orchestrator.cli._common import CommandError, current_user
-from orchestrator.config import ConfigError, approval_policy_from_env
-from orchestrator.deployments import build_deploy_request, query_status, result_of, start_deployment
-from orchestrator.exit_codes import ExitCode
-from orchestrator.models import (
+from client.cli import approvals
+from client.cli import status as status_cli
+from client.cli._common import CommandError, current_user
+from client.deployments import build_deploy_request, query_status, result_of, start_deployment
+from client.exit_codes import ExitCode
+from contract.models import (
     SIGNAL_APPROVE,
     ApprovalPolicy,
     ApprovalSignal,
@@ -27,6 +25,8 @@ from orchestrator.models import (
     DeploymentStage,
     DeployOutcome,
 )
+from services.config import ConfigError, approval_policy_from_env
+from services.content_store import LocalBlobStore
 from tests.workflow.localarm import example_parameters, example_template, fast_settings, real_worker
 
 SESSION = pytest.mark.asyncio(loop_scope="session")

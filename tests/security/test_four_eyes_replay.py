@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from orchestrator.temporal_client import data_converter
+from services.temporal_client import data_converter
 from workflows.deployment import DeploymentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.blobstore import LocalBlobStore, open_json
-from orchestrator.cli.deploy import marked_secret_values
-from orchestrator.codec import MASK, KeyRing, redact, secret_strings
-from orchestrator.deployments import build_deploy_request
-from orchestrator.inputs import InputError, read_deployment_inputs
+from client.cli.deploy import marked_secret_values
+from client.deployments import build_deploy_request
+from client.inputs import InputError, read_deployment_inputs
+from services.codec import MASK, KeyRing, redact, secret_strings
+from services.content_store import LocalBlobStore, open_json
 from tests.security.secret_template import random_token, secret_template
 
 KV_REFERENCE = {

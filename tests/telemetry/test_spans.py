@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from services import telemetry
 
+from client.deployments import build_deploy_request, result_of, start_deployment
+from contract.models import DeployOutcome
 from local_arm.admin import Fault
-from orchestrator import telemetry
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.deployments import build_deploy_request, result_of, start_deployment
-from orchestrator.models import DeployOutcome
-from orchestrator.temporal_client import connect
+from services.content_store import LocalBlobStore
+from services.temporal_client import connect
 from tests.security.secret_template import random_token, secret_template
 from tests.workflow.localarm import real_worker
 
@@ -113,7 +113,7 @@ def test_prometheus_exposes_the_sdk_runtime_metrics(dev_env) -> None:
         f"""
         import asyncio, urllib.request
         from temporalio.worker import Worker
-        from orchestrator.temporal_client import connect
+        from services.temporal_client import connect
         from workflows.deployment import DeploymentWorkflow
 
         async def main():
@@ -161,8 +161,8 @@ def test_worker_refuses_bad_telemetry_and_key_settings_by_name() -> None:
 async def test_the_confirmation_wait_is_a_span_with_its_decision(
     dev_env, local_arm, task_queue, resource_group, tmp_path, exporter
 ):
-    from orchestrator.deployments import query_status
-    from orchestrator.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage
+    from client.deployments import query_status
+    from contract.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage
     from tests.workflow.localarm import example_parameters, example_template, request_for
 
     blob_dir = tmp_path / "blobs"

@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from orchestrator.audit import search_attributes
-from orchestrator.embedded import dev_server_args
-from orchestrator.temporal_client import data_converter
+from client.embedded import dev_server_args
+from contract import search_attributes
+from services.temporal_client import data_converter
 
 
 def find_binary(name: str) -> str | None:

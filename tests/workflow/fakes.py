@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import SettingsActivities
-from orchestrator.models import (
+from contract.models import (
     ActivityName,
     ChangeType,
     Classification,

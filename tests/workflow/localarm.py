@@ -12,11 +12,11 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.config import ArmClients, ArmConfig, WorkerConfig
-from orchestrator.deployments import build_deploy_request
-from orchestrator.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
-from orchestrator.runtime import build_worker
+from client.deployments import build_deploy_request
+from contract.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
+from services.config import ArmClients, ArmConfig, WorkerConfig
+from services.content_store import LocalBlobStore
+from worker import build_worker
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "storage-and-web"

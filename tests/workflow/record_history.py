@@ -21,8 +21,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import (
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import (
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalSignal,
@@ -30,7 +30,7 @@ from orchestrator.models import (
     DeployOutcomeDetails,
     FailureClass,
 )
-from orchestrator.temporal_client import data_converter
+from services.temporal_client import data_converter
 from workflows.deployment import DeploymentWorkflow
 
 from .conftest import find_binary

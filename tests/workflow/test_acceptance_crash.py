@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import DeploymentStage, DeployOutcome
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.config import StaticTokenCredential
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import DeploymentStage, DeployOutcome
+from services.config import StaticTokenCredential
 
 from .localarm import REPO, real_worker, request_for, storage_template
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from client.deployments import result_of, start_deployment
+from contract.models import ChangeType, DeployOutcome
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.blobstore import LocalBlobStore, get_json
-from orchestrator.deployments import result_of, start_deployment
-from orchestrator.models import ChangeType, DeployOutcome
+from services.content_store import LocalBlobStore, get_json
 
 from .history_text import history_text, payload_sizes
 from .localarm import real_worker, request_for, storage_template

@@ -12,10 +12,8 @@ from collections.abc import Iterator
 import pytest
 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 
-from local_arm.admin import Fault
-from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.deployments import DeploymentAlreadyRunning, query_status, result_of, start_deployment
-from orchestrator.models import (
+from client.deployments import DeploymentAlreadyRunning, query_status, result_of, start_deployment
+from contract.models import (
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalSignal,
@@ -26,6 +24,8 @@ from orchestrator.models import (
     DeployOutcome,
     FailureClass,
 )
+from local_arm.admin import Fault
+from local_arm.testing import FAST, LocalArm, running_local_arm
 
 from .conftest import find_binary
 from .localarm import example_parameters, example_template, real_worker, request_for, storage_template

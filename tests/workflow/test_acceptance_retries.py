@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from client.deployments import query_status, result_of, start_deployment
+from contract.models import DeploymentStage, DeployOutcome, FailureClass, RetrySchedule
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-from orchestrator.deployments import query_status, result_of, start_deployment
-from orchestrator.models import DeploymentStage, DeployOutcome, FailureClass, RetrySchedule
 
 from .localarm import fast_settings, real_worker, request_for, storage_template
 

@@ -19,8 +19,8 @@ from azure.core.exceptions import (
 
 from activities.errors import application_error
 from arm_engine import IssueCode, TemplateError, TemplateIssue
-from orchestrator.classification import ERROR_CODES, WRAPPER_CODES, classify_arm_error, classify_failure
-from orchestrator.models import FailureClass, parse_error_type
+from contract.models import FailureClass, parse_error_type
+from services.classification import ERROR_CODES, WRAPPER_CODES, classify_arm_error, classify_failure
 
 LOGIC = FailureClass.LOGIC
 ENV = FailureClass.ENVIRONMENTAL
@@ -200,7 +200,7 @@ def test_application_error_names_class_and_code_and_carries_retry_after() -> Non
 
 
 def test_a_missing_content_store_document_is_a_logic_failure() -> None:
-    from orchestrator.blobstore import BlobNotFoundError
+    from services.content_store import BlobNotFoundError
 
     c = classify_failure(BlobNotFoundError("document sha256:… is not in the content store"))
     assert (c.failure_class, c.code) == (LOGIC, "ContentStoreMissing")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config import AZURE_PUBLIC_ARM, ArmConfig, ConfigError, arm_config_from_env, worker_config_from_env
+from services.config import AZURE_PUBLIC_ARM, ArmConfig, ConfigError, arm_config_from_env, worker_config_from_env
 
 
 def test_default_is_azure_public_cloud_with_default_credential() -> None:
@@ -51,7 +51,7 @@ async def test_static_token_is_a_well_formed_unexpired_jwt() -> None:
     import json
     import time
 
-    from orchestrator.config import StaticTokenCredential
+    from services.config import StaticTokenCredential
 
     token = await StaticTokenCredential().get_token("https://management.azure.com/.default")
     _header, claims, signature = token.token.split(".")
@@ -61,7 +61,7 @@ async def test_static_token_is_a_well_formed_unexpired_jwt() -> None:
 
 
 def test_temporal_connection_from_environment_profile_and_flags(tmp_path, monkeypatch) -> None:
-    from orchestrator.temporal_client import connect_options
+    from services.temporal_client import connect_options
 
     for var in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY", "TEMPORAL_PROFILE", "TEMPORAL_TLS"):
         monkeypatch.delenv(var, raising=False)

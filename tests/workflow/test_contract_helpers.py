@@ -9,10 +9,10 @@ import re
 import pytest
 
 from activities.plan import summarize_what_if
-from orchestrator.blobstore import BlobCorruptError, BlobNotFoundError, LocalBlobStore, get_json, put_json
-from orchestrator.deployments import build_deploy_request
-from orchestrator.models import BlobRef, ChangeType
-from orchestrator.naming import deployment_name_for, workflow_id_for
+from client.deployments import build_deploy_request
+from contract.models import BlobRef, ChangeType
+from contract.naming import deployment_name_for, workflow_id_for
+from services.content_store import BlobCorruptError, BlobNotFoundError, LocalBlobStore, get_json, put_json
 
 TWO_MB = 2 * 1024 * 1024
 ARM_NAME = re.compile(r"^[-\w._()]{1,64}$")
@@ -149,7 +149,7 @@ def test_secure_values_are_sealed_when_codec_keys_are_configured(tmp_path, monke
     import os
 
     from activities.parameters import deployment_parameters
-    from orchestrator.blobstore import BlobKeyMissingError
+    from services.content_store import BlobKeyMissingError
 
     monkeypatch.setenv("ORCHESTRATOR_CODEC_KEYS", "k1=" + base64.b64encode(os.urandom(32)).decode())
     store = LocalBlobStore(tmp_path)

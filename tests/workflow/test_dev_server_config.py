@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.embedded import DEV_SERVER_DYNAMIC_CONFIG, dev_server_args
+from client.embedded import DEV_SERVER_DYNAMIC_CONFIG, dev_server_args
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.models import RetrySchedule
-from orchestrator.retry import as_temporal_retry_policy, full_schedule, next_delay, schedule_from_env
+from contract.models import RetrySchedule
+from contract.retry import as_temporal_retry_policy, full_schedule, next_delay, schedule_from_env
 
 
 def test_default_schedule() -> None:

@@ -19,15 +19,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from orchestrator.blobstore import LocalBlobStore
-from orchestrator.deployments import (
+from client.deployments import (
     DeploymentAlreadyRunning,
     build_deploy_request,
     query_status,
     result_of,
     start_deployment,
 )
-from orchestrator.models import (
+from contract.models import (
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalSignal,
@@ -40,6 +39,7 @@ from orchestrator.models import (
     FailureClass,
     ValidationReport,
 )
+from services.content_store import LocalBlobStore
 from workflows.deployment import DeploymentWorkflow
 
 from .fakes import FakeStages, classified_error, plan_of
@@ -158,7 +158,7 @@ async def test_retry_after_is_honored_when_longer_than_backoff(time_skipping_env
 
     def deploy(n: int):
         throttled_once(n)
-        from orchestrator.models import DeployOutcomeDetails
+        from contract.models import DeployOutcomeDetails
 
         return DeployOutcomeDetails(deployment_name="d", provisioning_state="Succeeded")
 

@@ -1,0 +1,707 @@
+"""``starter.py deploy``: check the inputs locally, start the deployment workflow, follow it stage by stage.
+
+Everything that can be checked on this machine is checked before a workflow starts (files, JSON, --param, names,
+locations, parameters against the template), so a user's mistake never leaves a workflow behind. Then the CLI
+polls the workflow's ``status`` query, prints each stage on stderr and the what-if plan on stdout, asks y/N on a
+terminal when deletions need confirmation (otherwise prints the exact approve commands), and exits with the code
+of the outcome (see ``client.exit_codes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from arm_engine import DeploymentScope, TemplateError
+from client.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
+from client.cli._common import (
+    OUTCOME_EXIT_CODES,
+    CommandError,
+    Target,
+    add_target_args,
+    approve_commands,
+    current_user,
+    local_flag,
+    print_json,
+    progress,
+    resolve_target,
+    run_command,
+)
+from client.cli.audit import add_audit_dir_arguments, write_deployment_audit
+from client.deployments import (
+    DeploymentAlreadyRunning,
+    build_deploy_request,
+    query_status,
+    result_of,
+    start_deployment,
+)
+from client.exit_codes import ExitCode
+from client.health.cli import add_health_arguments, health_spec_from_args
+from client.health.live import LiveHealthTable, live_health_progress
+from client.inputs import (
+    DeploymentInputs,
+    InputError,
+    read_deployment_inputs,
+    validate_location,
+    validate_resource_group_name,
+)
+from client.plan_render import plan_documents, render_plan
+from contract.health import HealthProgress
+from contract.health_targets import declared_outputs, declared_outputs_from_bicep
+from contract.models import (
+    SIGNAL_APPROVE,
+    SIGNAL_REJECT,
+    ApprovalSignal,
+    DeploymentMode,
+    DeploymentStage,
+    DeploymentStatus,
+    DeployOutcome,
+    DeployRequest,
+    DeployResult,
+)
+from services.codec import redact, secret_strings
+from services.content_store import LocalBlobStore
+from services.last_good import rollback_summary
+from services.temporal_client import data_converter
+
+POLL_SECONDS = 0.5
+NO_WORKER_HINT_SECONDS = 15.0
+QUERY_TIMEOUT_SECONDS = 2.0
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "deploy",
+        help="deploy an ARM template to a resource group through the deployment workflow",
+        description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
+        "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
+        "failure after retries, 4 rejected or not confirmed in time.",
+    )
+    p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
+    p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
+    p.add_argument(
+        "-t",
+        "--template",
+        help="template: ARM JSON, or .bicep (compiled and linted on the worker); optional with a .bicepparam -p",
+    )
+    p.add_argument(
+        "-p", "--parameters", help="parameters file: .json (ARM deployment parameters) or .bicepparam (its `using`)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one parameter (repeatable); VALUE is JSON when it parses as JSON, else a string",
+    )
+    p.add_argument(
+        "--secret-param",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="treat parameter NAME as secret like a securestring (repeatable): its value (from -p or --param) is "
+        "sealed in the content store, never in history, logs or output (docs/SECURITY.md)",
+    )
+    p.add_argument("--allow-warnings", action="store_true", help="do not halt on lint warnings")
+    p.add_argument(
+        "--no-confirm-deletes",
+        action="store_true",
+        help="deploy a plan that deletes resources without waiting for approval (recorded in the audit)",
+    )
+    p.add_argument("--skip-health", action="store_true", help="skip the post-deployment health verification")
+    p.add_argument(
+        "--rollback-on-failure",
+        action="store_true",
+        help="when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that "
+        "completed healthy (default: off); exit code 5 when the rollback succeeds",
+    )
+    add_health_arguments(p)
+    add_audit_dir_arguments(  # the record is written when the workflow ends (client/cli/audit.py)
+        p, help_dir="folder that receives this deployment's audit record (default: $ORCHESTRATOR_AUDIT_DIR, ./audit)"
+    )
+    p.add_argument("--git-sha", help="commit the template comes from (default: detected with git; none outside git)")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in DeploymentMode],
+        default=DeploymentMode.INCREMENTAL.value,
+        help="Incremental (default) leaves other resources alone; Complete deletes what the template omits",
+    )
+    p.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID; --local: the local one)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="queue behind a running deployment of the same resource group instead of being refused",
+    )
+    add_target_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command(lambda: deploy(args), output=args.output)
+
+
+# ------------------------------------------------------------------------------------------------ local checks
+
+
+def detect_git_sha(template: Path) -> str | None:
+    """HEAD of the git repository holding the template, or None when it is not in one (or git is absent)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(template.resolve().parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = done.stdout.strip()
+    return sha if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
+
+
+_PARAMETER_ISSUES = frozenset(
+    {
+        "MissingParameter",
+        "UnknownParameter",
+        "ParameterTypeMismatch",
+        "ParameterValueNotAllowed",
+        "ParameterOutOfRange",
+        "InvalidParametersFile",
+    }
+)
+
+
+def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
+    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
+    try:
+        from arm_engine.template import expand_template
+    except ImportError:  # the engine's entry point is not built yet: the workflow's validation stage still runs
+        return
+    scope = DeploymentScope(resource_group=resource_group, location=location)
+    file_parameters = {k: v for k, v in inputs.parameters.items() if k not in inputs.overrides}
+    try:
+        expand_template(
+            inputs.template,
+            parameters=file_parameters,
+            overrides=inputs.overrides or None,
+            scope=scope,
+            template_source=str(inputs.template_path),
+            parameters_source=str(inputs.parameters_path) if inputs.parameters_path else None,
+        )
+    except TemplateError as exc:
+        # Only the parameter checks are decided here; any other finding is left to the workflow's validation
+        # stage, which reports it with the rest of the deployment's record.
+        issues = [i for i in exc.issues if i.code in _PARAMETER_ISSUES]
+        if not issues:
+            return
+        source = str(inputs.template_path)
+        lines = []
+        for issue in issues[:10]:
+            where = issue.source or source
+            lines.append(f"{where}: {issue.message}" + (f" ({issue.path})" if issue.path else ""))
+        more = f" (and {len(issues) - 10} more)" if len(issues) > 10 else ""
+        raise CommandError(
+            "The template and its parameters do not fit together: "
+            + "; ".join(lines)
+            + more
+            + ". Fix the parameters file, the --param values or the template; no workflow was started.",
+            ExitCode.LOGIC_FAILURE,
+        ) from None
+
+
+def marked_secret_values(inputs: DeploymentInputs, names: list[str]) -> list[str]:
+    """The values of the --secret-param parameters (to mask in messages); an unknown name is a usage error."""
+    if not names:
+        return []
+    declared = {str(k).lower() for k in (inputs.template.get("parameters") or {})}
+    unknown = [n for n in names if n.lower() not in declared]
+    if unknown:
+        raise InputError(
+            f"--secret-param {unknown[0]} names no parameter of the template '{inputs.template_path}' (it declares "
+            f"{', '.join(sorted(declared)) or 'none'}). Name a declared parameter."
+        )
+    wanted = {n.lower() for n in names}
+    return secret_strings(v for k, v in inputs.parameter_values().items() if k.lower() in wanted)
+
+
+def resolve_subscription(args: argparse.Namespace, target: Target | None) -> str:
+    import os
+
+    sub = args.subscription or (target.instance.subscription_id if target and target.instance else None)
+    sub = sub or os.environ.get("AZURE_SUBSCRIPTION_ID")
+    if not sub:
+        raise InputError(
+            "No subscription: pass --subscription SUBSCRIPTION_ID or set AZURE_SUBSCRIPTION_ID "
+            "(`az account show --query id -o tsv` prints yours), or use --local for the embedded default."
+        )
+    if not _GUID.match(sub):
+        raise InputError(
+            f"The subscription '{sub}' given with --subscription is not a subscription id; it must be a GUID like "
+            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
+        )
+    return sub.lower()
+
+
+def read_inputs(args: argparse.Namespace) -> tuple[DeploymentInputs, str, str]:
+    resource_group = validate_resource_group_name(args.resource_group)
+    location = validate_location(args.location)
+    inputs = read_deployment_inputs(template=args.template, parameters=args.parameters, overrides=args.param)
+    return inputs, resource_group, location
+
+
+async def _check_arm_reachable(target: Target) -> None:
+    """With --local we know where the worker's ARM is: refuse early (exit 3) rather than start a workflow that
+    can only retry."""
+    instance = target.instance
+    if instance is None or not instance.arm_endpoint:
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(instance.arm_endpoint)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 443
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=5)
+        writer.close()
+    except (OSError, TimeoutError):
+        raise CommandError(
+            f"The embedded default's local ARM at {instance.arm_endpoint} does not answer, so the deployment "
+            "could only retry and fail. Restart `python starter.py dev` and try again; no workflow was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+
+async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    bicep = is_bicep_deployment(args.template, args.parameters)
+    if bicep:  # compiled and checked on the worker at LINTING (issue 5); here only what needs no compiler
+        resource_group = validate_resource_group_name(args.resource_group)
+        location = validate_location(args.location)
+        template_path, _ = resolve_bicep_inputs(args.template, args.parameters)
+        if getattr(args, "secret_param", []):
+            raise InputError(
+                f"--secret-param {args.secret_param[0]}: a Bicep deployment marks secrets in the Bicep file itself; "
+                "declare the parameter @secure() there (its value is then sealed like any securestring)."
+            )
+    else:
+        if not args.template:
+            raise InputError("No template: give -t/--template (or -p with a .bicepparam file whose `using` names one).")
+        inputs, resource_group, location = read_inputs(args)
+        hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
+        try:
+            check_against_template(inputs, resource_group=resource_group, location=location)
+        except CommandError as exc:  # the engine masks securestring values; --secret-param ones are masked here
+            raise CommandError(redact(str(exc), hidden), exc.code) from None
+        template_path = inputs.template_path
+    health = health_spec_from_args(  # refused here, before anything starts, naming the input
+        args,
+        template_path=template_path,
+        declared_outputs=(
+            declared_outputs_from_bicep(Path(template_path).read_text(encoding="utf-8"))
+            if bicep
+            else declared_outputs(inputs.template)
+        ),
+        skip_health=args.skip_health,
+    )
+    git_sha = args.git_sha or detect_git_sha(template_path)
+    if args.subscription or not args.local:
+        resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
+    target = await resolve_target(args, client)
+    subscription = resolve_subscription(args, target)
+    await _check_arm_reachable(target)
+    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    try:
+        request = _build_request(
+            args,
+            bicep,
+            inputs if not bicep else None,
+            store=store,
+            subscription=subscription,
+            resource_group=resource_group,
+            location=location,
+            git_sha=git_sha,
+        )
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot write the template to the content store at {store.root} ({exc.strerror or exc}). Make it "
+            "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+    request = request.model_copy(update={"health": health})
+    handle = await _start(target, request, wait=args.wait)
+    progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
+    if target.instance:
+        progress(f"  Temporal UI: {target.instance.ui_url}/namespaces/{target.namespace}/workflows/{handle.id}")
+    try:
+        result = await follow(handle, target, store=store, output=args.output)
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C reaches a coroutine as cancellation
+        progress(
+            f"Stopped following. The deployment continues in workflow {handle.id}: "
+            f"`python starter.py status {handle.id}{local_flag(target)}`."
+        )
+        raise
+    except RPCError as exc:
+        raise CommandError(
+            f"Lost the Temporal server at {target.address} while following workflow {handle.id} ({exc.message}). "
+            f"The deployment itself is durable: once the server is back, `python starter.py status {handle.id}"
+            f"{local_flag(target)}` shows where it is.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+    await write_deployment_audit(
+        target, handle.id, handle.result_run_id, audit_dir=args.audit_dir, fmt=getattr(args, "audit_format", "both")
+    )
+    return report(result, output=args.output, target=target)
+
+
+def _build_request(
+    args: argparse.Namespace,
+    bicep: bool,
+    inputs: DeploymentInputs | None,
+    *,
+    store: LocalBlobStore,
+    subscription: str,
+    resource_group: str,
+    location: str,
+    git_sha: str | None,
+) -> DeployRequest:
+    if bicep:
+        request = build_bicep_deploy_request(
+            store=store,
+            template=args.template,
+            parameters=args.parameters,
+            overrides=args.param,
+            subscription_id=subscription,
+            resource_group=resource_group,
+            location=location,
+            mode=DeploymentMode(args.mode),
+            allow_warnings=args.allow_warnings,
+            no_confirm_deletes=args.no_confirm_deletes,
+            skip_health=args.skip_health,
+            git_sha=git_sha,
+            initiator=current_user(),
+            audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
+        )
+    else:
+        assert inputs is not None
+        request = build_deploy_request(
+            store=store,
+            template=inputs.template,
+            subscription_id=subscription,
+            resource_group=resource_group,
+            location=location,
+            parameters={k: v for k, v in inputs.parameters.items() if k not in inputs.overrides},
+            overrides=inputs.overrides,
+            # Absolute, so the audit names the file and LINTING can point at lines of the user's own copy.
+            template_path=str(inputs.template_path.resolve()),
+            parameters_path=str(inputs.parameters_path.resolve()) if inputs.parameters_path else None,
+            secret_names=getattr(args, "secret_param", []),
+            mode=DeploymentMode(args.mode),
+            allow_warnings=args.allow_warnings,
+            no_confirm_deletes=args.no_confirm_deletes,
+            skip_health=args.skip_health,
+            git_sha=git_sha,
+            initiator=current_user(),
+            audit_dir=str(Path(args.audit_dir).resolve()) if args.audit_dir else None,
+        )
+    if getattr(args, "rollback_on_failure", False):
+        request = request.model_copy(update={"rollback_on_failure": True})
+    return request
+
+
+async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+    try:
+        if wait:
+            progress("Waiting for any running deployment of this resource group to finish (--wait)...")
+        return await start_deployment(target.client, request, wait=wait, task_queue=target.task_queue)
+    except RPCError as exc:
+        raise CommandError(
+            f"The Temporal server at {target.address} refused to start the deployment workflow in namespace "
+            f"'{target.namespace}': {exc.message}. Check the namespace (TEMPORAL_NAMESPACE) and the server's "
+            "health; nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+    except DeploymentAlreadyRunning as exc:
+        raise CommandError(
+            f"Resource group '{request.resource_group}' already has a deployment running: workflow "
+            f"{exc.workflow_id}. Follow it with `python starter.py status {exc.workflow_id}{local_flag(target)}`, or "
+            "run this command again with --wait to queue behind it. Nothing new was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------ following
+
+
+class _Prompt:
+    """A y/N question on the terminal that does not block the event loop (and is abandoned if the workflow ends
+    first: the daemon thread dies with the process)."""
+
+    def __init__(self, question: str) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[str] = self.loop.create_future()
+        sys.stderr.write(question)
+        sys.stderr.flush()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+        self.loop.call_soon_threadsafe(self._set, line)
+
+    def _set(self, line: str) -> None:
+        if not self.future.done():
+            self.future.set_result(line)
+
+
+def _interactive(output: str) -> bool:
+    return output == "text" and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+async def follow(
+    handle: WorkflowHandle[Any, Any], target: Target, *, store: LocalBlobStore | None, output: str
+) -> DeployResult:
+    """Poll ``status`` until the workflow ends; print stages (stderr), the plan (stdout), confirmation prompts."""
+    result_task = asyncio.ensure_future(result_of(handle))
+    seen = 0
+    plan_shown = False
+    asked_round = 0
+    prompt: _Prompt | None = None
+    health_table = LiveHealthTable()
+    loop = asyncio.get_running_loop()
+    silent_since = loop.time()
+    hinted = False
+    failures_shown: dict[DeploymentStage, int] = {}
+    try:
+        while not result_task.done():
+            status = await _try_status(handle)
+            if status is None and not hinted and loop.time() - silent_since > NO_WORKER_HINT_SECONDS:
+                hinted = True
+                progress(
+                    f"  (no worker has answered for {NO_WORKER_HINT_SECONDS:.0f} s: is one polling task queue "
+                    f"'{target.task_queue}'? Start `python worker.py`, or use --local with `starter.py dev`. "
+                    "The deployment waits for it.)"
+                )
+            if status is not None:
+                for transition in status.transitions[seen:]:
+                    # The plan goes out before the first stage that follows planning, as a reader expects.
+                    if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
+                        plan_shown = True
+                        _show_plan(status.plan, store, output)
+                    progress(_transition_line(transition.stage, transition.detail, transition.by))
+                seen = len(status.transitions)
+                for line in _retry_lines(status, failures_shown):
+                    progress(line)
+                pending = status.pending_confirmation
+                if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
+                    asked_round = pending.round
+                    prompt = _ask(status, target, handle.id, output)
+            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
+                health_table.show(await _health_progress(handle))
+            if prompt is not None and prompt.future.done():
+                await _answer(handle, status_set(status), prompt.future.result())
+                prompt = None
+            await asyncio.wait({result_task}, timeout=POLL_SECONDS)
+        result = result_task.result()
+    finally:
+        if not result_task.done():
+            result_task.cancel()
+    if output != "json":
+        health_table.show_report(result.health_checks)  # the final state, exact
+    for transition in result.transitions[seen:]:
+        if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
+            plan_shown = True
+            _show_plan(result.plan, store, output)
+        progress(_transition_line(transition.stage, transition.detail, transition.by))
+    if not plan_shown and result.plan is not None:
+        _show_plan(result.plan, store, output)
+    if prompt is not None:
+        sys.stderr.write("\n(the deployment ended before an answer was given)\n")
+    return result
+
+
+def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) -> list[str]:
+    """A line for each failed attempt not reported yet, with when the stage tries again: retries can take minutes
+    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed."""
+    lines = []
+    for stage, sp in status.stages.items():
+        if not sp.last_error_code or sp.finished_at is not None:
+            continue
+        # Waiting out a backoff: the latest attempt failed. Running again: the one before it did.
+        failed = sp.attempts if sp.retry_at is not None else sp.attempts - 1
+        if failed < 1 or failed <= shown.get(stage, 0):
+            continue
+        shown[stage] = failed
+        cls = f"{sp.last_error_class.value} " if sp.last_error_class else ""
+        message = (sp.last_error or "").splitlines()[0][:200] if sp.last_error else ""
+        if sp.retry_at is not None:
+            wait = max(0.0, (sp.retry_at - datetime.now(UTC)).total_seconds())
+            then = f"trying again in {wait:.0f} s ({sp.retry_at.astimezone().strftime('%H:%M:%S')})"
+        else:
+            then = "trying again now"
+        lines.append(f"  [{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
+    return lines
+
+
+async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:
+    """The running health checks' latest state for the live table; None when unavailable (never fatal)."""
+    try:
+        return await live_health_progress(handle, data_converter())
+    except Exception:  # a describe() hiccup must not stop following the deployment
+        return None
+
+
+_AFTER_PLANNING = frozenset(
+    {
+        DeploymentStage.AWAITING_CONFIRMATION,
+        DeploymentStage.DEPLOYING,
+        DeploymentStage.VERIFYING_HEALTH,
+        DeploymentStage.COMPLETED,
+        DeploymentStage.FAILED,
+    }
+)
+
+
+def _show_plan(plan: Any, store: LocalBlobStore | None, output: str) -> None:
+    if output != "text":
+        return
+    sys.stderr.flush()
+    sys.stdout.write(render_plan(plan_documents(plan, store)))
+    sys.stdout.flush()
+
+
+def status_set(status: DeploymentStatus | None) -> list[str] | None:
+    if status is None or status.pending_confirmation is None:
+        return None
+    return sorted({c.resource_id.lower() for c in status.pending_confirmation.destructive_changes})
+
+
+async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | None:
+    try:
+        # Bounded: a query waits for a worker, and the loop must go on to print hints and notice the result.
+        return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
+    except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
+        return None
+
+
+def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
+    text = f"  [{stage.value}]"
+    # The detail of the transition into LINTING (PLANNING) reports what validation (lint) found: bracket it, or
+    # "[LINTING] 4 resources, parameters valid" reads as if linting had found it.
+    if detail and stage is DeploymentStage.LINTING:
+        detail = f"(validation: {detail})"
+    elif detail and stage is DeploymentStage.PLANNING and detail.startswith("lint:"):
+        detail = f"({detail})"
+    if detail:
+        text += f" {detail}"
+    if by:
+        text += f" (by {by})"
+    return text
+
+
+def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str) -> _Prompt | None:
+    pending = status.pending_confirmation
+    assert pending is not None
+    deleted = [c.resource_id for c in pending.destructive_changes]
+    progress(
+        f"The plan deletes {len(deleted)} resource(s); the deployment waits for confirmation until "
+        f"{pending.deadline.isoformat(timespec='seconds')}:"
+    )
+    for resource_id in deleted:
+        progress(f"  - {resource_id}")
+    policy = pending.approval_policy
+    me = current_user()
+    if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes (issue 7)
+        who = ", ".join(policy.allowed_approvers or []) or "anyone but you"
+        progress(f"Four eyes: you started this deployment, so another person must approve it ({who}), with:")
+        progress(f"  python starter.py approve {workflow_id}{local_flag(target)} --reason '...'")
+        progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
+        return None
+    if _interactive(output):
+        return _Prompt(f"Delete {len(deleted)} resource(s) and deploy? [y/N] ")
+    progress("Approve with either of:")
+    for command in approve_commands(target, workflow_id, status_set(status)):
+        progress(f"  {command}")
+    progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
+    return None
+
+
+async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] | None, answer: str) -> None:
+    approved = answer.strip().lower() in ("y", "yes")
+    signal = ApprovalSignal(
+        approver=current_user(),
+        reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
+        destructive_set=destructive_set,
+    )
+    try:
+        await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
+    except Exception as exc:  # the deployment moved on (approved elsewhere, timed out) while we waited for input
+        progress(f"Your answer was not delivered: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.")
+        return
+    progress("Approved." if approved else "Rejected.")
+
+
+# ------------------------------------------------------------------------------------------------ the result
+
+
+# The JSON document `deploy --output json` prints (docs/OUTPUT.md). Bump only for a breaking change: removing or
+# renaming a field, or changing a type or meaning; new fields may appear within a version.
+RESULT_SCHEMA_VERSION = 1
+
+
+def result_document(result: DeployResult) -> dict[str, Any]:
+    doc = {"schema_version": RESULT_SCHEMA_VERSION, **result.model_dump(mode="json")}
+    doc["exit_code"] = int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL))
+    doc["has_changes"] = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
+    doc["change_counts"] = dict(result.plan.counts) if result.plan else {}
+    return doc
+
+
+def report(result: DeployResult, *, output: str, target: Target) -> int:
+    code = OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL)
+    if output == "json":
+        print_json(result_document(result))
+        return int(code)
+    out = sys.stdout
+    if result.outcome == DeployOutcome.SUCCEEDED:
+        out.write(f"Deployment succeeded: workflow {result.workflow_id}, ARM deployment {result.deployment_name}.\n")
+        if result.skipped_health:
+            out.write("Health verification was skipped (--skip-health).\n")
+        for name, value in sorted(result.outputs.items()):
+            out.write(f"  output {name} = {json.dumps(value, ensure_ascii=False)}\n")
+    else:
+        failure = result.failure
+        what = {
+            DeployOutcome.LOGIC_FAILURE: "failed (logic failure: fix the input; a retry will not help)",
+            DeployOutcome.ENVIRONMENTAL_FAILURE: "failed (environmental failure that outlasted the retries)",
+            DeployOutcome.REJECTED: "was rejected",
+            DeployOutcome.NOT_CONFIRMED: "was not confirmed in time",
+            DeployOutcome.CANCELLED: "was cancelled",
+            DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
+        }.get(result.outcome, "failed")
+        out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
+        if failure is not None:
+            attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
+            out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
+        if result.rollback is not None:
+            out.write(f"  {rollback_summary(result.rollback)}\n")
+        for record in result.confirmations:
+            if record.reason and not (failure and record.reason in failure.message):
+                out.write(f"  {record.decision.value.lower()} by {record.by}: {record.reason}\n")
+        out.write(f"  details: python starter.py status {result.workflow_id}{local_flag(target)}\n")
+    out.flush()
+    return int(code)

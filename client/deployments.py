@@ -1,0 +1,226 @@
+"""Starting deployments and reading their results: the functions the CLI (and tests, and benchmarks) call.
+
+One deployment per resource group at a time: the workflow id is derived from subscription and resource group
+(``contract.naming.workflow_id_for``) and started with Temporal's conflict policy FAIL, so the server itself
+refuses a second start while one runs. ``start_deployment(..., wait=True)`` queues instead: it waits for the
+running workflow to close, then starts (and if another waiter won the race, waits again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    TerminatedError,
+    TimeoutError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.service import RPCError
+
+from contract.models import (
+    QUERY_STATUS,
+    WORKFLOW_NAME,
+    DeploymentMode,
+    DeploymentStage,
+    DeploymentStatus,
+    DeployOutcome,
+    DeployRequest,
+    DeployResult,
+    FailureInfo,
+)
+from contract.naming import workflow_id_for
+from contract.search_attributes import is_missing_attribute_error, missing_attributes_message, start_search_attributes
+from services.audit.registration import attributes_registered
+from services.codec import KeyRing
+from services.content_store import BlobStore, put_json, seal_json
+from services.temporal_client import DEFAULT_TASK_QUEUE
+
+log = logging.getLogger(__name__)
+
+SECURE_TYPES = frozenset({"securestring", "secureobject"})
+
+
+class DeploymentAlreadyRunning(Exception):
+    """Another deployment of the same resource group is running; ``workflow_id`` names it."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"a deployment to this resource group is already running as workflow {workflow_id!r}; wait for it "
+            f"(`starter.py status {workflow_id}`), or start with --wait to queue behind it"
+        )
+
+
+def secure_parameter_names(template: Mapping[str, Any]) -> set[str]:
+    """Lower-cased names of the template's securestring/secureObject parameters."""
+    declared = template.get("parameters") or {}
+    if not isinstance(declared, Mapping):
+        return set()
+    return {
+        str(name).lower()
+        for name, decl in declared.items()
+        if isinstance(decl, Mapping) and str(decl.get("type", "")).lower() in SECURE_TYPES
+    }
+
+
+def build_deploy_request(
+    *,
+    store: BlobStore,
+    template: Mapping[str, Any],
+    subscription_id: str,
+    resource_group: str,
+    location: str,
+    parameters: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    template_path: str | None = None,
+    parameters_path: str | None = None,
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL,
+    allow_warnings: bool = False,
+    no_confirm_deletes: bool = False,
+    skip_health: bool = False,
+    confirmation_timeout_seconds: float | None = None,
+    git_sha: str | None = None,
+    initiator: str = "unknown",
+    audit_dir: str | None = None,
+    secret_names: Iterable[str] = (),
+) -> DeployRequest:
+    """Put the template (and secure parameter values) in the content store and return the request.
+
+    ``parameters`` are the parameters-file entries (``{name: {"value": v}}`` or ``{"reference": ...}``);
+    ``overrides`` are ``--param`` values (plain values), applied last. Values of parameters the template declares
+    secure go to the store, referenced by ``secure_parameters``; only their names enter workflow history.
+    """
+    merged: dict[str, Any] = {
+        k: dict(v) if isinstance(v, Mapping) else {"value": v} for k, v in (parameters or {}).items()
+    }
+    for key, value in (overrides or {}).items():
+        # ARM parameter names are case-insensitive: an override replaces the file's entry whatever its case.
+        for existing in [k for k in merged if k.lower() == key.lower()]:
+            del merged[existing]
+        merged[key] = {"value": value}
+    # The template's securestring/secureObject parameters, plus those the user marked (--secret-param, issue 7).
+    secure = secure_parameter_names(template) | {n.lower() for n in secret_names}
+    plain = {k: v for k, v in merged.items() if not (k.lower() in secure and "value" in v)}
+    secret = {k: v for k, v in merged.items() if k.lower() in secure and "value" in v}
+    template_ref = put_json(store, template)
+    return DeployRequest(
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        location=location,
+        template=template_ref,
+        template_path=template_path,
+        template_hash=template_ref.digest,
+        parameters=plain,
+        secure_parameters=_store_secure(store, secret) if secret else None,
+        secure_parameter_names=sorted(secret),
+        parameters_path=parameters_path,
+        override_names=sorted(overrides or {}),
+        mode=mode,
+        allow_warnings=allow_warnings,
+        no_confirm_deletes=no_confirm_deletes,
+        skip_health=skip_health,
+        confirmation_timeout_seconds=confirmation_timeout_seconds,
+        git_sha=git_sha,
+        initiator=initiator,
+        audit_dir=audit_dir,
+    )
+
+
+def _store_secure(store: BlobStore, values: dict[str, Any]) -> Any:
+    """Secure values go to the content store, sealed with the codec's key ring when one is configured."""
+    ring = KeyRing.from_environment()
+    return seal_json(store, values, ring) if ring is not None else put_json(store, values)
+
+
+async def start_deployment(
+    client: Client,
+    request: DeployRequest,
+    *,
+    wait: bool = False,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    workflow_id: str | None = None,
+) -> WorkflowHandle[Any, DeployResult]:
+    """Start the deployment workflow; raise ``DeploymentAlreadyRunning`` if the resource group is busy, unless
+    ``wait``, which queues behind the running deployment."""
+    wf_id = workflow_id or workflow_id_for(request.subscription_id, request.resource_group)
+    search_attributes: TypedSearchAttributes | None = None
+    if await attributes_registered(client) is not False:
+        search_attributes = start_search_attributes(request)
+    while True:
+        try:
+            return await client.start_workflow(
+                WORKFLOW_NAME,
+                request,
+                id=wf_id,
+                task_queue=task_queue,
+                result_type=DeployResult,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                memo={
+                    "subscription_id": request.subscription_id,
+                    "resource_group": request.resource_group,
+                    "initiator": request.initiator,
+                    "template": request.template_path or request.template.digest,
+                },
+                search_attributes=search_attributes,
+            )
+        except RPCError as exc:
+            if search_attributes is None or not is_missing_attribute_error(exc.message):
+                raise
+            # Degrade, loudly: the deployment runs, but the UI and `workflow list --query` cannot find it by them.
+            log.warning(missing_attributes_message(client.namespace, what="starting without search attributes"))
+            search_attributes = None
+        except WorkflowAlreadyStartedError:
+            if not wait:
+                raise DeploymentAlreadyRunning(wf_id) from None
+            log.info("resource group busy: waiting for workflow %s to finish", wf_id)
+            running = client.get_workflow_handle(wf_id)
+            with contextlib.suppress(WorkflowFailureError):
+                await running.result()
+
+
+async def result_of(handle: WorkflowHandle[Any, Any]) -> DeployResult:
+    """The workflow's ``DeployResult`` whether it completed or failed (a failed deployment carries its result as
+    the first detail of the workflow's ApplicationError)."""
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.details:
+            return DeployResult.model_validate(cause.details[0])
+        outcome = DeployOutcome.CANCELLED if isinstance(cause, CancelledError | TerminatedError) else None
+        code = type(cause).__name__ if cause else "WorkflowFailed"
+        if isinstance(cause, TimeoutError):
+            code = "WorkflowTimedOut"
+        status: DeploymentStatus | None = None
+        with contextlib.suppress(Exception):  # the status is a courtesy here: a worker must be there to answer
+            status = await query_status(handle)
+        return DeployResult(
+            workflow_id=handle.id,
+            deployment_name=status.deployment_name if status else "",
+            outcome=outcome or DeployOutcome.ENVIRONMENTAL_FAILURE,
+            stage=DeploymentStage.FAILED,
+            plan=status.plan if status else None,
+            confirmations=status.confirmations if status else [],
+            transitions=status.transitions if status else [],
+            failure=FailureInfo(
+                stage=status.stage if status else DeploymentStage.FAILED,
+                failure_class=None,
+                code=code,
+                message=str(cause or err),
+            ),
+        )
+    if isinstance(result, DeployResult):
+        return result
+    return DeployResult.model_validate(result)
+
+
+async def query_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus:
+    return await handle.query(QUERY_STATUS, result_type=DeploymentStatus)

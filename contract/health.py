@@ -1,0 +1,343 @@
+"""Health check declarations (what the user asks for) and results (what happened), as pydantic models.
+
+Both travel through Temporal (the declarations in the deploy request, the report as the activity's result), so they
+are small and JSON-friendly: no attempt log, only the count, the last error and the final state of each check.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+from contract.health_targets import (
+    TargetError,
+    has_placeholders,
+    output_references,
+    placeholder_probe,
+    redact_url,
+    validate_port,
+    validate_url,
+)
+
+HEALTH_CHECK_ACTIVITY = "run_health_checks"  # the activity's name (contract.models.ActivityName refers here)
+
+DEFAULT_WINDOW_SECONDS = 600.0
+DEFAULT_TIMEOUT_SECONDS = 10.0
+DEFAULT_RETRY_INTERVAL_SECONDS = 5.0
+
+_METHOD = re.compile(r"[A-Z]{1,20}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a text like ``500ms``, ``30s``, ``10m``, ``1h`` (a bare number is seconds)."""
+    if isinstance(value, bool):
+        raise ValueError(f"'{value}' is not a duration; write seconds (30) or a text like '30s', '10m'")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.fullmatch(str(value))
+    if not match:
+        raise ValueError(f"'{value}' is not a duration; write seconds (30) or a text like '500ms', '30s', '10m'")
+    number = float(match.group(1))
+    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+
+
+def parse_status_ranges(expect: str) -> list[tuple[int, int]]:
+    """``"200"``, ``"200-299"``, ``"2xx"``, ``"200,204,300-399"`` → inclusive ranges."""
+    ranges: list[tuple[int, int]] = []
+    for raw in str(expect).split(","):
+        part = raw.strip().lower()
+        if re.fullmatch(r"[1-5]xx", part):
+            low, high = int(part[0]) * 100, int(part[0]) * 100 + 99
+        elif re.fullmatch(r"\d{3}", part):
+            low = high = int(part)
+        elif re.fullmatch(r"\d{3}\s*-\s*\d{3}", part):
+            a, b = (int(x) for x in part.split("-"))
+            low, high = a, b
+        else:
+            raise ValueError(
+                f"expected status '{expect}' is not a status list; write 200, 200-299, 2xx or 200,204 (codes 100-599)"
+            )
+        if not (100 <= low <= high <= 599):
+            raise ValueError(
+                f"expected status '{expect}' has '{raw.strip()}', outside 100-599 or with its bounds reversed"
+            )
+        ranges.append((low, high))
+    return ranges
+
+
+def status_matches(status: int, expect: str) -> bool:
+    return any(low <= status <= high for low, high in parse_status_ranges(expect))
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""  # filled by the loader when the user gives none
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)  # one attempt; None → the spec's default
+    retry_interval_seconds: float | None = Field(default=None, gt=0, le=3600)
+
+    @field_validator("timeout_seconds", "retry_interval_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    def placeholder_texts(self) -> list[str]:
+        """The fields that may hold ``{outputs.*}`` placeholders."""
+        return []
+
+    def describe_target(self) -> str:
+        """The target as a user would recognise it, secrets redacted (placeholders left in)."""
+        raise NotImplementedError
+
+
+class ArmCheck(_Check):
+    """provisioningState of the deployment's resources must be Succeeded.
+
+    ``availability`` is the hook for Resource Health (Microsoft.ResourceHealth/availabilityStatuses/current): the
+    runner asks the state reader for it when set; a reader that cannot answer yet returns None, recorded as a note.
+    """
+
+    kind: Literal["arm"] = "arm"
+    resources: list[str] = Field(default_factory=list)  # resource ids; empty → every resource the deployment produced
+    availability: bool = False
+
+    def placeholder_texts(self) -> list[str]:
+        return list(self.resources)
+
+    def describe_target(self) -> str:
+        if not self.resources:
+            return "all deployed resources"
+        return ", ".join(self.resources)
+
+
+class TcpCheck(_Check):
+    """A TCP connection to host:port opens within the timeout."""
+
+    kind: Literal["tcp"] = "tcp"
+    host: str
+    port: int | str  # a number, or a text holding an {outputs.*} placeholder
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        host = host.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not host:
+            raise ValueError("the host is empty; give a host name or address")
+        if "://" in host or "/" in host:
+            raise ValueError(
+                f"the host '{host}' looks like a URL; give only the host name (use an http check for URLs)"
+            )
+        if any(c.isspace() for c in host):
+            raise ValueError(f"the host '{host}' contains whitespace")
+        _placeholders_ok(host)
+        return host
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, port: Any) -> Any:
+        if isinstance(port, bool):
+            raise ValueError(f"the port '{port}' is not a number; give a port from 1 to 65535")
+        if isinstance(port, str) and has_placeholders(port):
+            return port.strip()
+        try:
+            return validate_port(port)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+
+    def placeholder_texts(self) -> list[str]:
+        return [self.host, str(self.port)]
+
+    def describe_target(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class HttpCheck(_Check):
+    """An HTTP(S) request answers with an expected status (and, optionally, a body holding a text)."""
+
+    kind: Literal["http"] = "http"
+    url: str
+    method: str = "GET"
+    expect_status: str = "200-299"
+    body_contains: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+    ca_file: str | None = None  # as the user wrote it, for messages
+    ca_pem: str | None = None  # the CA certificates read from ca_file by the loader, so the worker needs no file
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        url = url.strip()
+        _placeholders_ok(url)
+        # A URL that starts with a placeholder gets its scheme and host from an output: checked after deployment.
+        if not url.startswith("{") or url.startswith("{{"):
+            try:
+                validate_url(placeholder_probe(url))
+            except TargetError as exc:
+                raise ValueError(str(exc)) from None
+        return url
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, method: str) -> str:
+        upper = method.strip().upper()
+        if not _METHOD.fullmatch(upper):
+            raise ValueError(f"the method '{method}' is not an HTTP method; write GET, HEAD, POST, ...")
+        return upper
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _expect(cls, value: Any) -> str:
+        if isinstance(value, bool):
+            raise ValueError(f"expected status '{value}' is not a status; write 200, 200-299 or 2xx")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        text = str(value).strip()
+        parse_status_ranges(text)
+        return text
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"the header name '{name}' is not a valid HTTP header name")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"the value of header '{name}' contains a line break")
+            if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
+                raise ValueError(f"the header '{name}' is set by the check itself; leave it out")
+            _placeholders_ok(value)
+        return headers
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpCheck:
+        if self.body_contains is not None and self.method == "HEAD":
+            raise ValueError("body_contains needs a body, and a HEAD answer has none; use GET")
+        if self.body_contains == "":
+            raise ValueError("body_contains is empty; give the text the body must contain, or leave it out")
+        if self.ca_file and not self.verify_tls:
+            raise ValueError("ca_file is given but verify_tls is false; keep verification on to use the CA file")
+        if self.url.lower().startswith("http://") and self.ca_file:
+            raise ValueError(f"ca_file is given but the URL '{redact_url(self.url)}' is plain http")
+        return self
+
+    def placeholder_texts(self) -> list[str]:
+        return [self.url, *self.headers.values()]
+
+    def describe_target(self) -> str:
+        return f"{self.method} {redact_url(self.url)}"
+
+
+def _placeholders_ok(text: str) -> None:
+    try:
+        output_references(text)
+    except TargetError as exc:
+        raise ValueError(str(exc)) from None
+
+
+HealthCheck = Annotated[ArmCheck | TcpCheck | HttpCheck, Field(discriminator="kind")]
+CHECK_KINDS: tuple[str, ...] = ("arm", "tcp", "http")
+
+
+class HealthSpec(BaseModel):
+    """Every check of one deployment and the timing they run under. Validated before the deployment starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checks: list[HealthCheck] = Field(default_factory=list)
+    window_seconds: float = Field(default=DEFAULT_WINDOW_SECONDS, gt=0, le=24 * 3600)
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=3600)
+    retry_interval_seconds: float = Field(default=DEFAULT_RETRY_INTERVAL_SECONDS, gt=0, le=3600)
+
+    @field_validator("window_seconds", "timeout_seconds", "retry_interval_seconds", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
+# --------------------------------------------------------------------------------------------------- results
+
+
+class CheckState(StrEnum):
+    PENDING = "pending"  # still trying within the window
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class CheckResult(BaseModel):
+    name: str
+    kind: str
+    target: str  # redacted: no query strings, no credentials
+    state: CheckState = CheckState.PENDING
+    attempts: int = 0
+    last_error: str | None = None  # the error of the latest failed attempt (kept after a pass, for the audit)
+    note: str | None = None  # something tolerated, e.g. Resource Health "Unknown"
+    elapsed_seconds: float = 0.0  # from the start of the stage to this check's last attempt
+
+
+class HealthCheckReport(BaseModel):
+    window_seconds: float
+    elapsed_seconds: float = 0.0
+    checks: list[CheckResult] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def healthy(self) -> bool:
+        return all(c.state is CheckState.PASSED for c in self.checks)
+
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.state is CheckState.FAILED]
+
+    def summary(self) -> str:
+        """One line per check that did not pass, for an error message; or a short all-clear."""
+        bad = [c for c in self.checks if c.state is not CheckState.PASSED]
+        if not bad:
+            return f"all {len(self.checks)} health checks passed in {self.elapsed_seconds:.1f} s"
+        lines = [
+            f"{len(bad)} of {len(self.checks)} health checks did not pass within the {self.window_seconds:g} s window:"
+        ]
+        for c in bad:
+            tries = f"{c.attempts} attempt{'s' if c.attempts != 1 else ''}"
+            lines.append(f"- {c.name} ({c.target}): {c.state.value} after {tries}; last error: {c.last_error}")
+        return "\n".join(lines)
+
+
+class HealthProgress(BaseModel):
+    """What the health check activity heartbeats: when the window began (Unix time; a retried attempt resumes the
+    window from it) and every check's state so far. A CLI reads it from the pending activity's heartbeat details
+    (``describe()`` of the workflow) and draws ``format_health_table(progress.report)``."""
+
+    started_at: float
+    report: HealthCheckReport
+
+
+class HealthCheckInput(BaseModel):
+    """The health check activity's input, built by the workflow after DEPLOYING succeeded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    spec: HealthSpec
+    deployment_name: str
+    subscription_id: str
+    outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
+    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
+    api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
+
+
+def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 10.0) -> tuple[timedelta, timedelta]:
+    """(start_to_close, heartbeat) timeouts for the activity: the window, one more attempt, and a minute's margin.
+    The activity heartbeats every 5 s whatever its checks do; the SDK forwards heartbeats to the server every
+    0.8 × the heartbeat timeout, so 10 s keeps a CLI's live table within about 8 s of the truth."""
+    longest_attempt = max(
+        [spec.timeout_seconds, *(c.timeout_seconds for c in spec.checks if c.timeout_seconds is not None)]
+    )
+    return timedelta(seconds=spec.window_seconds + longest_attempt + 60), timedelta(seconds=heartbeat_seconds)

@@ -1,0 +1,604 @@
+"""The data that crosses Temporal: one pydantic model in and one out for the workflow, every activity, signal and
+query.
+
+These models are the contract between the workflow, the activities, the worker and the CLI. Fields are added
+with defaults, never renamed or removed, so running workflows keep decoding. Nothing here carries a bulky document
+(templates and full what-if results live in the content store, see ``services.content_store``; history carries a
+``BlobRef`` and a summary) nor the value of a secure parameter (those travel as ``secure_parameters``, a reference
+into the content store).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
+
+# ------------------------------------------------------------------------------------------------------ enums
+
+
+class DeploymentStage(StrEnum):
+    """The lifecycle, in order. ROLLED_BACK is reached from FAILED only (issue 6)."""
+
+    INITIALIZED = "INITIALIZED"
+    VALIDATING_PARAMETERS = "VALIDATING_PARAMETERS"
+    LINTING = "LINTING"
+    PLANNING = "PLANNING"
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
+    DEPLOYING = "DEPLOYING"
+    VERIFYING_HEALTH = "VERIFYING_HEALTH"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (DeploymentStage.COMPLETED, DeploymentStage.FAILED, DeploymentStage.ROLLED_BACK)
+
+
+class FailureClass(StrEnum):
+    """LOGIC: the input is wrong, a retry cannot help. ENVIRONMENTAL: the world misbehaved, retry with backoff."""
+
+    LOGIC = "LOGIC"
+    ENVIRONMENTAL = "ENVIRONMENTAL"
+
+
+class DeployOutcome(StrEnum):
+    """How a deployment ended; the CLI maps it to an exit code (``client.exit_codes``)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    LOGIC_FAILURE = "LOGIC_FAILURE"  # exit 1
+    ENVIRONMENTAL_FAILURE = "ENVIRONMENTAL_FAILURE"  # exit 3
+    REJECTED = "REJECTED"  # exit 4
+    NOT_CONFIRMED = "NOT_CONFIRMED"  # exit 4
+    CANCELLED = "CANCELLED"  # exit 3 (someone cancelled the workflow)
+    ROLLED_BACK = "ROLLED_BACK"  # exit 5: failed, and the last healthy deployment was redeployed (issue 6)
+
+
+class DeploymentMode(StrEnum):
+    INCREMENTAL = "Incremental"
+    COMPLETE = "Complete"
+
+
+class ChangeType(StrEnum):
+    """What-if change types, as ARM spells them."""
+
+    CREATE = "Create"
+    DELETE = "Delete"
+    IGNORE = "Ignore"
+    DEPLOY = "Deploy"
+    NO_CHANGE = "NoChange"
+    MODIFY = "Modify"
+    UNSUPPORTED = "Unsupported"
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored so an older worker can read what a newer client sent.
+    model_config = ConfigDict(extra="ignore", use_enum_values=False)
+
+
+# ------------------------------------------------------------------------------------------------ references
+
+
+class BlobRef(_Model):
+    """A document in the content-addressed store: its sha256 digest, size and kind. Safe to put in history."""
+
+    digest: str  # "sha256:<hex>"
+    size: int
+    media_type: str = "application/json"
+
+
+# --------------------------------------------------------------------------------------------------- request
+
+
+class DeployRequest(_Model):
+    """Everything a deployment needs, decided by the starter before the workflow starts.
+
+    ``parameters`` holds the non-secure parameter entries in ARM's parameters-file shape (``{name: {"value": v}}``
+    or ``{name: {"reference": {...}}}``) with the ``--param`` overrides already applied. The values of parameters
+    the template declares ``securestring``/``secureObject`` are never here: they are in the content store behind
+    ``secure_parameters`` (see ``client.deployments.build_deploy_request``).
+    """
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    template: BlobRef
+    template_path: str | None = None  # as the user gave it, for the audit
+    template_hash: str | None = None  # same as template.digest; kept separate for readers of the audit
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    secure_parameters: BlobRef | None = None
+    secure_parameter_names: list[str] = Field(default_factory=list)
+    parameters_path: str | None = None
+    override_names: list[str] = Field(default_factory=list)  # which --param KEY=... were given
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    allow_warnings: bool = False
+    no_confirm_deletes: bool = False
+    skip_health: bool = False
+    health: HealthSpec = Field(default_factory=HealthSpec)  # declared checks, validated by the starter
+    confirmation_timeout_seconds: float | None = None  # None: the worker's default
+    git_sha: str | None = None
+    initiator: str = "unknown"
+    audit_dir: str | None = None
+    # Issue 6: when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
+    # completed healthy (see services.last_good). Off by default, like az's --rollback-on-error.
+    rollback_on_failure: bool = False
+
+
+# ------------------------------------------------------------------------------------------------------ plan
+
+
+class PropertyChange(_Model):
+    path: str
+    change_type: str  # Create, Delete, Modify, Array, NoEffect
+    before: Any = None
+    after: Any = None
+    children: list[PropertyChange] = Field(default_factory=list)
+
+
+class PlanChange(_Model):
+    resource_id: str
+    change_type: ChangeType
+    resource_type: str | None = None
+    # Property deltas for Modify changes, trimmed to a bounded number (the full result is in the store).
+    delta: list[PropertyChange] = Field(default_factory=list)
+    unsupported_reason: str | None = None
+
+
+class RequestRetry(_Model):
+    """A request that changes nothing, made again in place after a transient failure (activities/transient.py): not
+    an attempt of the stage, so it is recorded in the activity's result, and so in history and the audit."""
+
+    what: str
+    code: str  # the classified failure, e.g. TooManyRequests, ServiceUnavailable, NetworkError
+    delay_seconds: float
+
+
+MAX_RECORDED_REQUEST_RETRIES = 50  # per activity result; history stays small whatever the fault rate
+
+
+class WhatIfPlan(_Model):
+    """A what-if summary small enough for history; the full ARM result is ``full_result`` in the store."""
+
+    changes: list[PlanChange] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict)  # change type -> number of resources
+    full_result: BlobRef | None = None
+    truncated: bool = False  # True when ``changes`` was cut to stay small; counts stay complete
+    diagnostics: list[str] = Field(default_factory=list)
+    # Set when the plan activity was asked to ensure the resource group first: True when it created it.
+    resource_group_created: bool | None = None
+    request_retries: list[RequestRetry] = Field(default_factory=list)
+
+    @property
+    def destructive_changes(self) -> list[PlanChange]:
+        return [c for c in self.changes if c.change_type == ChangeType.DELETE]
+
+    @property
+    def destructive_set(self) -> list[str]:
+        """Lower-cased ids of the resources the plan deletes, sorted: what an approval is bound to."""
+        return sorted({c.resource_id.lower() for c in self.destructive_changes})
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.change_type not in (ChangeType.NO_CHANGE, ChangeType.IGNORE) for c in self.changes) or any(
+            n > 0 for k, n in self.counts.items() if k not in (ChangeType.NO_CHANGE.value, ChangeType.IGNORE.value)
+        )
+
+
+# ---------------------------------------------------------------------------------------- signals and queries
+
+
+class ApprovalSignal(_Model):
+    """Payload of the ``approve`` and ``reject`` signals: who decided and why. Any Temporal client can send it:
+    ``temporal workflow signal --workflow-id ID --name approve --input '{"approver":"ana","reason":"ok"}'``."""
+
+    approver: str
+    reason: str = ""
+    # Optional: the destructive set the approver saw (lower-cased resource ids). When given and different from
+    # the pending plan's, the signal is recorded and ignored.
+    destructive_set: list[str] | None = None
+
+
+class ConfirmationDecision(StrEnum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    TIMED_OUT = "TIMED_OUT"
+    SKIPPED = "SKIPPED"  # --no-confirm-deletes
+
+
+class ConfirmationRecord(_Model):
+    decision: ConfirmationDecision
+    by: str
+    reason: str = ""
+    at: datetime
+    destructive_set: list[str] = Field(default_factory=list)
+    round: int = 1  # how many times confirmation was asked in this deployment
+
+
+class PendingConfirmation(_Model):
+    """What the workflow waits on while AWAITING_CONFIRMATION."""
+
+    destructive_changes: list[PlanChange]
+    asked_at: datetime
+    deadline: datetime
+    round: int = 1
+    approve_command: str = ""  # the exact Temporal CLI command that approves
+    approval_policy: ApprovalPolicy | None = None  # who may decide (issue 7, four eyes); None: anyone
+
+
+class StageTransition(_Model):
+    """One arrow of the lifecycle, with enough to rebuild the audit record from history alone."""
+
+    stage: DeploymentStage
+    at: datetime
+    previous: DeploymentStage | None = None
+    detail: str = ""
+    by: str | None = None  # who caused it (approver, rejecter, initiator)
+
+
+class StageProgress(_Model):
+    attempts: int = 0
+    last_error: str | None = None
+    last_error_code: str | None = None
+    last_error_class: FailureClass | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    retry_at: datetime | None = None  # while waiting out a backoff after a failed attempt: when the next one starts
+
+
+class FailureInfo(_Model):
+    stage: DeploymentStage
+    failure_class: FailureClass | None  # None for rejection/not-confirmed/cancelled
+    code: str
+    message: str
+    attempts: int = 1
+
+
+class LastGoodDeployment(_Model):
+    """What a rollback redeploys: the last deployment of a resource group that completed healthy, as we kept it in
+    the content store (``services.last_good``) — not ARM's pruned deployment history.
+
+    ``parameters`` are the plain values; secure values are only ever referenced sealed (``secure_parameters``,
+    AES-GCM with the codec's key ring). Without a key ring on the worker that recorded it, their names are listed
+    in ``unrecoverable_secure_parameters`` and a rollback asks for them."""
+
+    subscription_id: str
+    resource_group: str
+    location: str
+    workflow_id: str
+    deployment_name: str
+    completed_at: datetime
+    template: BlobRef  # the compiled ARM JSON that was deployed
+    template_hash: str | None = None
+    template_path: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    secure_parameters: BlobRef | None = None  # sealed, never plaintext
+    secure_parameter_names: list[str] = Field(default_factory=list)
+    unrecoverable_secure_parameters: list[str] = Field(default_factory=list)
+    mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    resources: list[str] = Field(default_factory=list)
+    git_sha: str | None = None
+    initiator: str | None = None
+
+
+class RecordLastGoodInput(_Model):
+    request: DeployRequest  # as deployed (the compiled template swapped in)
+    workflow_id: str
+    deployment_name: str
+    completed_at: datetime
+    resources: list[str] = Field(default_factory=list)
+
+
+class LastGoodQuery(_Model):
+    subscription_id: str
+    resource_group: str
+
+
+class LastGoodLookup(_Model):
+    record: LastGoodDeployment | None = None
+    problem: str | None = None  # why no record could be read (none kept, unreadable, ...)
+
+
+class RollbackParametersSignal(_Model):
+    """Payload of ``provide_rollback_parameters``: secure values a rollback could not recover, as a reference to a
+    content-store document (sealed when the codec's keys are configured) — never the values themselves, so they
+    stay out of history. ``names`` are the parameters it holds."""
+
+    provided_by: str
+    names: list[str]
+    secure_parameters: BlobRef
+
+
+class RollbackReport(_Model):
+    """The rollback part of a deployment's result and status (issue 6)."""
+
+    reason: FailureInfo  # why the deployment rolled back: the original failure
+    state: str = "PLANNING"  # PLANNING, AWAITING_PARAMETERS, AWAITING_CONFIRMATION, DEPLOYING, VERIFYING_HEALTH,
+    #                          ROLLED_BACK, FAILED, NOT_POSSIBLE
+    target_workflow_id: str | None = None
+    target_deployment_name: str | None = None  # the healthy ARM deployment being restored
+    target_template_hash: str | None = None
+    target_completed_at: datetime | None = None
+    deployment_name: str | None = None  # the rollback's own ARM deployment
+    plan: WhatIfPlan | None = None
+    resources: list[str] = Field(default_factory=list)
+    health: HealthReport | None = None
+    health_checks: HealthCheckReport | None = None
+    missing_secure_parameters: list[str] = Field(default_factory=list)
+    parameters_provided_by: str | None = None
+    failure: FailureInfo | None = None  # the rollback's own error, when it did not succeed
+    note: str | None = None
+
+
+class DeploymentStatus(_Model):
+    """Result of the ``status`` query."""
+
+    workflow_id: str
+    deployment_name: str
+    subscription_id: str
+    resource_group: str
+    stage: DeploymentStage
+    plan: WhatIfPlan | None = None
+    pending_confirmation: PendingConfirmation | None = None
+    confirmations: list[ConfirmationRecord] = Field(default_factory=list)
+    stages: dict[DeploymentStage, StageProgress] = Field(default_factory=dict)
+    transitions: list[StageTransition] = Field(default_factory=list)
+    failure: FailureInfo | None = None
+    outcome: DeployOutcome | None = None
+    rollback: RollbackReport | None = None  # set once a rollback started (issue 6)
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # issue 7: recorded, ignored
+
+
+# ---------------------------------------------------------------------------------------------------- result
+
+
+class DeployResult(_Model):
+    """The workflow's result. A failed deployment also produces one: it is the first detail of the workflow's
+    ``ApplicationError`` (``client.deployments.result_of`` reads it either way)."""
+
+    workflow_id: str
+    deployment_name: str
+    outcome: DeployOutcome
+    stage: DeploymentStage
+    plan: WhatIfPlan | None = None
+    has_changes: bool = False
+    outputs: dict[str, Any] = Field(default_factory=dict)  # secure outputs masked
+    resources: list[str] = Field(default_factory=list)  # ids of the deployed resources
+    unhealthy: list[str] = Field(default_factory=list)
+    confirmations: list[ConfirmationRecord] = Field(default_factory=list)
+    failure: FailureInfo | None = None
+    transitions: list[StageTransition] = Field(default_factory=list)
+    skipped_health: bool = False
+    health_checks: HealthCheckReport | None = None  # the declared checks' outcome (None: none ran)
+    template_hash: str | None = None
+    git_sha: str | None = None
+    initiator: str | None = None
+    rollback: RollbackReport | None = None  # issue 6: what the rollback did, when one ran
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == DeployOutcome.SUCCEEDED
+
+
+# ------------------------------------------------------------------------------------------ activity contracts
+
+
+class RetrySchedule(_Model):
+    """The environmental retry policy (see ``contract.retry``)."""
+
+    initial_interval_seconds: float = 5.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_seconds: float = 300.0
+    maximum_retries: int = 5  # after the first attempt: 5, 10, 20, 40, 80 s
+
+
+class ApprovalPolicy(_Model):
+    """Who may approve or reject a deletion (issue 7, four eyes), resolved on the worker (``services.config``)
+    and recorded in history with the other settings. ``enabled`` False: anyone may decide (the single-user
+    default). Identities compare case-insensitively; they are what the signal claims (see docs/SECURITY.md)."""
+
+    enabled: bool = False
+    allowed_approvers: list[str] | None = None  # None: any identity other than the initiator's
+    allow_self_approval: bool = False  # the initiator may approve their own deployment
+    allow_approver_override: bool = False  # the CLI's --as may name someone other than the OS user
+    source: str = ""  # where the list came from (variable or file), for messages
+
+    def refusal(self, *, approver: str, initiator: str, approving: bool) -> str | None:
+        """Why ``approver`` may not decide, or None. A self-rejection is always allowed (it deploys nothing)."""
+        if not self.enabled:
+            return None
+        who = approver.strip().lower()
+        if not who:
+            return "the signal names no approver"
+        allowed = self.allowed_approvers
+        self_rejection = not approving and who == initiator.strip().lower()
+        if allowed is not None and who not in {a.strip().lower() for a in allowed} and not self_rejection:
+            where = f" ({self.source})" if self.source else ""
+            return f"{approver!r} is not among the allowed approvers{where}"
+        if approving and who == initiator.strip().lower() and not self.allow_self_approval:
+            return f"{approver!r} started this deployment; four eyes: another person must approve it"
+        return None
+
+
+class RefusedDecision(_Model):
+    """An approve/reject signal the policy refused: recorded (status, memo, history) and otherwise ignored."""
+
+    decision: ConfirmationDecision
+    by: str
+    reason: str = ""
+    at: datetime
+    why: str
+    round: int = 1
+
+
+class WorkerSettings(_Model):
+    """Per-worker settings the workflow reads once through a local activity, so they are recorded in history."""
+
+    retry: RetrySchedule = Field(default_factory=RetrySchedule)
+    confirmation_timeout_seconds: float = 3600.0
+    activity_timeout_seconds: float = 600.0
+    deploy_timeout_seconds: float = 6 * 3600.0
+    heartbeat_timeout_seconds: float = 30.0
+    lint_enabled: bool = True
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)  # issue 7: four eyes
+
+
+class StageInput(_Model):
+    """Input of the validate, lint and plan activities."""
+
+    request: DeployRequest
+    deployment_name: str
+    attempt: int = 1
+    # PLANNING: make sure the resource group exists in --location before the what-if (one activity, one round trip)
+    ensure_resource_group: bool = False
+
+
+class ValidationReport(_Model):
+    parameter_names: list[str] = Field(default_factory=list)
+    resource_count: int = 0
+    warnings: list[str] = Field(default_factory=list)
+
+
+# A Bicep deployment stores its *source* as ``DeployRequest.template`` with this media type; LINTING compiles it and
+# ``LintReport.apply_to`` swaps the compiled ARM JSON in for PLANNING and DEPLOYING (issue 5, docs/LINT.md).
+BICEP_MEDIA_TYPE = "text/x-bicep"
+
+
+class LintReport(_Model):
+    linter: str = "passthrough"
+    warnings: list[str] = Field(default_factory=list)  # rendered: "path(line,col) : Warning CODE: message"
+    template_kind: str = "arm-json"  # "bicep" | "arm-json"
+    error_count: int = 0
+    warning_count: int = 0
+    info_count: int = 0
+    bicep_version: str | None = None
+    # The compiled template (Bicep only): what PLANNING and DEPLOYING use, and its "sha256:<hex>" for the audit.
+    compiled_template: BlobRef | None = None
+    compiled_template_hash: str | None = None
+    # Every parameter value of a .bicepparam deployment (its values, then --param overrides), in the content store.
+    parameters: BlobRef | None = None
+    parameter_names: list[str] = Field(default_factory=list)
+    secure_parameter_names: list[str] = Field(default_factory=list)  # those the compiled template declares secure
+
+    def apply_to(self, request: DeployRequest) -> DeployRequest:
+        """The request the later stages run: the compiled template and the .bicepparam parameters swapped in."""
+        update: dict[str, Any] = {}
+        if self.compiled_template is not None:
+            update["template"] = self.compiled_template
+        if self.parameters is not None:
+            update.update(
+                parameters={}, secure_parameters=self.parameters, secure_parameter_names=self.secure_parameter_names
+            )
+        return request.model_copy(update=update) if update else request
+
+
+class EnsureResourceGroupResult(_Model):
+    created: bool
+    resource_group_id: str
+
+
+class DeployInput(_Model):
+    request: DeployRequest
+    deployment_name: str
+    # Heartbeat details recovered by the workflow from a timed-out attempt: resume, do not resubmit.
+    resume_token: str | None = None
+    attempt: int = 1
+
+
+class DeployProgress(_Model):
+    """What the deploy activity heartbeats."""
+
+    deployment_name: str
+    submitted: bool
+    provisioning_state: str | None = None
+
+
+class DeployOutcomeDetails(_Model):
+    deployment_name: str
+    deployment_id: str | None = None
+    provisioning_state: str
+    resources: list[str] = Field(default_factory=list)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    submitted_by_this_attempt: bool = True
+    duration: str | None = None
+    request_retries: list[RequestRetry] = Field(default_factory=list)
+
+
+class VerifyInput(_Model):
+    request: DeployRequest
+    deployment_name: str
+    resources: list[str] = Field(default_factory=list)
+
+
+class HealthReport(_Model):
+    healthy: list[str] = Field(default_factory=list)
+    unhealthy: dict[str, str] = Field(default_factory=dict)  # id -> provisioningState or error
+    # Resource Health (issue 6): id -> Available/Unavailable/Degraded/Unknown, or NotSupported for the type
+    availability: dict[str, str] = Field(default_factory=dict)
+    notes: dict[str, str] = Field(default_factory=dict)  # id -> a tolerated state (Unknown in Resource Health)
+    request_retries: list[RequestRetry] = Field(default_factory=list)
+
+
+class CancelInput(_Model):
+    subscription_id: str
+    resource_group: str
+    deployment_name: str
+
+
+# ---------------------------------------------------------------------------------------------- Temporal names
+
+WORKFLOW_NAME = "DeploymentWorkflow"
+SIGNAL_APPROVE = "approve"
+SIGNAL_REJECT = "reject"
+QUERY_STATUS = "status"
+SIGNAL_ROLLBACK_PARAMETERS = "provide_rollback_parameters"
+
+
+# ------------------------------------------------------------------------------------------- classification
+
+
+class Classification(_Model):
+    """What ``services.classification.classify_failure`` decided about one failure."""
+
+    failure_class: FailureClass
+    code: str
+    message: str
+    retry_after_seconds: float | None = None  # ARM's Retry-After, when it sent one
+    http_status: int | None = None
+
+    @property
+    def error_type(self) -> str:
+        """The ApplicationError type: names the class and the code, e.g. ``LOGIC.InvalidTemplate``."""
+        return f"{self.failure_class.value}.{self.code}"
+
+
+def parse_error_type(error_type: str | None) -> tuple[FailureClass, str] | None:
+    """``"ENVIRONMENTAL.TooManyRequests"`` → (ENVIRONMENTAL, "TooManyRequests"); None if not one of ours."""
+    if not error_type:
+        return None
+    head, sep, code = error_type.partition(".")
+    if not sep or head not in FailureClass.__members__:
+        return None
+    return FailureClass(head), code
+
+
+class ActivityName:
+    """Activity names, one place: the workflow schedules by name (it imports no activity code) and test fakes
+    register under the same names."""
+
+    RESOLVE_SETTINGS = "resolve_settings"
+    VALIDATE_PARAMETERS = "validate_parameters"
+    LINT_TEMPLATE = "lint_template"
+    ENSURE_RESOURCE_GROUP = "ensure_resource_group"
+    PLAN_DEPLOYMENT = "plan_deployment"
+    DEPLOY = "deploy"
+    CANCEL_DEPLOYMENT = "cancel_deployment"
+    VERIFY_HEALTH = "verify_health"
+    RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
+    RECORD_LAST_GOOD = "record_last_good"
+    LOAD_LAST_GOOD = "load_last_good"

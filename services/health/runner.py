@@ -1,0 +1,160 @@
+"""Running a ``HealthSpec`` after a deployment: every check at once, retried within one convergence window.
+
+Each check tries until it passes, until a failure that waiting cannot change (``ProbeFailure.final``), or until its
+next attempt would start after the window closes. Every attempt begins inside the window and gets its full per-check
+timeout (an attempt squeezed into the window's last milliseconds would only record a meaningless timeout), so the
+stage ends at most one attempt's timeout after the window closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from contract.health import (
+    ArmCheck,
+    CheckResult,
+    CheckState,
+    HealthCheck,
+    HealthCheckReport,
+    HealthSpec,
+    HttpCheck,
+    TcpCheck,
+)
+from contract.health_targets import TargetError, output_values, redact_url, substitute, validate_port, validate_url
+from services.health.probes import ProbeFailure, ResourceStateReader, probe_arm, probe_http, probe_tcp
+
+ProgressCallback = Callable[[HealthCheckReport], None]
+"""Called with a snapshot of every check after each attempt (a CLI redraws its table, an activity heartbeats)."""
+
+
+def resolve_check(check: HealthCheck, outputs: Mapping[str, Any]) -> HealthCheck:
+    """``check`` with ``{outputs.*}`` replaced by the deployment's actual outputs (ARM-shaped or plain) and its
+    target checked again now that it is known. Raises ``TargetError``."""
+    plain = output_values(outputs)
+    if isinstance(check, TcpCheck):
+        host = substitute(check.host, plain).strip()
+        if not host:
+            raise TargetError(f"the host '{check.host}' resolved to an empty text")
+        return check.model_copy(update={"host": host, "port": validate_port(substitute(str(check.port), plain))})
+    if isinstance(check, HttpCheck):
+        url = substitute(check.url, plain)
+        validate_url(url)
+        headers = {name: substitute(value, plain) for name, value in check.headers.items()}
+        return check.model_copy(update={"url": url, "headers": headers})
+    return check.model_copy(update={"resources": [substitute(r, plain) for r in check.resources]})
+
+
+async def run_health_checks(
+    spec: HealthSpec,
+    *,
+    outputs: Mapping[str, Any] | None = None,
+    output_resource_ids: Sequence[str] = (),
+    arm_reader: ResourceStateReader | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> HealthCheckReport:
+    """Run every check of ``spec`` in parallel and report each one's attempts, last error and final state.
+
+    ``outputs`` are the deployment's outputs; ``output_resource_ids`` the ids of the resources it produced (what
+    an ``arm`` check without explicit ``resources`` verifies); ``arm_reader`` answers ``arm`` checks.
+    """
+    started = time.monotonic()
+    deadline = started + spec.window_seconds
+    results = [
+        CheckResult(name=c.name, kind=c.kind, target=c.describe_target(), state=CheckState.PENDING) for c in spec.checks
+    ]
+
+    def snapshot() -> HealthCheckReport:
+        return HealthCheckReport(
+            window_seconds=spec.window_seconds,
+            elapsed_seconds=round(time.monotonic() - started, 3),
+            checks=[r.model_copy() for r in results],
+        )
+
+    def record(index: int, **changes: Any) -> None:
+        changes["elapsed_seconds"] = round(time.monotonic() - started, 3)
+        results[index] = results[index].model_copy(update=changes)
+        if on_progress is not None:
+            on_progress(snapshot())
+
+    async def run_one(index: int, declared: HealthCheck) -> None:
+        try:
+            check = resolve_check(declared, outputs or {})
+        except TargetError as exc:
+            record(index, state=CheckState.FAILED, last_error=f"cannot resolve the target: {exc}")
+            return
+        record(index, target=_target(check))
+        attempt = _attempt_function(check, output_resource_ids, arm_reader)
+        timeout = check.timeout_seconds or spec.timeout_seconds
+        interval = check.retry_interval_seconds or spec.retry_interval_seconds
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                note = await attempt(timeout)
+            except Exception as exc:  # a ProbeFailure, or anything a probe or an ARM reader did not foresee
+                final = isinstance(exc, ProbeFailure) and exc.final
+                message = str(exc) if isinstance(exc, ProbeFailure) else _unexpected(exc, check)
+                if final or time.monotonic() + interval >= deadline:
+                    record(index, state=CheckState.FAILED, attempts=attempts, last_error=message)
+                    return
+                record(index, attempts=attempts, last_error=message)
+                await asyncio.sleep(interval)
+                continue
+            record(index, state=CheckState.PASSED, attempts=attempts, note=note)
+            return
+
+    async with asyncio.TaskGroup() as group:
+        for i, check in enumerate(spec.checks):
+            group.create_task(run_one(i, check), name=f"health-check {check.name}")
+    return snapshot()
+
+
+def _attempt_function(
+    check: HealthCheck, output_resource_ids: Sequence[str], arm_reader: ResourceStateReader | None
+) -> Callable[[float], Any]:
+    """``async (timeout) -> note | None`` for one attempt of ``check``."""
+    if isinstance(check, TcpCheck):
+        host, port = check.host, int(check.port)
+
+        async def tcp(timeout: float) -> str | None:
+            await probe_tcp(host, port, timeout=timeout)
+            return None
+
+        return tcp
+    if isinstance(check, HttpCheck):
+
+        async def http(timeout: float) -> str | None:
+            await probe_http(check, timeout=timeout)
+            return None
+
+        return http
+    assert isinstance(check, ArmCheck)
+    resources = list(check.resources) or list(output_resource_ids)
+
+    async def arm(timeout: float) -> str | None:
+        if arm_reader is None:
+            raise ProbeFailure("no ARM state reader is configured for arm checks in this worker", final=True)
+        try:
+            async with asyncio.timeout(timeout):
+                return await probe_arm(resources, arm_reader, availability=check.availability)
+        except TimeoutError:
+            raise ProbeFailure(f"ARM did not answer within {timeout:g} s") from None
+
+    return arm
+
+
+def _unexpected(exc: Exception, check: HealthCheck) -> str:
+    """An error no probe anticipated (e.g. from an ARM reader), with the check's URL redacted if it shows up."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(check, HttpCheck):
+        text = text.replace(check.url, redact_url(check.url))
+    return text
+
+
+def _target(check: HealthCheck) -> str:
+    if isinstance(check, HttpCheck):
+        return f"{check.method} {redact_url(check.url)}"
+    return check.describe_target()

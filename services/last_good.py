@@ -1,0 +1,177 @@
+"""Rollback (issue 6): the "last good" record of each resource group, and what a rollback redeploys.
+
+When a deployment COMPLETES with its health verified (VERIFYING_HEALTH ran and passed; ``--skip-health`` does not
+count), the workflow records it as the resource group's *last good* deployment: its compiled template and
+parameters, in the content store (``services.content_store``), plus a small pointer file per subscription and
+resource group. ARM's own deployment history is not used: it is pruned at 800 entries and does not hold secure
+values anyway.
+
+Secure parameter values are never kept in plaintext. The recording worker seals them with the codec's key ring
+(``ORCHESTRATOR_CODEC_KEYS``/``ORCHESTRATOR_CODEC_KEY_FILE``); without a key ring it keeps only their names
+(``unrecoverable_secure_parameters``), and a rollback that needs them stops and asks for them through the
+``provide_rollback_parameters`` signal (``provide_rollback_parameters`` below) instead of deploying without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from contract.models import (
+    SIGNAL_ROLLBACK_PARAMETERS,
+    BlobRef,
+    DeployRequest,
+    LastGoodDeployment,
+    RecordLastGoodInput,
+    RollbackParametersSignal,
+    RollbackReport,
+)
+from services.content_store import BlobStore, get_json, open_json, put_json, seal_json
+
+LAST_GOOD_DIR = "last-good"
+
+
+class LastGoodStore:
+    """The last-good pointer of each resource group: ``<store root>/last-good/<sha256(sub/rg)>.json`` holding the
+    ``BlobRef`` of the record (the record itself is a content-addressed document). Written atomically."""
+
+    def __init__(self, store: BlobStore) -> None:
+        root = getattr(store, "root", None)
+        if root is None:
+            raise TypeError("the last-good record needs a content store with a folder (LocalBlobStore)")
+        self._store = store
+        self._dir = Path(root) / LAST_GOOD_DIR
+
+    def _pointer(self, subscription_id: str, resource_group: str) -> Path:
+        key = hashlib.sha256(f"{subscription_id.lower()}/{resource_group.lower()}".encode()).hexdigest()
+        return self._dir / f"{key}.json"
+
+    def save(self, record: LastGoodDeployment) -> BlobRef:
+        ref = put_json(self._store, record.model_dump(mode="json"))
+        path = self._pointer(record.subscription_id, record.resource_group)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(ref.model_dump(mode="json"), f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return ref
+
+    def load(self, subscription_id: str, resource_group: str) -> LastGoodDeployment | None:
+        path = self._pointer(subscription_id, resource_group)
+        try:
+            ref = BlobRef.model_validate_json(path.read_text())
+        except FileNotFoundError:
+            return None
+        return LastGoodDeployment.model_validate(get_json(self._store, ref))
+
+
+def split_parameters(request: DeployRequest, store: BlobStore, key_ring: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(plain, secure) parameter entries of a request as deployed. A .bicepparam deployment keeps every value
+    behind ``secure_parameters``; only the names its template declares secure are secure."""
+    plain = dict(request.parameters)
+    secure: dict[str, Any] = {}
+    if request.secure_parameters is not None:
+        secure_names = {n.lower() for n in request.secure_parameter_names}
+        for name, entry in dict(open_json(store, request.secure_parameters, key_ring)).items():
+            (secure if name.lower() in secure_names else plain)[name] = entry
+    return plain, secure
+
+
+def last_good_record(inp: RecordLastGoodInput, store: BlobStore, key_ring: Any) -> LastGoodDeployment:
+    """The record of a deployment that completed healthy; secure values sealed with ``key_ring`` or, without one,
+    listed as unrecoverable (never stored in plaintext by us)."""
+    request = inp.request
+    plain, secure = split_parameters(request, store, key_ring)
+    sealed: BlobRef | None = None
+    unrecoverable: list[str] = []
+    if secure:
+        if key_ring is not None:
+            sealed = seal_json(store, secure, key_ring)
+        else:
+            unrecoverable = sorted(secure)
+    return LastGoodDeployment(
+        subscription_id=request.subscription_id,
+        resource_group=request.resource_group,
+        location=request.location,
+        workflow_id=inp.workflow_id,
+        deployment_name=inp.deployment_name,
+        completed_at=inp.completed_at,
+        template=request.template,
+        template_hash=request.template.digest,
+        template_path=request.template_path,
+        parameters=plain,
+        secure_parameters=sealed,
+        secure_parameter_names=sorted(secure),
+        unrecoverable_secure_parameters=unrecoverable,
+        mode=request.mode,
+        health=request.health,
+        resources=list(inp.resources),
+        git_sha=request.git_sha,
+        initiator=request.initiator,
+    )
+
+
+def rollback_request(
+    failed: DeployRequest, record: LastGoodDeployment, *, secure_parameters: BlobRef | None = None
+) -> DeployRequest:
+    """The request a rollback deploys: the last good template, parameters, mode and health checks, into the same
+    resource group. ``secure_parameters`` replaces the record's (values provided for unrecoverable ones)."""
+    secure = secure_parameters or record.secure_parameters
+    return failed.model_copy(
+        update={
+            "location": record.location,
+            "template": record.template,
+            "template_path": record.template_path,
+            "template_hash": record.template_hash,
+            "parameters": dict(record.parameters),
+            "secure_parameters": secure,
+            "secure_parameter_names": list(record.secure_parameter_names) if secure else [],
+            "parameters_path": None,
+            "override_names": [],
+            "mode": record.mode,
+            "health": record.health,
+            "skip_health": False,
+            "git_sha": record.git_sha,
+            "rollback_on_failure": False,
+        }
+    )
+
+
+async def provide_rollback_parameters(
+    client: Any,
+    workflow_id: str,
+    values: Mapping[str, Any],
+    *,
+    store: BlobStore,
+    provided_by: str,
+    key_ring: Any = None,
+) -> RollbackParametersSignal:
+    """Answer a rollback that waits for secure values: store them (sealed when ``key_ring`` is given, else as the
+    starter stores secure values) and signal their reference. ``values`` maps names to plain values."""
+    entries = {name: {"value": value} for name, value in values.items()}
+    ref = seal_json(store, entries, key_ring) if key_ring is not None else put_json(store, entries)
+    signal = RollbackParametersSignal(provided_by=provided_by, names=sorted(entries), secure_parameters=ref)
+    await client.get_workflow_handle(workflow_id).signal(SIGNAL_ROLLBACK_PARAMETERS, signal)
+    return signal
+
+
+def rollback_summary(report: RollbackReport) -> str:
+    """One line for the CLI: what the rollback did."""
+    target = f"{report.target_workflow_id}'s deployment {report.target_deployment_name}"
+    if report.state == "ROLLED_BACK":
+        return f"rolled back: redeployed {target} as ARM deployment {report.deployment_name}; it is healthy"
+    if report.state == "NOT_POSSIBLE":
+        return f"rollback not possible: {report.note}"
+    if report.failure is not None:
+        failure = report.failure
+        return f"rollback of {target} failed at {failure.stage.value}: {failure.code}: {failure.message}"
+    return f"rollback of {target}: {report.state}"
