@@ -511,7 +511,8 @@ class Chaos:
         marker = self.c.root / "bicep" / rg / "main.linting"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
+            # the marker is opened for appending before the pid is written: an empty read means "not yet"
+            with contextlib.suppress(OSError, IndexError):
                 pid = marker.read_text().split()[0]
                 found = self.c.worker_by_identity(f"{pid}@")
                 if found is not None:
