@@ -10,10 +10,10 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "local-arm":
-        # The local ARM emulator is a separate wing; the orchestrator never imports it, the entry point may.
-        from local_arm.cli import main as local_arm_main
+        # The embedded default's local ARM (a separate wing): its own parser and options.
+        from client.embedded import run_local_arm
 
-        return local_arm_main(argv[1:])
+        return run_local_arm(argv[1:])
     from client.cli import main as cli_main
 
     return cli_main(argv)

@@ -29,8 +29,9 @@ from temporalio.worker import Worker
 from activities import build_activities
 from activities.lint import Linter
 from activities.lint_gate import lint_gate
+from contract.version import DISTRIBUTION, package_version
 from services.codec import KeyRing
-from services.config import DISTRIBUTION, ArmClients, ConfigError, WorkerConfig, package_version, worker_config_from_env
+from services.config import ArmClients, ConfigError, WorkerConfig, worker_config_from_env
 from services.content_store import BlobStore, LocalBlobStore
 from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         config.temporal_api_key = args.api_key
         config.temporal_tls = args.tls
         config.arm.validate()
-        # Issue 7: telemetry flags become the variables services.telemetry reads; bad codec keys or telemetry
+        # telemetry flags become the variables services.telemetry reads; bad codec keys or telemetry
         # settings are refused here, by name, rather than as a traceback from the first connection.
         if args.otel_traces:
             os.environ[TRACES_ENV] = args.otel_traces

@@ -29,9 +29,10 @@ from contract.models import (
 from services.classification import classify_arm_error, retry_after_seconds
 from services.config import ArmClients
 from services.content_store import BlobStore
+from services.secrets import MASK, SECURE_TYPES, redact, redact_model
 
 from .errors import application_error, classified
-from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
+from .parameters import deployment_parameters, load_template, secret_values
 from .transient import MAX_IN_PLACE_RETRIES, retry_in_place
 
 MAX_MISSING_POLLS = 5
@@ -47,8 +48,6 @@ FIRST_POLL_SECONDS = 0.5
 MIN_POLL_SECONDS = 0.01
 TERMINAL_STATES = frozenset({"succeeded", "failed", "canceled"})
 RESUBMIT_STATES = frozenset({"failed", "canceled"})
-SECURE_OUTPUT_TYPES = frozenset({"securestring", "secureobject"})
-MASK = "*****"
 
 
 class DeploymentMissing(Exception):
@@ -77,7 +76,7 @@ def masked_outputs(outputs: dict[str, Any] | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, out in (outputs or {}).items():
         if isinstance(out, dict):
-            secure = str(out.get("type", "")).lower() in SECURE_OUTPUT_TYPES
+            secure = str(out.get("type", "")).lower() in SECURE_TYPES
             result[name] = MASK if secure else out.get("value")
         else:
             result[name] = out

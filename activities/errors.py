@@ -11,8 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from contract.models import Classification, FailureClass
 from services.classification import classify_failure
-
-from .parameters import redact
+from services.secrets import redact
 
 
 def application_error(classification: Classification) -> ApplicationError:

@@ -1,4 +1,4 @@
-"""LINTING: the lint gate (issue 5). The default linter is ``lint_gate`` (``activities/lint_gate.py``): the Bicep
+"""LINTING: the lint gate. The default linter is ``lint_gate`` (``activities/lint_gate.py``): the Bicep
 toolchain for Bicep templates, our static checks for ARM JSON; it raises a LOGIC ``LinterError`` on errors, or on
 warnings unless the request allows them. Tests may pass another ``Linter``.
 """
@@ -10,21 +10,11 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from contract.models import ActivityName, DeployRequest, LintReport, StageInput
+from contract.models import ActivityName, LintReport, StageInput
 from services.content_store import BlobStore
 
 from .errors import classified
 from .lint_gate import lint_gate
-
-
-class LintFailed(Exception):
-    code = "LinterError"
-
-
-def passthrough_lint(store: BlobStore, request: DeployRequest, *, deployment_name: str = "") -> LintReport:
-    """No linting at all (for tests that exercise other stages)."""
-    return LintReport(linter="passthrough", warnings=[])
-
 
 Linter = Callable[..., LintReport]
 

@@ -24,14 +24,14 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from arm_engine import DeploymentScope, TemplateError, expand_template
-from client.bicep_deploy import merge_parameters
-from client.deployments import _store_secure, secure_parameter_names
 from contract.models import BICEP_MEDIA_TYPE, Classification, DeployRequest, FailureClass, LintReport
+from services.bicep import merge_parameters
 from services.content_store import BlobStore, canonical_json, get_json, put_json
 from services.lint import LintError, LintResult, is_bicepparam, lint_template
+from services.secrets import redact, secure_parameter_names, store_secure
 
 from .errors import application_error
-from .parameters import deployment_parameters, redact, secret_values
+from .parameters import deployment_parameters, secret_values
 
 
 def _logic(code: str, message: str) -> Exception:
@@ -165,7 +165,7 @@ def _lint_bicep(store: BlobStore, request: DeployRequest, deployment_name: str) 
         result,
         compiled_template=compiled,
         compiled_template_hash=compiled.digest,
-        parameters=_store_secure(store, parameters),  # sealed when the codec's keys are configured
+        parameters=store_secure(store, parameters),  # sealed when the codec's keys are configured
         parameter_names=sorted(parameters),
         secure_parameter_names=sorted(name for name in parameters if name.lower() in secure),
     )

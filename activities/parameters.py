@@ -3,14 +3,12 @@ from the content store. The result lives only in activity memory, never in a pay
 
 from __future__ import annotations
 
-import json
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from contract.models import DeployRequest
 from services.codec import KeyRing
 from services.content_store import BlobStore, get_json, open_json
+from services.secrets import secret_strings
 
 
 def deployment_parameters(store: BlobStore, request: DeployRequest) -> dict[str, Any]:
@@ -40,50 +38,5 @@ def secret_values(store: BlobStore, request: DeployRequest) -> list[str]:
     or raises: ARM and the engine may echo a value in an error message or a what-if delta."""
     if request.secure_parameters is None:
         return []
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            if len(value) >= 4:
-                found.add(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None and not isinstance(value, bool):
-            text = str(value)
-            if len(text) >= 4:
-                found.add(text)
-
-    for entry in secure_parameters(store, request).values():
-        walk(entry.get("value") if isinstance(entry, dict) else entry)
-    return sorted(found, key=len, reverse=True)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
-
-
-MASK = "*****"
-
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def redact_model(model: ModelT, secrets: list[str]) -> ModelT:
-    """The model with every secret value masked wherever it appears (compared in its JSON-escaped form)."""
-    if not secrets:
-        return model
-    text = model.model_dump_json()
-    changed = False
-    for secret in secrets:
-        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
-        if escaped in text:
-            text = text.replace(escaped, MASK)
-            changed = True
-    return type(model).model_validate_json(text) if changed else model
+    entries = secure_parameters(store, request).values()
+    return secret_strings(entry.get("value") if isinstance(entry, dict) else entry for entry in entries)

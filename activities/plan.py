@@ -21,13 +21,13 @@ from contract.models import (
     WhatIfPlan,
 )
 from services.classification import classify_arm_error
-from services.codec import redact as redact_secrets
 from services.config import ArmClients
 from services.content_store import BlobStore, put_json
+from services.secrets import redact, redact_model
 
 from .errors import application_error, classified
 from .heartbeat import heartbeating
-from .parameters import deployment_parameters, load_template, redact, redact_model, secret_values
+from .parameters import deployment_parameters, load_template, secret_values
 from .resource_group import ensure_resource_group
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 
@@ -182,7 +182,7 @@ class PlanActivities:
                 classification.message = redact(classification.message, secrets)
                 raise application_error(classification)
             if secrets:  # the stored full result is rendered by the CLI (plan, status --plan): no secret in it
-                doc = json.loads(redact_secrets(json.dumps(doc, ensure_ascii=False), secrets))
+                doc = json.loads(redact(json.dumps(doc, ensure_ascii=False), secrets))
             ref = put_json(self._store, doc)
             plan = summarize_what_if(doc, ref)
             if group is not None:

@@ -1,4 +1,4 @@
-"""Rollback's two activities (issue 6): record a deployment that completed healthy as its resource group's
+"""Rollback's two activities: record a deployment that completed healthy as its resource group's
 "last good" one, and read that record back when a later deployment fails. Both only touch the content store,
 so the workflow runs them as local activities. See ``services.last_good``."""
 

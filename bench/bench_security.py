@@ -1,4 +1,4 @@
-"""What issue 7's protections cost: a small deployment through the workflow (dev server, one in-process worker,
+"""What the security protections cost: a small deployment through the workflow (dev server, one in-process worker,
 local ARM with no latency) without payload encryption, with it, and with it plus OpenTelemetry tracing (in-memory
 exporter); and the codec alone on a 100 KB payload.
 
@@ -25,7 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from services import telemetry  # noqa: E402
 from temporalio.api.common.v1 import Payload  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
@@ -34,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from client.deployments import result_of, start_deployment  # noqa: E402
 from client.embedded import dev_server_args, temporal_binary  # noqa: E402
 from local_arm.testing import running_local_arm  # noqa: E402
+from services import telemetry  # noqa: E402
 from services.codec import EncryptionCodec, KeyRing  # noqa: E402
 from tests.security.secret_template import random_token, secret_template  # noqa: E402
 from tests.workflow.localarm import real_worker, request_for  # noqa: E402

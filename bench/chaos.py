@@ -396,7 +396,7 @@ async def audit(client: Client, handle: WorkflowHandle[Any, Any], result: Deploy
         attempts = sum(status.stages[s].attempts for s in ACTIVITY_STAGES if s in status.stages)
         if total_scheduled < attempts:
             problems.append(f"{attempts} activity attempts reported, {total_scheduled} scheduled in history")
-    # The audit record `starter.py audit` exports (issue 7, services/audit), rebuilt from history alone.
+    # The audit record `starter.py audit` exports (services/audit), rebuilt from history alone.
     record = await with_reconnect(lambda: fetch_record(client, handle.id, handle.result_run_id), 60)
     audited = [e.details.get("stage") for e in record.events if e.event_type == "stage_transition"]
     if audited != expected[1:]:  # INITIALIZED is the record's deployment_started event

@@ -10,16 +10,15 @@ never reach workflow history. LINTING returns the compiled template and the para
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from client.deployments import _store_secure
 from client.inputs import InputError, load_parameters_file, load_template, parse_param_overrides
 from contract.models import BICEP_MEDIA_TYPE, DeploymentMode, DeployRequest
-from services.bicep import BicepError, check_using_matches, read_using
+from services.bicep import BicepError, check_using_matches, merge_parameters, read_using
 from services.content_store import BlobStore, put_json
 from services.lint import is_bicep, is_bicepparam
+from services.secrets import store_secure
 
 
 def is_bicep_deployment(template: str | None, parameters: str | None) -> bool:
@@ -95,7 +94,7 @@ def build_bicep_deploy_request(
         template_path=str(template_path),
         template_hash=template_ref.digest,
         parameters={},
-        secure_parameters=_store_secure(store, values) if values else None,
+        secure_parameters=store_secure(store, values) if values else None,
         parameters_path=str(params_path) if params_path is not None else None,
         override_names=sorted(over),
         mode=mode,
@@ -106,13 +105,3 @@ def build_bicep_deploy_request(
         initiator=initiator,
         audit_dir=audit_dir,
     )
-
-
-def merge_parameters(base: Mapping[str, Any], on_top: Mapping[str, Any]) -> dict[str, Any]:
-    """ARM parameter entries of ``on_top`` replace ``base``'s, names compared case-insensitively as ARM does."""
-    merged = dict(base)
-    for key, entry in on_top.items():
-        for existing in [k for k in merged if k.lower() == key.lower()]:
-            del merged[existing]
-        merged[key] = entry
-    return merged

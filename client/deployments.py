@@ -38,13 +38,11 @@ from contract.models import (
 from contract.naming import workflow_id_for
 from contract.search_attributes import is_missing_attribute_error, missing_attributes_message, start_search_attributes
 from services.audit.registration import attributes_registered
-from services.codec import KeyRing
-from services.content_store import BlobStore, put_json, seal_json
+from services.content_store import BlobStore, put_json
+from services.secrets import secure_parameter_names, store_secure
 from services.temporal_client import DEFAULT_TASK_QUEUE
 
 log = logging.getLogger(__name__)
-
-SECURE_TYPES = frozenset({"securestring", "secureobject"})
 
 
 class DeploymentAlreadyRunning(Exception):
@@ -56,18 +54,6 @@ class DeploymentAlreadyRunning(Exception):
             f"a deployment to this resource group is already running as workflow {workflow_id!r}; wait for it "
             f"(`starter.py status {workflow_id}`), or start with --wait to queue behind it"
         )
-
-
-def secure_parameter_names(template: Mapping[str, Any]) -> set[str]:
-    """Lower-cased names of the template's securestring/secureObject parameters."""
-    declared = template.get("parameters") or {}
-    if not isinstance(declared, Mapping):
-        return set()
-    return {
-        str(name).lower()
-        for name, decl in declared.items()
-        if isinstance(decl, Mapping) and str(decl.get("type", "")).lower() in SECURE_TYPES
-    }
 
 
 def build_deploy_request(
@@ -105,7 +91,7 @@ def build_deploy_request(
         for existing in [k for k in merged if k.lower() == key.lower()]:
             del merged[existing]
         merged[key] = {"value": value}
-    # The template's securestring/secureObject parameters, plus those the user marked (--secret-param, issue 7).
+    # The template's securestring/secureObject parameters, plus those the user marked (--secret-param).
     secure = secure_parameter_names(template) | {n.lower() for n in secret_names}
     plain = {k: v for k, v in merged.items() if not (k.lower() in secure and "value" in v)}
     secret = {k: v for k, v in merged.items() if k.lower() in secure and "value" in v}
@@ -118,7 +104,7 @@ def build_deploy_request(
         template_path=template_path,
         template_hash=template_ref.digest,
         parameters=plain,
-        secure_parameters=_store_secure(store, secret) if secret else None,
+        secure_parameters=store_secure(store, secret) if secret else None,
         secure_parameter_names=sorted(secret),
         parameters_path=parameters_path,
         override_names=sorted(overrides or {}),
@@ -131,12 +117,6 @@ def build_deploy_request(
         initiator=initiator,
         audit_dir=audit_dir,
     )
-
-
-def _store_secure(store: BlobStore, values: dict[str, Any]) -> Any:
-    """Secure values go to the content store, sealed with the codec's key ring when one is configured."""
-    ring = KeyRing.from_environment()
-    return seal_json(store, values, ring) if ring is not None else put_json(store, values)
 
 
 async def start_deployment(

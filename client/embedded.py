@@ -523,3 +523,11 @@ def worker_environment(instance: DevInstance) -> dict[str, str]:
     if instance.arm_ca_file:
         env[ENV_ARM_CA_FILE] = instance.arm_ca_file
     return env
+
+
+def run_local_arm(argv: list[str]) -> int:
+    """``starter.py local-arm``: the local ARM emulator in the foreground (the embedded default runs it this way).
+    The only place outside tests and benchmarks that imports the emulator."""
+    from local_arm.cli import main as local_arm_main
+
+    return local_arm_main(argv)

@@ -11,4 +11,4 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad command line or unreadable input file
     ENVIRONMENTAL = 3  # Azure/Temporal/network trouble that outlasted the retries
     REJECTED = 4  # a destructive plan was rejected, or not confirmed in time
-    ROLLED_BACK = 5  # the deployment failed and --rollback-on-failure redeployed the last healthy one (issue 6)
+    ROLLED_BACK = 5  # the deployment failed and --rollback-on-failure redeployed the last healthy one

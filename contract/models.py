@@ -22,7 +22,7 @@ from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
 
 
 class DeploymentStage(StrEnum):
-    """The lifecycle, in order. ROLLED_BACK is reached from FAILED only (issue 6)."""
+    """The lifecycle, in order. ROLLED_BACK is reached from FAILED only."""
 
     INITIALIZED = "INITIALIZED"
     VALIDATING_PARAMETERS = "VALIDATING_PARAMETERS"
@@ -56,7 +56,7 @@ class DeployOutcome(StrEnum):
     REJECTED = "REJECTED"  # exit 4
     NOT_CONFIRMED = "NOT_CONFIRMED"  # exit 4
     CANCELLED = "CANCELLED"  # exit 3 (someone cancelled the workflow)
-    ROLLED_BACK = "ROLLED_BACK"  # exit 5: failed, and the last healthy deployment was redeployed (issue 6)
+    ROLLED_BACK = "ROLLED_BACK"  # exit 5: failed, and the last healthy deployment was redeployed
 
 
 class DeploymentMode(StrEnum):
@@ -124,7 +124,7 @@ class DeployRequest(_Model):
     git_sha: str | None = None
     initiator: str = "unknown"
     audit_dir: str | None = None
-    # Issue 6: when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
+    # when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
     # completed healthy (see services.last_good). Off by default, like az's --rollback-on-error.
     rollback_on_failure: bool = False
 
@@ -227,7 +227,7 @@ class PendingConfirmation(_Model):
     deadline: datetime
     round: int = 1
     approve_command: str = ""  # the exact Temporal CLI command that approves
-    approval_policy: ApprovalPolicy | None = None  # who may decide (issue 7, four eyes); None: anyone
+    approval_policy: ApprovalPolicy | None = None  # who may decide (four eyes); None: anyone
 
 
 class StageTransition(_Model):
@@ -315,7 +315,7 @@ class RollbackParametersSignal(_Model):
 
 
 class RollbackReport(_Model):
-    """The rollback part of a deployment's result and status (issue 6)."""
+    """The rollback part of a deployment's result and status."""
 
     reason: FailureInfo  # why the deployment rolled back: the original failure
     state: str = "PLANNING"  # PLANNING, AWAITING_PARAMETERS, AWAITING_CONFIRMATION, DEPLOYING, VERIFYING_HEALTH,
@@ -350,8 +350,8 @@ class DeploymentStatus(_Model):
     transitions: list[StageTransition] = Field(default_factory=list)
     failure: FailureInfo | None = None
     outcome: DeployOutcome | None = None
-    rollback: RollbackReport | None = None  # set once a rollback started (issue 6)
-    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # issue 7: recorded, ignored
+    rollback: RollbackReport | None = None  # set once a rollback started
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # recorded, ignored
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -378,7 +378,7 @@ class DeployResult(_Model):
     template_hash: str | None = None
     git_sha: str | None = None
     initiator: str | None = None
-    rollback: RollbackReport | None = None  # issue 6: what the rollback did, when one ran
+    rollback: RollbackReport | None = None  # what the rollback did, when one ran
 
     @property
     def succeeded(self) -> bool:
@@ -398,7 +398,7 @@ class RetrySchedule(_Model):
 
 
 class ApprovalPolicy(_Model):
-    """Who may approve or reject a deletion (issue 7, four eyes), resolved on the worker (``services.config``)
+    """Who may approve or reject a deletion (four eyes), resolved on the worker (``services.config``)
     and recorded in history with the other settings. ``enabled`` False: anyone may decide (the single-user
     default). Identities compare case-insensitively; they are what the signal claims (see docs/SECURITY.md)."""
 
@@ -444,8 +444,7 @@ class WorkerSettings(_Model):
     activity_timeout_seconds: float = 600.0
     deploy_timeout_seconds: float = 6 * 3600.0
     heartbeat_timeout_seconds: float = 30.0
-    lint_enabled: bool = True
-    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)  # issue 7: four eyes
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)  # four eyes
 
 
 class StageInput(_Model):
@@ -465,7 +464,7 @@ class ValidationReport(_Model):
 
 
 # A Bicep deployment stores its *source* as ``DeployRequest.template`` with this media type; LINTING compiles it and
-# ``LintReport.apply_to`` swaps the compiled ARM JSON in for PLANNING and DEPLOYING (issue 5, docs/LINT.md).
+# ``LintReport.apply_to`` swaps the compiled ARM JSON in for PLANNING and DEPLOYING (docs/LINT.md).
 BICEP_MEDIA_TYPE = "text/x-bicep"
 
 
@@ -538,7 +537,7 @@ class VerifyInput(_Model):
 class HealthReport(_Model):
     healthy: list[str] = Field(default_factory=list)
     unhealthy: dict[str, str] = Field(default_factory=dict)  # id -> provisioningState or error
-    # Resource Health (issue 6): id -> Available/Unavailable/Degraded/Unknown, or NotSupported for the type
+    # Resource Health: id -> Available/Unavailable/Degraded/Unknown, or NotSupported for the type
     availability: dict[str, str] = Field(default_factory=dict)
     notes: dict[str, str] = Field(default_factory=dict)  # id -> a tolerated state (Unknown in Resource Health)
     request_retries: list[RequestRetry] = Field(default_factory=list)
@@ -602,3 +601,29 @@ class ActivityName:
     RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
     RECORD_LAST_GOOD = "record_last_good"
     LOAD_LAST_GOOD = "load_last_good"
+
+
+def rollback_request(
+    failed: DeployRequest, record: LastGoodDeployment, *, secure_parameters: BlobRef | None = None
+) -> DeployRequest:
+    """The request a rollback deploys: the last good template, parameters, mode and health checks, into the same
+    resource group. ``secure_parameters`` replaces the record's (values provided for unrecoverable ones)."""
+    secure = secure_parameters or record.secure_parameters
+    return failed.model_copy(
+        update={
+            "location": record.location,
+            "template": record.template,
+            "template_path": record.template_path,
+            "template_hash": record.template_hash,
+            "parameters": dict(record.parameters),
+            "secure_parameters": secure,
+            "secure_parameter_names": list(record.secure_parameter_names) if secure else [],
+            "parameters_path": None,
+            "override_names": [],
+            "mode": record.mode,
+            "health": record.health,
+            "skip_health": False,
+            "git_sha": record.git_sha,
+            "rollback_on_failure": False,
+        }
+    )

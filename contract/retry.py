@@ -26,8 +26,6 @@ ENV_COEFFICIENT = "ORCHESTRATOR_RETRY_BACKOFF_COEFFICIENT"
 ENV_MAXIMUM_INTERVAL = "ORCHESTRATOR_RETRY_MAXIMUM_INTERVAL_SECONDS"
 ENV_MAXIMUM_RETRIES = "ORCHESTRATOR_RETRY_MAXIMUM_RETRIES"
 
-DEFAULT_SCHEDULE = RetrySchedule()
-
 # One attempt per activity execution: the workflow owns retries (see the module docstring).
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 

@@ -96,7 +96,7 @@ class Fault:
     def preflight_failure(code: str = "QuotaExceeded", *, message: str | None = None, **filters: Any) -> dict[str, Any]:
         return {"kind": "preflight_failure", "code": code, **({"message": message} if message else {}), **filters}
 
-    # -- health faults (issue 6): reads of deployed resources, after their deployment ----------------------------
+    # -- health faults: reads of deployed resources, after their deployment ----------------------------
     # Each lasts for ``count`` matching reads and/or ``duration`` seconds (without either: until removed); filter
     # with ``resource_type`` / ``resource_name`` (a child's full or last name).
 

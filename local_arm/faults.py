@@ -15,7 +15,7 @@ to break (``kind``), where (method, path substring, operation, deployment, resou
 - ``preflight_failure``: validate / PUT answer 400 InvalidTemplateDeployment wrapping ``code`` (SkuNotAvailable,
   QuotaExceeded, ...)
 
-Health faults (issue 6) act on reads of deployed resources, after their deployment, and take ``state``:
+Health faults act on reads of deployed resources, after their deployment, and take ``state``:
 
 - ``resource_state``: GET of a matching resource reports ``properties.provisioningState`` = ``state``
   (``Updating``: a resource that stays Updating; ``Failed``: one that turned Failed)

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -444,3 +445,13 @@ def build_params(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BicepError(f"`{' '.join(cmd)}` wrote a parameters file that is not JSON ({exc}).") from None
     return BicepParams(parameters=document, using=using, diagnostics=diagnostics)
+
+
+def merge_parameters(base: Mapping[str, Any], on_top: Mapping[str, Any]) -> dict[str, Any]:
+    """ARM parameter entries of ``on_top`` replace ``base``'s, names compared case-insensitively as ARM does."""
+    merged = dict(base)
+    for key, entry in on_top.items():
+        for existing in [k for k in merged if k.lower() == key.lower()]:
+            del merged[existing]
+        merged[key] = entry
+    return merged

@@ -18,7 +18,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,7 +305,3 @@ def classify_arm_error(error: Mapping[str, Any] | None, *, default_code: str = "
     if not tree.code:
         tree.code = default_code
     return classify_error_tree(tree)
-
-
-def all_codes() -> Iterable[str]:
-    return [*ERROR_CODES, *WRAPPER_CODES]

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -44,7 +43,7 @@ ENV_ARM_POLL_INTERVAL = "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS"
 ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_CONFIRMATION_TIMEOUT = "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS"
 ENV_HEARTBEAT_TIMEOUT = "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS"
-# Four eyes (issue 7, docs/SECURITY.md): who may approve or reject deletions.
+# Four eyes (docs/SECURITY.md): who may approve or reject deletions.
 ENV_FOUR_EYES = "ORCHESTRATOR_FOUR_EYES"
 ENV_APPROVERS = "ORCHESTRATOR_APPROVERS"
 ENV_APPROVERS_FILE = "ORCHESTRATOR_APPROVERS_FILE"
@@ -58,16 +57,6 @@ ENV_GRACEFUL_SHUTDOWN = "ORCHESTRATOR_GRACEFUL_SHUTDOWN_SECONDS"
 ENV_BUILD_ID = "ORCHESTRATOR_BUILD_ID"
 
 CredentialKind = Literal["default", "local"]
-
-DISTRIBUTION = "bicep-deployment-orchestrator"
-
-
-def package_version() -> str:
-    """The installed distribution's version, as ``--version`` of the CLI and the worker reports it."""
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # a source checkout that was never pip-installed
-        return "0+unknown"
 
 
 class ConfigError(ValueError):

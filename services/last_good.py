@@ -1,4 +1,4 @@
-"""Rollback (issue 6): the "last good" record of each resource group, and what a rollback redeploys.
+"""Rollback: the "last good" record of each resource group, and what a rollback redeploys.
 
 When a deployment COMPLETES with its health verified (VERIFYING_HEALTH ran and passed; ``--skip-health`` does not
 count), the workflow records it as the resource group's *last good* deployment: its compiled template and
@@ -117,32 +117,6 @@ def last_good_record(inp: RecordLastGoodInput, store: BlobStore, key_ring: Any) 
         resources=list(inp.resources),
         git_sha=request.git_sha,
         initiator=request.initiator,
-    )
-
-
-def rollback_request(
-    failed: DeployRequest, record: LastGoodDeployment, *, secure_parameters: BlobRef | None = None
-) -> DeployRequest:
-    """The request a rollback deploys: the last good template, parameters, mode and health checks, into the same
-    resource group. ``secure_parameters`` replaces the record's (values provided for unrecoverable ones)."""
-    secure = secure_parameters or record.secure_parameters
-    return failed.model_copy(
-        update={
-            "location": record.location,
-            "template": record.template,
-            "template_path": record.template_path,
-            "template_hash": record.template_hash,
-            "parameters": dict(record.parameters),
-            "secure_parameters": secure,
-            "secure_parameter_names": list(record.secure_parameter_names) if secure else [],
-            "parameters_path": None,
-            "override_names": [],
-            "mode": record.mode,
-            "health": record.health,
-            "skip_health": False,
-            "git_sha": record.git_sha,
-            "rollback_on_failure": False,
-        }
     )
 
 

@@ -21,31 +21,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.contrib.opentelemetry import TracingInterceptor, TracingWorkflowInboundInterceptor
-from temporalio.contrib.opentelemetry.workflow import completed_span
+from temporalio.contrib.opentelemetry import TracingInterceptor
 
 TRACES_ENV = "ORCHESTRATOR_OTEL_TRACES"
 PROMETHEUS_ENV = "ORCHESTRATOR_PROMETHEUS_BIND"
 SERVICE_NAME_ENV = "OTEL_SERVICE_NAME"
 DEFAULT_SERVICE_NAME = "bicep-orchestrator"
 TRACER_NAME = "bicep_orchestrator"
-
-# Span attribute names (one place; tests and docs/SECURITY.md use the same).
-ATTR_STAGE = "deployment.stage"
-ATTR_RESOURCE_GROUP = "deployment.resource_group"
-ATTR_SUBSCRIPTION = "deployment.subscription_id"
-ATTR_DEPLOYMENT_NAME = "deployment.name"
-ATTR_ATTEMPT = "deployment.attempt"
-ATTR_OUTCOME = "deployment.stage_outcome"  # succeeded | failed
-ATTR_CLASSIFICATION = "deployment.classification"  # LOGIC | ENVIRONMENTAL (failed attempts only)
-ATTR_ERROR_CODE = "deployment.error_code"
-ATTR_DURATION = "deployment.duration_seconds"
-STAGE_SPAN_PREFIX = "Stage:"
 
 
 class TelemetryConfigError(ValueError):
@@ -181,13 +167,3 @@ def temporal_runtime(environ: Mapping[str, str] | None = None) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ inside the workflow
-
-
-def stage_span(name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
-    """One completed span for a stage attempt, from workflow code. Replay-safe (the interceptor skips replays);
-    a no-op when the worker has no TracingInterceptor. Callers pass names, ids and codes only — never values."""
-    if TracingWorkflowInboundInterceptor._from_context() is None:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        completed_span(STAGE_SPAN_PREFIX + name, attributes=dict(attributes))

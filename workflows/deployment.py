@@ -1,5 +1,5 @@
 """The deployment workflow: INITIALIZED → VALIDATING_PARAMETERS → LINTING → PLANNING → [AWAITING_CONFIRMATION] →
-DEPLOYING → VERIFYING_HEALTH → COMPLETED, or FAILED (→ ROLLED_BACK, issue 6).
+DEPLOYING → VERIFYING_HEALTH → COMPLETED, or FAILED (→ ROLLED_BACK).
 
 Every stage is an activity; the workflow only decides. It drives retries itself, one activity execution per
 attempt (see ``contract.retry``), so each attempt, its classified failure and each backoff timer is an event in
@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
+    from contract import spans
     from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
     from contract.models import (
         QUERY_STATUS,
@@ -64,12 +65,12 @@ with workflow.unsafe.imports_passed_through():
         WhatIfPlan,
         WorkerSettings,
         parse_error_type,
+        rollback_request,
     )
     from contract.naming import deployment_name_for
     from contract.retry import SINGLE_ATTEMPT, next_delay
     from contract.search_attributes import DEPLOYMENT_STATE
-    from services.last_good import rollback_request
-    from services.telemetry import stage_span
+    from workflows.spans import stage_span
 
 T = TypeVar("T")
 
@@ -77,10 +78,10 @@ SETTINGS_TIMEOUT = timedelta(seconds=10)
 # workflow.patched ids: each marks a change of the commands the workflow issues, so histories of runs started by an
 # older worker still replay (tests/workflow/test_replay.py).
 PATCH_PLAN_ENSURES_RG = "plan-ensures-rg"  # the plan activity ensures the resource group (was its own activity)
-PATCH_FOUR_EYES = "four-eyes"  # issue 7: approve/reject from someone the approval policy refuses is recorded, ignored
-PATCH_RECORD_LAST_GOOD = "record-last-good"  # issue 6: a healthy COMPLETED deployment is recorded for rollbacks
-PATCH_ROLLBACK = "rollback-on-failure"  # issue 6: --rollback-on-failure redeploys the last good deployment
-PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # issue 7: DeploymentState upserted at each transition
+PATCH_FOUR_EYES = "four-eyes"  # approve/reject from someone the approval policy refuses is recorded, ignored
+PATCH_RECORD_LAST_GOOD = "record-last-good"  # a healthy COMPLETED deployment is recorded for rollbacks
+PATCH_ROLLBACK = "rollback-on-failure"  # --rollback-on-failure redeploys the last good deployment
+PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upserted at each transition
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
 
 
@@ -193,7 +194,7 @@ class DeploymentWorkflow:
 
     @workflow.run
     async def run(self, request: DeployRequest) -> DeployResult:
-        # Issue 7: DeploymentState follows every transition, for runs started with our search attributes (a server
+        # DeploymentState follows every transition, for runs started with our search attributes (a server
         # lacking them would fail each workflow task on the upsert; the start then degrades to none). Decided first
         # thing, so the patch marker sits in the first workflow task, where a replaying worker is told of it.
         self._state_attribute = DEPLOYMENT_STATE in workflow.info().typed_search_attributes and workflow.patched(
@@ -559,18 +560,18 @@ class DeploymentWorkflow:
     # ------------------------------------------------------------------------------------------ bookkeeping
 
     def _confirmation_span(self, record: ConfirmationRecord, asked_at: Any) -> None:
-        """The AWAITING_CONFIRMATION stage's span (issue 7): the decision, its round and how long it took."""
+        """The AWAITING_CONFIRMATION stage's span: the decision, its round and how long it took."""
         stage_span(
             DeploymentStage.AWAITING_CONFIRMATION.value,
             {
-                "deployment.stage": DeploymentStage.AWAITING_CONFIRMATION.value,
-                "deployment.resource_group": self._request.resource_group,
-                "deployment.subscription_id": self._request.subscription_id,
-                "deployment.name": self._status.deployment_name,
-                "deployment.attempt": record.round,
-                "deployment.decision": record.decision.value,
-                "deployment.refused_decisions": len(self._status.refused_decisions),
-                "deployment.duration_seconds": (record.at - asked_at).total_seconds(),
+                spans.ATTR_STAGE: DeploymentStage.AWAITING_CONFIRMATION.value,
+                spans.ATTR_RESOURCE_GROUP: self._request.resource_group,
+                spans.ATTR_SUBSCRIPTION: self._request.subscription_id,
+                spans.ATTR_DEPLOYMENT_NAME: self._status.deployment_name,
+                spans.ATTR_ATTEMPT: record.round,
+                spans.ATTR_DECISION: record.decision.value,
+                spans.ATTR_REFUSED_DECISIONS: len(self._status.refused_decisions),
+                spans.ATTR_DURATION: (record.at - asked_at).total_seconds(),
             },
         )
 
@@ -582,20 +583,20 @@ class DeploymentWorkflow:
     def _stage_span(
         self, stage: DeploymentStage, attempt: int, started: Any, failure: Classification | None = None
     ) -> None:
-        """One OpenTelemetry span per stage attempt (issue 7; no-op without tracing, never on replay, no commands).
+        """One OpenTelemetry span per stage attempt (no-op without tracing, never on replay, no commands).
         Names, ids and codes only: no parameter value reaches an attribute."""
         attributes: dict[str, str | int | float] = {
-            "deployment.stage": stage.value,
-            "deployment.resource_group": self._request.resource_group,
-            "deployment.subscription_id": self._request.subscription_id,
-            "deployment.name": self._status.deployment_name,
-            "deployment.attempt": attempt,
-            "deployment.stage_outcome": "failed" if failure else "succeeded",
-            "deployment.duration_seconds": (workflow.now() - started).total_seconds(),
+            spans.ATTR_STAGE: stage.value,
+            spans.ATTR_RESOURCE_GROUP: self._request.resource_group,
+            spans.ATTR_SUBSCRIPTION: self._request.subscription_id,
+            spans.ATTR_DEPLOYMENT_NAME: self._status.deployment_name,
+            spans.ATTR_ATTEMPT: attempt,
+            spans.ATTR_OUTCOME: "failed" if failure else "succeeded",
+            spans.ATTR_DURATION: (workflow.now() - started).total_seconds(),
         }
         if failure is not None:
-            attributes["deployment.classification"] = failure.failure_class.value
-            attributes["deployment.error_code"] = failure.code
+            attributes[spans.ATTR_CLASSIFICATION] = failure.failure_class.value
+            attributes[spans.ATTR_ERROR_CODE] = failure.code
         stage_span(stage.value, attributes)
 
     def _transition(self, stage: DeploymentStage, detail: str = "", *, by: str | None = None) -> None:
@@ -643,7 +644,7 @@ class DeploymentWorkflow:
         self._status.outcome = failed.outcome
         klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"
         also = ""
-        if rollback is not None:  # FAILED with both errors (issue 6)
+        if rollback is not None:  # FAILED with both errors
             self._status.rollback = rollback
             if rollback.failure is not None:
                 also = f"; rollback failed in {rollback.failure.stage.value}: {rollback.failure.code}: "
@@ -664,7 +665,7 @@ class DeploymentWorkflow:
             non_retryable=True,
         )
 
-    # ------------------------------------------------------------------------------------- rollback (issue 6)
+    # ------------------------------------------------------------------------------------- rollback
 
     async def _record_last_good(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
         """Keep this healthy deployment as the resource group's last good one; a failure here is logged, never
@@ -845,7 +846,7 @@ class DeploymentWorkflow:
         return self._rollback_parameters.secure_parameters
 
     async def _run_health_checks(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
-        """The user's declared checks (issue 6), after the provisioningState check: one activity that retries
+        """The user's declared checks, after the provisioningState check: one activity that retries
         within the convergence window itself, so a failing check fails the stage instead of retrying it."""
         start_to_close, heartbeat = health_activity_timeouts(
             request.health, heartbeat_seconds=min(10.0, self._settings.heartbeat_timeout_seconds)

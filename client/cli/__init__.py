@@ -14,18 +14,46 @@ import sys
 
 from client.exit_codes import ExitCode
 
-# Order is the order of `starter.py --help`.
-COMMAND_MODULES: list[str] = [
-    "client.cli.deploy",
-    "client.cli.approvals",
-    "client.cli.rollback_params",
-    "client.cli.status",
-    "client.cli.audit",
-    "client.cli.dev",
-    "client.cli.expand",
-    "client.cli.lint",
-    "client.cli.codec_server",
-]
+# Every command: its module and its line in `starter.py --help`, in that order. Only the module of the command being
+# run is imported (each pulls in what its work needs), so `--help` and a command's start stay fast; the line here is
+# checked against the module's own help text by tests/cli/test_parser.py.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "deploy": ("client.cli.deploy", "deploy an ARM template to a resource group through the deployment workflow"),
+    "approve": ("client.cli.approvals", "approve the deletions a waiting deployment's plan makes, and let it deploy"),
+    "reject": ("client.cli.approvals", "reject a waiting deployment's plan: the deployment fails (exit code 4)"),
+    "rollback-params": (
+        "client.cli.rollback_params",
+        "give a waiting rollback the secure parameter values it could not recover",
+    ),
+    "status": (
+        "client.cli.status",
+        "show a deployment's stage, plan, pending confirmation and per-stage attempts",
+    ),
+    "list": (
+        "client.cli.status",
+        "list recent deployments (newest first), by resource group, git SHA, state and start time",
+    ),
+    "audit": (
+        "client.cli.audit",
+        "rebuild a deployment's audit record from Temporal's history and write it (JSON and/or SQLite)",
+    ),
+    "dev": (
+        "client.cli.dev",
+        "run the embedded default (Temporal dev server with UI, local ARM, worker) until Ctrl-C",
+    ),
+    "demo": ("client.cli.dev", "deploy examples/storage-and-web for real on the embedded default, then stop it"),
+    "expand": (
+        "client.cli.expand",
+        "expand an ARM template offline: parameters, resources, deployment order, outputs",
+    ),
+    "lint": ("client.cli.lint", "run the lint gate on a template (Bicep or ARM JSON) without deploying"),
+    "codec-server": (
+        "client.cli.codec_server",
+        "serve Temporal's codec protocol so the Web UI and CLI can read encrypted payloads",
+    ),
+}
+COMMAND_MODULES: list[str] = list(dict.fromkeys(module for module, _ in COMMANDS.values()))
+ALL = "*"
 
 
 class UsageError(Exception):
@@ -39,8 +67,9 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from services.config import package_version
+def build_parser(command: str = ALL) -> argparse.ArgumentParser:
+    """The whole parser, or (``command``) one whose other commands are only their name and help line."""
+    from contract.version import package_version
 
     # `python starter.py` or the installed `bicep-orchestrator` command: usage and --version name what was typed.
     invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -51,13 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_parser(sub)
+    wanted = COMMANDS[command][0] if command in COMMANDS else None
+    for name, (module_name, help_line) in COMMANDS.items():
+        if name in sub.choices:
+            continue  # added with another command of its module
+        if command == ALL or module_name == wanted:
+            importlib.import_module(module_name).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The command an argument list runs: its first word that is not an option."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command_of(argv)
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

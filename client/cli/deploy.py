@@ -70,9 +70,9 @@ from contract.models import (
     DeployRequest,
     DeployResult,
 )
-from services.codec import redact, secret_strings
 from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
+from services.secrets import redact, secret_strings
 from services.temporal_client import data_converter
 
 POLL_SECONDS = 0.5
@@ -185,10 +185,8 @@ _PARAMETER_ISSUES = frozenset(
 
 def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
     """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
-    try:
-        from arm_engine.template import expand_template
-    except ImportError:  # the engine's entry point is not built yet: the workflow's validation stage still runs
-        return
+    from arm_engine.template import expand_template
+
     scope = DeploymentScope(resource_group=resource_group, location=location)
     file_parameters = {k: v for k, v in inputs.parameters.items() if k not in inputs.overrides}
     try:
@@ -287,7 +285,7 @@ async def _check_arm_reachable(target: Target) -> None:
 
 async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
     bicep = is_bicep_deployment(args.template, args.parameters)
-    if bicep:  # compiled and checked on the worker at LINTING (issue 5); here only what needs no compiler
+    if bicep:  # compiled and checked on the worker at LINTING; here only what needs no compiler
         resource_group = validate_resource_group_name(args.resource_group)
         location = validate_location(args.location)
         template_path, _ = resolve_bicep_inputs(args.template, args.parameters)
@@ -625,7 +623,7 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
         progress(f"  - {resource_id}")
     policy = pending.approval_policy
     me = current_user()
-    if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes (issue 7)
+    if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes
         who = ", ".join(policy.allowed_approvers or []) or "anyone but you"
         progress(f"Four eyes: you started this deployment, so another person must approve it ({who}), with:")
         progress(f"  python starter.py approve {workflow_id}{local_flag(target)} --reason '...'")

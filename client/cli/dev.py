@@ -54,16 +54,6 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run_demo)
 
 
-def missing_pieces() -> list[str]:
-    """What the embedded default needs that this checkout does not have yet (said honestly, not as a traceback)."""
-    missing = []
-    if not (PROJECT_ROOT / "worker.py").is_file():
-        missing.append("worker.py (the Temporal worker)")
-    if not (PROJECT_ROOT / "local_arm" / "cli.py").is_file():
-        missing.append("local_arm/cli.py (the local ARM's `starter.py local-arm` entry point)")
-    return missing
-
-
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -84,13 +74,6 @@ def describe(instance: DevInstance) -> str:
 
 
 def _start(state_dir: Path, *, worker: bool) -> tuple[EmbeddedDefault, DevInstance] | int:
-    missing = missing_pieces()
-    if missing:
-        sys.stderr.write(
-            "error: the embedded default cannot start yet: this checkout lacks " + "; ".join(missing) + ". "
-            "These parts of issue 4 are still being built; see README 'What works today'.\n"
-        )
-        return int(ExitCode.ENVIRONMENTAL)
     embedded = EmbeddedDefault(state_dir, worker=worker)
     sys.stderr.write("Starting the embedded default (Temporal dev server, local ARM, worker)...\n")
     try:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from arm_engine import DeploymentScope, ExpandedDeployment, TemplateError, expand_template
-from arm_engine.model import SECRET_MASK
 from arm_engine.values import Deferred
 from client.cli import UsageError
 from client.exit_codes import ExitCode
@@ -25,6 +24,7 @@ from client.inputs import (
     validate_location,
     validate_resource_group_name,
 )
+from services.secrets import MASK, secret_strings
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
@@ -119,22 +119,9 @@ def _print_errors(exc: TemplateError, output: str) -> None:
 
 
 def _secret_strings(result: ExpandedDeployment) -> set[str]:
-    secrets: set[str] = set()
-
-    def collect(value: Any) -> None:
-        if isinstance(value, str) and value:
-            secrets.add(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                collect(v)
-        elif isinstance(value, list):
-            for v in value:
-                collect(v)
-
-    for p in result.parameters.values():
-        if p.secure and p.source != "reference":
-            collect(p.value)
-    return secrets
+    """Every string the secure parameter values hold (any length: a short one is masked where it is a whole value)."""
+    given = (p.value for p in result.parameters.values() if p.secure and p.source != "reference")
+    return set(secret_strings(given, min_length=1))
 
 
 def _plain(value: Any, secrets: set[str]) -> Any:
@@ -143,10 +130,10 @@ def _plain(value: Any, secrets: set[str]) -> Any:
         return {"deferred": value.expression, "reason": value.reason}
     if isinstance(value, str):
         if value in secrets:
-            return SECRET_MASK
+            return MASK
         for secret in secrets:
             if len(secret) >= 4 and secret in value:
-                value = value.replace(secret, SECRET_MASK)
+                value = value.replace(secret, MASK)
         return value
     if isinstance(value, dict):
         return {k: _plain(v, secrets) for k, v in value.items()}
@@ -188,7 +175,7 @@ def expansion_report(result: ExpandedDeployment) -> dict[str, Any]:
         name: {
             "type": o.type,
             # ARM never returns secure outputs' values; neither do we
-            "value": SECRET_MASK if o.type.lower() in ("securestring", "secureobject") else _plain(o.value, secrets),
+            "value": MASK if o.type.lower() in ("securestring", "secureobject") else _plain(o.value, secrets),
             "deferred": o.deferred,
         }
         for name, o in result.outputs.items()

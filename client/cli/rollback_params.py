@@ -1,5 +1,5 @@
 """``starter.py rollback-params ID --param NAME[=VALUE] ...``: give a waiting rollback the secure parameter values
-it could not recover (issue 6, docs/HEALTH.md "Rollback").
+it could not recover (docs/HEALTH.md "Rollback").
 
 The values go to the content store (sealed with the codec's keys when ``ORCHESTRATOR_CODEC_KEYS`` is set), and the
 workflow's ``provide_rollback_parameters`` signal carries only their reference, so they never enter Temporal history.

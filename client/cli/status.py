@@ -39,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("-g", "--resource-group", help="only deployments of this resource group")
     p.add_argument("--running", action="store_true", help="only deployments still running")
-    # Issue 7: filters on the search attributes (docs/AUDIT.md); the server must have them registered.
+    # filters on the search attributes (docs/AUDIT.md); the server must have them registered.
     p.add_argument("--git-sha", help="only deployments of this commit (the full SHA, as recorded)")
     p.add_argument(
         "--state",

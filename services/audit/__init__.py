@@ -1,4 +1,4 @@
-"""The audit record of a deployment, rebuilt from Temporal's event history (issue 7).
+"""The audit record of a deployment, rebuilt from Temporal's event history.
 
 ``services.audit.history`` reads a run's history into an ``AuditRecord`` (``services.audit.record``);
 ``services.audit.store`` writes it as one JSON file and as rows of ``audit.db`` (SQLite);

@@ -128,8 +128,8 @@ class AuditRecord(_Model):
     refused_decisions: list[dict[str, Any]] = Field(default_factory=list)
     signals: list[AuditSignal] = Field(default_factory=list)
     retries: list[AuditRetry] = Field(default_factory=list)
-    health_checks: dict[str, Any] | None = None  # declared checks' report (issue 6), when any ran
-    rollback: dict[str, Any] | None = None  # RollbackReport (issue 6), when one ran
+    health_checks: dict[str, Any] | None = None  # declared checks' report, when any ran
+    rollback: dict[str, Any] | None = None  # RollbackReport, when one ran
     worker_identity: str | None = None  # the worker that ran the workflow's first task
     worker_identities: list[str] = Field(default_factory=list)  # every worker that ran a task or an activity
     client_identity: str | None = None  # the Temporal client identity that started it

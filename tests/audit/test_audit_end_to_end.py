@@ -26,12 +26,9 @@ from typing import Any
 
 import pytest
 
-from client.cli.dev import missing_pieces
 from client.embedded import EmbeddedDefault, temporal_binary
 from client.exit_codes import ExitCode
 from tests.cli.conftest import EXAMPLE, REPO, CliRun, run_cli
-
-pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
 
 STARTER = str(REPO / "starter.py")
 RG = "audit-e2e-rg"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from client import embedded
 
+from client import embedded
 from client.embedded import DevInstance, EmbeddedDefault, EmbeddedError, find_running_instance
 
 
@@ -38,7 +38,8 @@ def test_stale_instance_file_is_ignored(tmp_path: Path) -> None:
 
 
 def test_worker_environment_uses_the_names_config_reads() -> None:
-    config = pytest.importorskip("services.config")
+    from services import config
+
     instance = DevInstance(
         temporal_address="127.0.0.1:7233",
         ui_url="http://127.0.0.1:8233",

@@ -18,13 +18,10 @@ from typing import Any
 
 import pytest
 
-from client.cli.dev import missing_pieces
 from client.embedded import EmbeddedDefault, temporal_binary
 from client.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, REPO, run_cli
-
-pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
 
 TEMPLATE = str(EXAMPLE / "azuredeploy.json")
 WITHOUT_WEB = str(EXAMPLE / "azuredeploy.without-web.json")

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.dev import missing_pieces
 from client.embedded import EmbeddedDefault
 from client.exit_codes import ExitCode
 
 from .conftest import EXAMPLE, run_cli
-
-pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
 
 LOGIC_RG = "e2e-logic-rg"
 ENV_RG = "e2e-env-rg"

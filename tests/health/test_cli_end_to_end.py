@@ -9,20 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from client.cli.dev import missing_pieces
 from client.embedded import EmbeddedDefault
 from client.exit_codes import ExitCode
-from contract.models import DeployRequest
 from tests.cli.conftest import EXAMPLE, run_cli
 from tests.health.servers import ServerThread
-
-pytestmark = [
-    pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}"),
-    pytest.mark.skipif(
-        "health" not in DeployRequest.model_fields,
-        reason="deploy does not take health checks yet (DeployRequest has no 'health')",
-    ),
-]
 
 
 @pytest.fixture(scope="module")

@@ -17,21 +17,14 @@ from client.deployments import result_of, start_deployment
 from client.health.declare import load_health_spec
 from contract.health import CheckState, HealthSpec
 from contract.health_targets import declared_outputs
-from contract.models import DeploymentStage, DeployOutcome, DeployRequest
+from contract.models import DeploymentStage, DeployOutcome
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.temporal_client import data_converter
 from tests.health.servers import ServerThread
 from tests.health.test_temporal import temporal_cli
 from tests.workflow.localarm import real_worker, request_for, storage_template
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(
-        "health" not in DeployRequest.model_fields,
-        reason="the workflow does not run declared health checks yet (DeployRequest has no 'health'); "
-        "wiring: activities/health_checks.py",
-    ),
-]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

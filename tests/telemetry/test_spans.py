@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from services import telemetry
 
 from client.deployments import build_deploy_request, result_of, start_deployment
+from contract import spans
 from contract.models import DeployOutcome
 from local_arm.admin import Fault
+from services import telemetry
 from services.content_store import LocalBlobStore
 from services.temporal_client import connect
 from tests.security.secret_template import random_token, secret_template
@@ -60,20 +61,20 @@ async def test_every_stage_is_a_span_with_its_attributes_and_no_secret(
         local_arm.admin.clear_faults()
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     spans = exporter.get_finished_spans()
-    stage_spans = [s for s in spans if s.name.startswith(telemetry.STAGE_SPAN_PREFIX)]
-    assert [s.attributes[telemetry.ATTR_STAGE] for s in stage_spans] == [
+    stage_spans = [s for s in spans if s.name.startswith(spans.STAGE_SPAN_PREFIX)]
+    assert [s.attributes[spans.ATTR_STAGE] for s in stage_spans] == [
         "VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "DEPLOYING", "VERIFYING_HEALTH",
     ]  # fmt: skip
     for span in stage_spans:
         attrs = dict(span.attributes or {})
-        assert attrs[telemetry.ATTR_RESOURCE_GROUP] == resource_group
-        assert attrs[telemetry.ATTR_DEPLOYMENT_NAME] == result.deployment_name
+        assert attrs[spans.ATTR_RESOURCE_GROUP] == resource_group
+        assert attrs[spans.ATTR_DEPLOYMENT_NAME] == result.deployment_name
         assert attrs["temporalWorkflowID"] == result.workflow_id
     failed, retried = stage_spans[3], stage_spans[4]
-    assert (failed.attributes[telemetry.ATTR_ATTEMPT], retried.attributes[telemetry.ATTR_ATTEMPT]) == (1, 2)
-    assert failed.attributes[telemetry.ATTR_CLASSIFICATION] == "ENVIRONMENTAL"
-    assert failed.attributes[telemetry.ATTR_OUTCOME] == "failed"
-    assert telemetry.ATTR_CLASSIFICATION not in (retried.attributes or {})
+    assert (failed.attributes[spans.ATTR_ATTEMPT], retried.attributes[spans.ATTR_ATTEMPT]) == (1, 2)
+    assert failed.attributes[spans.ATTR_CLASSIFICATION] == "ENVIRONMENTAL"
+    assert failed.attributes[spans.ATTR_OUTCOME] == "failed"
+    assert spans.ATTR_CLASSIFICATION not in (retried.attributes or {})
     # The interceptor's own spans: the client's start, the workflow run, every activity.
     names = {s.name for s in spans}
     assert "StartWorkflow:DeploymentWorkflow" in names and "RunWorkflow:DeploymentWorkflow" in names
@@ -182,5 +183,5 @@ async def test_the_confirmation_wait_is_a_span_with_its_decision(
     assert result.succeeded, result.failure
     [waited] = [s for s in exporter.get_finished_spans() if s.name == "Stage:AWAITING_CONFIRMATION"]
     assert waited.attributes["deployment.decision"] == "APPROVED"
-    assert waited.attributes[telemetry.ATTR_RESOURCE_GROUP] == resource_group
-    assert waited.attributes[telemetry.ATTR_DURATION] >= 0
+    assert waited.attributes[spans.ATTR_RESOURCE_GROUP] == resource_group
+    assert waited.attributes[spans.ATTR_DURATION] >= 0
