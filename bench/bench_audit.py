@@ -30,11 +30,11 @@ from client.deployments import result_of, start_deployment
 from client.embedded import dev_server_args, temporal_binary
 from contract import search_attributes
 from contract.models import BlobRef, DeployOutcomeDetails, DeployRequest
+from harness.fakes import FakeStages, plan_of
 from services.audit import registration
 from services.audit.history import fetch_record, record_from_history
 from services.audit.store import record_text, write_record
 from services.temporal_client import data_converter
-from tests.workflow.fakes import FakeStages, plan_of
 from workflows.deployment import DeploymentWorkflow
 
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if shared is None:
         print("corpus: skipped (../shared not found; pass --shared or set ORCHESTRATOR_SHARED_DIR)")
         return 0
-    from tests.engine.corpus_support import corpus_samples, expand_sample
+    from harness.corpus import corpus_samples, expand_sample
 
     samples = corpus_samples(shared)
 

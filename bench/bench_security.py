@@ -32,11 +32,11 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from client.deployments import result_of, start_deployment  # noqa: E402
 from client.embedded import dev_server_args, temporal_binary  # noqa: E402
+from harness.localarm import real_worker, request_for  # noqa: E402
+from harness.secret_template import random_token, secret_template  # noqa: E402
 from local_arm.testing import running_local_arm  # noqa: E402
 from services import telemetry  # noqa: E402
 from services.codec import EncryptionCodec, KeyRing  # noqa: E402
-from tests.security.secret_template import random_token, secret_template  # noqa: E402
-from tests.workflow.localarm import real_worker, request_for  # noqa: E402
 
 
 async def client_for(env: WorkflowEnvironment, *, codec: EncryptionCodec | None, tracing: bool) -> Client:

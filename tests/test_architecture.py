@@ -29,8 +29,11 @@ OURS = {
     "starter",
     "tests",
     "bench",
+    "harness",
 }
 STDLIB = set(sys.stdlib_module_names)
+# Everything tests and benchmarks drive: the product, its emulator and the worker's assembly.
+PRODUCT = frozenset({"contract", "services", "client", "workflows", "activities", "arm_engine", "local_arm", "worker"})
 
 
 @dataclass(frozen=True)
@@ -98,11 +101,15 @@ RULES = [
     ),
     Rule(
         "bench",
-        frozenset(
-            {"bench", "contract", "services", "client", "workflows", "activities", "arm_engine", "local_arm", "worker"}
-        ),
+        PRODUCT | {"bench", "harness"},
         None,
-        "benchmarks measure the product; they import no tests",
+        "benchmarks measure the product; they import no tests (shared drivers live in harness/)",
+    ),
+    Rule(
+        "harness",
+        PRODUCT | {"harness"},
+        None,
+        "the test and benchmark harness drives the product; it imports no tests or benchmarks",
     ),
 ]
 # Single modules allowed one import their room otherwise forbids, with the reason.
@@ -167,7 +174,7 @@ def _test_violations(rel: str, tree: ast.AST) -> list[str]:
     conftest (pytest gives every folder its own fixtures)."""
     found = []
     for line, module in _imports(tree):
-        if module.split(".")[0] != "tests":
+        if module.split(".")[0] not in {"tests"}:
             continue
         if module == "tests.support" or module.startswith("tests.support."):
             continue
@@ -181,11 +188,11 @@ def test_every_import_follows_the_layout_rules() -> None:
 
 
 def test_nothing_imports_worker_py() -> None:
-    """worker.py assembles and runs the worker; the product never imports it (tests and benchmarks may)."""
+    """worker.py assembles and runs the worker; the product never imports it (tests, the harness and benchmarks may)."""
     found = []
     for path in _python_files():
         room = _room(path)
-        if room in {"tests", "bench", "worker.py"}:
+        if room in {"tests", "bench", "harness", "worker.py"}:
             continue
         for line, module in _imports(ast.parse(path.read_text())):
             if module == "worker":

@@ -3,7 +3,7 @@ corpus fixture."""
 
 from __future__ import annotations
 
-from tests.lint.conftest import quickstarts
-from tests.workflow.conftest import dev_env, resource_group, task_queue
+from tests.support.lint_env import quickstarts
+from tests.support.workflow_env import dev_env, resource_group, task_queue
 
 __all__ = ["dev_env", "quickstarts", "resource_group", "task_queue"]

@@ -28,7 +28,7 @@ import pytest
 
 from client.embedded import EmbeddedDefault, temporal_binary
 from client.exit_codes import ExitCode
-from tests.cli.conftest import EXAMPLE, REPO, CliRun, run_cli
+from tests.support.cli_env import EXAMPLE, REPO, CliRun, run_cli
 
 STARTER = str(REPO / "starter.py")
 RG = "audit-e2e-rg"

@@ -16,12 +16,12 @@ import pytest
 from client.bicep_deploy import build_bicep_deploy_request
 from client.deployments import result_of, start_deployment
 from contract.models import DeployOutcome
+from harness.localarm import real_worker
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.audit.history import fetch_record
 from services.audit.store import write_record
 from services.content_store import LocalBlobStore, canonical_json
-from tests.lint.conftest import FAKES_DIR
-from tests.workflow.localarm import real_worker
+from tests.support.lint_env import FAKES_DIR
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -40,10 +40,10 @@ from contract.models import (
     StageInput,
     WorkerSettings,
 )
+from harness.fakes import FakeStages, plan_of
 from services.audit.history import fetch_record
 from services.temporal_client import data_converter
-from tests.workflow.conftest import find_binary
-from tests.workflow.fakes import FakeStages, plan_of
+from tests.support.workflow_env import find_binary
 from workflows.deployment import DeploymentWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -13,11 +13,11 @@ import pytest
 
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import DeploymentStage, DeploymentStatus, DeployOutcome, DeployResult
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.admin import Counters, Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.audit.history import fetch_record
 from services.audit.record import AuditRecord
-from tests.workflow.localarm import real_worker, request_for, storage_template
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

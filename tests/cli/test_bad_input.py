@@ -11,8 +11,7 @@ import pytest
 
 from client.embedded import DevInstance, EmbeddedDefault
 from client.exit_codes import ExitCode
-
-from .conftest import EXAMPLE, CliRun, count_workflows, run_cli
+from tests.support.cli_env import EXAMPLE, CliRun, count_workflows, run_cli
 
 TEMPLATE = str(EXAMPLE / "azuredeploy.json")
 PARAMS = str(EXAMPLE / "azuredeploy.parameters.json")

@@ -20,8 +20,7 @@ import pytest
 
 from client.embedded import EmbeddedDefault, temporal_binary
 from client.exit_codes import ExitCode
-
-from .conftest import EXAMPLE, REPO, run_cli
+from tests.support.cli_env import EXAMPLE, REPO, run_cli
 
 TEMPLATE = str(EXAMPLE / "azuredeploy.json")
 WITHOUT_WEB = str(EXAMPLE / "azuredeploy.without-web.json")

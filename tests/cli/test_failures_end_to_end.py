@@ -11,8 +11,7 @@ import pytest
 
 from client.embedded import EmbeddedDefault
 from client.exit_codes import ExitCode
-
-from .conftest import EXAMPLE, run_cli
+from tests.support.cli_env import EXAMPLE, run_cli
 
 LOGIC_RG = "e2e-logic-rg"
 ENV_RG = "e2e-env-rg"

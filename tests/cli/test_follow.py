@@ -11,8 +11,7 @@ from client.cli import build_parser
 from client.cli import deploy as deploy_command
 from client.embedded import EmbeddedDefault
 from services.temporal_client import connect
-
-from .conftest import EXAMPLE
+from tests.support.cli_env import EXAMPLE
 
 
 async def test_no_worker_hint_then_interrupt(

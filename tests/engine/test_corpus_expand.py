@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from arm_engine import ExpandedDeployment, TemplateError
-
-from .corpus_support import corpus_samples, expand_corpus
+from harness.corpus import corpus_samples, expand_corpus
 
 CORPUS_SIZE = 161
 RECORDED_PASSING = 161  # docs/ENGINE.md lists the failures (none today)
@@ -82,8 +81,7 @@ def test_templates_reading_their_template_link_need_one(shared: Path) -> None:
     import dataclasses
 
     from arm_engine import expand_template
-
-    from .corpus_support import CORPUS_SCOPE, sample_scope
+    from harness.corpus import CORPUS_SCOPE, sample_scope
 
     sample = next(s for s in corpus_samples(shared) if s.folder == "quickstarts__microsoft.compute__vm-msi")
     text = sample.template_path.read_text(encoding="utf-8-sig")

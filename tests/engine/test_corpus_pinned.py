@@ -18,8 +18,7 @@ import pytest
 
 from arm_engine import Deferred, ExpandedDeployment
 from arm_engine.unique import arm_guid, unique_string
-
-from .corpus_support import CORPUS_SCOPE, corpus_samples, expand_sample, placeholder_value, unique_name
+from harness.corpus import CORPUS_SCOPE, corpus_samples, expand_sample, placeholder_value, unique_name
 
 SUB = CORPUS_SCOPE.subscription_id
 RG = CORPUS_SCOPE.resource_group

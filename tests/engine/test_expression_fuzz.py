@@ -15,7 +15,7 @@ from arm_engine.evaluator import INTERNAL_ERROR_PREFIX as INTERNAL
 from arm_engine.evaluator import evaluate_value, expression_references
 from arm_engine.functions import REGISTRY
 from arm_engine.values import Deferred
-from tests.engine.expr_support import SimpleContext
+from tests.support.expressions import SimpleContext
 
 FUNCTION_NAMES = [*sorted({spec.name for spec in REGISTRY.values()} - {"newGuid", "utcNow"}), "listKeys", "nope"]
 

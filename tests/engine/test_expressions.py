@@ -18,7 +18,7 @@ from arm_engine.evaluator import (
 )
 from arm_engine.expressions import Call, Index, Literal, Property
 from arm_engine.values import Deferred
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 
 def error_of(text: str, ctx: SimpleContext | None = None, path: str = "resources[0].name") -> Any:

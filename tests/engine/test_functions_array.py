@@ -8,7 +8,7 @@ import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
 from arm_engine.values import Deferred
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 
 @pytest.mark.parametrize(

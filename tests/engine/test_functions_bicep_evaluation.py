@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 L = "lambdaVariables"
 

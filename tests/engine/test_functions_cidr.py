@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
-from tests.engine.expr_support import ev
+from tests.support.expressions import ev
 
 
 def test_parse_cidr_ipv4_and_ipv6() -> None:

@@ -7,7 +7,7 @@ import pytest
 from arm_engine.errors import IssueCode, TemplateError
 from arm_engine.scope import DeploymentScope
 from arm_engine.values import Deferred
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 
 def test_parameters_and_variables_are_case_insensitive() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 MAX = 9223372036854775807
 MIN = -9223372036854775808

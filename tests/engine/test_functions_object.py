@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 
 @pytest.mark.parametrize(

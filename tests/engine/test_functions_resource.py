@@ -10,7 +10,7 @@ import pytest
 from arm_engine.errors import IssueCode, TemplateError
 from arm_engine.scope import DeploymentScope
 from arm_engine.values import Deferred
-from tests.engine.expr_support import SimpleContext
+from tests.support.expressions import SimpleContext
 
 SUB = "11111111-2222-3333-4444-555555555555"
 SCOPE = DeploymentScope(
@@ -20,7 +20,7 @@ RG = f"/subscriptions/{SUB}/resourceGroups/MyRG"
 
 
 def ev(text: str, ctx: SimpleContext | None = None) -> Any:
-    from tests.engine.expr_support import ev as evaluate
+    from tests.support.expressions import ev as evaluate
 
     return evaluate(text, ctx or SimpleContext(scope=SCOPE))
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from arm_engine import Deferred, IssueCode, TemplateError
-
-from .template_support import expand, expand_error, template
+from tests.support.engine_templates import expand, expand_error, template
 
 
 def params_template(**declared: Any) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from arm_engine import Deferred, IssueCode, TemplateError
-
-from .template_support import RG_ID, SCOPE, DictState, expand, expand_error, names, rid, template
+from tests.support.engine_templates import RG_ID, SCOPE, DictState, expand, expand_error, names, rid, template
 
 STORAGE = "Microsoft.Storage/storageAccounts"
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from arm_engine import Deferred, IssueCode
 from arm_engine.unique import arm_guid
-
-from .template_support import RG, SUB, DictState, RecordingDeployer, expand, expand_error, rid, template
+from tests.support.engine_templates import RG, SUB, DictState, RecordingDeployer, expand, expand_error, rid, template
 
 DEPLOYMENTS = "Microsoft.Resources/deployments"
 STORAGE = "Microsoft.Storage/storageAccounts"

@@ -6,7 +6,7 @@ import pytest
 
 from arm_engine.scope import DeploymentScope
 from arm_engine.unique import arm_guid, unique_string
-from tests.engine.expr_support import SimpleContext, ev
+from tests.support.expressions import SimpleContext, ev
 
 AUTHORITATIVE_UNIQUE = [
     (("snap", "crackle", "pop"), "byghxckddilkc"),

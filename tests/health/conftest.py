@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from local_arm.testing import local_arm_fixture
-from tests.health.servers import Pki, ServerThread, make_pki, running_servers
+from tests.support.health_servers import Pki, ServerThread, make_pki, running_servers
 
 
 @pytest.fixture

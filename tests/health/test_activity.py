@@ -13,7 +13,7 @@ from activities.health_checks import HealthCheckActivities, HealthCheckInput, he
 from client.health.declare import load_health_spec
 from contract.health import CheckState, HealthProgress, HealthSpec
 from local_arm.testing import LocalArm
-from tests.health.servers import ServerThread
+from tests.support.health_servers import ServerThread
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 

@@ -11,8 +11,8 @@ import pytest
 
 from client.embedded import EmbeddedDefault
 from client.exit_codes import ExitCode
-from tests.cli.conftest import EXAMPLE, run_cli
-from tests.health.servers import ServerThread
+from tests.support.cli_env import EXAMPLE, run_cli
+from tests.support.health_servers import ServerThread
 
 
 @pytest.fixture(scope="module")

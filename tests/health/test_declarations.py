@@ -10,7 +10,7 @@ import pytest
 from client.health.declare import HealthDeclarationError, find_health_file, load_health_spec, parse_health_check_flag
 from contract.health import ArmCheck, HttpCheck, TcpCheck
 from contract.health_targets import declared_outputs
-from tests.health.servers import Pki
+from tests.support.health_servers import Pki
 
 TEMPLATE = {
     "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",

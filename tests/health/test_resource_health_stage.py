@@ -16,11 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 from client.deployments import result_of, start_deployment
 from contract.health import HealthSpec
 from contract.models import DeploymentStage, DeployOutcome, DeployResult
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.temporal_client import data_converter
-from tests.health.test_temporal import temporal_cli
-from tests.workflow.localarm import real_worker, request_for, storage_template
+from tests.support.temporal import temporal_cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

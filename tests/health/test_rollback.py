@@ -34,6 +34,7 @@ from contract.models import (
     DeploymentStage,
     DeployOutcome,
 )
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.audit.history import fetch_record
@@ -41,8 +42,7 @@ from services.codec import KEYS_ENV
 from services.content_store import BLOB_DIR_ENV, LocalBlobStore
 from services.last_good import LastGoodStore
 from services.temporal_client import data_converter
-from tests.health.test_temporal import temporal_cli
-from tests.workflow.localarm import real_worker, request_for, storage_template
+from tests.support.temporal import temporal_cli
 from workflows.deployment import DeploymentWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -13,7 +13,7 @@ from client.health.live import LiveHealthTable
 from client.health.table import format_health_table
 from contract.health import CheckResult, CheckState, HealthCheckReport, HealthProgress, HealthSpec
 from services.health.runner import run_health_checks
-from tests.health.servers import HttpBehaviour, Pki, ServerThread
+from tests.support.health_servers import HttpBehaviour, Pki, ServerThread
 
 
 def spec(

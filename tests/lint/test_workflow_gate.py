@@ -16,11 +16,10 @@ import pytest
 from client.bicep_deploy import build_bicep_deploy_request
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import DeploymentStage, DeployOutcome, FailureClass, LintReport
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.content_store import LocalBlobStore, canonical_json
-from tests.workflow.localarm import real_worker, request_for, storage_template
-
-from .conftest import FAKES_DIR
+from tests.support.lint_env import FAKES_DIR
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -130,7 +129,7 @@ async def test_warnings_halt_unless_allowed_and_are_recorded(
 async def test_errors_halt_at_linting_listing_every_error(
     sample, fake_bicep, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines
 ):
-    from .oracle import expected_diagnostics
+    from tests.support.lint_oracle import expected_diagnostics
 
     main = baselines / sample / "main.bicep"
     expected = expected_diagnostics(main.with_name("main.diagnostics.bicep"), crlf=sample.endswith("_CRLF"))
@@ -209,8 +208,7 @@ async def test_cli_shows_every_error_with_position_and_exits_1(
     fake_bicep, cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, baselines, capsys
 ):
     from client.cli.deploy import deploy
-
-    from .oracle import expected_diagnostics
+    from tests.support.lint_oracle import expected_diagnostics
 
     main = baselines / "InvalidMetadata_CRLF" / "main.bicep"
     errors = [

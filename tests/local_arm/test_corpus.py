@@ -10,9 +10,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from harness.corpus import corpus_samples
 from local_arm.testing import running_local_arm
-from tests.engine.corpus_support import corpus_samples
-from tests.local_arm.corpus_sequence import run_sequence
+from tests.support.corpus_sequence import run_sequence
 
 # Measured 154-155 of 161. The floor: 161, minus the 4 deterministic known failures, minus the 5 samples whose
 # nested templates default a parameter to utcNow() (time-dependent, see below).

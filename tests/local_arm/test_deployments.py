@@ -11,8 +11,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from local_arm.admin import Fault
 from local_arm.testing import LocalArm
-from tests.local_arm.rawhttp import call
-from tests.local_arm.templates import body, identities_template, values, web_app_template
+from tests.support.arm_templates import body, identities_template, values, web_app_template
+from tests.support.rawhttp import call
 
 
 def deployment_path(arm: LocalArm, rg: str, name: str) -> str:

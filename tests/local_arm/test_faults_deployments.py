@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError
 
 from local_arm.admin import Fault
 from local_arm.testing import LocalArm, running_local_arm
-from tests.local_arm.templates import body, identities_template, web_app_template
+from tests.support.arm_templates import body, identities_template, web_app_template
 
 
 @pytest.mark.parametrize("code", ["Conflict", "QuotaExceeded", "AllocationFailed", "InternalServerError"])

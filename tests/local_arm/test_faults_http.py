@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
 from local_arm.admin import Fault
 from local_arm.testing import LocalArm
-from tests.local_arm.rawhttp import call
+from tests.support.rawhttp import call
 
 
 def test_one_429_is_retried_after_retry_after(local_arm: LocalArm) -> None:
@@ -135,7 +135,7 @@ def test_bad_fault_rule_is_refused_with_a_reason(local_arm: LocalArm) -> None:
 
 
 def test_lost_answer_after_a_put_took_effect(local_arm: LocalArm) -> None:
-    from tests.local_arm.templates import body, identities_template
+    from tests.support.arm_templates import body, identities_template
 
     local_arm.admin.configure(provisioning_seconds=5.0)
     local_arm.create_resource_group("rg-lost")

@@ -22,7 +22,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from local_arm.admin import AdminClient
 from local_arm.credential import AsyncLocalArmCredential, LocalArmCredential
 from local_arm.testing import LocalArm
-from tests.local_arm.rawhttp import call
+from tests.support.rawhttp import call
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from local_arm.admin import AdminError, Fault
 from local_arm.credential import LocalArmCredential
 from local_arm.testing import LocalArm
-from tests.local_arm.rawhttp import call
-from tests.local_arm.templates import body, identities_template, web_app_template
+from tests.support.arm_templates import body, identities_template, web_app_template
+from tests.support.rawhttp import call
 
 RG = "rg-health"
 

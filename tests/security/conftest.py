@@ -1,17 +1,5 @@
-"""Fixtures of the security tests: the workflow tests' real dev server and per-test names, and the local ARM."""
+"""This folder's fixtures: the shared ones from ``tests.support.security_env``."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from local_arm.testing import FAST, LocalArm, running_local_arm
-from tests.workflow.conftest import dev_env, resource_group, task_queue
-
-__all__ = ["dev_env", "local_arm", "resource_group", "task_queue"]
-
-
-@pytest.fixture(scope="module")
-def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
-    yield from running_local_arm(tmp_path_factory.mktemp("local-arm"), **FAST)
+from tests.support.security_env import (  # noqa: F401
+    local_arm,
+)

@@ -23,10 +23,9 @@ from contract.models import (
     RetrySchedule,
     WorkerSettings,
 )
+from harness.fakes import DELETED, FakeStages, make_request, plan_of
 from services.temporal_client import data_converter
-from tests.workflow.conftest import find_binary
-from tests.workflow.fakes import FakeStages, plan_of
-from tests.workflow.test_workflow_timeskipping import DELETED, make_request
+from tests.support.workflow_env import find_binary
 from workflows.deployment import DeploymentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"

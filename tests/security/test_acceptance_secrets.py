@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from client.embedded import EmbeddedDefault, temporal_binary
-from tests.security.secret_template import random_token, secret_template
+from harness.secret_template import random_token, secret_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,9 +25,9 @@ from contract.models import (
     DeploymentStage,
     DeployOutcome,
 )
+from harness.localarm import example_parameters, example_template, fast_settings, real_worker
 from services.config import ConfigError, approval_policy_from_env
 from services.content_store import LocalBlobStore
-from tests.workflow.localarm import example_parameters, example_template, fast_settings, real_worker
 
 SESSION = pytest.mark.asyncio(loop_scope="session")
 

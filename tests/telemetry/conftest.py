@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.security.conftest import dev_env, local_arm, resource_group, task_queue
+from tests.support.security_env import dev_env, local_arm, resource_group, task_queue
 
 __all__ = ["dev_env", "local_arm", "resource_group", "task_queue"]

@@ -14,12 +14,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from client.deployments import build_deploy_request, result_of, start_deployment
 from contract import spans
 from contract.models import DeployOutcome
+from harness.localarm import real_worker
+from harness.secret_template import random_token, secret_template
 from local_arm.admin import Fault
 from services import telemetry
 from services.content_store import LocalBlobStore
 from services.temporal_client import connect
-from tests.security.secret_template import random_token, secret_template
-from tests.workflow.localarm import real_worker
 
 STAGES = ["VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "VERIFYING_HEALTH"]
 
@@ -164,7 +164,7 @@ async def test_the_confirmation_wait_is_a_span_with_its_decision(
 ):
     from client.deployments import query_status
     from contract.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage
-    from tests.workflow.localarm import example_parameters, example_template, request_for
+    from harness.localarm import example_parameters, example_template, request_for
 
     blob_dir = tmp_path / "blobs"
     client = await connect(address=dev_env.client.service_client.config.target_host, namespace="default")

@@ -30,12 +30,10 @@ from contract.models import (
     DeployOutcomeDetails,
     FailureClass,
 )
+from harness.fakes import DELETED, FakeStages, classified_error, make_request, plan_of
 from services.temporal_client import data_converter
+from tests.support.workflow_env import find_binary
 from workflows.deployment import DeploymentWorkflow
-
-from .conftest import find_binary
-from .fakes import FakeStages, classified_error, plan_of
-from .test_workflow_timeskipping import DELETED, make_request
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -17,11 +17,10 @@ import pytest
 
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import DeploymentStage, DeployOutcome
+from harness.localarm import REPO, real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.config import StaticTokenCredential
-
-from .localarm import REPO, real_worker, request_for, storage_template
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -12,11 +12,10 @@ import pytest
 
 from client.deployments import result_of, start_deployment
 from contract.models import ChangeType, DeployOutcome
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.content_store import LocalBlobStore, get_json
-
-from .history_text import history_text, payload_sizes
-from .localarm import real_worker, request_for, storage_template
+from tests.support.history_text import history_text, payload_sizes
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

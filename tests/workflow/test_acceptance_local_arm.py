@@ -24,11 +24,10 @@ from contract.models import (
     DeployOutcome,
     FailureClass,
 )
+from harness.localarm import example_parameters, example_template, real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-
-from .conftest import find_binary
-from .localarm import example_parameters, example_template, real_worker, request_for, storage_template
+from tests.support.workflow_env import find_binary
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -11,10 +11,9 @@ from temporalio.api.enums.v1 import EventType
 
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import DeploymentStage, DeployOutcome, FailureClass, RetrySchedule
+from harness.localarm import fast_settings, real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
-
-from .localarm import fast_settings, real_worker, request_for, storage_template
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -30,7 +30,6 @@ from contract.models import (
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalSignal,
-    BlobRef,
     ConfirmationDecision,
     DeploymentStage,
     DeployOutcome,
@@ -39,27 +38,12 @@ from contract.models import (
     FailureClass,
     ValidationReport,
 )
+from harness.fakes import DELETED, OTHER, FakeStages, classified_error, make_request, plan_of
 from services.content_store import LocalBlobStore
+from tests.support.history_text import history_text
 from workflows.deployment import DeploymentWorkflow
 
-from .fakes import FakeStages, classified_error, plan_of
-from .history_text import history_text
-
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-DELETED = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/old"
-OTHER = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/other"
-
-
-def make_request(resource_group: str, **kw: object) -> DeployRequest:
-    return DeployRequest(
-        subscription_id="00000000-0000-0000-0000-000000000001",
-        resource_group=resource_group,
-        location="westeurope",
-        template=BlobRef(digest="sha256:" + "0" * 64, size=2),
-        initiator="tester@example.com",
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 @asynccontextmanager

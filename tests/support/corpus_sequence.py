@@ -11,8 +11,8 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
+from harness.corpus import UPSTREAM, Sample, substitute
 from local_arm.testing import LocalArm
-from tests.engine.corpus_support import UPSTREAM, Sample, substitute
 
 LOCATION = "westus2"
 PINNED_TIME = "20260101T000000Z"

@@ -18,10 +18,12 @@ from temporalio.exceptions import ApplicationError
 from activities.settings import SettingsActivities
 from contract.models import (
     ActivityName,
+    BlobRef,
     ChangeType,
     Classification,
     DeployInput,
     DeployOutcomeDetails,
+    DeployRequest,
     EnsureResourceGroupResult,
     FailureClass,
     HealthReport,
@@ -163,3 +165,19 @@ class FakeStages:
             record_last_good,
             load_last_good,
         ]
+
+
+DELETED = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/old"
+OTHER = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/other"
+
+
+def make_request(resource_group: str, **kw: object) -> DeployRequest:
+    """A request for the fake stage set: the template reference is never read."""
+    return DeployRequest(
+        subscription_id="00000000-0000-0000-0000-000000000001",
+        resource_group=resource_group,
+        location="westeurope",
+        template=BlobRef(digest="sha256:" + "0" * 64, size=2),
+        initiator="tester@example.com",
+        **kw,  # type: ignore[arg-type]
+    )
