@@ -5,27 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError
 
-from contract.models import Classification, FailureClass
+from contract.models import Classification
 from services.classification import classify_failure
 from services.secrets import redact
 
 
 def application_error(classification: Classification) -> ApplicationError:
-    """LOGIC → non-retryable; ENVIRONMENTAL → retryable with ARM's Retry-After as ``next_retry_delay``.
-
-    The type names the class and the code (``LOGIC.InvalidTemplate``); the classification is the first detail.
-    """
-    retry_after = classification.retry_after_seconds
+    """The failure the workflow reads: the classification (class, code, message, ARM's Retry-After) is the first
+    detail (``Classification.attached`` reads it); the type names class and code (``LOGIC.InvalidTemplate``) for
+    people reading history. Temporal never retries it itself: the workflow owns retries, one activity execution
+    per attempt (``contract/retry.py``), so every attempt and its classification is an event in history."""
     return ApplicationError(
         f"{classification.code}: {classification.message}",
         classification,
         type=classification.error_type,
-        non_retryable=classification.failure_class is FailureClass.LOGIC,
-        next_retry_delay=timedelta(seconds=retry_after) if retry_after else None,
+        non_retryable=True,
     )
 
 

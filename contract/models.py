@@ -10,6 +10,7 @@ into the content store).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -574,6 +575,21 @@ class Classification(_Model):
     def error_type(self) -> str:
         """The ApplicationError type: names the class and the code, e.g. ``LOGIC.InvalidTemplate``."""
         return f"{self.failure_class.value}.{self.code}"
+
+    @classmethod
+    def attached(cls, error_type: str | None, message: str, details: Sequence[Any]) -> Classification | None:
+        """The classification an activity attached to its ``ApplicationError`` (its first detail, see
+        ``activities/errors.application_error``); for a failure without that detail, the one its type names.
+        None when the failure is not one of ours."""
+        if details and isinstance(details[0], dict):
+            try:
+                return cls.model_validate(details[0])
+            except ValueError:
+                pass
+        parsed = parse_error_type(error_type)
+        if parsed is None:
+            return None
+        return cls(failure_class=parsed[0], code=parsed[1], message=message)
 
 
 def parse_error_type(error_type: str | None) -> tuple[FailureClass, str] | None:

@@ -64,7 +64,6 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         WhatIfPlan,
         WorkerSettings,
-        parse_error_type,
         rollback_request,
     )
     from contract.naming import deployment_name_for
@@ -923,21 +922,13 @@ def classify_activity_failure(cause: BaseException | None) -> Classification:
             message="the attempt was cancelled by its worker (shutting down); the next attempt resumes",
         )
     if isinstance(cause, ApplicationError):
-        parsed = parse_error_type(cause.type)
-        retry_after = cause.next_retry_delay.total_seconds() if cause.next_retry_delay else None
-        if parsed is not None:
-            failure_class, code = parsed
-            message = str(cause.message)
-            if cause.details and isinstance(cause.details[0], dict):
-                message = str(cause.details[0].get("message") or message)
-            return Classification(
-                failure_class=failure_class, code=code, message=message, retry_after_seconds=retry_after
-            )
+        attached = Classification.attached(cause.type, str(cause.message), cause.details)
+        if attached is not None:
+            if attached.retry_after_seconds is None and cause.next_retry_delay:  # failures recorded before the
+                attached.retry_after_seconds = cause.next_retry_delay.total_seconds()  # detail carried it
+            return attached
         return Classification(
-            failure_class=FailureClass.LOGIC,
-            code=cause.type or "ActivityFailed",
-            message=str(cause.message),
-            retry_after_seconds=retry_after,
+            failure_class=FailureClass.LOGIC, code=cause.type or "ActivityFailed", message=str(cause.message)
         )
     return Classification(
         failure_class=FailureClass.ENVIRONMENTAL,

@@ -14,8 +14,9 @@ from client.cli.deploy import marked_secret_values
 from client.deployments import build_deploy_request
 from client.inputs import InputError, read_deployment_inputs
 from harness.secret_template import random_token, secret_template
-from services.codec import MASK, KeyRing, redact, secret_strings
+from services.codec import KeyRing
 from services.content_store import LocalBlobStore, open_json
+from services.secrets import MASK, redact, secret_strings
 
 KV_REFERENCE = {
     "reference": {

@@ -19,7 +19,7 @@ from azure.core.exceptions import (
 
 from activities.errors import application_error
 from arm_engine import IssueCode, TemplateError, TemplateIssue
-from contract.models import FailureClass, parse_error_type
+from contract.models import Classification, FailureClass, parse_error_type
 from services.classification import ERROR_CODES, WRAPPER_CODES, classify_arm_error, classify_failure
 
 LOGIC = FailureClass.LOGIC
@@ -189,14 +189,26 @@ def test_unknown_python_exception_halts() -> None:
     assert (c.failure_class, c.code) == (LOGIC, "KeyError")
 
 
-def test_application_error_names_class_and_code_and_carries_retry_after() -> None:
-    env = application_error(classify_failure(http_error(429, "TooManyRequests", Retry_After="30")))
-    assert env.type == "ENVIRONMENTAL.TooManyRequests" and not env.non_retryable
-    assert env.next_retry_delay is not None and env.next_retry_delay.total_seconds() == 30
+def test_application_error_names_class_and_code_and_carries_the_classification() -> None:
+    """One mechanism: the activity attaches its classification (with ARM's Retry-After) as the first detail, the
+    workflow reads it back through ``Classification.attached``; Temporal itself never retries (the workflow does)."""
+    throttled = classify_failure(http_error(429, "TooManyRequests", Retry_After="30"))
+    env = application_error(throttled)
+    assert env.type == "ENVIRONMENTAL.TooManyRequests" and env.non_retryable
+    details = [throttled.model_dump(mode="json")]  # as the failure's details decode in the workflow
+    read = Classification.attached(env.type, env.message, details)
+    assert read is not None and (read.failure_class, read.code, read.retry_after_seconds) == (
+        ENV,
+        "TooManyRequests",
+        30,
+    )
     logic = application_error(classify_failure(http_error(400, "InvalidTemplate")))
     assert logic.type == "LOGIC.InvalidTemplate" and logic.non_retryable and logic.next_retry_delay is None
+    # a failure recorded without the detail is still read from its type; one that is not ours is not
+    old = Classification.attached("LOGIC.InvalidTemplate", "bad", [])
+    assert old is not None and (old.failure_class, old.code) == (LOGIC, "InvalidTemplate")
+    assert Classification.attached("ValueError", "boom", []) is None
     assert parse_error_type(logic.type) == (LOGIC, "InvalidTemplate")
-    assert parse_error_type("ValueError") is None
 
 
 def test_a_missing_content_store_document_is_a_logic_failure() -> None:
