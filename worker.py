@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -45,6 +46,19 @@ def default_build_id() -> str:
     return f"{DISTRIBUTION}@{package_version()}"
 
 
+def precompile_workflow_code() -> None:
+    """Write the bytecode of the workflow modules: the sandbox executes them anew for every workflow run, and without
+    a ``.pyc`` (``PYTHONDONTWRITEBYTECODE=1``, an editable install) each run would compile the source again — most
+    of what a run costs the worker. A read-only install (pip compiles at install) is left as it is."""
+    import compileall
+
+    import workflows
+
+    for folder in workflows.__path__:
+        with contextlib.suppress(OSError):
+            compileall.compile_dir(folder, quiet=2)
+
+
 def build_worker(
     client: Client,
     config: WorkerConfig,
@@ -56,6 +70,7 @@ def build_worker(
     **worker_kwargs: Any,
 ) -> Worker:
     """A worker for the deployment workflow. ``activities`` replaces the real ones (tests use fakes)."""
+    precompile_workflow_code()
     return Worker(
         client,
         task_queue=config.task_queue,

@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from floor_workflow import FloorWorkflow, noop_activity  # noqa: E402  (bench/ is sys.path[0])
+from floor_workflow import FloorWorkflow, ShapeFloorWorkflow, noop_activity  # noqa: E402  (bench/ is sys.path[0])
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
@@ -172,19 +172,71 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def bench_floor(env: WorkflowEnvironment, runs: int) -> dict[str, Any]:
-    """Median wall time of a workflow with 0 and with 3 empty activities (the deployment runs 3 remote ones)."""
+    """Median wall time of Temporal's floor: an empty workflow, and one of the deployment's shape (3 local + 2
+    remote empty activities)."""
     queue = f"bench-floor-{uuid.uuid4()}"
     out: dict[str, Any] = {}
-    async with Worker(env.client, task_queue=queue, workflows=[FloorWorkflow], activities=[noop_activity]):
-        for n in (0, 3):
+    workflows = [FloorWorkflow, ShapeFloorWorkflow]
+    async with Worker(env.client, task_queue=queue, workflows=workflows, activities=[noop_activity]):
+        for name, kind in (("empty_workflow", "BenchFloor"), ("shape_floor", "BenchShapeFloor")):
             times = []
             for i in range(runs + 1):
                 started = time.perf_counter()
-                await env.client.execute_workflow("BenchFloor", n, id=f"floor-{uuid.uuid4()}", task_queue=queue)
+                await env.client.execute_workflow(kind, 0, id=f"floor-{uuid.uuid4()}", task_queue=queue)
                 if i:
                     times.append(time.perf_counter() - started)
-            out[f"empty_workflow_{n}_activities_median_s"] = round(statistics.median(times), 4)
+            out[f"{name}_median_s"] = round(statistics.median(times), 4)
     return out
+
+
+async def bench_floor_cpu(env: WorkflowEnvironment, count: int, work: Path) -> dict[str, Any]:
+    """Worker CPU per workflow of the deployment's shape, ``count`` at once, in a worker process of its own."""
+    queue = f"bench-floor-cpu-{uuid.uuid4()}"
+    address = env.client.service_client.config.target_host
+    with (work / "floor-worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "floor_workflow.py"), address, queue],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=log,
+        )  # fmt: skip
+        try:
+            assert worker.stdout is not None
+            await asyncio.to_thread(worker.stdout.readline)  # "ready"
+            before = cpu_seconds(worker.pid)
+            await asyncio.gather(
+                *(
+                    env.client.execute_workflow("BenchShapeFloor", 0, id=f"floor-{uuid.uuid4()}", task_queue=queue)
+                    for _ in range(count)
+                )
+            )
+            used = cpu_seconds(worker.pid) - before
+        finally:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    return {"workflows": count, "worker_cpu_s": round(used, 3), "cpu_per_workflow_ms": round(1000 * used / count, 2)}
+
+
+async def bench_direct_cpu(arm: Any, count: int, resources: int) -> dict[str, Any]:
+    """CPU of the direct SDK calls per deployment, ``count`` at once: the event loop thread's CPU only (the local ARM
+    serves from other threads of this process)."""
+    arm_config = ArmConfig(endpoint=arm.endpoint, ca_file=Path(arm.ca_file), credential="local", polling_interval=0.25)
+    clients = ArmClients(arm_config)
+    try:
+        await direct_run(clients, arm.subscription_id, f"bench-direct-warm-{uuid.uuid4().hex[:6]}", template(1, "w"))
+        before = time.thread_time()
+        await asyncio.gather(
+            *(
+                direct_run(clients, arm.subscription_id, f"bench-direct-cpu-{i:03d}", template(resources, f"c{i}"))
+                for i in range(count)
+            )
+        )
+        used = time.thread_time() - before
+    finally:
+        await clients.close()
+    return {"deployments": count, "cpu_s": round(used, 3), "cpu_per_deployment_ms": round(1000 * used / count, 2)}
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -294,15 +346,28 @@ async def main(argv: list[str] | None = None) -> int:
                     report["overhead"] = await bench_overhead(
                         env, arm, args.runs, args.resources, work, in_process=args.in_process_worker
                     )
+                    over = report["overhead"]
+                    floor_and_direct = report["floor"]["shape_floor_median_s"] + over["direct_median_s"]
+                    over["ratio_to_floor_plus_direct"] = round(over["workflow_median_s"] / floor_and_direct, 2)
                     print(
                         json.dumps({k: report[k] for k in ("server", "eager_activities", "arm_latency", "overhead")}),
                         flush=True,
                     )
                 if not args.skip_b and args.concurrent > 0:  # --concurrent 0 = --skip-b
-                    report["concurrent"] = await bench_concurrent(
+                    report["concurrent"] = many = await bench_concurrent(
                         env, arm, args.concurrent, args.resources, work, args.poll_b
                     )
-                    print(json.dumps({"concurrent": report["concurrent"]}), flush=True)
+                    print(json.dumps({"concurrent": many}), flush=True)
+                    report["floor_cpu"] = await bench_floor_cpu(env, args.concurrent, work)
+                    report["direct_cpu"] = await bench_direct_cpu(arm, args.concurrent, args.resources)
+                    per_deployment = 1000 * many["worker_cpu_s"] / many["deployments"]
+                    budget = report["floor_cpu"]["cpu_per_workflow_ms"] + report["direct_cpu"]["cpu_per_deployment_ms"]
+                    report["cpu"] = {
+                        "worker_cpu_per_deployment_ms": round(per_deployment, 2),
+                        "floor_plus_direct_ms": round(budget, 2),
+                        "ratio": round(per_deployment / budget, 2),
+                    }
+                    print(json.dumps({k: report[k] for k in ("floor_cpu", "direct_cpu", "cpu")}), flush=True)
             finally:
                 next(arm_gen, None)
         finally:
