@@ -18,7 +18,7 @@ from services.config import ArmClients, ArmConfig, WorkerConfig
 from services.content_store import LocalBlobStore
 from worker import build_worker
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "storage-and-web"
 
 

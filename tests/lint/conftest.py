@@ -10,3 +10,4 @@ from tests.support.lint_env import (  # noqa: F401
     no_compiler,
     quickstarts,
 )
+from tests.support.workflow_env import dev_env, resource_group, task_queue  # noqa: F401

@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from client.deployments import build_deploy_request, result_of, start_deployment
-from contract import spans
+from contract import spans as span_names
 from contract.models import DeployOutcome
 from harness.localarm import real_worker
 from harness.secret_template import random_token, secret_template
@@ -61,20 +61,20 @@ async def test_every_stage_is_a_span_with_its_attributes_and_no_secret(
         local_arm.admin.clear_faults()
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     spans = exporter.get_finished_spans()
-    stage_spans = [s for s in spans if s.name.startswith(spans.STAGE_SPAN_PREFIX)]
-    assert [s.attributes[spans.ATTR_STAGE] for s in stage_spans] == [
+    stage_spans = [s for s in spans if s.name.startswith(span_names.STAGE_SPAN_PREFIX)]
+    assert [s.attributes[span_names.ATTR_STAGE] for s in stage_spans] == [
         "VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "DEPLOYING", "VERIFYING_HEALTH",
     ]  # fmt: skip
     for span in stage_spans:
         attrs = dict(span.attributes or {})
-        assert attrs[spans.ATTR_RESOURCE_GROUP] == resource_group
-        assert attrs[spans.ATTR_DEPLOYMENT_NAME] == result.deployment_name
+        assert attrs[span_names.ATTR_RESOURCE_GROUP] == resource_group
+        assert attrs[span_names.ATTR_DEPLOYMENT_NAME] == result.deployment_name
         assert attrs["temporalWorkflowID"] == result.workflow_id
     failed, retried = stage_spans[3], stage_spans[4]
-    assert (failed.attributes[spans.ATTR_ATTEMPT], retried.attributes[spans.ATTR_ATTEMPT]) == (1, 2)
-    assert failed.attributes[spans.ATTR_CLASSIFICATION] == "ENVIRONMENTAL"
-    assert failed.attributes[spans.ATTR_OUTCOME] == "failed"
-    assert spans.ATTR_CLASSIFICATION not in (retried.attributes or {})
+    assert (failed.attributes[span_names.ATTR_ATTEMPT], retried.attributes[span_names.ATTR_ATTEMPT]) == (1, 2)
+    assert failed.attributes[span_names.ATTR_CLASSIFICATION] == "ENVIRONMENTAL"
+    assert failed.attributes[span_names.ATTR_OUTCOME] == "failed"
+    assert span_names.ATTR_CLASSIFICATION not in (retried.attributes or {})
     # The interceptor's own spans: the client's start, the workflow run, every activity.
     names = {s.name for s in spans}
     assert "StartWorkflow:DeploymentWorkflow" in names and "RunWorkflow:DeploymentWorkflow" in names
@@ -183,5 +183,5 @@ async def test_the_confirmation_wait_is_a_span_with_its_decision(
     assert result.succeeded, result.failure
     [waited] = [s for s in exporter.get_finished_spans() if s.name == "Stage:AWAITING_CONFIRMATION"]
     assert waited.attributes["deployment.decision"] == "APPROVED"
-    assert waited.attributes[spans.ATTR_RESOURCE_GROUP] == resource_group
-    assert waited.attributes[spans.ATTR_DURATION] >= 0
+    assert waited.attributes[span_names.ATTR_RESOURCE_GROUP] == resource_group
+    assert waited.attributes[span_names.ATTR_DURATION] >= 0
