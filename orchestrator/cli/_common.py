@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import shlex
@@ -31,6 +30,7 @@ OUTCOME_EXIT_CODES: dict[DeployOutcome, ExitCode] = {
     DeployOutcome.NOT_CONFIRMED: ExitCode.REJECTED,
     DeployOutcome.CANCELLED: ExitCode.ENVIRONMENTAL,
     DeployOutcome.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    DeployOutcome.REFUSED: ExitCode.USAGE,  # the request asked for what the worker's policy forbids
 }
 
 
@@ -71,10 +71,18 @@ def add_target_args(parser: Any) -> None:
 
 
 def current_user() -> str:
+    """The OS account this process runs as, from the account database (never LOGNAME/USER/USERNAME, which anyone
+    can set): the identity our CLI claims for its user. A claim, not a proof: docs/SECURITY.md."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):  # no account database entry (a container's bare uid), or Windows
+        uid = getattr(os, "geteuid", None)
+        return f"uid-{uid()}" if uid is not None else "unknown"
+
+
+IDENTITY_SOURCE = "os-account"  # what our CLI says its identity claim is based on (ApprovalSignal.identity_source)
 
 
 async def resolve_target(args: Any, client: Client | None = None) -> Target:
@@ -179,11 +187,15 @@ def local_flag(target: Target) -> str:
     return " --local" if target.instance else ""
 
 
-def approve_commands(target: Target, workflow_id: str, destructive_set: list[str] | None = None) -> list[str]:
+def approve_commands(
+    target: Target, workflow_id: str, destructive_set: list[str] | None = None, plan_hash: str | None = None
+) -> list[str]:
     """The exact commands that approve a pending deletion: ours, and the Temporal CLI's (a client we did not
-    write)."""
+    write), both bound to the pending plan (its hash, or for older runs its destructive set)."""
     payload: dict[str, Any] = {"approver": current_user(), "reason": "reviewed the plan"}
-    if destructive_set:
+    if plan_hash:
+        payload["plan_hash"] = plan_hash
+    elif destructive_set:
         payload["destructive_set"] = destructive_set
     signal_input = json.dumps(payload, separators=(",", ":"))
     # Connection flags as the CLI would need them; an API key is referenced through its variable, never printed.

@@ -27,6 +27,7 @@ from arm_engine import DeploymentScope, TemplateError
 from orchestrator.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
 from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import (
+    IDENTITY_SOURCE,
     OUTCOME_EXIT_CODES,
     CommandError,
     Target,
@@ -518,7 +519,7 @@ async def follow(
             if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
-                await _answer(handle, status_set(status), prompt.future.result())
+                await _answer(handle, status, prompt.future.result())
                 prompt = None
             await asyncio.wait({result_task}, timeout=POLL_SECONDS)
         result = result_task.result()
@@ -639,18 +640,21 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
     if _interactive(output):
         return _Prompt(f"Delete {len(deleted)} resource(s) and deploy? [y/N] ")
     progress("Approve with either of:")
-    for command in approve_commands(target, workflow_id, status_set(status)):
+    for command in approve_commands(target, workflow_id, status_set(status), pending.plan_hash):
         progress(f"  {command}")
     progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
     return None
 
 
-async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] | None, answer: str) -> None:
+async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | None, answer: str) -> None:
     approved = answer.strip().lower() in ("y", "yes")
+    pending = status.pending_confirmation if status is not None else None
     signal = ApprovalSignal(
         approver=current_user(),
         reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
-        destructive_set=destructive_set,
+        destructive_set=status_set(status),
+        plan_hash=pending.plan_hash if pending is not None else None,
+        identity_source=IDENTITY_SOURCE,
     )
     try:
         await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
@@ -697,6 +701,7 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             DeployOutcome.NOT_CONFIRMED: "was not confirmed in time",
             DeployOutcome.CANCELLED: "was cancelled",
             DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
+            DeployOutcome.REFUSED: "was refused by the worker's policy before it started (nothing was deployed)",
         }.get(result.outcome, "failed")
         out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
         if failure is not None:

@@ -12,7 +12,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
-from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
+from orchestrator.cli._common import (
+    CommandError,
+    add_target_args,
+    approve_commands,
+    print_json,
+    resolve_target,
+    run_command,
+)
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
@@ -119,13 +126,19 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         print(f"  {confirmation_wait(pending.asked_at, pending.deadline)} (round {pending.round}):")
         for change in pending.destructive_changes:
             print(f"    - {change.resource_id}")
+        if pending.plan_hash:
+            print(f"  plan {pending.plan_hash}: a decision must name it (the commands below do)")
         print(f"  approve: python starter.py approve {args.workflow_id}{local} --reason '...'")
+        destructive = sorted({c.resource_id.lower() for c in pending.destructive_changes})
+        print(f"       or: {approve_commands(target, args.workflow_id, destructive, pending.plan_hash)[1]}")
         print(f"  reject:  python starter.py reject {args.workflow_id}{local} --reason '...'")
         policy = pending.approval_policy
         if policy is not None:
             who = ", ".join(policy.allowed_approvers) if policy.allowed_approvers is not None else "anyone"
             self_ok = "may" if policy.allow_self_approval else "may not"
             print(f"  four eyes: approvers {who}; the initiator {self_ok} approve")
+    if current.refused_total > len(current.refused_decisions):
+        print(f"  {current.refused_total} decisions refused; the latest {len(current.refused_decisions)}:")
     for refused in current.refused_decisions:
         print(
             f"  refused {refused.decision.value.lower()} by {refused.by} at "
