@@ -134,9 +134,10 @@ def build_deploy_request(
 
 
 def _store_secure(store: BlobStore, values: dict[str, Any]) -> Any:
-    """Secure values go to the content store, sealed with the codec's key ring when one is configured."""
-    ring = KeyRing.from_environment()
-    return seal_json(store, values, ring) if ring is not None else put_json(store, values)
+    """Secure values go to the content store sealed: with the codec's key ring when one is configured, else with
+    the store's local key. Never in plaintext, and never under a digest of the plaintext (which history would
+    carry, open to a dictionary attack)."""
+    return seal_json(store, values, KeyRing.from_environment())
 
 
 async def start_deployment(
