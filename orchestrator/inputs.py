@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,23 +27,148 @@ class InputError(Exception):
 # --------------------------------------------------------------------------------------------------- JSON files
 
 
-def read_json_file(path: str | Path, *, what: str, flag: str) -> Any:
-    """Load a JSON document the user named with ``flag`` (comments allowed, as ARM allows them)."""
+# Size limits of what a user hands us, checked before a byte is read. ARM refuses a deployment request over 4 MB
+# (the template is most of it); a file may be larger than what it deploys (indentation, comments), so files get
+# 4x that room, and the template's compact JSON is held to ARM's 4 MB before anything is stored.
+ARM_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_TEMPLATE_FILE_BYTES = 4 * ARM_REQUEST_BYTES
+MAX_PARAMETERS_FILE_BYTES = 4 * ARM_REQUEST_BYTES
+MAX_SMALL_FILE_BYTES = 1024 * 1024  # health declarations, CA files
+# Parameter values travel in the workflow's request (Temporal refuses a payload over 2 MB) and in ARM's request
+# (4 MB with the template): all values together, as JSON, must stay under this.
+MAX_PARAMETER_VALUES_BYTES = 1024 * 1024
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
+def read_input_file(path: str | Path, *, what: str, flag: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file the user named with ``flag``, at most ``max_bytes``; anything else (missing, a
+    directory, a device like /dev/zero, a FIFO that would block, a folder that cannot be entered, too large) is an
+    ``InputError`` naming the file — checked before reading, and the file is opened without blocking."""
     p = Path(path)
-    if not p.exists():
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
         raise InputError(
             f"The {what} '{path}' given with {flag} does not exist. Check the path (relative paths are resolved "
             f"from the current directory, {Path.cwd()})."
-        )
-    if p.is_dir():
-        raise InputError(f"The {what} '{path}' given with {flag} is a directory; name the JSON file inside it.")
+        ) from None
+    except IsADirectoryError:
+        raise InputError(f"The {what} '{path}' given with {flag} is a directory; name the file inside it.") from None
+    except PermissionError:
+        raise InputError(
+            f"The {what} '{path}' given with {flag} cannot be opened (permission denied: the file, or a folder on "
+            "its path, is not readable by you). Check its permissions, or copy it somewhere readable."
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"The {what} '{path}' given with {flag} cannot be opened ({exc.strerror or exc}). Check the path."
+        ) from None
     try:
-        raw = p.read_bytes()
+        info = os.fstat(fd)
+        kind = stat.S_IFMT(info.st_mode)
+        if kind != stat.S_IFREG:
+            described = _FILE_KINDS.get(kind, "not a regular file")
+            raise InputError(
+                f"The {what} '{path}' given with {flag} is {described}, not a regular file. Give a file "
+                "(save the content to one first if it comes from a pipe or a process)."
+            )
+        if info.st_size > max_bytes:
+            raise InputError(_too_large(what, path, flag, info.st_size, max_bytes))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise InputError(
             f"The {what} '{path}' given with {flag} cannot be read ({exc.strerror or exc}). "
             "Check its permissions, or copy it somewhere readable."
         ) from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew after the check
+        raise InputError(_too_large(what, path, flag, len(data), max_bytes))
+    return data
+
+
+def _too_large(what: str, path: str | Path, flag: str, size: int, limit: int) -> str:
+    return (
+        f"The {what} '{path}' given with {flag} is {size:,} bytes; at most {limit:,} bytes ({limit // 1024 // 1024} "
+        "MB) are read (ARM refuses deployment requests over 4 MB). Split it (modules, smaller parameters files)."
+    )
+
+
+def check_parameter_values(entries: dict[str, Any], *, where: str = "the parameters") -> None:
+    """Refuse parameter values too large to travel (the workflow's request, ARM's request), naming the largest."""
+    sizes = {name: len(json.dumps(entry, ensure_ascii=False, default=str)) for name, entry in entries.items()}
+    total = sum(sizes.values())
+    if total <= MAX_PARAMETER_VALUES_BYTES:
+        return
+    name, size = max(sizes.items(), key=lambda item: item[1])
+    raise InputError(
+        f"Parameter '{name}' is {size:,} bytes of JSON ({where} total {total:,}); all parameter values together may "
+        f"be at most {MAX_PARAMETER_VALUES_BYTES:,} bytes (1 MB). Pass large content another way (a storage "
+        "account, a Key Vault reference, or a file the template downloads); nothing was started."
+    )
+
+
+def check_audit_dir(audit_dir: str | None) -> None:
+    """``--audit-dir``: created if missing, and proven writable (a probe file) before a deployment starts, so no
+    deployment ends without the record the user asked for."""
+    if not audit_dir:
+        return
+    folder = Path(audit_dir)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(
+            f"--audit-dir '{audit_dir}' is a file, not a folder. Give a folder for the audit record; nothing was "
+            "started."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(
+            f"--audit-dir '{audit_dir}' is not writable ({exc.strerror or exc}). Give a folder you can write to; "
+            "nothing was started."
+        ) from None
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def validate_subscription_id(value: str, *, flag: str = "--subscription") -> str:
+    """A subscription id is a GUID; one rule for every command that takes one (deploy, expand)."""
+    sub = value.strip()
+    if not _GUID.fullmatch(sub):
+        raise InputError(
+            f"The subscription '{value}' given with {flag} is not a subscription id; it must be a GUID like "
+            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
+        )
+    return sub
+
+
+_GIT_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
+def validate_git_sha(value: str, *, flag: str = "--git-sha") -> str:
+    """A commit id as git prints it: 4 to 64 hex digits (an abbreviation, SHA-1 or SHA-256). Lower-cased."""
+    if not _GIT_SHA.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + f"… ({len(value)} characters)"
+        raise InputError(
+            f"{flag} {shown!r} is not a commit id: give 4 to 64 hexadecimal digits, as `git rev-parse HEAD` prints."
+        )
+    return value.lower()
+
+
+def read_json_file(path: str | Path, *, what: str, flag: str, max_bytes: int = MAX_TEMPLATE_FILE_BYTES) -> Any:
+    """Load a JSON document the user named with ``flag`` (comments allowed, as ARM allows them)."""
+    raw = read_input_file(path, what=what, flag=flag, max_bytes=max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -70,6 +197,13 @@ def load_template(path: str | Path) -> dict[str, Any]:
             f"Compile it first (`az bicep build --file {path}`) and pass the .json file."
         )
     doc = read_json_file(path, what="template", flag="-t/--template")
+    compact = len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if isinstance(doc, dict) and compact > ARM_REQUEST_BYTES:
+        raise InputError(
+            f"The template '{path}' given with -t/--template is {compact:,} bytes as compact JSON, over ARM's limit "
+            f"of {ARM_REQUEST_BYTES:,} bytes (4 MB) for a deployment request. Split it into modules deployed "
+            "separately, or move large values out of it; nothing was started."
+        )
     if not isinstance(doc, dict):
         raise InputError(
             f"The template '{path}' given with -t/--template is JSON but not an ARM template: its top level is "
@@ -95,7 +229,7 @@ def load_parameters_file(path: str | Path) -> dict[str, Any]:
             f"The parameters file '{path}' given with -p/--parameters is a .bicepparam file; this version reads "
             f"JSON parameters files only. Convert it (`az bicep build-params --file {path}`) and pass the .json file."
         )
-    doc = read_json_file(path, what="parameters file", flag="-p/--parameters")
+    doc = read_json_file(path, what="parameters file", flag="-p/--parameters", max_bytes=MAX_PARAMETERS_FILE_BYTES)
     if not isinstance(doc, dict):
         raise InputError(
             f"The parameters file '{path}' given with -p/--parameters is {_json_kind(doc)}; it must be a JSON "
@@ -154,12 +288,25 @@ def parse_param_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
-def parse_param_overrides(items: list[str] | None) -> dict[str, Any]:
+def parse_param_overrides(items: list[str] | None, *, warn: Any = None) -> dict[str, Any]:
+    """``--param`` values by name. ARM names are case-insensitive: a name given twice (in any case) keeps the last
+    value, and ``warn`` (default: stderr) is told, naming the parameter — never its values, which may be secret."""
     result: dict[str, Any] = {}
     for item in items or []:
         key, value = parse_param_override(item)
+        for existing in [k for k in result if k.lower() == key.lower()]:
+            (warn or _warn)(
+                f"warning: --param {key} is given more than once; the last value is used (earlier ones ignored)."
+            )
+            del result[existing]
         result[key] = value
     return result
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    sys.stderr.write(message + "\n")
 
 
 # --------------------------------------------------------------------------------------------------- names
@@ -260,7 +407,10 @@ def read_deployment_inputs(*, template: str, parameters: str | None, overrides: 
     over = parse_param_overrides(overrides)
     merged = dict(params)
     for key, value in over.items():
+        for existing in [k for k in merged if k.lower() == key.lower()]:
+            del merged[existing]
         merged[key] = {"value": value}
+    check_parameter_values(merged)
     return DeploymentInputs(
         template_path=Path(template),
         template=doc,

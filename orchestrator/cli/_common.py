@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -83,6 +84,53 @@ def current_user() -> str:
 
 
 IDENTITY_SOURCE = "os-account"  # what our CLI says its identity claim is based on (ApprovalSignal.identity_source)
+
+
+def check_workflow_id(workflow_id: str) -> str:
+    """A deployment id as a user typed it: refused (exit 2, before connecting) when it cannot name a workflow."""
+    if not workflow_id.strip():
+        raise CommandError(
+            "The deployment ID is empty. Give the workflow id `deploy` printed (`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    if len(workflow_id) > 1000 or any(ord(c) < 32 or ord(c) == 127 for c in workflow_id):
+        shown = workflow_id[:80] + ("…" if len(workflow_id) > 80 else "")
+        raise CommandError(
+            f"The deployment ID {shown!r} is not a workflow id (too long, or it holds control characters). Give "
+            "the id `deploy` printed (`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    return workflow_id
+
+
+_RUN_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def check_run_id(run_id: str | None) -> str | None:
+    """A Temporal run id is a UUID; anything else is refused (exit 2) before connecting."""
+    if run_id is not None and not _RUN_ID.fullmatch(run_id.strip()):
+        shown = run_id[:80] + ("…" if len(run_id) > 80 else "")
+        raise CommandError(
+            f"--run-id {shown!r} is not a run id: run ids are UUIDs like 01a24b32-c7ed-7670-a996-ac86c3cf8e43 "
+            "(`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    return run_id.strip() if run_id is not None else None
+
+
+def workflow_read_error(exc: Exception, workflow_id: str, local: str, *, what: str = "workflow") -> CommandError:
+    """An RPC failure reading a deployment: an id the server does not know or rejects is the user's input (exit
+    2); anything else is the server's or the network's trouble (exit 3)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+        return CommandError(
+            f"There is no deployment {what} '{workflow_id}' ({exc.message}). `python starter.py list{local}` shows "
+            "the deployments and their ids.",
+            ExitCode.USAGE,
+        )
+    message = exc.message if isinstance(exc, RPCError) else _first_line(exc)
+    return CommandError(f"Could not read {what} '{workflow_id}': {message}.", ExitCode.ENVIRONMENTAL)
 
 
 async def resolve_target(args: Any, client: Client | None = None) -> Target:

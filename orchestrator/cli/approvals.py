@@ -24,17 +24,19 @@ import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from orchestrator.cli._common import (
     IDENTITY_SOURCE,
     CommandError,
     add_target_args,
+    check_workflow_id,
     current_user,
     print_json,
     progress,
     resolve_target,
     run_command,
+    workflow_read_error,
 )
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
@@ -77,13 +79,7 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
     try:
         description = await handle.describe()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"There is no deployment workflow '{workflow_id}'. `python starter.py list{local}` shows the "
-                "deployments and their ids.",
-                ExitCode.USAGE,
-            ) from None
-        raise CommandError(f"Could not read workflow '{workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL) from None
+        raise workflow_read_error(exc, workflow_id, local) from None
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name if description.status else "unknown"
         raise CommandError(
@@ -116,6 +112,7 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
 
 
 async def decide(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
     target = await resolve_target(args, client)
     local = " --local" if target.instance else ""
     handle = target.client.get_workflow_handle(args.workflow_id)

@@ -60,11 +60,16 @@ from orchestrator.health import (
     live_health_progress,
 )
 from orchestrator.inputs import (
+    MAX_TEMPLATE_FILE_BYTES,
     DeploymentInputs,
     InputError,
+    check_audit_dir,
     read_deployment_inputs,
+    read_input_file,
+    validate_git_sha,
     validate_location,
     validate_resource_group_name,
+    validate_subscription_id,
 )
 from orchestrator.models import (
     SIGNAL_APPROVE,
@@ -84,7 +89,6 @@ from orchestrator.temporal_client import data_converter
 POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 15.0
 QUERY_TIMEOUT_SECONDS = 2.0
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -252,12 +256,7 @@ def resolve_subscription(args: argparse.Namespace, target: Target | None) -> str
             "No subscription: pass --subscription SUBSCRIPTION_ID or set AZURE_SUBSCRIPTION_ID "
             "(`az account show --query id -o tsv` prints yours), or use --local for the embedded default."
         )
-    if not _GUID.match(sub):
-        raise InputError(
-            f"The subscription '{sub}' given with --subscription is not a subscription id; it must be a GUID like "
-            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
-        )
-    return sub.lower()
+    return validate_subscription_id(sub).lower()
 
 
 def read_inputs(args: argparse.Namespace) -> tuple[DeploymentInputs, str, str]:
@@ -316,13 +315,18 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         args,
         template_path=template_path,
         declared_outputs=(
-            declared_outputs_from_bicep(Path(template_path).read_text(encoding="utf-8"))
+            declared_outputs_from_bicep(
+                read_input_file(
+                    template_path, what="template", flag="-t/--template", max_bytes=MAX_TEMPLATE_FILE_BYTES
+                ).decode("utf-8", errors="replace")
+            )
             if bicep
             else declared_outputs(inputs.template)
         ),
         skip_health=args.skip_health,
     )
-    git_sha = args.git_sha or detect_git_sha(template_path)
+    git_sha = validate_git_sha(args.git_sha) if args.git_sha is not None else detect_git_sha(template_path)
+    check_audit_dir(args.audit_dir)  # the record the user asked for must be writable before anything starts
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
     target = await resolve_target(args, client)

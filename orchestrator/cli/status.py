@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
@@ -16,12 +16,15 @@ from orchestrator.cli._common import (
     CommandError,
     add_target_args,
     approve_commands,
+    check_workflow_id,
     print_json,
     resolve_target,
     run_command,
+    workflow_read_error,
 )
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
+from orchestrator.inputs import InputError, validate_git_sha
 from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
 from orchestrator.plan_render import plan_documents, render_plan, summary_line
 from orchestrator.rollback import rollback_summary
@@ -71,21 +74,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 async def status(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
     target = await resolve_target(args, client)
     local = " --local" if target.instance else ""
     handle = target.client.get_workflow_handle(args.workflow_id)
     try:
         description = await handle.describe()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"There is no deployment workflow '{args.workflow_id}'. `python starter.py list{local}` shows the "
-                "deployments and their ids.",
-                ExitCode.USAGE,
-            ) from None
-        raise CommandError(
-            f"Could not read workflow '{args.workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL
-        ) from None
+        raise workflow_read_error(exc, args.workflow_id, local) from None
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)
@@ -257,8 +253,10 @@ def list_query(args: argparse.Namespace) -> str:
         clauses.append("ExecutionStatus = 'Running'")
     git_sha = getattr(args, "git_sha", None)
     if git_sha:
-        if not re.fullmatch(r"[0-9A-Za-z._/-]+", git_sha):
-            raise CommandError(f"--git-sha {git_sha!r} is not a commit id (letters and digits only).", ExitCode.USAGE)
+        try:  # the same rule deploy applies, so every recorded SHA can be listed
+            git_sha = validate_git_sha(git_sha)
+        except InputError as exc:
+            raise CommandError(str(exc), ExitCode.USAGE) from None
         clauses.append(f"{search_attributes.GIT_SHA.name} = '{git_sha}'")
     if getattr(args, "state", None):
         clauses.append(f"{search_attributes.DEPLOYMENT_STATE.name} = '{args.state}'")
