@@ -104,11 +104,15 @@ async def test_malformed_and_oversized_decisions_are_refused_recorded_and_the_au
         await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="ok", plan_hash=pending.plan_hash))
         await until(lambda: _confirmed(handle), "the approval")
         temporal_signal(client, handle.id, SIGNAL_REJECT, '{"approver":"bo","reason":"too late"}')
+        # Our CLI's sender learns the outcome of a late decision: it polls status for its decision id.
+        await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="cy", reason="late too", decision_id="d-late-1"))
+        outcome, why = await approvals.decision_outcome(handle, "d-late-1")
+        assert outcome == "refused" and why is not None and "approved by ana" in why
         result = await result_of(handle)
-        status = await refused_at_least(handle, len(MALFORMED) + 4)
+        status = await refused_at_least(handle, len(MALFORMED) + 5)
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     assert [(c.decision, c.bound_by) for c in result.confirmations] == [(ConfirmationDecision.APPROVED, "plan_hash")]
-    late = status.refused_decisions[-1]
+    late = status.refused_decisions[-2]
     assert late.kind == "late" and late.by == "bo" and "approved by ana" in late.why
 
     # `starter.py audit` exports the record: every signal, every refusal (none of the 1 MB in it).
@@ -118,7 +122,7 @@ async def test_malformed_and_oversized_decisions_are_refused_recorded_and_the_au
     record = json.loads(out)
     assert len(out) < 200_000
     assert [r["kind"] for r in record["refused_decisions"]] == [
-        *["malformed"] * len(MALFORMED), "oversized", "oversized", "other-plan", "late"
+        *["malformed"] * len(MALFORMED), "oversized", "oversized", "other-plan", "late", "late"
     ]  # fmt: skip
     assert all(r["identity_verified"] is False for r in record["refused_decisions"])
     assert record["approvals"][0]["plan_hash"] == pending.plan_hash and not record["approvals"][0]["identity_verified"]
