@@ -217,10 +217,12 @@ class DeploymentWorkflow:
         bound_by = "plan_hash" if signal.plan_hash else None
         if bound_by is None and signal.destructive_set is not None:
             bound_by = "destructive_set"
-        if bound_by is None and pending.round > 1:
+        # An approval must name the plan after round 1 (a re-plan changed what is deleted); a rejection deploys
+        # nothing, so the plain form stays valid for it in any round.
+        if bound_by is None and pending.round > 1 and decision is ConfirmationDecision.APPROVED:
             refuse(
-                f"it names no plan, and this is round {pending.round}: the plan changed since the first request, so a "
-                "decision must name the plan it is for (plan_hash, as `status` prints it)",
+                f"it names no plan, and this is round {pending.round}: the plan changed since the first request, so "
+                "an approval must name the plan it is for (plan_hash, as `status` prints it)",
                 "unbound",
             )
             return
