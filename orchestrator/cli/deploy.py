@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -658,6 +659,7 @@ async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | N
         reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
         destructive_set=status_set(status),
         plan_hash=pending.plan_hash if pending is not None else None,
+        decision_id=uuid.uuid4().hex,
         identity_source=IDENTITY_SOURCE,
     )
     try:
@@ -665,7 +667,14 @@ async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | N
     except Exception as exc:  # the deployment moved on (approved elsewhere, timed out) while we waited for input
         progress(f"Your answer was not delivered: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.")
         return
-    progress("Approved." if approved else "Rejected.")
+    from orchestrator.cli.approvals import decision_outcome
+
+    assert signal.decision_id is not None
+    outcome, why = await decision_outcome(handle, signal.decision_id)
+    if outcome == "refused":  # decided elsewhere meanwhile, or the plan changed: say so, the deployment goes on
+        progress(f"Your answer was refused by the deployment: {why}.")
+    else:
+        progress("Approved." if approved else "Rejected.")
 
 
 # ------------------------------------------------------------------------------------------------ the result
