@@ -147,8 +147,15 @@ class DeploymentWorkflow:
         self._on_decision(ConfirmationDecision.REJECTED, payload)
 
     @workflow.signal(name=SIGNAL_ROLLBACK_PARAMETERS)
-    def provide_rollback_parameters(self, signal: RollbackParametersSignal) -> None:
-        """Secure values a rollback could not recover (a reference into the content store, never the values)."""
+    def provide_rollback_parameters(self, payload: RawValue) -> None:
+        """Secure values a rollback could not recover (a reference into the content store, never the values).
+        Read from the raw payload: a malformed one is logged and ignored (no command, as the SDK's drop was),
+        never a traceback."""
+        try:
+            signal = RollbackParametersSignal.model_validate(workflow.payload_converter().from_payload(payload.payload))
+        except Exception:
+            workflow.logger.warning("a malformed %s signal was ignored", SIGNAL_ROLLBACK_PARAMETERS)
+            return
         rollback = self._status.rollback
         if rollback is None or rollback.state != "AWAITING_PARAMETERS" or self._rollback_parameters is not None:
             workflow.logger.warning("rollback parameters from %s ignored: none are awaited", signal.provided_by)
@@ -722,7 +729,7 @@ class DeploymentWorkflow:
                 "deployment.name": self._status.deployment_name,
                 "deployment.attempt": record.round,
                 "deployment.decision": record.decision.value,
-                "deployment.refused_decisions": len(self._status.refused_decisions),
+                "deployment.refused_decisions": self._status.refused_total or len(self._status.refused_decisions),
                 "deployment.duration_seconds": (record.at - asked_at).total_seconds(),
             },
         )

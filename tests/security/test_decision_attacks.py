@@ -215,17 +215,23 @@ async def test_no_confirm_deletes_is_refused_under_a_four_eyes_policy_unless_all
 
 @SESSION
 async def test_audit_reads_a_history_with_malformed_signals_only(dev_env, local_arm, task_queue, resource_group,
-                                                                 tmp_path):  # fmt: skip
-    """fetch_record itself (the code deploy's own record and `audit` share) on a history full of bad signals."""
+                                                                 tmp_path, caplog):  # fmt: skip
+    """fetch_record itself (the code deploy's own record and `audit` share) on a history full of bad signals —
+    decisions, a malformed rollback-parameters signal and a signal no handler knows — and no traceback logged."""
     client = dev_env.client
     blob_dir = tmp_path / "blobs"
     async with real_worker(client, local_arm, blob_dir, task_queue, settings=fast_settings()):
         handle = await waiting_removal(client, local_arm, blob_dir, task_queue, resource_group)
         for payload in MALFORMED:
             temporal_signal(client, handle.id, SIGNAL_REJECT, payload)
+        temporal_signal(client, handle.id, "provide_rollback_parameters", '{"provided_by":5,"names":"x"}')
+        temporal_signal(client, handle.id, "no-such-signal", "[1,2,3]")
         await refused_at_least(handle, len(MALFORMED))
         await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="ana", reason="not today"))
         result = await result_of(handle)
     assert result.outcome is DeployOutcome.REJECTED
     record = await fetch_record(client, handle.id)
     assert record.result.outcome == "REJECTED" and len(record.refused_decisions) == len(MALFORMED)
+    assert {"provide_rollback_parameters", "no-such-signal"} <= {s.name for s in record.signals}
+    tracebacks = [r for r in caplog.records if r.exc_info and r.name.startswith("temporalio")]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]
