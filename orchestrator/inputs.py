@@ -73,6 +73,8 @@ def read_input_file(path: str | Path, *, what: str, flag: str, max_bytes: int) -
     try:
         info = os.fstat(fd)
         kind = stat.S_IFMT(info.st_mode)
+        if kind == stat.S_IFDIR:
+            raise InputError(f"The {what} '{path}' given with {flag} is a directory; name the file inside it.")
         if kind != stat.S_IFREG:
             described = _FILE_KINDS.get(kind, "not a regular file")
             raise InputError(

@@ -133,6 +133,19 @@ def workflow_read_error(exc: Exception, workflow_id: str, local: str, *, what: s
     return CommandError(f"Could not read {what} '{workflow_id}': {message}.", ExitCode.ENVIRONMENTAL)
 
 
+def require_deployment(description: Any, workflow_id: str, local: str) -> None:
+    """A workflow of another type is not a deployment: the user's input (exit 2), not a worker to wait for."""
+    from orchestrator.models import WORKFLOW_NAME
+
+    kind = getattr(description, "workflow_type", None)
+    if kind and kind != WORKFLOW_NAME:
+        raise CommandError(
+            f"Workflow '{workflow_id}' is a {kind}, not a deployment ({WORKFLOW_NAME}). `python starter.py "
+            f"list{local}` shows the deployments and their ids.",
+            ExitCode.USAGE,
+        )
+
+
 async def resolve_target(args: Any, client: Client | None = None) -> Target:
     """Connect to the Temporal server the command should use (an injected client wins: tests pass one)."""
     instance: DevInstance | None = None

@@ -34,6 +34,7 @@ from orchestrator.cli._common import (
     current_user,
     print_json,
     progress,
+    require_deployment,
     resolve_target,
     run_command,
     workflow_read_error,
@@ -80,6 +81,7 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
         description = await handle.describe()
     except RPCError as exc:
         raise workflow_read_error(exc, workflow_id, local) from None
+    require_deployment(description, workflow_id, local)
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name if description.status else "unknown"
         raise CommandError(

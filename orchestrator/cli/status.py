@@ -18,6 +18,7 @@ from orchestrator.cli._common import (
     approve_commands,
     check_workflow_id,
     print_json,
+    require_deployment,
     resolve_target,
     run_command,
     workflow_read_error,
@@ -82,6 +83,7 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         description = await handle.describe()
     except RPCError as exc:
         raise workflow_read_error(exc, args.workflow_id, local) from None
+    require_deployment(description, args.workflow_id, local)
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)

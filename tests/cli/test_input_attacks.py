@@ -220,3 +220,23 @@ def test_secure_parameter_default_warns_in_arm_json_as_bicep_does(tmp_path: Path
     assert "secure-parameter-default" in text and "adminPassword" in text, text
     assert "'token'" not in text
     assert result.code == 1  # a warning closes the gate unless --allow-warnings, as for Bicep's own warnings
+
+
+def test_an_id_of_another_kind_of_workflow_is_a_usage_error(temporal_dev: EmbeddedDefault, local_state, capsys) -> None:
+    """A workflow that is not a deployment (no worker will ever answer its status query): exit 2, not 3."""
+    import asyncio
+    import uuid
+
+    from orchestrator.temporal_client import connect
+
+    assert temporal_dev.instance is not None
+    workflow_id = f"not-a-deployment-{uuid.uuid4().hex[:8]}"
+
+    async def start_other() -> None:
+        client = await connect(address=temporal_dev.instance.temporal_address, namespace="default")
+        await client.start_workflow("SomethingElse", id=workflow_id, task_queue=f"nobody-{workflow_id}")
+
+    asyncio.run(start_other())
+    for command in ("status", "approve", "reject"):
+        result = run_cli([command, workflow_id, "--local"], capsys)
+        refused(result, "SomethingElse", "not a deployment")
