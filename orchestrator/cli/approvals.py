@@ -42,6 +42,8 @@ from orchestrator.cli._common import (
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import (
+    MAX_APPROVER_CHARS,
+    MAX_REASON_CHARS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalPolicy,
@@ -115,6 +117,22 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
 
 async def decide(args: argparse.Namespace, *, client: Client | None = None) -> int:
     check_workflow_id(args.workflow_id)
+    if len(args.reason) > MAX_REASON_CHARS:
+        raise CommandError(
+            f"--reason is {len(args.reason):,} characters; a decision's reason may be at most {MAX_REASON_CHARS:,} "
+            "(the workflow refuses longer ones). Shorten it, or link to a longer write-up. Nothing was sent.",
+            ExitCode.USAGE,
+        )
+    if args.approver is not None and (
+        not args.approver.strip()
+        or len(args.approver) > MAX_APPROVER_CHARS
+        or any(ord(c) < 32 or ord(c) == 127 for c in args.approver)
+    ):
+        raise CommandError(
+            f"--as must name someone: at most {MAX_APPROVER_CHARS} characters, no control characters. Nothing was "
+            "sent.",
+            ExitCode.USAGE,
+        )
     target = await resolve_target(args, client)
     local = " --local" if target.instance else ""
     handle = target.client.get_workflow_handle(args.workflow_id)

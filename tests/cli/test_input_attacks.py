@@ -180,6 +180,8 @@ def test_a_valid_git_sha_is_accepted_by_list(local_state, capsys) -> None:
         ["rollback-params", "deploy-no-such-deployment", "--param", "x=y"],
         ["rollback-params", ""],
         ["status", "deploy-no-such-deployment"],
+        ["approve", "deploy-x", "--reason", "r" * 5000],
+        ["reject", "deploy-x", "--as", ""],
         ["approve", "deploy-no-such-deployment"],
         ["audit", "deploy-no-such-deployment"],
     ],
