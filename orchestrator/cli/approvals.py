@@ -157,7 +157,8 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
             identity_source=IDENTITY_SOURCE,
         ),
     )
-    outcome, why = await decision_outcome(handle, decision_id)
+    # A run started before decisions were recorded (no plan hash) does not echo decision ids: nothing to wait for.
+    outcome, why = await decision_outcome(handle, decision_id) if pending.plan_hash else ("taken", None)
     if args.output == "json":
         print_json(
             {

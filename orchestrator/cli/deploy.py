@@ -670,7 +670,7 @@ async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | N
     from orchestrator.cli.approvals import decision_outcome
 
     assert signal.decision_id is not None
-    outcome, why = await decision_outcome(handle, signal.decision_id)
+    outcome, why = await decision_outcome(handle, signal.decision_id) if signal.plan_hash else ("taken", None)
     if outcome == "refused":  # decided elsewhere meanwhile, or the plan changed: say so, the deployment goes on
         progress(f"Your answer was refused by the deployment: {why}.")
     else:
