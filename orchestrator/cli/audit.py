@@ -150,9 +150,15 @@ def render_record(record: AuditRecord) -> str:
         ref = (r.plan.get("full_result") or {}).get("digest")
         lines.append(f"  plan        {counts or 'no changes'}" + (f" (full what-if: {ref})" if ref else ""))
     for a in r.approvals:
+        claimed = " (claimed, unverified)" if a.decision in ("APPROVED", "REJECTED") and not a.identity_verified else ""
         lines.append(
-            f"  {a.decision.lower():<11} by {a.by} at {a.at.isoformat(timespec='seconds')} (round {a.round}): "
-            f"{a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+            f"  {a.decision.lower():<11} by {a.by}{claimed} at {a.at.isoformat(timespec='seconds')} (round "
+            f"{a.round}): {a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+        )
+    for refused in r.refused_decisions:
+        lines.append(
+            f"  refused     {str(refused.get('decision', '')).lower()} by {refused.get('by')} "
+            f"({refused.get('kind', 'policy')}): {refused.get('why')}"
         )
     for t in r.retries:
         after = f", retried after {t.backoff_seconds:g} s" if t.retried and t.backoff_seconds is not None else ""
