@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from .models import BlobRef
+from orchestrator.models import BlobRef
 
 BLOB_DIR_ENV = "ORCHESTRATOR_BLOB_DIR"
 
@@ -134,7 +134,7 @@ def local_key_path(store: BlobStore) -> Path | None:
 def local_key_ring(store: BlobStore, *, create: bool) -> Any:
     """The content store's local key ring (``orchestrator.codec.KeyRing``), generated on first use when ``create``;
     None when the store has no folder or no key yet."""
-    from .codec import KeyRing
+    from orchestrator.codec import KeyRing
 
     path = local_key_path(store)
     if path is None:
