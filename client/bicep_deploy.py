@@ -13,7 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from client.inputs import InputError, load_parameters_file, load_template, parse_param_overrides
+from client.inputs import (
+    MAX_TEMPLATE_FILE_BYTES,
+    InputError,
+    check_parameter_values,
+    load_parameters_file,
+    load_template,
+    parse_param_overrides,
+    read_input_file,
+)
 from contract.models import BICEP_MEDIA_TYPE, DeploymentMode, DeployRequest
 from services.bicep import BicepError, check_using_matches, merge_parameters, read_using
 from services.content_store import BlobStore, put_json
@@ -26,13 +34,9 @@ def is_bicep_deployment(template: str | None, parameters: str | None) -> bool:
 
 
 def _existing(path: Path, flag: str, what: str) -> Path:
-    if not path.exists():
-        raise InputError(
-            f"The {what} '{path}' given with {flag} does not exist. Check the path (relative paths are resolved "
-            f"from the current directory, {Path.cwd()})."
-        )
-    if not path.is_file():
-        raise InputError(f"The {what} '{path}' given with {flag} is not a file.")
+    """A regular, readable file within the input size limit (``read_input_file`` refuses anything else, naming
+    it, before a byte is stored)."""
+    read_input_file(path, what=what, flag=flag, max_bytes=MAX_TEMPLATE_FILE_BYTES)
     return path.resolve()
 
 
@@ -77,15 +81,19 @@ def build_bicep_deploy_request(
     audit_dir: str | None = None,
 ) -> DeployRequest:
     template_path, params_path = resolve_bicep_inputs(template, parameters)
-    if is_bicep(template_path):
-        template_ref = store.put(template_path.read_bytes(), media_type=BICEP_MEDIA_TYPE)
-    else:  # an ARM JSON template named by a .bicepparam's `using`
-        template_ref = put_json(store, load_template(template_path))
     values: dict[str, Any] = {}
     if params_path is not None and not is_bicepparam(params_path):
         values.update(load_parameters_file(params_path))
     over = parse_param_overrides(overrides)
     values = merge_parameters(values, {k: {"value": v} for k, v in over.items()})
+    check_parameter_values(values)  # before anything is stored
+    if is_bicep(template_path):
+        source = read_input_file(
+            template_path, what="template", flag="-t/--template", max_bytes=MAX_TEMPLATE_FILE_BYTES
+        )
+        template_ref = store.put(source, media_type=BICEP_MEDIA_TYPE)
+    else:  # an ARM JSON template named by a .bicepparam's `using`
+        template_ref = put_json(store, load_template(template_path))
     return DeployRequest(
         subscription_id=subscription_id,
         resource_group=resource_group,

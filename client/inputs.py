@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -16,32 +17,84 @@ from pathlib import Path
 from typing import Any
 
 from arm_engine.json_source import blank_comments
+from services.input_files import (  # noqa: F401  (the CLI's input errors and limits are these)
+    ARM_REQUEST_BYTES,
+    MAX_PARAMETER_VALUES_BYTES,
+    MAX_PARAMETERS_FILE_BYTES,
+    MAX_SMALL_FILE_BYTES,
+    MAX_TEMPLATE_FILE_BYTES,
+    InputError,
+    read_input_file,
+)
 
 
-class InputError(Exception):
-    """A user's input is unusable. ``str(exc)`` is the one-paragraph message to print."""
+def check_parameter_values(entries: dict[str, Any], *, where: str = "the parameters") -> None:
+    """Refuse parameter values too large to travel (the workflow's request, ARM's request), naming the largest."""
+    sizes = {name: len(json.dumps(entry, ensure_ascii=False, default=str)) for name, entry in entries.items()}
+    total = sum(sizes.values())
+    if total <= MAX_PARAMETER_VALUES_BYTES:
+        return
+    name, size = max(sizes.items(), key=lambda item: item[1])
+    raise InputError(
+        f"Parameter '{name}' is {size:,} bytes of JSON ({where} total {total:,}); all parameter values together may "
+        f"be at most {MAX_PARAMETER_VALUES_BYTES:,} bytes (1 MB). Pass large content another way (a storage "
+        "account, a Key Vault reference, or a file the template downloads); nothing was started."
+    )
 
 
-# --------------------------------------------------------------------------------------------------- JSON files
-
-
-def read_json_file(path: str | Path, *, what: str, flag: str) -> Any:
-    """Load a JSON document the user named with ``flag`` (comments allowed, as ARM allows them)."""
-    p = Path(path)
-    if not p.exists():
+def check_audit_dir(audit_dir: str | None) -> None:
+    """``--audit-dir``: created if missing, and proven writable (a probe file) before a deployment starts, so no
+    deployment ends without the record the user asked for."""
+    if not audit_dir:
+        return
+    folder = Path(audit_dir)
+    if folder.exists() and not folder.is_dir():
         raise InputError(
-            f"The {what} '{path}' given with {flag} does not exist. Check the path (relative paths are resolved "
-            f"from the current directory, {Path.cwd()})."
+            f"--audit-dir '{audit_dir}' is a file, not a folder. Give a folder for the audit record; nothing was "
+            "started."
         )
-    if p.is_dir():
-        raise InputError(f"The {what} '{path}' given with {flag} is a directory; name the JSON file inside it.")
     try:
-        raw = p.read_bytes()
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as exc:
         raise InputError(
-            f"The {what} '{path}' given with {flag} cannot be read ({exc.strerror or exc}). "
-            "Check its permissions, or copy it somewhere readable."
+            f"--audit-dir '{audit_dir}' is not writable ({exc.strerror or exc}). Give a folder you can write to; "
+            "nothing was started."
         ) from None
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def validate_subscription_id(value: str, *, flag: str = "--subscription") -> str:
+    """A subscription id is a GUID; one rule for every command that takes one (deploy, expand)."""
+    sub = value.strip()
+    if not _GUID.fullmatch(sub):
+        raise InputError(
+            f"The subscription '{value}' given with {flag} is not a subscription id; it must be a GUID like "
+            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
+        )
+    return sub
+
+
+_GIT_SHA = re.compile(r"[0-9a-fA-F]{4,64}")
+
+
+def validate_git_sha(value: str, *, flag: str = "--git-sha") -> str:
+    """A commit id as git prints it: 4 to 64 hex digits (an abbreviation, SHA-1 or SHA-256). Lower-cased."""
+    if not _GIT_SHA.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + f"… ({len(value)} characters)"
+        raise InputError(
+            f"{flag} {shown!r} is not a commit id: give 4 to 64 hexadecimal digits, as `git rev-parse HEAD` prints."
+        )
+    return value.lower()
+
+
+def read_json_file(path: str | Path, *, what: str, flag: str, max_bytes: int = MAX_TEMPLATE_FILE_BYTES) -> Any:
+    """Load a JSON document the user named with ``flag`` (comments allowed, as ARM allows them)."""
+    raw = read_input_file(path, what=what, flag=flag, max_bytes=max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -70,6 +123,13 @@ def load_template(path: str | Path) -> dict[str, Any]:
             f"Compile it first (`az bicep build --file {path}`) and pass the .json file."
         )
     doc = read_json_file(path, what="template", flag="-t/--template")
+    compact = len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    if isinstance(doc, dict) and compact > ARM_REQUEST_BYTES:
+        raise InputError(
+            f"The template '{path}' given with -t/--template is {compact:,} bytes as compact JSON, over ARM's limit "
+            f"of {ARM_REQUEST_BYTES:,} bytes (4 MB) for a deployment request. Split it into modules deployed "
+            "separately, or move large values out of it; nothing was started."
+        )
     if not isinstance(doc, dict):
         raise InputError(
             f"The template '{path}' given with -t/--template is JSON but not an ARM template: its top level is "
@@ -95,7 +155,7 @@ def load_parameters_file(path: str | Path) -> dict[str, Any]:
             f"The parameters file '{path}' given with -p/--parameters is a .bicepparam file; this version reads "
             f"JSON parameters files only. Convert it (`az bicep build-params --file {path}`) and pass the .json file."
         )
-    doc = read_json_file(path, what="parameters file", flag="-p/--parameters")
+    doc = read_json_file(path, what="parameters file", flag="-p/--parameters", max_bytes=MAX_PARAMETERS_FILE_BYTES)
     if not isinstance(doc, dict):
         raise InputError(
             f"The parameters file '{path}' given with -p/--parameters is {_json_kind(doc)}; it must be a JSON "
@@ -154,12 +214,25 @@ def parse_param_override(text: str) -> tuple[str, Any]:
     return key, parsed
 
 
-def parse_param_overrides(items: list[str] | None) -> dict[str, Any]:
+def parse_param_overrides(items: list[str] | None, *, warn: Any = None) -> dict[str, Any]:
+    """``--param`` values by name. ARM names are case-insensitive: a name given twice (in any case) keeps the last
+    value, and ``warn`` (default: stderr) is told, naming the parameter — never its values, which may be secret."""
     result: dict[str, Any] = {}
     for item in items or []:
         key, value = parse_param_override(item)
+        for existing in [k for k in result if k.lower() == key.lower()]:
+            (warn or _warn)(
+                f"warning: --param {key} is given more than once; the last value is used (earlier ones ignored)."
+            )
+            del result[existing]
         result[key] = value
     return result
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    sys.stderr.write(message + "\n")
 
 
 # --------------------------------------------------------------------------------------------------- names
@@ -260,7 +333,10 @@ def read_deployment_inputs(*, template: str, parameters: str | None, overrides: 
     over = parse_param_overrides(overrides)
     merged = dict(params)
     for key, value in over.items():
+        for existing in [k for k in merged if k.lower() == key.lower()]:
+            del merged[existing]
         merged[key] = {"value": value}
+    check_parameter_values(merged)
     return DeploymentInputs(
         template_path=Path(template),
         template=doc,

@@ -10,12 +10,14 @@ into the content store).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
 
@@ -58,6 +60,7 @@ class DeployOutcome(StrEnum):
     NOT_CONFIRMED = "NOT_CONFIRMED"  # exit 4
     CANCELLED = "CANCELLED"  # exit 3 (someone cancelled the workflow)
     ROLLED_BACK = "ROLLED_BACK"  # exit 5: failed, and the last healthy deployment was redeployed
+    REFUSED = "REFUSED"  # exit 2: the request asks for what the worker's policy forbids (nothing was done)
 
 
 class DeploymentMode(StrEnum):
@@ -184,6 +187,17 @@ class WhatIfPlan(_Model):
         return sorted({c.resource_id.lower() for c in self.destructive_changes})
 
     @property
+    def plan_hash(self) -> str:
+        """What a decision binds to: sha256 over the plan's changes (type and lower-cased id, sorted) and counts.
+        Deterministic (workflow code computes it); shown by ``status`` and sent back by ``approve``."""
+        doc = {
+            "changes": sorted([c.change_type.value, c.resource_id.lower()] for c in self.changes),
+            "counts": dict(sorted(self.counts.items())),
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    @property
     def has_changes(self) -> bool:
         return any(c.change_type not in (ChangeType.NO_CHANGE, ChangeType.IGNORE) for c in self.changes) or any(
             n > 0 for k, n in self.counts.items() if k not in (ChangeType.NO_CHANGE.value, ChangeType.IGNORE.value)
@@ -193,15 +207,83 @@ class WhatIfPlan(_Model):
 # ---------------------------------------------------------------------------------------- signals and queries
 
 
+# Size limits of a decision (approve/reject signal): anyone who may signal could otherwise grow a run's history
+# and status by megabytes per signal.
+MAX_APPROVER_CHARS = 256
+MAX_REASON_CHARS = 2000
+MAX_DESTRUCTIVE_SET = 5000
+MAX_DECISION_BYTES = 512 * 1024  # the whole signal payload; an approve of the largest plan stays well under
+REFUSED_EXCERPT_CHARS = 200  # how much of a malformed or oversized payload a refusal record keeps
+MAX_REFUSED_KEPT = 100  # refused decisions kept in the status query (all are counted, and in history)
+
+
 class ApprovalSignal(_Model):
-    """Payload of the ``approve`` and ``reject`` signals: who decided and why. Any Temporal client can send it:
-    ``temporal workflow signal --workflow-id ID --name approve --input '{"approver":"ana","reason":"ok"}'``."""
+    """Payload of the ``approve`` and ``reject`` signals: who decided, why, and which plan. Any Temporal client can
+    send it: ``temporal workflow signal --workflow-id ID --name approve --input '{"approver":"ana","reason":"ok",
+    "plan_hash":"sha256:..."}'`` (``status`` prints the exact command for the pending plan).
+
+    The workflow reads the payload itself (``parse_decision``): a malformed or oversized one is recorded as a
+    refused decision, never dropped. ``approver`` is a *claimed* identity (docs/SECURITY.md)."""
+
+    approver: str = Field(max_length=MAX_APPROVER_CHARS)
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+    # The plan the decision is for: its hash (``WhatIfPlan.plan_hash``) and/or its destructive set (lower-cased
+    # resource ids). A decision naming another plan is refused; one naming none is accepted only in round 1.
+    destructive_set: list[str] | None = Field(default=None, max_length=MAX_DESTRUCTIVE_SET)
+    plan_hash: str | None = Field(default=None, max_length=80)
+    # Set by our CLI: an id it polls for in ``status`` to learn whether the decision was taken or refused.
+    decision_id: str | None = Field(default=None, max_length=80)
+    # Where the sender took the identity from (our CLI: "os-account"); informational, never verified.
+    identity_source: str | None = Field(default=None, max_length=80)
+
+
+class LegacyApprovalSignal(_Model):
+    """The decision signal as workflows before ``decision-records`` read it (no size limits): for replaying them."""
 
     approver: str
     reason: str = ""
-    # Optional: the destructive set the approver saw (lower-cased resource ids). When given and different from
-    # the pending plan's, the signal is recorded and ignored.
     destructive_set: list[str] | None = None
+
+
+def parse_decision(value: Any) -> tuple[ApprovalSignal | None, str, str]:
+    """The decision a signal payload carries, or None with the refusal's kind (``malformed``/``oversized``) and
+    why. Never raises: any JSON value is an answer, so one bad signal cannot break the workflow or its audit."""
+    try:
+        size = len(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return None, "malformed", "the payload is not JSON"
+    if size > MAX_DECISION_BYTES:
+        return None, "oversized", f"the payload is {size} bytes; a decision may be at most {MAX_DECISION_BYTES} bytes"
+    if not isinstance(value, dict):
+        return None, "malformed", f"the payload is a JSON {_json_kind(value)}, not an object with 'approver'"
+    try:
+        signal = ApprovalSignal.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
+        kind = "oversized" if "at most" in str(first.get("msg", "")) else "malformed"
+        return None, kind, f"{where}: {first.get('msg', 'invalid')}"
+    if not signal.approver.strip() or any(ord(c) < 32 or ord(c) == 127 for c in signal.approver):
+        return None, "malformed", "approver: must name someone (no empty name, no control characters)"
+    if signal.destructive_set is not None and any(len(s) > 2048 for s in signal.destructive_set):
+        return None, "oversized", "destructive_set: holds an entry longer than a resource id can be"
+    return signal, "", ""
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {str: "string", bool: "boolean", int: "number", float: "number", list: "array"}.get(type(value), "value")
+
+
+def excerpt(value: Any, limit: int = REFUSED_EXCERPT_CHARS, *, as_json: bool = False) -> str:
+    """A short printable excerpt of any value, for a refusal record (never the bulk of an oversized payload);
+    ``as_json``: a string too is shown as JSON (quoted), as it was sent."""
+    try:
+        text = value if isinstance(value, str) and not as_json else json.dumps(value, default=str, ensure_ascii=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 class ConfirmationDecision(StrEnum):
@@ -218,6 +300,12 @@ class ConfirmationRecord(_Model):
     at: datetime
     destructive_set: list[str] = Field(default_factory=list)
     round: int = 1  # how many times confirmation was asked in this deployment
+    plan_hash: str | None = None  # the plan decided on (``WhatIfPlan.plan_hash``)
+    # How the decision named the plan: "plan_hash", "destructive_set", "unbound" (round 1's plain form); None for
+    # records of older runs, a timeout or --no-confirm-deletes.
+    bound_by: str | None = None
+    decision_id: str | None = None  # the sender's id (our CLI), when it sent one
+    identity_verified: bool = False  # ``by`` is what the signal claimed; nothing verifies it yet
 
 
 class PendingConfirmation(_Model):
@@ -227,7 +315,8 @@ class PendingConfirmation(_Model):
     asked_at: datetime
     deadline: datetime
     round: int = 1
-    approve_command: str = ""  # the exact Temporal CLI command that approves
+    approve_command: str = ""  # the exact Temporal CLI command that approves (bound to this plan)
+    plan_hash: str | None = None  # what a decision must name (``WhatIfPlan.plan_hash``); None on older runs
     approval_policy: ApprovalPolicy | None = None  # who may decide (four eyes); None: anyone
 
 
@@ -352,7 +441,8 @@ class DeploymentStatus(_Model):
     failure: FailureInfo | None = None
     outcome: DeployOutcome | None = None
     rollback: RollbackReport | None = None  # set once a rollback started
-    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # recorded, ignored
+    refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # the latest MAX_REFUSED_KEPT
+    refused_total: int = 0  # every refused decision, also those no longer in the list
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -407,6 +497,9 @@ class ApprovalPolicy(_Model):
     allowed_approvers: list[str] | None = None  # None: any identity other than the initiator's
     allow_self_approval: bool = False  # the initiator may approve their own deployment
     allow_approver_override: bool = False  # the CLI's --as may name someone other than the OS user
+    # Initiators whose --no-confirm-deletes the policy accepts (ORCHESTRATOR_ALLOW_SKIP_CONFIRMATION); anyone
+    # else's is refused when the policy is on.
+    skip_confirmation_allowed: list[str] = Field(default_factory=list)
     source: str = ""  # where the list came from (variable or file), for messages
 
     def refusal(self, *, approver: str, initiator: str, approving: bool) -> str | None:
@@ -425,16 +518,35 @@ class ApprovalPolicy(_Model):
             return f"{approver!r} started this deployment; four eyes: another person must approve it"
         return None
 
+    def skip_refusal(self, initiator: str) -> str | None:
+        """Why ``initiator`` may not skip confirmation (--no-confirm-deletes), or None."""
+        if not self.enabled:
+            return None
+        if initiator.strip().lower() in {a.strip().lower() for a in self.skip_confirmation_allowed}:
+            return None
+        where = f" ({self.source})" if self.source else ""
+        return (
+            f"the worker's four-eyes approval policy{where} requires another person to approve deletions, so "
+            f"--no-confirm-deletes is refused for {initiator!r} (ORCHESTRATOR_ALLOW_SKIP_CONFIRMATION lists the "
+            "initiators it is allowed for)"
+        )
+
 
 class RefusedDecision(_Model):
-    """An approve/reject signal the policy refused: recorded (status, memo, history) and otherwise ignored."""
+    """An approve/reject signal the workflow refused: recorded (status, memo, history) and otherwise ignored.
+    Refused: the policy's refusals, malformed or oversized payloads (``by``/``reason`` then hold short excerpts),
+    decisions for another plan or none (after round 1), and late decisions (nothing pending, already decided)."""
 
     decision: ConfirmationDecision
     by: str
     reason: str = ""
     at: datetime
     why: str
-    round: int = 1
+    round: int = 1  # the pending round, or 0 when nothing was pending
+    kind: str = "policy"  # policy, malformed, oversized, other-plan, unbound, late
+    plan_hash: str | None = None  # the plan the decision named, if any
+    decision_id: str | None = None
+    identity_verified: bool = False
 
 
 class WorkerSettings(_Model):

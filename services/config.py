@@ -49,6 +49,7 @@ ENV_APPROVERS = "ORCHESTRATOR_APPROVERS"
 ENV_APPROVERS_FILE = "ORCHESTRATOR_APPROVERS_FILE"
 ENV_ALLOW_SELF_APPROVAL = "ORCHESTRATOR_ALLOW_SELF_APPROVAL"
 ENV_ALLOW_APPROVER_OVERRIDE = "ORCHESTRATOR_ALLOW_APPROVER_OVERRIDE"
+ENV_ALLOW_SKIP_CONFIRMATION = "ORCHESTRATOR_ALLOW_SKIP_CONFIRMATION"  # initiators whose --no-confirm-deletes counts
 # Worker capacity and shutdown (several workers on one task queue: docs/OPERATIONS.md)
 ENV_MAX_CONCURRENT_ACTIVITIES = "ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES"
 ENV_MAX_CONCURRENT_WORKFLOW_TASKS = "ORCHESTRATOR_MAX_CONCURRENT_WORKFLOW_TASKS"
@@ -258,11 +259,15 @@ def approval_policy_from_env(environ: Mapping[str, str] | None = None) -> Approv
         raise ConfigError(
             f"{' and '.join(sources)} list no approver, so no deletion could ever be approved; name at least one"
         )
+    enabled = _flag_env(env, ENV_FOUR_EYES) or approvers is not None
+    if enabled and not sources:
+        sources.append(f"{ENV_FOUR_EYES}=1")
     return ApprovalPolicy(
-        enabled=_flag_env(env, ENV_FOUR_EYES) or approvers is not None,
+        enabled=enabled,
         allowed_approvers=approvers,
         allow_self_approval=_flag_env(env, ENV_ALLOW_SELF_APPROVAL),
         allow_approver_override=_flag_env(env, ENV_ALLOW_APPROVER_OVERRIDE),
+        skip_confirmation_allowed=[a.strip() for a in env.get(ENV_ALLOW_SKIP_CONFIRMATION, "").split(",") if a.strip()],
         source=", ".join(sources),
     )
 

@@ -13,8 +13,10 @@ docs/WORKFLOW.md.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +25,8 @@ from typing import Any, Protocol
 from contract.models import BlobRef
 
 BLOB_DIR_ENV = "ORCHESTRATOR_BLOB_DIR"
+
+log = logging.getLogger(__name__)
 
 
 class BlobNotFoundError(Exception):
@@ -114,17 +118,73 @@ class BlobKeyMissingError(Exception):
     code = "ContentStoreKeyMissing"  # LOGIC: configuration
 
 
+# Secure values never rest in plaintext: without configured keys they are sealed with a key generated for the
+# content store, kept beside it (mode 0600). It protects copies of the documents (a backup, a listing of a shared
+# folder), not against whoever can read the key file: configure ORCHESTRATOR_CODEC_KEYS for anything real.
+LOCAL_KEY_FILE = "local-seal.key"
+LOCAL_KEY_PREFIX = "local-"
+_PAD = 256  # sealed documents are padded to a multiple of this, so their size says little about the value
+
+
+def local_key_path(store: BlobStore) -> Path | None:
+    root = getattr(store, "root", None)
+    return Path(root) / LOCAL_KEY_FILE if root is not None else None
+
+
+def local_key_ring(store: BlobStore, *, create: bool) -> Any:
+    """The content store's local key ring (``services.codec.KeyRing``), generated on first use when ``create``;
+    None when the store has no folder or no key yet."""
+    from services.codec import KeyRing
+
+    path = local_key_path(store)
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return KeyRing(active_key_id=doc["kid"], keys={doc["kid"]: base64.b64decode(doc["key"])})
+    except FileNotFoundError:
+        if not create:
+            return None
+    kid = LOCAL_KEY_PREFIX + os.urandom(4).hex()
+    doc = {"kid": kid, "key": base64.b64encode(os.urandom(32)).decode()}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return local_key_ring(store, create=False)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    log.warning(
+        "no payload encryption keys are configured (ORCHESTRATOR_CODEC_KEYS): secure parameter values are sealed "
+        "with a local key generated at %s (mode 0600), which the processes sharing this content store use. "
+        "Configure ORCHESTRATOR_CODEC_KEYS for real deployments (docs/SECURITY.md).",
+        path,
+    )
+    return KeyRing(active_key_id=kid, keys={kid: base64.b64decode(doc["key"])})
+
+
 def seal_json(store: BlobStore, value: Any, key_ring: Any) -> BlobRef:
     """Store a JSON value encrypted (AES-256-GCM) with the key ring's active key — for secure parameter values.
 
     Uses the payload codec's key ring (``services.codec.KeyRing``: ``ORCHESTRATOR_CODEC_KEYS``), so one
-    rotation covers history and the content store. The key id is stored in clear, the digest covers the ciphertext.
+    rotation covers history and the content store; without one, the store's local key (generated on first use).
+    The key id is stored in clear; the digest covers the ciphertext (random nonce), so the reference in history
+    reveals nothing about the value and cannot confirm a guess.
     """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    if key_ring is None:
+        key_ring = local_key_ring(store, create=True)
+    if key_ring is None:
+        raise BlobKeyMissingError(
+            "secure values cannot be stored: this content store has no folder for a local key; configure "
+            "ORCHESTRATOR_CODEC_KEYS (or ORCHESTRATOR_CODEC_KEY_FILE)"
+        )
     kid = key_ring.active_key_id.encode()
     nonce = os.urandom(12)
-    ciphertext = AESGCM(key_ring.keys[key_ring.active_key_id]).encrypt(nonce, canonical_json(value), kid)
+    plain = canonical_json(value)
+    plain += b" " * (-len(plain) % _PAD)  # JSON allows trailing whitespace
+    ciphertext = AESGCM(key_ring.keys[key_ring.active_key_id]).encrypt(nonce, plain, kid)
     data = _SEAL_MAGIC + bytes([len(kid)]) + kid + nonce + ciphertext
     return store.put(data, media_type=SEALED_MEDIA_TYPE)
 
@@ -141,9 +201,13 @@ def open_json(store: BlobStore, ref: BlobRef, key_ring: Any) -> Any:
     nonce = rest[1 + rest[0] : 13 + rest[0]]
     ciphertext = rest[13 + rest[0] :]
     key = key_ring.keys.get(kid.decode()) if key_ring is not None else None
+    if key is None and kid.decode().startswith(LOCAL_KEY_PREFIX):
+        local = local_key_ring(store, create=False)
+        key = local.keys.get(kid.decode()) if local is not None else None
     if key is None:
         raise BlobKeyMissingError(
             f"document {ref.digest} is sealed with key id {kid.decode()!r}, which this process does not have; "
             "configure the same ORCHESTRATOR_CODEC_KEYS (or ORCHESTRATOR_CODEC_KEY_FILE) as the starter"
+            + (f", or share the content store's {LOCAL_KEY_FILE}" if kid.decode().startswith(LOCAL_KEY_PREFIX) else "")
         )
     return json.loads(AESGCM(key).decrypt(nonce, ciphertext, kid))

@@ -129,10 +129,10 @@ async def provide_rollback_parameters(
     provided_by: str,
     key_ring: Any = None,
 ) -> RollbackParametersSignal:
-    """Answer a rollback that waits for secure values: store them (sealed when ``key_ring`` is given, else as the
-    starter stores secure values) and signal their reference. ``values`` maps names to plain values."""
+    """Answer a rollback that waits for secure values: store them sealed (with ``key_ring``, else the store's local
+    key) and signal their reference. ``values`` maps names to plain values."""
     entries = {name: {"value": value} for name, value in values.items()}
-    ref = seal_json(store, entries, key_ring) if key_ring is not None else put_json(store, entries)
+    ref = seal_json(store, entries, key_ring)  # without a key ring: the store's local key, never plaintext
     signal = RollbackParametersSignal(provided_by=provided_by, names=sorted(entries), secure_parameters=ref)
     await client.get_workflow_handle(workflow_id).signal(SIGNAL_ROLLBACK_PARAMETERS, signal)
     return signal

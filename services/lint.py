@@ -238,14 +238,14 @@ def lint_template(
 
 
 def _require_file(path: Path, flag: str, what: str) -> None:
-    if not path.exists():
-        raise LintError(
-            "InvalidInput",
-            f"The {what} '{path}' given with {flag} does not exist. Check the path (relative paths are resolved "
-            f"from {Path.cwd()}).",
-        )
-    if not path.is_file():
-        raise LintError("InvalidInput", f"The {what} '{path}' given with {flag} is not a file.")
+    """A regular file within the input size limit; a device, a FIFO, an unreadable or oversized file is refused
+    naming it (``services.input_files.read_input_file``), never read into memory or left blocking."""
+    from services.input_files import MAX_TEMPLATE_FILE_BYTES, InputError, read_input_file
+
+    try:
+        read_input_file(path, what=what, flag=flag, max_bytes=MAX_TEMPLATE_FILE_BYTES)
+    except InputError as exc:
+        raise LintError("InvalidInput", str(exc)) from None
 
 
 def _lint(
@@ -429,10 +429,50 @@ def check_arm_template(
     if not isinstance(doc, dict):
         return None, [_error(file, 1, 1, "InvalidTemplate", "the top level is not a JSON object, so not a template")]
     diagnostics = _check_shape(doc, file, locate)
+    diagnostics += _check_secure_defaults(doc, file, locate)
     diagnostics += _check_expressions(doc, file, locate)
     if not any(d.level == DiagnosticLevel.ERROR for d in diagnostics):
         diagnostics += _engine_checks(doc, file, locate, parameters)
     return doc, diagnostics
+
+
+_SECURE_TYPES = frozenset({"securestring", "secureobject"})
+_HARMLESS_SECURE_DEFAULTS: tuple[Any, ...] = ("", {}, "[newGuid()]")
+
+
+def _check_secure_defaults(
+    doc: dict[str, Any], file: str, locate: Callable[[str], tuple[int | None, int | None]]
+) -> list[Diagnostic]:
+    """Bicep's linter rule ``secure-parameter-default`` for ARM JSON: a secure parameter with a hardcoded default
+    puts the secret in the template (in source control, in ARM's deployment record). Empty or newGuid() is fine."""
+    lowered = {k.lower(): k for k in doc}
+    params = doc.get(lowered.get("parameters", ""), {})
+    found: list[Diagnostic] = []
+    if not isinstance(params, dict):
+        return found
+    for name, decl in params.items():
+        if not isinstance(decl, dict) or str(decl.get("type", "")).lower() not in _SECURE_TYPES:
+            continue
+        key = next((k for k in decl if k.lower() == "defaultvalue"), None)
+        if key is None:
+            continue
+        value = decl[key]
+        if value in _HARMLESS_SECURE_DEFAULTS or (isinstance(value, str) and value.replace(" ", "") == "[newGuid()]"):
+            continue
+        line, col = locate(_child(_child(lowered["parameters"], name), key))
+        found.append(
+            Diagnostic(
+                file=file,
+                line=line,
+                col=col,
+                level=DiagnosticLevel.WARNING,
+                code="secure-parameter-default",
+                message=f"Secure parameter '{name}' has a hardcoded default value; secure parameters should not "
+                "have hardcoded defaults (except for empty or newGuid()): pass the value at deployment instead "
+                "[https://aka.ms/bicep/linter/secure-parameter-default]",
+            )
+        )
+    return found
 
 
 def _error(file: str, line: int | None, col: int | None, code: str, message: str) -> Diagnostic:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from arm_engine.model import SECRET_MASK
 from services.codec import KeyRing
-from services.content_store import BlobRef, BlobStore, put_json, seal_json
+from services.content_store import BlobRef, BlobStore, seal_json
 
 MASK = SECRET_MASK  # what a masked value reads as everywhere: the engine, the CLI, history and the audit
 SECURE_TYPES = frozenset({"securestring", "secureobject"})  # parameter and output types ARM never echoes
@@ -75,9 +75,10 @@ def redact_model(model: ModelT, secrets: list[str]) -> ModelT:
 
 
 def store_secure(store: BlobStore, values: Mapping[str, Any]) -> BlobRef:
-    """Secure values go to the content store, sealed with the codec's key ring when one is configured."""
-    ring = KeyRing.from_environment()
-    return seal_json(store, dict(values), ring) if ring is not None else put_json(store, dict(values))
+    """Secure values go to the content store sealed: with the codec's key ring when one is configured, else with
+    the store's local key. Never in plaintext, and never under a digest of the plaintext (which history would
+    carry, open to a dictionary attack)."""
+    return seal_json(store, dict(values), KeyRing.from_environment())
 
 
 def secure_parameter_names(template: Mapping[str, Any]) -> set[str]:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from contract import spans
     from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
     from contract.models import (
+        MAX_REFUSED_KEPT,
         QUERY_STATUS,
         SIGNAL_APPROVE,
         SIGNAL_REJECT,
@@ -51,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         LastGoodDeployment,
         LastGoodLookup,
         LastGoodQuery,
+        LegacyApprovalSignal,
         LintReport,
         PendingConfirmation,
         RecordLastGoodInput,
@@ -64,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyInput,
         WhatIfPlan,
         WorkerSettings,
+        excerpt,
+        parse_decision,
         rollback_request,
     )
     from contract.naming import deployment_name_for
@@ -81,6 +86,10 @@ PATCH_FOUR_EYES = "four-eyes"  # approve/reject from someone the approval policy
 PATCH_RECORD_LAST_GOOD = "record-last-good"  # a healthy COMPLETED deployment is recorded for rollbacks
 PATCH_ROLLBACK = "rollback-on-failure"  # --rollback-on-failure redeploys the last good deployment
 PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upserted at each transition
+# Decisions hardened: every approve/reject is parsed by the workflow (a malformed or oversized one is recorded as
+# refused, never dropped), bound to the plan it names (the unbound plain form only in round 1), a late one is
+# recorded as refused, and --no-confirm-deletes is refused under a four-eyes policy that does not allow it.
+PATCH_DECISION_RECORDS = "decision-records"
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
 
 
@@ -101,7 +110,7 @@ class DeploymentWorkflow:
         info = workflow.info()
         self._request = request
         self._settings = WorkerSettings()
-        self._decision: tuple[ConfirmationDecision, ApprovalSignal] | None = None
+        self._decision: tuple[ConfirmationDecision, ApprovalSignal, str | None] | None = None
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
@@ -127,17 +136,26 @@ class DeploymentWorkflow:
 
     # ------------------------------------------------------------------------------------ signals and query
 
+    # The decision signals take the raw payload and read it themselves (``parse_decision``): typed, a payload that
+    # did not convert was dropped by the SDK with a traceback and left a signal in history no model could read.
     @workflow.signal(name=SIGNAL_APPROVE)
-    def approve(self, signal: ApprovalSignal) -> None:
-        self._on_decision(ConfirmationDecision.APPROVED, signal)
+    def approve(self, payload: RawValue) -> None:
+        self._on_decision(ConfirmationDecision.APPROVED, payload)
 
     @workflow.signal(name=SIGNAL_REJECT)
-    def reject(self, signal: ApprovalSignal) -> None:
-        self._on_decision(ConfirmationDecision.REJECTED, signal)
+    def reject(self, payload: RawValue) -> None:
+        self._on_decision(ConfirmationDecision.REJECTED, payload)
 
     @workflow.signal(name=SIGNAL_ROLLBACK_PARAMETERS)
-    def provide_rollback_parameters(self, signal: RollbackParametersSignal) -> None:
-        """Secure values a rollback could not recover (a reference into the content store, never the values)."""
+    def provide_rollback_parameters(self, payload: RawValue) -> None:
+        """Secure values a rollback could not recover (a reference into the content store, never the values).
+        Read from the raw payload: a malformed one is logged and ignored (no command, as the SDK's drop was),
+        never a traceback."""
+        try:
+            signal = RollbackParametersSignal.model_validate(workflow.payload_converter().from_payload(payload.payload))
+        except Exception:
+            workflow.logger.warning("a malformed %s signal was ignored", SIGNAL_ROLLBACK_PARAMETERS)
+            return
         rollback = self._status.rollback
         if rollback is None or rollback.state != "AWAITING_PARAMETERS" or self._rollback_parameters is not None:
             workflow.logger.warning("rollback parameters from %s ignored: none are awaited", signal.provided_by)
@@ -154,7 +172,126 @@ class DeploymentWorkflow:
     def status(self) -> DeploymentStatus:
         return self._status
 
-    def _on_decision(self, decision: ConfirmationDecision, signal: ApprovalSignal) -> None:
+    def _on_decision(self, decision: ConfirmationDecision, payload: RawValue) -> None:
+        try:
+            value: Any = workflow.payload_converter().from_payload(payload.payload)
+            readable = True
+        except Exception:  # not JSON (another encoding): refused like any malformed payload
+            value, readable = None, False
+        if not workflow.patched(PATCH_DECISION_RECORDS):
+            self._on_decision_before_records(decision, value)
+            return
+        signal, kind, why = parse_decision(value) if readable else (None, "malformed", "the payload is not JSON")
+        pending = self._status.pending_confirmation
+        if signal is None:
+            doc = value if isinstance(value, dict) else {}
+            self._refuse(
+                decision,
+                by=excerpt(doc.get("approver", "?"), 80) if doc else "?",
+                reason=excerpt(doc.get("reason", "") if doc else value),
+                why=f"{kind} decision refused: {why}",
+                kind=kind,
+                round_number=pending.round if pending is not None else 0,
+            )
+            return
+        refuse = lambda why, kind: self._refuse(  # noqa: E731
+            decision,
+            by=signal.approver,
+            reason=signal.reason,
+            why=why,
+            kind=kind,
+            round_number=pending.round if pending is not None else 0,
+            signal=signal,
+        )
+        if pending is None or self._decision is not None:
+            refuse(self._why_late(), "late")
+            return
+        expected = sorted(c.resource_id.lower() for c in pending.destructive_changes)
+        if signal.plan_hash is not None and signal.plan_hash != pending.plan_hash:
+            refuse(
+                f"it names plan {signal.plan_hash}, but the pending plan (round {pending.round}) is "
+                f"{pending.plan_hash}; `status` shows the pending plan and its approve command",
+                "other-plan",
+            )
+            return
+        if signal.destructive_set is not None and sorted(s.lower() for s in signal.destructive_set) != expected:
+            refuse(
+                f"it names a different set of deletions ({len(signal.destructive_set)}) than the pending plan "
+                f"({len(expected)}, round {pending.round})",
+                "other-plan",
+            )
+            return
+        bound_by = "plan_hash" if signal.plan_hash else None
+        if bound_by is None and signal.destructive_set is not None:
+            bound_by = "destructive_set"
+        # An approval must name the plan after round 1 (a re-plan changed what is deleted); a rejection deploys
+        # nothing, so the plain form stays valid for it in any round.
+        if bound_by is None and pending.round > 1 and decision is ConfirmationDecision.APPROVED:
+            refuse(
+                f"it names no plan, and this is round {pending.round}: the plan changed since the first request, so "
+                "an approval must name the plan it is for (plan_hash, as `status` prints it)",
+                "unbound",
+            )
+            return
+        workflow.patched(PATCH_FOUR_EYES)  # recorded as before: the policy applies to every run with this marker
+        why_not = self._settings.approval.refusal(
+            approver=signal.approver,
+            initiator=self._request.initiator,
+            approving=decision is ConfirmationDecision.APPROVED,
+        )
+        if why_not is not None:
+            refuse(why_not, "policy")
+            return
+        self._decision = (decision, signal, bound_by or "unbound")
+
+    def _why_late(self) -> str:
+        if self._decision is not None:
+            taken, by = self._decision[0], self._decision[1].approver
+            return f"a decision was already taken for this round: {taken.value.lower()} by {by}"
+        if self._status.confirmations:
+            last = self._status.confirmations[-1]
+            return (
+                f"no confirmation is pending: round {last.round} was {last.decision.value.lower()} by {last.by} at "
+                f"{last.at.isoformat(timespec='seconds')}; the deployment is at {self._status.stage.value}"
+            )
+        return f"no confirmation is pending: the deployment is at {self._status.stage.value}"
+
+    def _refuse(
+        self,
+        decision: ConfirmationDecision,
+        *,
+        by: str,
+        reason: str,
+        why: str,
+        kind: str,
+        round_number: int,
+        signal: ApprovalSignal | None = None,
+    ) -> None:
+        """Record a refused decision (status, memo — one event in history — and the log) and otherwise ignore it."""
+        refused = RefusedDecision(
+            decision=decision,
+            by=by,
+            reason=reason,
+            at=workflow.now(),
+            why=why,
+            round=round_number,
+            kind=kind,
+            plan_hash=signal.plan_hash if signal else None,
+            decision_id=signal.decision_id if signal else None,
+        )
+        self._status.refused_decisions = [*self._status.refused_decisions, refused][-MAX_REFUSED_KEPT:]
+        self._status.refused_total += 1
+        self._upsert_memo({"refused_decision": refused.model_dump(mode="json")})
+        workflow.logger.warning("%s by %s refused and ignored: %s", decision.value, excerpt(by, 80), why)
+
+    def _on_decision_before_records(self, decision: ConfirmationDecision, value: Any) -> None:
+        """How decisions were handled before PATCH_DECISION_RECORDS, for replaying older histories: a payload the
+        typed handler could not convert was dropped; a late one or one for another plan was only logged."""
+        try:
+            legacy = LegacyApprovalSignal.model_validate(value)
+        except Exception:
+            return
+        signal = ApprovalSignal.model_construct(**legacy.model_dump())
         pending = self._status.pending_confirmation
         if pending is None or self._decision is not None:
             workflow.logger.warning("%s by %s ignored: no confirmation is pending", decision.value, signal.approver)
@@ -187,7 +324,7 @@ class DeploymentWorkflow:
                 self._upsert_memo({"refused_decision": refused.model_dump(mode="json")})
                 workflow.logger.warning("%s by %s refused and ignored: %s", decision.value, signal.approver, why)
                 return
-        self._decision = (decision, signal)
+        self._decision = (decision, signal, None)
 
     # ------------------------------------------------------------------------------------------- the run
 
@@ -199,6 +336,7 @@ class DeploymentWorkflow:
         self._state_attribute = DEPLOYMENT_STATE in workflow.info().typed_search_attributes and workflow.patched(
             PATCH_STATE_SEARCH_ATTRIBUTE
         )
+        hardened = workflow.patched(PATCH_DECISION_RECORDS)  # first task: the marker precedes any signal's effect
         stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
         try:
             self._settings = await workflow.execute_local_activity(
@@ -207,6 +345,17 @@ class DeploymentWorkflow:
                 result_type=WorkerSettings,
                 start_to_close_timeout=SETTINGS_TIMEOUT,
             )
+            if hardened and request.no_confirm_deletes:
+                why = self._settings.approval.skip_refusal(request.initiator)
+                if why is not None:  # before any stage: nothing is planned, nothing deployed
+                    self._fail(
+                        DeploymentStage.INITIALIZED,
+                        None,
+                        "ConfirmationSkipRefused",
+                        why,
+                        DeployOutcome.REFUSED,
+                        by=request.initiator,
+                    )
             self._transition(DeploymentStage.VALIDATING_PARAMETERS)
             validation = await self._stage_activity(
                 DeploymentStage.VALIDATING_PARAMETERS,
@@ -341,6 +490,13 @@ class DeploymentWorkflow:
         now = workflow.now()
         info = workflow.info()
         self._decision = None
+        bound = workflow.patched(PATCH_DECISION_RECORDS)
+        plan_hash = plan.plan_hash if bound else None
+        signal_input = (
+            f'{{"approver":"<you>","reason":"<why>","plan_hash":"{plan_hash}"}}'
+            if bound
+            else '{"approver":"<you>","reason":"<why>"}'
+        )
         self._status.pending_confirmation = PendingConfirmation(
             destructive_changes=plan.destructive_changes,
             asked_at=now,
@@ -348,9 +504,10 @@ class DeploymentWorkflow:
             round=round_number,
             approve_command=(
                 f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
-                """--input '{"approver":"<you>","reason":"<why>"}'"""
+                f"--input '{signal_input}'"
             ),
             approval_policy=self._approval_policy(),
+            plan_hash=plan_hash,
         )
         self._transition(
             DeploymentStage.AWAITING_CONFIRMATION,
@@ -384,7 +541,7 @@ class DeploymentWorkflow:
                 DeployOutcome.NOT_CONFIRMED,
             )
         assert self._decision is not None
-        decision, signal = self._decision
+        decision, signal, bound_by = self._decision
         self._decision = None
         self._status.pending_confirmation = None
         record = ConfirmationRecord(
@@ -394,6 +551,9 @@ class DeploymentWorkflow:
             at=workflow.now(),
             destructive_set=plan.destructive_set,
             round=round_number,
+            plan_hash=plan_hash,
+            bound_by=bound_by,
+            decision_id=signal.decision_id,
         )
         self._status.confirmations.append(record)
         self._upsert_memo({"confirmation": record.model_dump(mode="json")})
@@ -569,7 +729,7 @@ class DeploymentWorkflow:
                 spans.ATTR_DEPLOYMENT_NAME: self._status.deployment_name,
                 spans.ATTR_ATTEMPT: record.round,
                 spans.ATTR_DECISION: record.decision.value,
-                spans.ATTR_REFUSED_DECISIONS: len(self._status.refused_decisions),
+                spans.ATTR_REFUSED_DECISIONS: self._status.refused_total or len(self._status.refused_decisions),
                 spans.ATTR_DURATION: (record.at - asked_at).total_seconds(),
             },
         )

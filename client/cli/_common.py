@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,6 +31,7 @@ OUTCOME_EXIT_CODES: dict[DeployOutcome, ExitCode] = {
     DeployOutcome.NOT_CONFIRMED: ExitCode.REJECTED,
     DeployOutcome.CANCELLED: ExitCode.ENVIRONMENTAL,
     DeployOutcome.ROLLED_BACK: ExitCode.ROLLED_BACK,
+    DeployOutcome.REFUSED: ExitCode.USAGE,  # the request asked for what the worker's policy forbids
 }
 
 
@@ -71,10 +72,78 @@ def add_target_args(parser: Any) -> None:
 
 
 def current_user() -> str:
+    """The OS account this process runs as, from the account database (never LOGNAME/USER/USERNAME, which anyone
+    can set): the identity our CLI claims for its user. A claim, not a proof: docs/SECURITY.md."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):  # no account database entry (a container's bare uid), or Windows
+        uid = getattr(os, "geteuid", None)
+        return f"uid-{uid()}" if uid is not None else "unknown"
+
+
+IDENTITY_SOURCE = "os-account"  # what our CLI says its identity claim is based on (ApprovalSignal.identity_source)
+
+
+def check_workflow_id(workflow_id: str) -> str:
+    """A deployment id as a user typed it: refused (exit 2, before connecting) when it cannot name a workflow."""
+    if not workflow_id.strip():
+        raise CommandError(
+            "The deployment ID is empty. Give the workflow id `deploy` printed (`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    if len(workflow_id) > 1000 or any(ord(c) < 32 or ord(c) == 127 for c in workflow_id):
+        shown = workflow_id[:80] + ("…" if len(workflow_id) > 80 else "")
+        raise CommandError(
+            f"The deployment ID {shown!r} is not a workflow id (too long, or it holds control characters). Give "
+            "the id `deploy` printed (`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    return workflow_id
+
+
+_RUN_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def check_run_id(run_id: str | None) -> str | None:
+    """A Temporal run id is a UUID; anything else is refused (exit 2) before connecting."""
+    if run_id is not None and not _RUN_ID.fullmatch(run_id.strip()):
+        shown = run_id[:80] + ("…" if len(run_id) > 80 else "")
+        raise CommandError(
+            f"--run-id {shown!r} is not a run id: run ids are UUIDs like 01a24b32-c7ed-7670-a996-ac86c3cf8e43 "
+            "(`python starter.py list` shows them).",
+            ExitCode.USAGE,
+        )
+    return run_id.strip() if run_id is not None else None
+
+
+def workflow_read_error(exc: Exception, workflow_id: str, local: str, *, what: str = "workflow") -> CommandError:
+    """An RPC failure reading a deployment: an id the server does not know or rejects is the user's input (exit
+    2); anything else is the server's or the network's trouble (exit 3)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+        return CommandError(
+            f"There is no deployment {what} '{workflow_id}' ({exc.message}). `python starter.py list{local}` shows "
+            "the deployments and their ids.",
+            ExitCode.USAGE,
+        )
+    message = exc.message if isinstance(exc, RPCError) else _first_line(exc)
+    return CommandError(f"Could not read {what} '{workflow_id}': {message}.", ExitCode.ENVIRONMENTAL)
+
+
+def require_deployment(description: Any, workflow_id: str, local: str) -> None:
+    """A workflow of another type is not a deployment: the user's input (exit 2), not a worker to wait for."""
+    from contract.models import WORKFLOW_NAME
+
+    kind = getattr(description, "workflow_type", None)
+    if kind and kind != WORKFLOW_NAME:
+        raise CommandError(
+            f"Workflow '{workflow_id}' is a {kind}, not a deployment ({WORKFLOW_NAME}). `python starter.py "
+            f"list{local}` shows the deployments and their ids.",
+            ExitCode.USAGE,
+        )
 
 
 async def resolve_target(args: Any, client: Client | None = None) -> Target:
@@ -179,11 +248,15 @@ def local_flag(target: Target) -> str:
     return " --local" if target.instance else ""
 
 
-def approve_commands(target: Target, workflow_id: str, destructive_set: list[str] | None = None) -> list[str]:
+def approve_commands(
+    target: Target, workflow_id: str, destructive_set: list[str] | None = None, plan_hash: str | None = None
+) -> list[str]:
     """The exact commands that approve a pending deletion: ours, and the Temporal CLI's (a client we did not
-    write)."""
+    write), both bound to the pending plan (its hash, or for older runs its destructive set)."""
     payload: dict[str, Any] = {"approver": current_user(), "reason": "reviewed the plan"}
-    if destructive_set:
+    if plan_hash:
+        payload["plan_hash"] = plan_hash
+    elif destructive_set:
         payload["destructive_set"] = destructive_set
     signal_input = json.dumps(payload, separators=(",", ":"))
     # Connection flags as the CLI would need them; an API key is referenced through its variable, never printed.

@@ -4,7 +4,13 @@ They send the workflow's ``approve`` / ``reject`` signal (one JSON object: appro
 set the approver saw, which binds the approval to that plan). Any Temporal client can send the same signal; these
 commands add a check that the deployment is actually waiting, and show what is about to be deleted.
 
-Identity (four eyes, docs/SECURITY.md): the approver is the OS user. ``--as WHO`` names someone else only where the
+The signal names the pending plan (its hash, as ``status`` shows it), so it can only decide the plan it was sent
+for; it carries an id, and the command then reads the workflow's status until its decision shows up as taken or
+as refused, and says which (a late or refused decision exits 2).
+
+Identity (four eyes, docs/SECURITY.md): the approver is the OS account (from the account database, never from
+LOGNAME/USER, which anyone can set) — a claimed identity, recorded as unverified. ``--as WHO`` names someone else
+only where the
 worker's policy allows it (``ORCHESTRATOR_ALLOW_APPROVER_OVERRIDE``) or no policy is configured. A decision the
 policy would refuse (not an allowed approver, or the initiator approving their own deployment) is refused here
 before anything is sent; the workflow enforces the same policy on signals from any other client.
@@ -13,23 +19,31 @@ before anything is sent; the workflow enforces the same policy on signals from a
 from __future__ import annotations
 
 import argparse
+import asyncio
+import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from client.cli._common import (
+    IDENTITY_SOURCE,
     CommandError,
     add_target_args,
+    check_workflow_id,
     current_user,
     print_json,
     progress,
+    require_deployment,
     resolve_target,
     run_command,
+    workflow_read_error,
 )
 from client.deployments import query_status
 from client.exit_codes import ExitCode
 from contract.models import (
+    MAX_APPROVER_CHARS,
+    MAX_REASON_CHARS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
     ApprovalPolicy,
@@ -68,13 +82,8 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
     try:
         description = await handle.describe()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"There is no deployment workflow '{workflow_id}'. `python starter.py list{local}` shows the "
-                "deployments and their ids.",
-                ExitCode.USAGE,
-            ) from None
-        raise CommandError(f"Could not read workflow '{workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL) from None
+        raise workflow_read_error(exc, workflow_id, local) from None
+    require_deployment(description, workflow_id, local)
     if description.status != WorkflowExecutionStatus.RUNNING:
         state = description.status.name if description.status else "unknown"
         raise CommandError(
@@ -91,15 +100,39 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
             ExitCode.ENVIRONMENTAL,
         ) from None
     if status.stage != DeploymentStage.AWAITING_CONFIRMATION or status.pending_confirmation is None:
+        last = status.confirmations[-1] if status.confirmations else None
+        decided = (
+            f" Round {last.round} was already {last.decision.value.lower()} by {last.by} at "
+            f"{last.at.isoformat(timespec='seconds')}."
+            if last is not None
+            else ""
+        )
         raise CommandError(
-            f"Deployment '{workflow_id}' is not waiting for confirmation (it is at {status.stage.value}); "
-            "approve and reject apply only while a plan that deletes resources waits. Nothing was sent.",
+            f"Deployment '{workflow_id}' is not waiting for confirmation (it is at {status.stage.value}).{decided} "
+            "Approve and reject apply only while a plan that deletes resources waits. Nothing was sent.",
             ExitCode.USAGE,
         )
     return status
 
 
 async def decide(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
+    if len(args.reason) > MAX_REASON_CHARS:
+        raise CommandError(
+            f"--reason is {len(args.reason):,} characters; a decision's reason may be at most {MAX_REASON_CHARS:,} "
+            "(the workflow refuses longer ones). Shorten it, or link to a longer write-up. Nothing was sent.",
+            ExitCode.USAGE,
+        )
+    if args.approver is not None and (
+        not args.approver.strip()
+        or len(args.approver) > MAX_APPROVER_CHARS
+        or any(ord(c) < 32 or ord(c) == 127 for c in args.approver)
+    ):
+        raise CommandError(
+            f"--as must name someone: at most {MAX_APPROVER_CHARS} characters, no control characters. Nothing was "
+            "sent.",
+            ExitCode.USAGE,
+        )
     target = await resolve_target(args, client)
     local = " --local" if target.instance else ""
     handle = target.client.get_workflow_handle(args.workflow_id)
@@ -112,23 +145,69 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
     progress(f"{verb} the deletion of {len(destructive_set)} resource(s) in deployment {args.workflow_id}:")
     for change in pending.destructive_changes:
         progress(f"  - {change.resource_id}")
+    decision_id = uuid.uuid4().hex
     await handle.signal(
-        args.signal, ApprovalSignal(approver=approver, reason=args.reason, destructive_set=destructive_set)
+        args.signal,
+        ApprovalSignal(
+            approver=approver,
+            reason=args.reason,
+            destructive_set=destructive_set,
+            plan_hash=pending.plan_hash,
+            decision_id=decision_id,
+            identity_source=IDENTITY_SOURCE,
+        ),
     )
+    # A run started before decisions were recorded (no plan hash) does not echo decision ids: nothing to wait for.
+    outcome, why = await decision_outcome(handle, decision_id) if pending.plan_hash else ("taken", None)
     if args.output == "json":
         print_json(
             {
                 "workflow_id": args.workflow_id,
                 "signal": args.signal,
                 "approver": approver,
+                "identity_verified": False,
                 "reason": args.reason,
                 "destructive_set": destructive_set,
+                "plan_hash": pending.plan_hash,
+                "decision_id": decision_id,
+                "outcome": outcome,
+                "refused_because": why,
             }
         )
-    else:
+    elif outcome == "taken":
         done = "Approved" if args.signal == SIGNAL_APPROVE else "Rejected"
         print(f"{done} by {approver}: deployment {args.workflow_id} (round {pending.round}).")
-    return int(ExitCode.OK)
+    elif outcome == "refused":
+        progress(f"The deployment refused this decision: {why}. It was recorded as refused; nothing else changed.")
+    else:
+        print(
+            f"Sent as {approver} to deployment {args.workflow_id} (round {pending.round}); the workflow has not "
+            f"answered yet. `python starter.py status {args.workflow_id}{local}` shows whether it was taken."
+        )
+    return int(ExitCode.USAGE if outcome == "refused" else ExitCode.OK)
+
+
+DECISION_WAIT_SECONDS = 15.0
+
+
+async def decision_outcome(handle: WorkflowHandle[Any, Any], decision_id: str) -> tuple[str, str | None]:
+    """Whether the workflow took the decision sent with ``decision_id`` ("taken"), refused it ("refused", why), or
+    has not processed it within DECISION_WAIT_SECONDS ("sent"): a signal has no answer of its own."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DECISION_WAIT_SECONDS
+    while loop.time() < deadline:
+        try:
+            status = await asyncio.wait_for(query_status(handle), timeout=5)
+        except Exception:  # between tasks, or the deployment just closed: ask again
+            status = None
+        if status is not None:
+            for refused in status.refused_decisions:
+                if refused.decision_id == decision_id:
+                    return "refused", refused.why
+            if any(c.decision_id == decision_id for c in status.confirmations):
+                return "taken", None
+        await asyncio.sleep(0.2)
+    return "sent", None
 
 
 def _initiator(status: DeploymentStatus) -> str:

@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from client.cli._common import (
     CommandError,
     Target,
     add_target_args,
+    check_run_id,
+    check_workflow_id,
     print_json,
     progress,
     resolve_target,
     run_command,
+    workflow_read_error,
 )
 from client.exit_codes import ExitCode
 from services.audit.history import NotADeployment, fetch_record
@@ -66,17 +69,9 @@ async def load_record(target: Target, workflow_id: str, run_id: str | None) -> A
     try:
         return await fetch_record(target.client, workflow_id, run_id)
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            which = f"run {run_id} of workflow '{workflow_id}'" if run_id else f"workflow '{workflow_id}'"
-            raise CommandError(
-                f"There is no {which} on {target.address} (namespace {target.namespace}), or it is past the "
-                f"namespace's retention. `python starter.py list{local}` shows the deployments and their ids.",
-                ExitCode.USAGE,
-            ) from None
-        raise CommandError(
-            f"Could not read the history of '{workflow_id}' from {target.address}: {exc.message}.",
-            ExitCode.ENVIRONMENTAL,
-        ) from None
+        which = "run" if run_id else "workflow"
+        shown = f"{workflow_id}' run '{run_id}" if run_id else workflow_id
+        raise workflow_read_error(exc, shown, local, what=which) from None
     except NotADeployment as exc:
         raise CommandError(
             f"Workflow '{workflow_id}' is not a deployment ({exc}); give the id of a DeploymentWorkflow.",
@@ -98,6 +93,8 @@ def _write(record: AuditRecord, audit_dir: str | None, fmt: str) -> list[Path]:
 
 
 async def audit(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
+    check_run_id(args.run_id)
     target = await resolve_target(args, client)
     record = await load_record(target, args.workflow_id, args.run_id)
     written = _write(record, args.audit_dir, args.audit_format)
@@ -153,9 +150,15 @@ def render_record(record: AuditRecord) -> str:
         ref = (r.plan.get("full_result") or {}).get("digest")
         lines.append(f"  plan        {counts or 'no changes'}" + (f" (full what-if: {ref})" if ref else ""))
     for a in r.approvals:
+        claimed = " (claimed, unverified)" if a.decision in ("APPROVED", "REJECTED") and not a.identity_verified else ""
         lines.append(
-            f"  {a.decision.lower():<11} by {a.by} at {a.at.isoformat(timespec='seconds')} (round {a.round}): "
-            f"{a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+            f"  {a.decision.lower():<11} by {a.by}{claimed} at {a.at.isoformat(timespec='seconds')} (round "
+            f"{a.round}): {a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+        )
+    for refused in r.refused_decisions:
+        lines.append(
+            f"  refused     {str(refused.get('decision', '')).lower()} by {refused.get('by')} "
+            f"({refused.get('kind', 'policy')}): {refused.get('why')}"
         )
     for t in r.retries:
         after = f", retried after {t.backoff_seconds:g} s" if t.retried and t.backoff_seconds is not None else ""

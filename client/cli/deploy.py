@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from temporalio.service import RPCError
 from arm_engine import DeploymentScope, TemplateError
 from client.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
 from client.cli._common import (
+    IDENTITY_SOURCE,
     OUTCOME_EXIT_CODES,
     CommandError,
     Target,
@@ -50,11 +52,16 @@ from client.exit_codes import ExitCode
 from client.health.cli import add_health_arguments, health_spec_from_args
 from client.health.live import LiveHealthTable, live_health_progress
 from client.inputs import (
+    MAX_TEMPLATE_FILE_BYTES,
     DeploymentInputs,
     InputError,
+    check_audit_dir,
     read_deployment_inputs,
+    read_input_file,
+    validate_git_sha,
     validate_location,
     validate_resource_group_name,
+    validate_subscription_id,
 )
 from client.plan_render import plan_documents, render_plan
 from contract.health import HealthProgress
@@ -78,7 +85,6 @@ from services.temporal_client import data_converter
 POLL_SECONDS = 0.5
 NO_WORKER_HINT_SECONDS = 15.0
 QUERY_TIMEOUT_SECONDS = 2.0
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -244,12 +250,7 @@ def resolve_subscription(args: argparse.Namespace, target: Target | None) -> str
             "No subscription: pass --subscription SUBSCRIPTION_ID or set AZURE_SUBSCRIPTION_ID "
             "(`az account show --query id -o tsv` prints yours), or use --local for the embedded default."
         )
-    if not _GUID.match(sub):
-        raise InputError(
-            f"The subscription '{sub}' given with --subscription is not a subscription id; it must be a GUID like "
-            "00000000-0000-0000-0000-000000000000 (`az account show --query id -o tsv`)."
-        )
-    return sub.lower()
+    return validate_subscription_id(sub).lower()
 
 
 def read_inputs(args: argparse.Namespace) -> tuple[DeploymentInputs, str, str]:
@@ -308,13 +309,18 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         args,
         template_path=template_path,
         declared_outputs=(
-            declared_outputs_from_bicep(Path(template_path).read_text(encoding="utf-8"))
+            declared_outputs_from_bicep(
+                read_input_file(
+                    template_path, what="template", flag="-t/--template", max_bytes=MAX_TEMPLATE_FILE_BYTES
+                ).decode("utf-8", errors="replace")
+            )
             if bicep
             else declared_outputs(inputs.template)
         ),
         skip_health=args.skip_health,
     )
-    git_sha = args.git_sha or detect_git_sha(template_path)
+    git_sha = validate_git_sha(args.git_sha) if args.git_sha is not None else detect_git_sha(template_path)
+    check_audit_dir(args.audit_dir)  # the record the user asked for must be writable before anything starts
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
     target = await resolve_target(args, client)
@@ -511,7 +517,7 @@ async def follow(
             if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
-                await _answer(handle, status_set(status), prompt.future.result())
+                await _answer(handle, status, prompt.future.result())
                 prompt = None
             await asyncio.wait({result_task}, timeout=POLL_SECONDS)
         result = result_task.result()
@@ -632,25 +638,36 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
     if _interactive(output):
         return _Prompt(f"Delete {len(deleted)} resource(s) and deploy? [y/N] ")
     progress("Approve with either of:")
-    for command in approve_commands(target, workflow_id, status_set(status)):
+    for command in approve_commands(target, workflow_id, status_set(status), pending.plan_hash):
         progress(f"  {command}")
     progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --reason '...'")
     return None
 
 
-async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] | None, answer: str) -> None:
+async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | None, answer: str) -> None:
     approved = answer.strip().lower() in ("y", "yes")
+    pending = status.pending_confirmation if status is not None else None
     signal = ApprovalSignal(
         approver=current_user(),
         reason="confirmed at the terminal prompt" if approved else "declined at the terminal prompt",
-        destructive_set=destructive_set,
+        destructive_set=status_set(status),
+        plan_hash=pending.plan_hash if pending is not None else None,
+        decision_id=uuid.uuid4().hex,
+        identity_source=IDENTITY_SOURCE,
     )
     try:
         await handle.signal(SIGNAL_APPROVE if approved else SIGNAL_REJECT, signal)
     except Exception as exc:  # the deployment moved on (approved elsewhere, timed out) while we waited for input
         progress(f"Your answer was not delivered: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.")
         return
-    progress("Approved." if approved else "Rejected.")
+    from client.cli.approvals import decision_outcome
+
+    assert signal.decision_id is not None
+    outcome, why = await decision_outcome(handle, signal.decision_id) if signal.plan_hash else ("taken", None)
+    if outcome == "refused":  # decided elsewhere meanwhile, or the plan changed: say so, the deployment goes on
+        progress(f"Your answer was refused by the deployment: {why}.")
+    else:
+        progress("Approved." if approved else "Rejected.")
 
 
 # ------------------------------------------------------------------------------------------------ the result
@@ -690,6 +707,7 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             DeployOutcome.NOT_CONFIRMED: "was not confirmed in time",
             DeployOutcome.CANCELLED: "was cancelled",
             DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
+            DeployOutcome.REFUSED: "was refused by the worker's policy before it started (nothing was deployed)",
         }.get(result.outcome, "failed")
         out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
         if failure is not None:

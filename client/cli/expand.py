@@ -17,12 +17,16 @@ from arm_engine.values import Deferred
 from client.cli import UsageError
 from client.exit_codes import ExitCode
 from client.inputs import (
+    MAX_PARAMETERS_FILE_BYTES,
+    MAX_TEMPLATE_FILE_BYTES,
     InputError,
     load_parameters_file,
     load_template,
     parse_param_overrides,
+    read_input_file,
     validate_location,
     validate_resource_group_name,
+    validate_subscription_id,
 )
 from services.secrets import MASK, secret_strings
 
@@ -64,12 +68,10 @@ def run(args: argparse.Namespace) -> int:
         location = validate_location(args.location)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    subscription = str(args.subscription).strip()
-    if not subscription or "/" in subscription:
-        raise UsageError(
-            f"The subscription '{args.subscription}' given with --subscription is not a subscription id. "
-            "Pass the id (a GUID, `az account show --query id`)."
-        )
+    try:  # the rule deploy applies
+        subscription = validate_subscription_id(str(args.subscription))
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     deployment_name = args.deployment_name or _default_deployment_name(args.template)
     scope = DeploymentScope(
         subscription_id=subscription,
@@ -78,8 +80,19 @@ def run(args: argparse.Namespace) -> int:
         deployment_name=deployment_name,
     )
     # The engine reads the texts again (already checked above) so that its errors carry line numbers.
-    template_text = Path(args.template).read_text(encoding="utf-8-sig")
-    parameters_text = Path(args.parameters).read_text(encoding="utf-8-sig") if args.parameters else None
+    try:
+        template_text = read_input_file(
+            args.template, what="template", flag="-t/--template", max_bytes=MAX_TEMPLATE_FILE_BYTES
+        ).decode("utf-8-sig")
+        parameters_text = (
+            read_input_file(
+                args.parameters, what="parameters file", flag="-p/--parameters", max_bytes=MAX_PARAMETERS_FILE_BYTES
+            ).decode("utf-8-sig")
+            if args.parameters
+            else None
+        )
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     del template, parameters
     try:
         result = expand_template(

@@ -14,15 +14,18 @@ import sys
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from client.cli._common import (
     CommandError,
     add_target_args,
+    check_workflow_id,
     current_user,
     print_json,
     progress,
     resolve_target,
     run_command,
+    workflow_read_error,
 )
 from client.deployments import query_status
 from client.exit_codes import ExitCode
@@ -68,10 +71,19 @@ def _values(params: list[str]) -> dict[str, Any]:
 
 
 async def provide(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
     target = await resolve_target(args, client)
     handle = target.client.get_workflow_handle(args.workflow_id)
     try:
         status = await query_status(handle)
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise workflow_read_error(exc, args.workflow_id, " --local" if target.instance else "") from None
+        raise CommandError(
+            f"Deployment '{args.workflow_id}' did not answer its status query ({exc.message}); is it running, and "
+            "is a worker up?",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
     except Exception as exc:
         raise CommandError(
             f"Deployment '{args.workflow_id}' did not answer its status query ({exc}); is it running, and is a "

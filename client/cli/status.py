@@ -8,11 +8,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from client.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
+from client.cli._common import (
+    CommandError,
+    add_target_args,
+    approve_commands,
+    check_workflow_id,
+    print_json,
+    require_deployment,
+    resolve_target,
+    run_command,
+    workflow_read_error,
+)
 from client.deployments import query_status
 from client.exit_codes import ExitCode
+from client.inputs import InputError, validate_git_sha
 from client.plan_render import plan_documents, render_plan, summary_line
 from contract import search_attributes
 from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
@@ -64,21 +75,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 async def status(args: argparse.Namespace, *, client: Client | None = None) -> int:
+    check_workflow_id(args.workflow_id)
     target = await resolve_target(args, client)
     local = " --local" if target.instance else ""
     handle = target.client.get_workflow_handle(args.workflow_id)
     try:
         description = await handle.describe()
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(
-                f"There is no deployment workflow '{args.workflow_id}'. `python starter.py list{local}` shows the "
-                "deployments and their ids.",
-                ExitCode.USAGE,
-            ) from None
-        raise CommandError(
-            f"Could not read workflow '{args.workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL
-        ) from None
+        raise workflow_read_error(exc, args.workflow_id, local) from None
+    require_deployment(description, args.workflow_id, local)
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)
@@ -119,13 +124,19 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         print(f"  {confirmation_wait(pending.asked_at, pending.deadline)} (round {pending.round}):")
         for change in pending.destructive_changes:
             print(f"    - {change.resource_id}")
+        if pending.plan_hash:
+            print(f"  plan {pending.plan_hash}: a decision must name it (the commands below do)")
         print(f"  approve: python starter.py approve {args.workflow_id}{local} --reason '...'")
+        destructive = sorted({c.resource_id.lower() for c in pending.destructive_changes})
+        print(f"       or: {approve_commands(target, args.workflow_id, destructive, pending.plan_hash)[1]}")
         print(f"  reject:  python starter.py reject {args.workflow_id}{local} --reason '...'")
         policy = pending.approval_policy
         if policy is not None:
             who = ", ".join(policy.allowed_approvers) if policy.allowed_approvers is not None else "anyone"
             self_ok = "may" if policy.allow_self_approval else "may not"
             print(f"  four eyes: approvers {who}; the initiator {self_ok} approve")
+    if current.refused_total > len(current.refused_decisions):
+        print(f"  {current.refused_total} decisions refused; the latest {len(current.refused_decisions)}:")
     for refused in current.refused_decisions:
         print(
             f"  refused {refused.decision.value.lower()} by {refused.by} at "
@@ -244,8 +255,10 @@ def list_query(args: argparse.Namespace) -> str:
         clauses.append("ExecutionStatus = 'Running'")
     git_sha = getattr(args, "git_sha", None)
     if git_sha:
-        if not re.fullmatch(r"[0-9A-Za-z._/-]+", git_sha):
-            raise CommandError(f"--git-sha {git_sha!r} is not a commit id (letters and digits only).", ExitCode.USAGE)
+        try:  # the same rule deploy applies, so every recorded SHA can be listed
+            git_sha = validate_git_sha(git_sha)
+        except InputError as exc:
+            raise CommandError(str(exc), ExitCode.USAGE) from None
         clauses.append(f"{search_attributes.GIT_SHA.name} = '{git_sha}'")
     if getattr(args, "state", None):
         clauses.append(f"{search_attributes.DEPLOYMENT_STATE.name} = '{args.state}'")

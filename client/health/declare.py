@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client.inputs import InputError
+from client.inputs import MAX_SMALL_FILE_BYTES, InputError, read_input_file
 from contract.health import CHECK_KINDS, HealthCheck, HealthSpec, parse_duration
 from contract.health_targets import TargetError, check_declared, redact_urls_in
 
@@ -163,11 +163,13 @@ def read_health_file(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, 
 
 
 def _read_document(p: Path) -> Any:
+    try:  # a regular file within the size limit, read without blocking (a FIFO or /dev/zero is refused)
+        raw = read_input_file(p, what="health file", flag="--health-file", max_bytes=MAX_SMALL_FILE_BYTES)
+    except InputError as exc:
+        raise HealthDeclarationError(str(exc)) from None
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise HealthDeclarationError(f"The health file '{p}' does not exist. Check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise HealthDeclarationError(f"The health file '{p}' cannot be read as UTF-8 text ({exc}).") from None
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
@@ -232,8 +234,10 @@ def _read_ca(ca_file: str, *, base_dir: Path, label: str) -> str:
     if not path.is_absolute():
         path = base_dir / path
     try:
-        pem = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
+        pem = read_input_file(path, what="CA file", flag="ca=", max_bytes=MAX_SMALL_FILE_BYTES).decode("ascii")
+    except InputError as exc:
+        raise HealthDeclarationError(f"{label}: {exc}") from None
+    except UnicodeDecodeError as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise HealthDeclarationError(f"{label}: the CA file '{path}' cannot be read ({reason}).") from None
     try:

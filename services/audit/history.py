@@ -34,6 +34,8 @@ from contract.models import (
     DeployOutcome,
     DeployRequest,
     DeployResult,
+    excerpt,
+    parse_decision,
     parse_error_type,
 )
 from contract.search_attributes import NAMES
@@ -311,12 +313,13 @@ class _Builder:
             self.on_confirmation(event, confirmation)
         refused = values.get("refused_decision")
         if isinstance(refused, dict):  # four eyes: a decision the approval policy refused (recorded, ignored)
-            self.refused.append(refused)
+            self.refused.append({**refused, "identity_verified": False})
             self.add(
                 event,
                 "decision_refused",
                 f"{str(refused.get('decision', '')).lower()} by {refused.get('by')} refused: {refused.get('why')}",
-                **{k: refused.get(k) for k in ("decision", "by", "reason", "why", "round", "at")},
+                **{k: refused.get(k) for k in ("decision", "by", "reason", "why", "round", "at", "kind", "plan_hash")},
+                identity_verified=False,
             )
         other = {k: v for k, v in values.items() if k not in _KNOWN_MEMO}
         if other:  # a memo key this reader does not know yet: kept, not interpreted
@@ -341,6 +344,8 @@ class _Builder:
             plan_full_result=plan.get("full_result"),
             signal_identity=signal.identity if signal and decision in ("APPROVED", "REJECTED") else None,
             signal_received_at=signal.received_at if signal and decision in ("APPROVED", "REJECTED") else None,
+            plan_hash=record.get("plan_hash") if isinstance(record.get("plan_hash"), str) else None,
+            bound_by=record.get("bound_by") if isinstance(record.get("bound_by"), str) else None,
         )
         self.approvals.append(approval)
         self.add(
@@ -537,15 +542,31 @@ class _Builder:
             )
 
     async def on_signal(self, event: HistoryEvent) -> None:
+        """Any payload anyone sent, read without trusting its shape: the record must export whatever was signalled
+        (a malformed decision is listed as sent and, by the workflow, as refused)."""
         attrs = event.workflow_execution_signaled_event_attributes
-        value = await self.decode_one(attrs.input.payloads)
+        try:
+            value = await self.decode_one(attrs.input.payloads)
+        except Exception as exc:  # an encoding no converter reads: still a signal in the record
+            value = f"<unreadable payload: {type(exc).__name__}>"
         doc = value if isinstance(value, dict) else {}
+        approver = doc.get("approver", doc.get("provided_by"))
+        destructive = doc.get("destructive_set")
+        if attrs.signal_name in (SIGNAL_APPROVE, SIGNAL_REJECT):
+            well_formed = parse_decision(value)[0] is not None
+        else:
+            well_formed = isinstance(value, dict) and (approver is None or isinstance(approver, str))
         signal = AuditSignal(
             name=attrs.signal_name,
             received_at=_time(event),
-            approver=doc.get("approver") or doc.get("provided_by"),
-            reason=doc.get("reason"),
-            destructive_set=doc.get("destructive_set"),
+            approver=_short(approver) if approver is not None else None,
+            reason=_short(doc.get("reason")) if doc.get("reason") is not None else None,
+            destructive_set=[_short(d) for d in destructive[:_MAX_LISTED]]
+            if isinstance(destructive, list) and all(isinstance(d, str) for d in destructive)
+            else None,
+            plan_hash=_short(doc.get("plan_hash")) if doc.get("plan_hash") is not None else None,
+            decision_id=_short(doc.get("decision_id")) if doc.get("decision_id") is not None else None,
+            payload_excerpt=None if well_formed else excerpt(value, as_json=True),
             identity=attrs.identity or None,
             history_event_id=event.event_id,
         )
@@ -559,6 +580,8 @@ class _Builder:
             approver=signal.approver,
             reason=signal.reason,
             destructive_set=signal.destructive_set,
+            plan_hash=signal.plan_hash,
+            payload_excerpt=signal.payload_excerpt,
             client_identity=signal.identity,
         )
 
@@ -696,6 +719,15 @@ class _Builder:
                 )
             )
         return out
+
+
+_MAX_LISTED = 5000
+
+
+def _short(value: Any, limit: int = 2000) -> str:
+    """A signal field as text of bounded length, whatever its JSON type (a malformed signal's field too)."""
+    text = value if isinstance(value, str) else excerpt(value, limit)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 def _search_attribute_values(attributes: TypedSearchAttributes) -> dict[str, Any]:

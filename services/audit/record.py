@@ -65,6 +65,11 @@ class AuditApproval(_Model):
     plan_full_result: dict[str, Any] | None = None  # BlobRef of the full what-if result the approver was shown
     signal_identity: str | None = None  # the Temporal client identity that sent the signal
     signal_received_at: datetime | None = None
+    plan_hash: str | None = None  # the plan decided on (absent for runs before decisions were bound)
+    bound_by: str | None = None  # how the decision named the plan: plan_hash, destructive_set, unbound
+    # ``by`` is the identity the signal claimed; nothing verified it (docs/SECURITY.md). A verified approval
+    # (a signed statement) would set this True.
+    identity_verified: bool = False
 
 
 class AuditSignal(_Model):
@@ -75,6 +80,9 @@ class AuditSignal(_Model):
     approver: str | None = None
     reason: str | None = None
     destructive_set: list[str] | None = None
+    plan_hash: str | None = None
+    decision_id: str | None = None
+    payload_excerpt: str | None = None  # a malformed payload's first characters (it is not an object of strings)
     identity: str | None = None
     history_event_id: int
 
@@ -114,6 +122,9 @@ class AuditRecord(_Model):
     location: str | None = None
     mode: str | None = None
     initiator: str | None = None
+    # Every person's identity in this record (initiator, approvers, refused deciders) is claimed by the client
+    # that sent it (the OS account our CLI runs as, or whatever a Temporal client put in a signal): unverified.
+    identities_verified: bool = False
     state: str | None = None  # the last stage reached
     template_hash: str | None = None  # sha256 of the template deployed (compiled, for Bicep)
     source_template_hash: str | None = None  # sha256 of the template as submitted (the .bicep source for Bicep)

@@ -366,7 +366,9 @@ def test_audit_of_an_unknown_workflow_is_a_usage_error(deployed: Deployed, capsy
     assert "Traceback" not in result.err
 
 
-def test_an_unwritable_audit_dir_does_not_change_the_exit_code(deployed: Deployed, tmp_path: Path, capsys) -> None:
+def test_an_audit_dir_that_is_a_file_is_refused_before_starting(deployed: Deployed, tmp_path: Path, capsys) -> None:
+    """The record the user asked for must be writable before a deployment starts (exit 2, nothing started); a
+    write that still fails after the deployment (the folder removed meanwhile) only warns, keeping the outcome."""
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     template = Path(json.loads(deployed.json_text)["template_file"])
@@ -374,10 +376,10 @@ def test_an_unwritable_audit_dir_does_not_change_the_exit_code(deployed: Deploye
         template, secrets.token_hex(20), deployed.token, not_a_folder, "--skip-health", rg="audit-e2e-other"
     )
     result = run_cli(argv, capsys)
-    assert result.code == ExitCode.OK, result.err  # the deployment succeeded
-    assert "warning: the audit record was not written" in result.err and str(not_a_folder) in result.err
-    assert "python starter.py audit deploy-" in result.err
-    assert json.loads(result.out)["outcome"] == "SUCCEEDED"
+    assert result.code == ExitCode.USAGE, result.err
+    assert "--audit-dir" in result.err and str(not_a_folder) in result.err and "is a file" in result.err
+    listed = run_cli(["list", "--local", "-g", "audit-e2e-other", "--output", "json"], capsys)
+    assert json.loads(listed.out) == []  # nothing was started
 
 
 def test_text_outputs_a_person_reads(deployed: Deployed, tmp_path: Path, capsys) -> None:

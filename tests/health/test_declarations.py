@@ -96,7 +96,7 @@ def test_flag_forms() -> None:
         ("http:GET https://example.com/ timeout=soon", "timeout_seconds: 'soon' is not a duration"),
         ("http:GET https://{output.webUrl}/", "only {outputs.NAME} (or {outputs.NAME.field}) is supported"),
         ("http:GET https://{outputs.webUrl/", "has an unmatched '{'"),
-        ("http:GET http://example.com/ ca=/nonexistent/ca.pem", "the CA file '/nonexistent/ca.pem' cannot be read"),
+        ("http:GET http://example.com/ ca=/nonexistent/ca.pem", "The CA file '/nonexistent/ca.pem' given with"),
         ("tcp:db:5432 'unclosed", "No closing quotation"),
         ("http:HEAD https://example.com/ contains=ok", "body_contains needs a body, and a HEAD answer has none"),
     ],

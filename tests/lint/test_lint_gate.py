@@ -14,7 +14,7 @@ from activities.lint_gate import lint_gate
 from arm_engine import TemplateError
 from client.bicep_deploy import build_bicep_deploy_request
 from client.deployments import build_deploy_request
-from services.content_store import LocalBlobStore, get_json
+from services.content_store import LocalBlobStore, get_json, open_json
 
 SUB = "00000000-0000-0000-0000-000000000001"
 
@@ -35,7 +35,9 @@ def test_compiled_template_and_parameters_replace_the_source(
     after = report.apply_to(request)
     assert after.template == request.template  # a .json `using` target: already ARM JSON
     assert after.parameters == {} and after.secure_parameters == report.parameters
-    assert get_json(store, after.secure_parameters)["boolParam"] == {"value": False}
+    # The .bicepparam values are sealed (the store's local key without configured keys), never plaintext at rest.
+    assert open_json(store, after.secure_parameters, None)["boolParam"] == {"value": False}
+    assert b"boolParam" not in store.get(after.secure_parameters)
 
     main = baselines / "Unicode_LF" / "main.bicep"
     request = _bicep_request(store, template=str(main), parameters=None, allow_warnings=True)

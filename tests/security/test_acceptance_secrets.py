@@ -20,31 +20,9 @@ import pytest
 
 from client.embedded import EmbeddedDefault, temporal_binary
 from harness.secret_template import random_token, secret_template
+from tests.support.history_text import payload_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def payload_bytes(show_output: bytes) -> bytes:
-    """Every payload's ``data`` in a `temporal workflow show --output json` document, base64-decoded and joined:
-    the JSON prints payload data as base64, so a byte search of the output alone could miss a value."""
-    found: list[bytes] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "data" and isinstance(value, str):
-                    try:
-                        found.append(base64.b64decode(value, validate=True))
-                    except ValueError:
-                        found.append(value.encode())
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(json.loads(show_output))
-    return b"\n".join(found)
 
 
 @pytest.fixture(scope="module")

@@ -14,54 +14,21 @@ import pytest
 from client.cli import approvals
 from client.cli import status as status_cli
 from client.cli._common import CommandError, current_user
-from client.deployments import build_deploy_request, query_status, result_of, start_deployment
+from client.deployments import query_status, result_of
 from client.exit_codes import ExitCode
 from contract.models import (
     SIGNAL_APPROVE,
     ApprovalPolicy,
     ApprovalSignal,
     ConfirmationDecision,
-    DeploymentMode,
     DeploymentStage,
     DeployOutcome,
 )
-from harness.localarm import example_parameters, example_template, fast_settings, real_worker
+from harness.localarm import fast_settings, real_worker
 from services.config import ConfigError, approval_policy_from_env
-from services.content_store import LocalBlobStore
+from tests.support.four_eyes import waiting_removal
 
 SESSION = pytest.mark.asyncio(loop_scope="session")
-
-INITIATOR = "ana"
-
-
-def request(local_arm, blob_dir: Path, resource_group: str, template: dict, **kw):
-    return build_deploy_request(
-        store=LocalBlobStore(blob_dir),
-        template=template,
-        subscription_id=local_arm.subscription_id,
-        resource_group=resource_group,
-        location="westeurope",
-        parameters=example_parameters(),
-        initiator=INITIATOR,
-        **kw,
-    )
-
-
-async def waiting_removal(client, local_arm, blob_dir, task_queue, resource_group):
-    full = request(local_arm, blob_dir, resource_group, example_template())
-    assert (await result_of(await start_deployment(client, full, task_queue=task_queue))).succeeded
-    smaller = request(
-        local_arm, blob_dir, resource_group, example_template("azuredeploy.without-web.json"),
-        mode=DeploymentMode.COMPLETE,
-    )  # fmt: skip
-    handle = await start_deployment(client, smaller, task_queue=task_queue)
-    for _ in range(600):
-        s = await query_status(handle)
-        if s.stage is DeploymentStage.AWAITING_CONFIRMATION:
-            return handle
-        assert not s.stage.terminal, s.failure
-        await asyncio.sleep(0.05)
-    raise AssertionError("never waited for confirmation")
 
 
 async def refused_count(handle, n: int) -> None:

@@ -31,3 +31,26 @@ def history_text(history: WorkflowHistory) -> str:
 
 def payload_sizes(history: WorkflowHistory) -> list[int]:
     return [len(base64.b64decode(d)) for d in payload_datas(history.to_json_dict())]
+
+
+def payload_bytes(show_output: bytes) -> bytes:
+    """Every payload's ``data`` in a `temporal workflow show --output json` document, base64-decoded and joined:
+    the JSON prints payload data as base64, so a byte search of the output alone could miss a value."""
+    found: list[bytes] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "data" and isinstance(value, str):
+                    try:
+                        found.append(base64.b64decode(value, validate=True))
+                    except ValueError:
+                        found.append(value.encode())
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(json.loads(show_output))
+    return b"\n".join(found)

@@ -10,7 +10,7 @@ import pytest
 
 from activities.plan import summarize_what_if
 from client.deployments import build_deploy_request
-from contract.models import BlobRef, ChangeType
+from contract.models import BlobRef, ChangeType, DeployRequest
 from contract.naming import deployment_name_for, workflow_id_for
 from services.content_store import BlobCorruptError, BlobNotFoundError, LocalBlobStore, get_json, put_json
 
@@ -172,20 +172,40 @@ def test_secure_values_are_sealed_when_codec_keys_are_configured(tmp_path, monke
         deployment_parameters(store, request)
 
 
-def test_secure_values_are_plain_json_without_keys(tmp_path, monkeypatch) -> None:
+def test_secure_values_are_sealed_with_a_local_key_without_configured_keys(tmp_path, monkeypatch, caplog) -> None:
+    """Without codec keys, secure values are sealed with a key generated beside the store (0600, warned about
+    once), and the reference in history is the digest of the ciphertext: it cannot confirm a guessed value."""
+    import hashlib
+    import stat
+
+    from services.content_store import LOCAL_KEY_FILE, canonical_json, open_json
+
     monkeypatch.delenv("ORCHESTRATOR_CODEC_KEYS", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_CODEC_KEY_FILE", raising=False)
     store = LocalBlobStore(tmp_path)
-    request = build_deploy_request(
-        store=store,
-        template={"parameters": {"pwd": {"type": "secureString"}}, "resources": []},
-        subscription_id="s",
-        resource_group="rg",
-        location="westeurope",
-        parameters={"pwd": {"value": "p"}},
-    )
-    assert request.secure_parameters is not None
-    assert get_json(store, request.secure_parameters) == {"pwd": {"value": "p"}}
+
+    def build() -> DeployRequest:
+        return build_deploy_request(
+            store=store,
+            template={"parameters": {"pwd": {"type": "secureString"}}, "resources": []},
+            subscription_id="s",
+            resource_group="rg",
+            location="westeurope",
+            parameters={"pwd": {"value": "Summer2026!"}},
+        )
+
+    request, again = build(), build()
+    assert request.secure_parameters is not None and again.secure_parameters is not None
+    assert open_json(store, request.secure_parameters, None) == {"pwd": {"value": "Summer2026!"}}
+    guess = "sha256:" + hashlib.sha256(canonical_json({"pwd": {"value": "Summer2026!"}})).hexdigest()
+    assert request.secure_parameters.digest != guess
+    assert request.secure_parameters.digest != again.secure_parameters.digest  # random nonce: no equality oracle
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"Summer2026!" not in path.read_bytes(), path
+    key = tmp_path / LOCAL_KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sum(LOCAL_KEY_FILE in r.getMessage() for r in caplog.records) == 1  # warned once, when generated
 
 
 def test_summary_of_a_huge_modify_plan_fits_its_budget_and_keeps_deletes() -> None:

@@ -222,10 +222,21 @@ async def test_changed_plan_after_approval_asks_again(time_skipping_env, task_qu
         assert status.pending_confirmation is not None
         assert {c.resource_id for c in status.pending_confirmation.destructive_changes} == {DELETED, OTHER}
         assert "deploy" not in fakes.calls
+        # Round 2: the plain form names no plan, so it is refused (recorded); a decision naming the plan counts.
         await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="both, checked"))
+        for _ in range(200):
+            if (await query_status(handle)).refused_total:
+                break
+            await asyncio.sleep(0.05)
+        refused = (await query_status(handle)).refused_decisions
+        assert [(r.kind, r.round) for r in refused] == [("unbound", 2)]
+        plan_hash = status.pending_confirmation.plan_hash
+        assert plan_hash and plan_hash.startswith("sha256:")
+        await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="ana", reason="both, checked", plan_hash=plan_hash))
         result = await result_of(handle)
     assert result.outcome is DeployOutcome.SUCCEEDED
     assert [c.round for c in result.confirmations] == [1, 2]
+    assert [c.bound_by for c in result.confirmations] == ["unbound", "plan_hash"]
 
 
 async def test_no_confirm_deletes_skips_and_records_who(time_skipping_env, task_queue, resource_group):
