@@ -305,7 +305,8 @@ def mask_what_if(doc: dict[str, Any], paths: SecretPaths) -> tuple[dict[str, Any
         return doc, []
     doc = copy.deepcopy(doc)
     masker = _Masker(paths)
-    props = doc.get("properties") if isinstance(doc.get("properties"), dict) else doc
+    inner = doc.get("properties")
+    props: dict[str, Any] = inner if isinstance(inner, dict) else doc
     for change in props.get("changes") or []:
         if not isinstance(change, dict):
             continue
