@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 from arm_engine import DeploymentScope, TemplateError
 from orchestrator.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
 from orchestrator.blobstore import LocalBlobStore
+from orchestrator.classification import retried_within_stage
 from orchestrator.cli._common import (
     OUTCOME_EXIT_CODES,
     CommandError,
@@ -92,7 +93,8 @@ def add_parser(subparsers: Any) -> None:
         help="deploy an ARM template to a resource group through the deployment workflow",
         description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
         "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
-        "failure after retries, 4 rejected or not confirmed in time.",
+        "failure after retries (health: after its convergence window), 4 rejected or not confirmed in time, "
+        "5 rolled back.",
     )
     p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
     p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
@@ -698,10 +700,15 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             DeployOutcome.CANCELLED: "was cancelled",
             DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
         }.get(result.outcome, "failed")
+        within = retried_within_stage(failure.code) if failure is not None else None
+        if result.outcome == DeployOutcome.ENVIRONMENTAL_FAILURE and within:
+            what = "failed (environmental failure, not retried again: the convergence window was the retry)"
         out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
         if failure is not None:
             attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
             out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
+            if within:
+                out.write(f"  {within}; a longer --health-window gives it more time\n")
         if result.rollback is not None:
             out.write(f"  {rollback_summary(result.rollback)}\n")
         for record in result.confirmations:

@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
+from orchestrator.classification import retried_within_stage
 from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
@@ -137,6 +138,9 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         f = current.failure
         cls = f"{f.failure_class.value} " if f.failure_class else ""
         print(f"  failed at {f.stage.value}: {cls}{f.code} after {f.attempts} attempt(s): {f.message}")
+        within = retried_within_stage(f.code)
+        if within:
+            print(f"  not retried again: {within}")
     if current.rollback is not None:
         print(f"  {rollback_line(current.rollback)}")
         if current.rollback.state == "AWAITING_PARAMETERS":

@@ -4,6 +4,7 @@ Bad declarations are refused before anything is contacted. Skips, saying why, un
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,21 @@ def test_deploy_fails_naming_the_check_that_never_passed(
     assert result.code == ExitCode.ENVIRONMENTAL, result.err
     assert "HealthCheckFailed" in result.err + result.out
     assert f"db (127.0.0.1:{dead})" in result.err + result.out and "connection refused" in result.err + result.out
+    # An environmental failure, but not retried on the 5, 10, 20, 40, 80 s schedule: the stage retried for its
+    # whole convergence window, and the user is told so rather than "outlasted the retries".
+    assert "not retried again: the convergence window was the retry" in result.out, result.out
+    assert "re-ran the checks for its convergence window (--health-window)" in result.out
+    assert "[VERIFYING_HEALTH] attempt 1 failed" not in result.err  # no "trying again" either
+    workflow_id = next(w for w in result.out.split() if w.startswith("deploy-")).rstrip(".")
+    status = run_cli(["status", workflow_id, "--local", "--output", "json"], capsys)
+    assert status.code == ExitCode.OK, status.err
+    stages = json.loads(status.out)["stages"]
+    # Its two activities (resource reads, declared checks) ran once each; no attempt failed, none was retried.
+    health_stage = stages["VERIFYING_HEALTH"]
+    assert health_stage["attempts"] == 2 and health_stage["last_error"] is None, health_stage
+    assert health_stage.get("retry_at") is None, health_stage
+    text = run_cli(["status", workflow_id, "--local"], capsys)
+    assert "not retried again: VERIFYING_HEALTH re-ran the checks" in text.out, text.out
 
 
 @pytest.mark.parametrize(
