@@ -215,7 +215,7 @@ class DeploymentWorkflow:
                 ValidationReport,
                 local=True,
             )
-            self._transition(DeploymentStage.LINTING, f"{validation.resource_count} resources, parameters valid")
+            self._transition(DeploymentStage.LINTING, validation.summary())
             lint = await self._stage_activity(
                 DeploymentStage.LINTING,
                 ActivityName.LINT_TEMPLATE,
