@@ -452,7 +452,9 @@ class DeploymentWorkflow:
                 )
             except ActivityError as err:
                 workflow.logger.warning("could not cancel ARM deployment: %s", err)
-        self._fail_quietly(DeploymentStage.FAILED, "Cancelled", "the workflow was cancelled")
+        # The failure names the stage the deployment stopped in (status, the CLI's result), not FAILED. Workflow
+        # state only (the query's answer): no command or memo changes, so histories replay.
+        self._fail_quietly(self._status.stage, "Cancelled", "the workflow was cancelled")
 
     # ---------------------------------------------------------------------------------- attempts and retries
 
