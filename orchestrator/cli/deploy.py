@@ -509,7 +509,11 @@ async def follow(
                     if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
                         plan_shown = True
                         _show_plan(status.plan, store, output)
-                    progress(_transition_line(transition.stage, transition.detail, transition.by))
+                    progress(
+                        _transition_line(
+                            transition.stage, _localized(transition.detail, handle.id, target), transition.by
+                        )
+                    )
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
                     progress(line)
@@ -517,7 +521,8 @@ async def follow(
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
                     prompt = _ask(status, target, handle.id, output)
-            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
+            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH:
+                # On stderr, like every other progress line — also with --output json (stdout stays one document).
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
                 await _answer(handle, status_set(status), prompt.future.result())
@@ -527,13 +532,12 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
-    if output != "json":
-        health_table.show_report(result.health_checks)  # the final state, exact
+    health_table.show_report(result.health_checks)  # the final state, exact (stderr)
     for transition in result.transitions[seen:]:
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
-        progress(_transition_line(transition.stage, transition.detail, transition.by))
+        progress(_transition_line(transition.stage, _localized(transition.detail, handle.id, target), transition.by))
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -603,6 +607,16 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
         return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
     except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
         return None
+
+
+def _localized(detail: str, workflow_id: str, target: Target) -> str:
+    """A command the workflow names in a detail (the rollback's `rollback-params` hint) as this CLI must type it:
+    the workflow cannot know the user reached it with --local."""
+    flag = local_flag(target)
+    if not flag or "python starter.py " not in detail:
+        return detail
+    pattern = rf"(python starter\.py [a-z-]+ {re.escape(workflow_id)})(?! --local)"
+    return re.sub(pattern, lambda m: m.group(1) + flag, detail)
 
 
 def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:

@@ -225,3 +225,24 @@ def test_the_readme_says_precisely_which_commands_take_local_and_output() -> Non
     for command in NEITHER:
         assert not _accepts(command, "--local") and not _accepts(command, "--output", "json"), command
     assert parse_failure("local-arm", ["--output", "json"]) and parse_failure("local-arm", ["--local"])
+
+
+# ------------------------------------------------------------------------------------------ figures that repeat
+
+FIGURE_100 = re.compile(
+    r"100 concurrent deployments\s+into 100 resource\s+groups through one worker:\s+(\d+(?:\.\d+)?) s,\s+peak worker"
+    r"\s+RSS (\d+) MiB \((\d{4}-\d\d-\d\d)"
+)
+
+
+def test_the_100_deployment_figures_agree_wherever_they_are_quoted() -> None:
+    """README and docs/OPERATIONS.md quote the same (latest, dated) figures, and docs/BENCHMARKS.md holds them."""
+    quoted = {}
+    for name in ("README.md", "docs/OPERATIONS.md"):
+        found = FIGURE_100.findall((ROOT / name).read_text(encoding="utf-8"))
+        assert len(found) == 1, f"{name} should quote the 100-deployment run once, dated: {found}"
+        quoted[name] = found[0]
+    assert len(set(quoted.values())) == 1, quoted
+    seconds, mib, _date = next(iter(quoted.values()))
+    bench = (ROOT / "docs" / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert f"**{seconds} s**" in bench and f"**{mib} MiB**" in bench
