@@ -25,6 +25,7 @@ from activities.secret_fed import secret_fed_paths  # noqa: E402
 from activities.validate import expand  # noqa: E402
 from arm_engine import DeploymentScope  # noqa: E402
 from bench.bench_engine import generated_template  # noqa: E402
+from local_arm.whatif import materialize  # noqa: E402
 from tests.security.secret_template import random_token, secret_template  # noqa: E402
 
 SCOPE = DeploymentScope(subscription_id="00000000-0000-0000-0000-000000000001", resource_group="rg-bench",
@@ -45,7 +46,8 @@ def what_if(template: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     changes = []
     for b, a in zip(before.resources, after.resources, strict=True):
         delta = [{"path": "tags.pw", "propertyChangeType": "Modify", "before": old, "after": new}]
-        changes.append({"resourceId": b.id, "changeType": "Modify", "before": b.body, "after": a.body, "delta": delta})
+        body_b, body_a = materialize(b.body), materialize(a.body)  # JSON, as ARM answers
+        changes.append({"resourceId": b.id, "changeType": "Modify", "before": body_b, "after": body_a, "delta": delta})
     return {"status": "Succeeded", "properties": {"changes": changes}}
 
 
@@ -59,7 +61,8 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
 
 
 def line(label: str, times: list[float]) -> str:
-    return f"| {label} | {statistics.median(times):.3f} s | {min(times):.3f}–{max(times):.3f} s |"
+    ms = [t * 1000 for t in times]
+    return f"| {label} | {statistics.median(ms):.1f} ms | {min(ms):.1f}–{max(ms):.1f} ms |"
 
 
 def main(argv: list[str] | None = None) -> int:
