@@ -16,6 +16,7 @@ from orchestrator.blobstore import BlobStore, put_json
 from orchestrator.classification import classify_arm_error
 from orchestrator.codec import redact as redact_secrets
 from orchestrator.config import ArmClients
+from orchestrator.deployments import secure_parameter_names
 from orchestrator.models import (
     ActivityName,
     ChangeType,
@@ -212,13 +213,11 @@ class PlanActivities:
         """Where this template's secure parameters flow, merged with where earlier deployments of the resource
         group had them flow (the content store's record), and a diagnostic when the template's could not be found."""
         r = inp.request
-        names = list(r.secure_parameter_names) or list(properties["parameters"])
+        # Declared secure (also a Key Vault reference or a default value) or marked with --secret-param.
+        names = secure_parameter_names(properties["template"]) | {n.lower() for n in r.secure_parameter_names}
         note = None
         try:
-            paths = secret_fed_paths(
-                properties["template"], properties["parameters"], names if r.secure_parameters else [],
-                expander(scope_for(inp)),
-            )  # fmt: skip
+            paths = secret_fed_paths(properties["template"], properties["parameters"], names, expander(scope_for(inp)))
         except Exception as exc:  # the engine refused a varied value: fall back on the record and value scrubbing
             paths = {}
             note = (

@@ -98,11 +98,21 @@ def _stand_in(declaration: Mapping[str, Any], seed: str) -> str:
 def _variant_parameters(
     template: Mapping[str, Any], parameters: Mapping[str, Any], secure_names: Iterable[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two parameter sets that agree on every plain value and differ in every secure one."""
+    """Two parameter sets that agree on every plain value and differ in every secure one — a secure parameter left
+    to its defaultValue too."""
     decls = _declarations(template)
     secure = {n.lower() for n in secure_names}
     first: dict[str, Any] = {}
     second: dict[str, Any] = {}
+    given = {n.lower() for n in parameters}
+    for name, decl in decls.items():
+        if name in secure and name not in given and "defaultValue" in decl:
+            default = decl["defaultValue"]
+            if isinstance(default, str) and default.startswith("[") and not default.startswith("[["):
+                first[name] = {"value": _stand_in(decl, f"a:{name}")}  # an expression: any two values
+                second[name] = {"value": _stand_in(decl, f"b:{name}")}
+            else:
+                second[name] = {"value": vary(default, decl)}
     for name, entry in parameters.items():
         if name.lower() not in secure or not isinstance(entry, Mapping):
             first[name] = second[name] = entry
@@ -146,7 +156,8 @@ def secret_fed_paths(
 ) -> SecretPaths:
     """The property paths, per resource, whose value a secure parameter feeds. ``expand`` runs the ARM engine
     (``activities.validate.expand`` with the deployment's scope). Raises what the engine raises."""
-    names = {n.lower() for n in secure_names if n.lower() in {p.lower() for p in parameters}}
+    declared = _declarations(template)
+    names = {n.lower() for n in secure_names if n.lower() in declared}
     if not names:
         return {}
     first, second = _variant_parameters(template, parameters, names)

@@ -172,3 +172,18 @@ def test_a_deleted_resource_that_carried_a_secret_shows_no_value(
     for value in hidden:
         assert value not in out, f"{value!r} ({transform}, {place}) leaked from a deleted resource"
     assert plain in out
+
+
+def test_a_key_vault_reference_and_a_secure_default_are_secret_fed_too() -> None:
+    """No secure value in the request — a Key Vault reference (ARM resolves it) or the template's own default —
+    and still the properties they feed are found, so their live values are masked."""
+    tpl = template("plain", "tag", with_plain="nobody")
+    tpl["parameters"]["fallback"] = {"type": "securestring", "defaultValue": "a-default-secret-value"}
+    tpl["parameters"]["generated"] = {"type": "securestring", "defaultValue": "[newGuid()]"}
+    tpl["resources"][0]["tags"].update(fb="[parameters('fallback')]", gen="[parameters('generated')]")
+    reference = {"reference": {"keyVault": {"id": "/subscriptions/x/resourceGroups/kv/providers/"
+                                                 "Microsoft.KeyVault/vaults/v"}, "secretName": "pw"}}  # fmt: skip
+    paths = secret_fed_paths(tpl, {"pw": reference}, ["pw", "fallback", "generated"], lambda t, p: expand(t, p, SCOPE))
+    assert set(paths) == {deployed_body(tpl, "x" * 12)["id"].lower()}
+    fed = next(iter(paths.values()))
+    assert {("tags", "pw"), ("tags", "fb"), ("tags", "gen")} <= fed and ("tags", "owner") not in fed
