@@ -4,6 +4,7 @@ property deltas trimmed, and complete counts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -23,13 +24,15 @@ from contract.models import (
 from services.classification import classify_arm_error
 from services.config import ArmClients
 from services.content_store import BlobStore, put_json
-from services.secrets import redact, redact_model
+from services.secrets import redact, redact_model, secure_parameter_names
 
 from .errors import application_error, classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template, secret_values
 from .resource_group import ensure_resource_group
+from .secret_fed import SecretPathRecord, SecretPaths, expander, mask_what_if, secret_fed_paths
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
+from .validate import scope_for
 
 MAX_SUMMARIZED_CHANGES = 1000  # non-Delete changes kept in the summary; Deletes are always all kept
 MAX_DELTA_ENTRIES = 25
@@ -134,6 +137,17 @@ def fit_to_budget(plan: WhatIfPlan, budget: int = MAX_SUMMARY_BYTES) -> WhatIfPl
     return plan
 
 
+def secret_free(doc: dict[str, Any], paths: SecretPaths, secrets: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A what-if result with every secret-fed property masked on both sides and every secret string scrubbed
+    (the stored full result is what the CLI renders: plan, ``status --plan``), and the strings scrubbed — the
+    current secure values and the old ones found on the live side — for the summary that goes to history."""
+    doc, old_values = mask_what_if(doc, paths)
+    secrets = sorted({*secrets, *old_values}, key=len, reverse=True)
+    if secrets:
+        doc = json.loads(redact(json.dumps(doc, ensure_ascii=False), secrets))
+    return doc, secrets
+
+
 class PlanActivities:
     def __init__(self, clients: ArmClients, store: BlobStore) -> None:
         self._clients = clients
@@ -181,11 +195,35 @@ class PlanActivities:
                 classification = classify_arm_error(doc.get("error"), default_code="WhatIfFailed")
                 classification.message = redact(classification.message, secrets)
                 raise application_error(classification)
-            if secrets:  # the stored full result is rendered by the CLI (plan, status --plan): no secret in it
-                doc = json.loads(redact(json.dumps(doc, ensure_ascii=False), secrets))
+            # The live side of a Modify or Delete holds values of earlier deployments — a rotated secret's old
+            # value too — which no current value matches: mask every property a secure parameter fed, on both sides.
+            paths, note = await asyncio.to_thread(self._secret_fed_paths, inp, body["properties"])
+            doc, secrets = secret_free(doc, paths, secrets)
             ref = put_json(self._store, doc)
             plan = summarize_what_if(doc, ref)
+            if note:
+                plan.diagnostics.append(note)
             if group is not None:
                 plan.resource_group_created = group.created
             plan.request_retries = retried
             return redact_model(plan, secrets)
+
+    def _secret_fed_paths(self, inp: StageInput, properties: Mapping[str, Any]) -> tuple[SecretPaths, str | None]:
+        """Where this template's secure parameters flow, merged with where earlier deployments of the resource
+        group had them flow (the content store's record), and a diagnostic when the template's could not be found."""
+        r = inp.request
+        # Declared secure (also a Key Vault reference or a default value) or marked with --secret-param.
+        names = secure_parameter_names(properties["template"]) | {n.lower() for n in r.secure_parameter_names}
+        note = None
+        try:
+            paths = secret_fed_paths(properties["template"], properties["parameters"], names, expander(scope_for(inp)))
+        except Exception as exc:  # the engine refused a varied value: fall back on the record and value scrubbing
+            paths = {}
+            note = (
+                "Warning: SecretPathsUnknown: where secure parameters flow could not be worked out "
+                f"({type(exc).__name__}); only their current values are masked"
+            )
+        root = getattr(self._store, "root", None)
+        if root is not None:
+            paths = SecretPathRecord(root).merge(r.subscription_id, r.resource_group, paths)
+        return paths, note

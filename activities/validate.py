@@ -14,6 +14,7 @@ import arm_engine
 from arm_engine import DeploymentScope, ExpandedDeployment
 from contract.models import ActivityName, StageInput, ValidationReport
 from services.content_store import BlobStore
+from services.lint import static_error_count
 
 from .errors import classified
 from .lint_gate import is_bicep_request
@@ -49,9 +50,16 @@ class ValidateActivities:
             if is_bicep_request(inp.request):
                 # Bicep source is not ARM JSON: LINTING compiles it and runs these same engine checks on the result.
                 return ValidationReport(
-                    warnings=["Bicep template: its parameters are checked against the compiled template at LINTING"]
+                    warnings=["Bicep template: its parameters are checked against the compiled template at LINTING"],
+                    deferred_to_lint="Bicep source: compiled and its parameters checked by LINTING",
                 )
             template = load_template(self._store, inp.request)
+            errors = await asyncio.to_thread(static_error_count, template)
+            if errors:
+                # The engine would stop at the first of them; LINTING lists every one (path, line, column).
+                return ValidationReport(
+                    deferred_to_lint=f"not expanded: {errors} template error(s), every one listed by LINTING"
+                )
             params = deployment_parameters(self._store, inp.request)
             expanded = await asyncio.to_thread(expand, template, params, scope_for(inp))
             return ValidationReport(

@@ -159,18 +159,9 @@ class _Evaluation:
                 spec = REGISTRY["list"]
             else:
                 raise self.fail(IssueCode.UNKNOWN_FUNCTION, _unknown_function_message(node.name))
-        argc = len(node.args)
-        if argc < spec.min_args or (spec.max_args is not None and argc > spec.max_args):
-            if spec.max_args is None:
-                expected = f"at least {spec.min_args}"
-            elif spec.min_args == spec.max_args:
-                expected = str(spec.min_args)
-            else:
-                expected = f"{spec.min_args} to {spec.max_args}"
-            raise self.fail(
-                IssueCode.WRONG_ARITY,
-                f"the template function '{node.name}' expects {expected} argument(s) but got {argc}",
-            )
+        arity = _arity_problem(node, spec)
+        if arity is not None:
+            raise self.fail(IssueCode.WRONG_ARITY, arity)
         inv = Invocation(self, node)
         try:
             if spec.mode == "lazy":
@@ -256,6 +247,46 @@ def _check_declared_type(ev: _Evaluation, decl: dict[str, Any], value: Any, func
     if not check(value):
         what = f"parameter '{decl['name']}'" if "name" in decl else "output"
         raise ev.fail(IssueCode.TYPE_ERROR, f"{function}: {what} expects {declared}, got {type_name(value)}")
+
+
+def _arity_problem(node: Call, spec: Any) -> str | None:
+    argc = len(node.args)
+    if argc >= spec.min_args and (spec.max_args is None or argc <= spec.max_args):
+        return None
+    if spec.max_args is None:
+        expected = f"at least {spec.min_args}"
+    elif spec.min_args == spec.max_args:
+        expected = str(spec.min_args)
+    else:
+        expected = f"{spec.min_args} to {spec.max_args}"
+    return f"the template function '{node.name}' expects {expected} argument(s) but got {argc}"
+
+
+def call_problems(expr: Expr) -> list[tuple[str, str]]:
+    """Unknown template functions and wrong argument counts anywhere in a parsed expression — what evaluation would
+    report one at a time, found without evaluating (the lint gate lists every one)."""
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Expr) -> None:
+        if isinstance(node, Call):
+            if node.namespace is None:
+                spec = REGISTRY.get(node.key) or (REGISTRY["list"] if node.key.startswith("list") else None)
+                if spec is None:
+                    found.append((IssueCode.UNKNOWN_FUNCTION, _unknown_function_message(node.name)))
+                else:
+                    arity = _arity_problem(node, spec)
+                    if arity is not None:
+                        found.append((IssueCode.WRONG_ARITY, arity))
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, Property):
+            walk(node.target)
+        elif isinstance(node, Index):
+            walk(node.target)
+            walk(node.index)
+
+    walk(expr)
+    return found
 
 
 def _unknown_function_message(name: str) -> str:

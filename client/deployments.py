@@ -191,7 +191,7 @@ async def result_of(handle: WorkflowHandle[Any, Any]) -> DeployResult:
             confirmations=status.confirmations if status else [],
             transitions=status.transitions if status else [],
             failure=FailureInfo(
-                stage=status.stage if status else DeploymentStage.FAILED,
+                stage=stopped_in(status),
                 failure_class=None,
                 code=code,
                 message=str(cause or err),
@@ -200,6 +200,20 @@ async def result_of(handle: WorkflowHandle[Any, Any]) -> DeployResult:
     if isinstance(result, DeployResult):
         return result
     return DeployResult.model_validate(result)
+
+
+def stopped_in(status: DeploymentStatus | None) -> DeploymentStage:
+    """The stage a deployment that ended without a result (cancelled, terminated, timed out) stopped in: the one
+    its recorded failure names, else the stage before its move to FAILED (runs recorded before the failure named
+    it), else where it is."""
+    if status is None:
+        return DeploymentStage.FAILED
+    if status.failure is not None and status.failure.stage is not DeploymentStage.FAILED:
+        return status.failure.stage
+    last = status.transitions[-1] if status.transitions else None
+    if last is not None and last.stage is DeploymentStage.FAILED and last.previous is not None:
+        return last.previous
+    return status.stage
 
 
 async def query_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus:

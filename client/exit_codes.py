@@ -9,6 +9,8 @@ class ExitCode(IntEnum):
     OK = 0
     LOGIC_FAILURE = 1  # the template, parameters or plan is wrong: fix the input; retrying will not help
     USAGE = 2  # bad command line or unreadable input file
-    ENVIRONMENTAL = 3  # Azure/Temporal/network trouble that outlasted the retries
+    # Azure/Temporal/network trouble that outlasted the retries (5, 10, 20, 40, 80 s; for VERIFYING_HEALTH its
+    # convergence window, services.classification.RETRIED_WITHIN_STAGE)
+    ENVIRONMENTAL = 3
     REJECTED = 4  # a destructive plan was rejected, or not confirmed in time
     ROLLED_BACK = 5  # the deployment failed and --rollback-on-failure redeployed the last healthy one

@@ -574,6 +574,15 @@ class ValidationReport(_Model):
     parameter_names: list[str] = Field(default_factory=list)
     resource_count: int = 0
     warnings: list[str] = Field(default_factory=list)
+    # Why the template was not expanded here and LINTING decides instead (None: it was expanded): Bicep source, or
+    # an ARM JSON template with errors the lint gate lists in full (the engine would stop at the first).
+    deferred_to_lint: str | None = None
+
+    def summary(self) -> str:
+        """The LINTING transition's detail (a report without ``deferred_to_lint`` reads as it always did)."""
+        if self.deferred_to_lint:
+            return self.deferred_to_lint
+        return f"{self.resource_count} resources, parameters valid"
 
 
 # A Bicep deployment stores its *source* as ``DeployRequest.template`` with this media type; LINTING compiles it and

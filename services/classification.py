@@ -131,7 +131,27 @@ ERROR_CODES: dict[str, FailureClass] = {
     "activitytimeout": ENVIRONMENTAL,
     "workershutdown": ENVIRONMENTAL,  # the attempt's worker stopped; the next attempt resumes
     "activitycancelled": ENVIRONMENTAL,
+    # --- VERIFYING_HEALTH's own verdicts (see RETRIED_WITHIN_STAGE: their retry is the convergence window)
+    "resourceunhealthy": ENVIRONMENTAL,
+    "healthcheckfailed": ENVIRONMENTAL,
 }
+
+# ENVIRONMENTAL failures the workflow does NOT retry on its 5, 10, 20, 40, 80 s schedule, because the stage already
+# retried for as long as the user allowed: VERIFYING_HEALTH re-reads the resources and re-runs the declared checks
+# every retry interval until its convergence window (--health-window, default 10 min) closes, and fails with these
+# codes only then — or at once for a state that no waiting changes (provisioningState Failed or Canceled, a
+# resource that is gone). Repeating the window five more times would hold a broken deployment (and
+# --rollback-on-failure) for an hour; a longer window is the knob. Still exit 3: the environment, not the input.
+RETRIED_WITHIN_STAGE: dict[str, str] = {
+    "resourceunhealthy": "VERIFYING_HEALTH re-read the resources for its convergence window (--health-window)",
+    "healthcheckfailed": "VERIFYING_HEALTH re-ran the checks for its convergence window (--health-window)",
+}
+
+
+def retried_within_stage(code: str | None) -> str | None:
+    """How the stage retried a failure the workflow does not retry again (None: the usual schedule applies)."""
+    return RETRIED_WITHIN_STAGE.get((code or "").lower())
+
 
 # Codes that only wrap the real cause in ``details``; alone (no decisive detail) they take the given class.
 WRAPPER_CODES: dict[str, FailureClass] = {

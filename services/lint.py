@@ -475,6 +475,16 @@ def _check_secure_defaults(
     return found
 
 
+def static_error_count(doc: Mapping[str, Any]) -> int:
+    """How many errors our static checks (template shape, expression syntax, unknown functions, argument counts)
+    find in a template already read — VALIDATING_PARAMETERS leaves such a template to LINTING, which lists them."""
+    if not isinstance(doc, dict):
+        return 1
+    diagnostics = _check_shape(doc, "template", lambda _path: (None, None))
+    diagnostics += _check_expressions(doc, "template", lambda _path: (None, None))
+    return sum(1 for d in diagnostics if d.level == DiagnosticLevel.ERROR)
+
+
 def _error(file: str, line: int | None, col: int | None, code: str, message: str) -> Diagnostic:
     return Diagnostic(file=file, line=line, col=col, level=DiagnosticLevel.ERROR, code=code, message=message)
 
@@ -597,6 +607,7 @@ def _check_expressions(
     doc: dict[str, Any], file: str, locate: Callable[[str], tuple[int | None, int | None]]
 ) -> list[Diagnostic]:
     from arm_engine import TemplateError
+    from arm_engine.evaluator import call_problems
     from arm_engine.expressions import is_expression, parse_expression
 
     found: list[Diagnostic] = []
@@ -604,11 +615,16 @@ def _check_expressions(
         if path.startswith("metadata") or not is_expression(text):
             continue
         try:
-            parse_expression(text, path)
+            expr = parse_expression(text, path)
         except TemplateError as exc:
             for issue in exc.issues:
                 line, col = locate(issue.path or path)
                 found.append(_error(file, line, col, issue.code, f"{issue.message} (at {issue.path or path})"))
+            continue
+        # Unknown functions and wrong argument counts too: the engine stops at the first, the gate lists them all.
+        for code, message in call_problems(expr):
+            line, col = locate(path)
+            found.append(_error(file, line, col, str(code), f'{message} (in "{text}") (at {path})'))
     return found
 
 

@@ -118,6 +118,36 @@ def test_text_output(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str
     assert SECRET not in out and "*****" in out
 
 
+def test_text_output_shows_every_field_the_json_report_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/ENGINE.md: sku, kind, tags, identity (and zones, plan), copy and the nested-deployment path are printed
+    when present — in text as in JSON, a secret that landed in a tag masked in both."""
+    template = json.loads(json.dumps(TEMPLATE))
+    store = template["resources"][0]
+    store.update(
+        sku={"name": "Standard_LRS"},
+        kind="StorageV2",
+        tags={"env": "dev", "pw": "[parameters('adminPassword')]"},
+        identity={"type": "SystemAssigned"},
+        zones=["1"],
+    )
+    path = tmp_path / "main.json"
+    path.write_text(json.dumps(template))
+    argv = ["expand", "-t", str(path), "--param", "prefix=st", "--param", f"adminPassword={SECRET}", "-g", "rg1"]
+    code, text, err = run(argv, capsys)
+    assert code == ExitCode.OK, err
+    code, doc, err = run([*argv, "--output", "json"], capsys)
+    assert code == ExitCode.OK, err
+    first = json.loads(doc)["resources"][0]
+    assert {"sku", "kind", "tags", "identity", "zones", "copy"} <= set(first)
+    block = text.split("Resources (", 1)[1].split("Microsoft.Storage/storageAccounts 'st1'", 1)[0]
+    assert 'sku:        {"name": "Standard_LRS"}' in block, block
+    assert "kind:       StorageV2" in block
+    assert 'tags:       {"env": "dev", "pw": "*****"}' in block
+    assert 'identity:   {"type": "SystemAssigned"}' in block and 'zones:      ["1"]' in block
+    assert "copy:       stores [0 of 1, parallel]" in block
+    assert SECRET not in text and SECRET not in doc
+
+
 def test_template_errors_exit_1_with_structured_errors(
     files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -364,7 +364,7 @@ class DeploymentWorkflow:
                 ValidationReport,
                 local=True,
             )
-            self._transition(DeploymentStage.LINTING, f"{validation.resource_count} resources, parameters valid")
+            self._transition(DeploymentStage.LINTING, validation.summary())
             lint = await self._stage_activity(
                 DeploymentStage.LINTING,
                 ActivityName.LINT_TEMPLATE,
@@ -612,7 +612,9 @@ class DeploymentWorkflow:
                 )
             except ActivityError as err:
                 workflow.logger.warning("could not cancel ARM deployment: %s", err)
-        self._fail_quietly(DeploymentStage.FAILED, "Cancelled", "the workflow was cancelled")
+        # The failure names the stage the deployment stopped in (status, the CLI's result), not FAILED. Workflow
+        # state only (the query's answer): no command or memo changes, so histories replay.
+        self._fail_quietly(self._status.stage, "Cancelled", "the workflow was cancelled")
 
     # ---------------------------------------------------------------------------------- attempts and retries
 

@@ -7,6 +7,7 @@ the server's retention (the latest run of ID, or ``--run-id``). Both read histor
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from client.cli._common import (
     add_target_args,
     check_run_id,
     check_workflow_id,
+    local_flag,
     print_json,
     progress,
     resolve_target,
@@ -118,9 +120,14 @@ async def write_deployment_audit(
         record = await load_record(target, workflow_id, run_id)
         written = _write(record, audit_dir, fmt)
     except Exception as exc:  # the deployment is over: its exit code must not depend on the audit
-        progress(
-            f"warning: the audit record was not written: {exc} Rebuild it with `python starter.py audit {workflow_id}`."
-        )
+        again = f"python starter.py audit {shlex.quote(workflow_id)}{local_flag(target)}"
+        if run_id:
+            again += f" --run-id {run_id}"
+        if audit_dir:
+            again += f" --audit-dir {shlex.quote(str(audit_dir))}"
+        if fmt != "both":
+            again += f" --audit-format {fmt}"
+        progress(f"warning: the audit record was not written: {exc} Rebuild it with `{again}`.")
         return []
     progress("Audit record: " + ", ".join(str(p) for p in written))
     return written

@@ -77,6 +77,7 @@ from contract.models import (
     DeployRequest,
     DeployResult,
 )
+from services.classification import retried_within_stage
 from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
 from services.secrets import redact, secret_strings
@@ -93,7 +94,8 @@ def add_parser(subparsers: Any) -> None:
         help="deploy an ARM template to a resource group through the deployment workflow",
         description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
         "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
-        "failure after retries, 4 rejected or not confirmed in time.",
+        "failure after retries (health: after its convergence window), 4 rejected or not confirmed in time, "
+        "5 rolled back.",
     )
     p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
     p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
@@ -506,7 +508,11 @@ async def follow(
                     if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
                         plan_shown = True
                         _show_plan(status.plan, store, output)
-                    progress(_transition_line(transition.stage, transition.detail, transition.by))
+                    progress(
+                        _transition_line(
+                            transition.stage, _localized(transition.detail, handle.id, target), transition.by
+                        )
+                    )
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
                     progress(line)
@@ -514,7 +520,8 @@ async def follow(
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
                     prompt = _ask(status, target, handle.id, output)
-            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
+            if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH:
+                # On stderr, like every other progress line — also with --output json (stdout stays one document).
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
                 await _answer(handle, status, prompt.future.result())
@@ -524,13 +531,12 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
-    if output != "json":
-        health_table.show_report(result.health_checks)  # the final state, exact
+    health_table.show_report(result.health_checks)  # the final state, exact (stderr)
     for transition in result.transitions[seen:]:
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
-        progress(_transition_line(transition.stage, transition.detail, transition.by))
+        progress(_transition_line(transition.stage, _localized(transition.detail, handle.id, target), transition.by))
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -600,6 +606,16 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
         return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
     except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
         return None
+
+
+def _localized(detail: str, workflow_id: str, target: Target) -> str:
+    """A command the workflow names in a detail (the rollback's `rollback-params` hint) as this CLI must type it:
+    the workflow cannot know the user reached it with --local."""
+    flag = local_flag(target)
+    if not flag or "python starter.py " not in detail:
+        return detail
+    pattern = rf"(python starter\.py [a-z-]+ {re.escape(workflow_id)})(?! --local)"
+    return re.sub(pattern, lambda m: m.group(1) + flag, detail)
 
 
 def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
@@ -709,10 +725,15 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
             DeployOutcome.ROLLED_BACK: "failed and was rolled back to the last healthy deployment",
             DeployOutcome.REFUSED: "was refused by the worker's policy before it started (nothing was deployed)",
         }.get(result.outcome, "failed")
+        within = retried_within_stage(failure.code) if failure is not None else None
+        if result.outcome == DeployOutcome.ENVIRONMENTAL_FAILURE and within:
+            what = "failed (environmental failure, not retried again: the convergence window was the retry)"
         out.write(f"Deployment {what}: workflow {result.workflow_id}.\n")
         if failure is not None:
             attempts = f" after {failure.attempts} attempt(s)" if failure.attempts > 1 else ""
             out.write(f"  at {failure.stage.value}: {failure.code}{attempts}: {failure.message}\n")
+            if within:
+                out.write(f"  {within}; a longer --health-window gives it more time\n")
         if result.rollback is not None:
             out.write(f"  {rollback_summary(result.rollback)}\n")
         for record in result.confirmations:

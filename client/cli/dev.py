@@ -4,9 +4,11 @@ examples/ on it, then stop — what ``make demo`` runs)."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -37,6 +39,13 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--state-dir", type=Path, help="where state lives (default: ./.orchestrator)")
     p.add_argument("--no-worker", action="store_true", help="start no worker (run your own against the server)")
+    p.add_argument(
+        "--output",
+        "-o",
+        choices=["text", "json"],
+        default="text",
+        help="how the addresses go to stdout: text (default) or one JSON object (dev.json's fields) for scripts",
+    )
     p.set_defaults(run=run_dev)
 
     p = subparsers.add_parser(
@@ -113,6 +122,11 @@ def run_dev(args: argparse.Namespace) -> int:
         if isinstance(started, int):
             return started
         embedded, instance = started
+        if getattr(args, "output", "text") == "json":
+            # One line, the same fields as dev.json: a script reads the addresses from stdout while it runs.
+            print(json.dumps(asdict(instance), sort_keys=True), flush=True)
+            sys.stderr.write("Embedded default running (Ctrl-C stops it).\n")
+            return _block_until_interrupted(embedded)
         print("Embedded default running (Ctrl-C stops it):")
         print(describe(instance))
         print(

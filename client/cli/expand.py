@@ -234,6 +234,14 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"    apiVersion: {r['apiVersion']}")
         if r.get("location"):
             lines.append(f"    location:   {r['location']}")
+        # Every other field the JSON report has for the resource, in the same order (text and JSON tell the same).
+        for key in ("sku", "kind", "tags", "identity", "zones", "plan"):
+            if key in r:
+                lines.append(f"    {key + ':':<11} {_short(_deferred_as_text(r[key]), 200)}")
+        if r.get("copy"):
+            c = r["copy"]
+            batch = f", batch size {c['batchSize']}" if "batchSize" in c else ""
+            lines.append(f"    copy:       {c['name']} [{c['index']} of {c['count']}, {c['mode']}{batch}]")
         if r.get("deploymentPath"):
             lines.append(f"    in nested deployment: {' / '.join(r['deploymentPath'])}")
         for dep in r["dependsOn"]:

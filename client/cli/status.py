@@ -27,6 +27,7 @@ from client.inputs import InputError, validate_git_sha
 from client.plan_render import plan_documents, render_plan, summary_line
 from contract import search_attributes
 from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
+from services.classification import retried_within_stage
 from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
 
@@ -148,6 +149,9 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         f = current.failure
         cls = f"{f.failure_class.value} " if f.failure_class else ""
         print(f"  failed at {f.stage.value}: {cls}{f.code} after {f.attempts} attempt(s): {f.message}")
+        within = retried_within_stage(f.code)
+        if within:
+            print(f"  not retried again: {within}")
     if current.rollback is not None:
         print(f"  {rollback_line(current.rollback)}")
         if current.rollback.state == "AWAITING_PARAMETERS":

@@ -353,3 +353,30 @@ def test_dev_runs_until_interrupted_and_stops_its_children(tmp_path: Path, capsy
     for pid in instance["pids"].values():
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_dev_output_json_prints_its_addresses_as_one_json_object(tmp_path: Path) -> None:
+    """`dev --output json`: the addresses a script needs as one JSON object on stdout (dev.json's fields), the
+    human text on stderr; Ctrl-C still stops everything."""
+    state = tmp_path / "dev-json"
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_STATE_DIR"}
+    proc = subprocess.Popen(
+        [sys.executable, STARTER, "dev", "--state-dir", str(state), "--no-worker", "--output", "json"],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("{"), line + (proc.stderr.read() if proc.stderr else "")
+        printed = json.loads(line)
+        assert printed == json.loads((state / "dev.json").read_text())
+        assert printed["temporal_address"].startswith("127.0.0.1:") and printed["arm_endpoint"].startswith("https://")
+        assert set(printed["pids"]) == {"temporal", "local-arm"}
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == ExitCode.OK, err
+    assert out == "" and "Embedded default running" in err

@@ -262,3 +262,27 @@ async def test_cli_without_a_compiler_exits_1_and_leaves_no_workflow_running(
     ]
     assert running == []
     assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+
+async def test_arm_json_expression_errors_halt_at_linting_every_one_listed(
+    cli_env, dev_env, local_arm, blob_dir, task_queue, resource_group, capsys, tmp_path
+):
+    """ARM JSON with three syntax errors and an unknown function: the engine would stop at the first one (at
+    VALIDATING_PARAMETERS); the lint gate halts at LINTING listing all four with line and column, exit 1, no ARM
+    call — as `starter.py lint` lists them."""
+    from client.cli.deploy import deploy
+
+    template = storage_template(["stexprerr01"])
+    template["variables"] = {"a": "[concat('a', ]", "b": "[toLower(parameters('location')]"}
+    template["resources"][0]["tags"] = {"t": "[concat('x',,)]", "u": "[nosuchfn('x')]"}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(template, indent=2))
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        code = await deploy(_deploy_args(resource_group, local_arm, "-t", str(path)), client=dev_env.client)
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "at LINTING: LinterError" in captured.out, captured.out
+    assert captured.out.count(" : Error ExpressionSyntaxError: ") == 3, captured.out
+    assert f"{path}(" in captured.out and " : Error UnknownFunction: the template function 'nosuchfn'" in captured.out
+    assert "[LINTING] (validation: not expanded: 4 template error(s), every one listed by LINTING)" in captured.err
+    assert local_arm.admin.counters().count(path_contains=resource_group) == 0

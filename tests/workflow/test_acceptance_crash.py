@@ -141,6 +141,11 @@ async def _cancel_while_deploying(client, local_arm, tmp_path, task_queue, resou
         result = await result_of(handle)
         assert result.outcome is DeployOutcome.CANCELLED
         assert result.deployment_name == name and result.transitions[-1].stage is DeploymentStage.FAILED
+        # The failure names where it stopped — in the result and in `status` — not the FAILED it moved to.
+        assert result.failure is not None and result.failure.stage is DeploymentStage.DEPLOYING, result.failure
+        status = await query_status(handle)
+        assert status.failure is not None and status.failure.stage is DeploymentStage.DEPLOYING
+        assert status.failure.code == "Cancelled"
 
         def arm_deployment_canceled() -> bool:
             d = local_arm.deployments_client().deployments.get(resource_group, name)

@@ -252,8 +252,11 @@ async def test_logic_failures_halt_before_any_azure_call(
         status = await query_status(handle)
     assert result.outcome is DeployOutcome.LOGIC_FAILURE
     assert result.failure is not None and result.failure.failure_class is FailureClass.LOGIC
-    assert result.failure.stage is DeploymentStage.VALIDATING_PARAMETERS
-    assert status.stages[DeploymentStage.VALIDATING_PARAMETERS].attempts == 1
+    # A template error the lint gate lists (expression syntax) halts at LINTING with every one listed; the engine's
+    # parameter and dependency findings at VALIDATING_PARAMETERS. Either way: one attempt, no Azure call.
+    stage = DeploymentStage.LINTING if case == "invalid template expression" else DeploymentStage.VALIDATING_PARAMETERS
+    assert result.failure.stage is stage
+    assert status.stages[stage].attempts == 1
     assert local_arm.admin.counters().count(path_contains=resource_group) == 0
 
 

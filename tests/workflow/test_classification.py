@@ -20,7 +20,13 @@ from azure.core.exceptions import (
 from activities.errors import application_error
 from arm_engine import IssueCode, TemplateError, TemplateIssue
 from contract.models import Classification, FailureClass, parse_error_type
-from services.classification import ERROR_CODES, WRAPPER_CODES, classify_arm_error, classify_failure
+from services.classification import (
+    ERROR_CODES,
+    WRAPPER_CODES,
+    classify_arm_error,
+    classify_failure,
+    retried_within_stage,
+)
 
 LOGIC = FailureClass.LOGIC
 ENV = FailureClass.ENVIRONMENTAL
@@ -216,3 +222,14 @@ def test_a_missing_content_store_document_is_a_logic_failure() -> None:
 
     c = classify_failure(BlobNotFoundError("document sha256:… is not in the content store"))
     assert (c.failure_class, c.code) == (LOGIC, "ContentStoreMissing")
+
+
+def test_health_verdicts_are_environmental_and_retried_within_their_stage_only() -> None:
+    """VERIFYING_HEALTH's failures are environmental (exit 3) and the one place that says the workflow's backoff
+    schedule does not repeat them names the convergence window; every other environmental code keeps the schedule."""
+    for code in ("ResourceUnhealthy", "HealthCheckFailed"):
+        assert ERROR_CODES[code.lower()] is FailureClass.ENVIRONMENTAL
+        assert "convergence window" in (retried_within_stage(code) or "")
+    retried = [c for c, k in ERROR_CODES.items() if k is FailureClass.ENVIRONMENTAL and retried_within_stage(c)]
+    assert sorted(retried) == ["healthcheckfailed", "resourceunhealthy"]
+    assert retried_within_stage("TooManyRequests") is None and retried_within_stage(None) is None
