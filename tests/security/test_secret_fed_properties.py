@@ -24,13 +24,13 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from activities.parameters import redact_model
 from activities.plan import secret_free, summarize_what_if
 from activities.secret_fed import SecretPathRecord, secret_fed_paths
 from activities.validate import expand
 from arm_engine import DeploymentScope
 from client.plan_render import plan_documents, render_plan
 from local_arm.whatif import materialize, property_delta
+from services.secrets import redact_model
 
 SCOPE = DeploymentScope(
     subscription_id="00000000-0000-0000-0000-000000000001",
