@@ -69,7 +69,7 @@ class Namespace:
     def properties(self, node: Node, value: Any = None) -> dict[str, list[int]]:
         """A node's properties; for a discriminated object, the base ones plus the variant ``value`` selects."""
         if node["k"] == "obj":
-            return node.get("p", {})  # type: ignore[no-any-return]
+            return node.get("p", {})
         if node["k"] == "disc":
             props = dict(node.get("p", {}))
             if isinstance(value, dict):
@@ -100,7 +100,7 @@ def _archive_names() -> frozenset[str]:
 
 def _open_archive() -> zipfile.ZipFile:
     path = resources.files(__name__).joinpath("data", "azure-types.zip")
-    return zipfile.ZipFile(path.open("rb"))  # type: ignore[arg-type]
+    return zipfile.ZipFile(path.open("rb"))
 
 
 def namespaces() -> frozenset[str]:
@@ -125,7 +125,7 @@ def namespace(name: str) -> Namespace | None:
 def source() -> dict[str, Any]:
     """Where the data comes from (repository, commit, licence) and its counts."""
     with _open_archive() as zf:
-        return json.loads(zf.read("_source.json"))  # type: ignore[no-any-return]
+        return json.loads(zf.read("_source.json"))
 
 
 def known_versions(resource_type: str) -> list[str] | None:

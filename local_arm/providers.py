@@ -12,6 +12,8 @@ import hashlib
 import uuid
 from typing import Any
 
+from .schema_values import fill_read_only
+
 # Properties an RP accepts on PUT but never returns on GET (and what-if therefore cannot compare).
 WRITE_ONLY_KEYS = frozenset(
     {"adminpassword", "administratorloginpassword", "password", "protectedsettings", "customdata", "secret"}
@@ -253,8 +255,13 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     return {}
 
 
-def enrich(body: dict[str, Any], resource_id: str) -> dict[str, Any]:
-    """The GET payload of a resource stored from ``body`` (everything but provisioningState)."""
+def enrich(body: dict[str, Any], resource_id: str, *, api_version: str | None = None) -> dict[str, Any]:
+    """The GET payload of a resource stored from ``body`` (everything but provisioningState).
+
+    The hand-written values above come first: they carry each service's real DNS suffix and shapes, and values the
+    schema does not flag read-only though the service fills them in (private endpoints' ``customDnsConfigs``,
+    ids of inline subnets). Then every other read-only property the type's schema declares
+    (``schema_values.fill_read_only``)."""
     payload = {k: v for k, v in copy.deepcopy(body).items() if k.lower() not in WRITE_ONLY_KEYS}
     payload["id"] = resource_id
     name = str(payload.get("name", _short_name(resource_id)))
@@ -267,6 +274,7 @@ def enrich(body: dict[str, Any], resource_id: str) -> dict[str, Any]:
         _merge_defaults(props, read_only_properties(rtype, name, payload.get("location"), resource_id))
     if isinstance(props, dict):
         _nested_read_only(rtype.lower(), resource_id, props, payload.get("location"))
+        fill_read_only(payload, rtype, api_version, resource_id)
     identity = payload.get("identity")
     if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
         identity.setdefault("principalId", stable_guid(resource_id, "system-principal"))
@@ -366,8 +374,19 @@ def _strip_write_only(value: Any) -> None:
             _strip_write_only(v)
 
 
+def resource_type_of(resource_id: str) -> str:
+    """``NS/t1/t2`` from ``/subscriptions/.../providers/NS/t1/n1/t2/n2`` (the last provider segment, so extension
+    resources give their own type); "" when the id names no provider resource."""
+    parts = resource_id.strip("/").split("/")
+    idx = max((i for i, p in enumerate(parts) if p.lower() == "providers"), default=-1)
+    tail = parts[idx + 1 :] if idx >= 0 else []
+    if len(tail) < 3:
+        return ""
+    return "/".join([tail[0], *tail[1::2]])
+
+
 def list_call_answer(resource_id: str, function: str) -> Any:
-    """A deterministic answer for list* actions (listKeys, listSecrets, listConnectionStrings, ...)."""
+    """A deterministic answer for list* actions the schema does not know (listKeys, listSecrets, ...)."""
     fn = function.lower()
 
     def key(i: int) -> str:

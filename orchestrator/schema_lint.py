@@ -165,7 +165,15 @@ class _Checker:
                 selector = {body_node["d"]: chosen.rsplit("/", 1)[-1]}
             if not isinstance(selector.get(body_node["d"]), str) or _is_expression(selector.get(body_node["d"])):
                 return
-            if _ci_has(body_node.get("e", {}), selector[body_node["d"]]) is False:
+            variants = body_node.get("e", {})
+            if variants and not _ci_has(variants, selector[body_node["d"]]):
+                if body_node["d"].lower() != "name":  # a name outside the known variants is a name, not a mistake
+                    self.warn(
+                        _child(path, body_node["d"]),
+                        "ValueNotAllowed",
+                        f"'{body_node['d']}' is {_show(selector[body_node['d']])}; {schema.type_name}@"
+                        f"{schema.api_version} accepts {', '.join(sorted(variants))}",
+                    )
                 return
         props = schema.namespace.properties(body_node, selector)
         lower = {k.lower(): k for k in props}

@@ -1,0 +1,329 @@
+"""What the local ARM derives from Azure's type schemas (``azure_types``): the read-only properties a provider
+computes, the shape of ``list*`` answers, and which properties what-if must not compare.
+
+Every value is derived from the resource id (and the property's name, kind, enum or pattern), so a redeploy sees the
+same values. When the schema lacks the api-version a template uses, the nearest version of that type answers and the
+server log says so (once per type and version). Values are plausible, never real: keys and tokens are digests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+import uuid
+from typing import Any
+
+import azure_types
+
+log = logging.getLogger("local_arm")
+
+_RO = azure_types.READ_ONLY
+_WO = azure_types.WRITE_ONLY
+# Properties ARM itself (not the provider) sets, or that the local ARM sets elsewhere.
+_NOT_SYNTHESIZED = frozenset({"provisioningstate", "id", "type", "name", "apiversion", "etag", "systemdata"})
+_GUID_PATTERN = re.compile(r"[0-9a-fA-F]\{8\}|\\w\{8\}-|\[0-9a-f")
+_MAX_OBJECT_DEPTH = 3
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def schema_for(resource_type: str, api_version: str | None) -> azure_types.TypeSchema | None:
+    """The type's schema at ``api_version`` or the nearest known version (logged once); None for unknown types."""
+    if not resource_type or not api_version:
+        return None
+    schema = azure_types.lookup(resource_type, api_version)
+    if schema is not None and not schema.exact:
+        key = (resource_type.lower(), api_version.lower())
+        with _warned_lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            log.info(
+                "schema: %s has no api-version %s in Azure's type schemas; using the nearest, %s",
+                resource_type,
+                api_version,
+                schema.api_version,
+            )
+    return schema
+
+
+# ----------------------------------------------------------------------------------------------- computed values
+
+
+class _Context:
+    def __init__(self, resource_type: str, name: str, location: str | None, resource_id: str) -> None:
+        self.resource_id = resource_id
+        self.name = name.rsplit("/", 1)[-1].lower()
+        self.location = (location or "eastus").replace(" ", "").lower()
+        namespace = resource_type.split("/", 1)[0].lower()
+        self.service = namespace.removeprefix("microsoft.").replace(".", "") or "azure"
+        self.salt_prefix = resource_id.lower()
+        parts = resource_id.split("/")
+        self.resource_group = parts[4] if len(parts) > 4 else "rg"
+
+    def digest(self, salt: str) -> bytes:
+        return hashlib.sha256(f"{salt}|{self.salt_prefix}".encode()).digest()
+
+    def guid(self, salt: str) -> str:
+        return str(uuid.UUID(bytes=self.digest(salt)[:16]))
+
+    def host(self) -> str:
+        return f"{self.name}.{self.service}.azure.com"
+
+
+def fill_read_only(payload: dict[str, Any], resource_type: str, api_version: str | None, resource_id: str) -> None:
+    """Add to ``payload`` (a GET body) the read-only properties its type's schema declares and it lacks.
+
+    Under ``properties``: every read-only property, objects to a few levels, arrays of strings with one element,
+    arrays of objects empty. Inside objects the template wrote: read-only scalars only (never whole referenced
+    resources — a real GET returns little more than ``{"id": ...}`` there).
+    """
+    schema = schema_for(resource_type, api_version)
+    if schema is None:
+        return
+    ns = schema.namespace
+    ctx = _Context(resource_type, str(payload.get("name", "")), payload.get("location"), resource_id)
+    body = ns.properties(schema.body_node, payload)
+    entry = _ci(body, "properties")
+    if entry is None:
+        return
+    ref, flags = entry
+    props = payload.get("properties")
+    if flags & _RO or not isinstance(props, dict):
+        return
+    _fill(ns, ns.nodes[ref], props, ctx, top=True, depth=0)
+
+
+def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any], ctx: _Context, *, top: bool,
+          depth: int) -> None:  # fmt: skip
+    found = _as_object(ns, node)
+    if found is None:
+        return
+    node = found
+    present = {k.lower(): k for k in target}
+    for pname, (ref, flags) in ns.properties(node, target).items():
+        lname = pname.lower()
+        if lname in present:
+            value = target[present[lname]]
+            if flags & _RO or depth >= 2:
+                continue
+            child = _as_object(ns, ns.nodes[ref])
+            if isinstance(value, dict) and child is not None:
+                _fill(ns, child, value, ctx, top=False, depth=depth + 1)
+            elif isinstance(value, list) and ns.nodes[ref]["k"] == "arr":
+                item = _as_object(ns, ns.nodes[ns.nodes[ref]["item"]])
+                if item is not None:
+                    for element in value:
+                        if isinstance(element, dict):
+                            _fill(ns, item, element, ctx, top=False, depth=depth + 1)
+            continue
+        if not flags & _RO or lname in _NOT_SYNTHESIZED:
+            continue
+        if not top and ns.nodes[ref]["k"] in ("obj", "disc", "arr", "any"):
+            continue
+        value = _synthesize(ns, ref, pname, ctx, 0)
+        if value is not None:
+            target[pname] = value
+
+
+def _as_object(ns: azure_types.Namespace, node: dict[str, Any]) -> dict[str, Any] | None:
+    if node["k"] in ("obj", "disc"):
+        return node
+    if node["k"] == "union":
+        for i in node["of"]:
+            if ns.nodes[i]["k"] in ("obj", "disc"):
+                return ns.nodes[i]
+    return None
+
+
+def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int) -> Any:
+    node = ns.nodes[ref]
+    kind = node["k"]
+    if kind == "lit":
+        return node["v"]
+    if kind == "union":
+        literals = [ns.nodes[i]["v"] for i in node["of"] if ns.nodes[i]["k"] == "lit"]
+        if literals:
+            return literals[0]
+        return _synthesize(ns, node["of"][0], pname, ctx, depth) if node["of"] else None
+    if kind == "str":
+        return _string(node, pname, ctx)
+    if kind == "int":
+        return int(node.get("min", 0)) if node.get("min", 0) > 0 else 0
+    if kind == "bool":
+        return False
+    if kind == "any":
+        return {}
+    if kind == "arr":
+        item = ns.nodes[node["item"]]
+        if item["k"] in ("str", "lit", "union", "int") and depth < _MAX_OBJECT_DEPTH:
+            value = _synthesize(ns, node["item"], _singular(pname), ctx, depth + 1)
+            return [] if value is None else [value]
+        return []
+    if kind in ("obj", "disc"):
+        out: dict[str, Any] = {}
+        if depth >= _MAX_OBJECT_DEPTH or _looks_like_sub_resource(node):
+            return out
+        for child, (child_ref, _flags) in node.get("p", {}).items():
+            if child.lower() in _NOT_SYNTHESIZED:
+                continue
+            value = _synthesize(ns, child_ref, f"{pname}.{child}", ctx, depth + 1)
+            if value is not None:
+                out[child] = value
+        return out
+    return None
+
+
+def _looks_like_sub_resource(node: dict[str, Any]) -> bool:
+    props = {k.lower() for k in node.get("p", {})}
+    return "id" in props and "properties" in props
+
+
+def _singular(name: str) -> str:
+    return name[:-1] if name.endswith("s") else name
+
+
+def _string(node: dict[str, Any], pname: str, ctx: _Context) -> str:
+    """A plausible value for a read-only string, by the property's name (``pname`` may carry its parents,
+    ``secondaryEndpoints.blob``), pattern and length."""
+    lname = pname.rsplit(".", 1)[-1].lower()
+    ancestry = pname.lower()
+    d = ctx.digest(ancestry)
+    pattern = str(node.get("re", ""))
+    parent = ancestry.rsplit(".", 2)[-2] if "." in ancestry else ""
+    times = ("time", "date", "timestamp", "createdat", "modifiedat", "updatedat", "timeutc", "till")
+    if lname.endswith(times) or parent.endswith(times):
+        value = "2026-01-01T00:00:00.0000000Z"
+    elif node.get("sec") or any(w in lname for w in ("key", "token", "secret", "password", "connectionstring")):
+        value = base64.b64encode(d + ctx.digest(ancestry + "2")).decode()
+    elif _GUID_PATTERN.search(pattern) or lname.endswith(("guid", "uuid")):
+        value = ctx.guid(ancestry)
+    elif lname == "id" or lname.endswith("resourceid"):
+        value = f"{ctx.resource_id}/{lname}/default"
+    elif lname.endswith("id"):
+        value = ctx.guid(ancestry)
+    elif lname == "resourcegroup":
+        value = ctx.resource_group
+    elif any(w in lname for w in ("fqdn", "hostname", "domainname", "dnsname", "host")):
+        value = ctx.host()
+    elif any(w in lname for w in ("uri", "url", "endpoint")):
+        value = f"https://{ctx.host()}/"
+    elif any(w in ancestry for w in ("uri", "url", "endpoint")):
+        value = f"https://{ctx.name}.{lname}.{ctx.service}.azure.com/"
+    elif "ipaddress" in lname or lname in ("ip", "publicip", "privateip"):
+        value = f"20.{d[0]}.{d[1]}.{d[2] or 1}"
+    elif "version" in lname:
+        value = "1.0"
+    elif "location" in lname or "region" in lname:
+        value = ctx.location
+    elif lname.endswith("name"):
+        value = ctx.name
+    else:
+        value = d.hex()[:16]
+    maximum = node.get("max")
+    if isinstance(maximum, int) and maximum > 0:
+        value = value[:maximum]
+    return value
+
+
+def _ci(mapping: dict[str, Any], key: str) -> Any:
+    for k, v in mapping.items():
+        if k.lower() == key:
+            return v
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- list* answers
+
+
+def list_answer(resource_type: str, api_version: str, function: str, resource_id: str) -> Any | None:
+    """The answer of a resource function shaped by its schema (keys, connection strings, tokens); deterministic per
+    resource, never a real secret. None when the schema does not know the function for that type."""
+    found = azure_types.function(resource_type, api_version, function)
+    if found is None:
+        return None
+    ns, entry = found
+    ctx = _Context(resource_type, resource_id.rsplit("/", 1)[-1], None, resource_id + "|" + function.lower())
+    return _output(ns, entry["out"], "", ctx, 0, index=0)
+
+
+def _output(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int, *, index: int) -> Any:
+    node = ns.nodes[ref]
+    kind = node["k"]
+    if depth > 6:
+        return None
+    if kind == "arr":
+        # Two elements, as key lists have (key1/key2, primary/secondary): templates index [0] and [1].
+        return [_output(ns, node["item"], _singular(pname), ctx, depth + 1, index=i) for i in range(2)]
+    if kind in ("obj", "disc"):
+        out: dict[str, Any] = {}
+        for child, (child_ref, _flags) in node.get("p", {}).items():
+            if child.lower() == "nextlink":
+                continue
+            value = _output(ns, child_ref, child, ctx, depth + 1, index=index)
+            if value is not None:
+                out[child] = value
+        return out
+    if kind == "str":
+        return _secret_string(node, pname, ctx, index)
+    return _synthesize(ns, ref, pname, ctx, _MAX_OBJECT_DEPTH)
+
+
+def _secret_string(node: dict[str, Any], pname: str, ctx: _Context, index: int) -> str:
+    lname = pname.lower()
+    second = "secondary" in lname or lname.endswith("2")
+    n = index + (2 if second else 1)
+    key = base64.b64encode(ctx.digest(f"key{n}") + ctx.digest(f"key{n}+")).decode()
+    if "connectionstring" in lname:
+        return f"Endpoint=https://{ctx.host()}/;SharedAccessKeyName=key{n};SharedAccessKey={key}"
+    if lname in ("keyname", "name"):
+        return f"key{n}"
+    if any(w in lname for w in ("key", "token", "secret", "password", "value", "credential", "sas")) or node.get("sec"):
+        return key
+    return _string(node, pname, ctx)
+
+
+# ----------------------------------------------------------------------------------------------- what-if
+
+
+def without_unseen(body: Any, resource_type: str, api_version: str | None) -> Any:
+    """``body`` without the properties what-if does not compare: read-only ones (the provider's) and write-only ones
+    (never returned by GET), per the type's schema. Bodies of types the schema does not know come back unchanged."""
+    schema = schema_for(resource_type, api_version)
+    if schema is None or not isinstance(body, dict):
+        return body
+    return _prune(schema.namespace, schema.body, body, 0)
+
+
+def _prune(ns: azure_types.Namespace, ref: int, value: Any, depth: int) -> Any:
+    if depth > 40:
+        return value
+    node = ns.nodes[ref]
+    kind = node["k"]
+    if kind == "union":
+        target = _as_object(ns, node)
+        if target is None:
+            arrays = [i for i in node["of"] if ns.nodes[i]["k"] == "arr"]
+            return _prune(ns, arrays[0], value, depth) if arrays and isinstance(value, list) else value
+        node, kind = target, target["k"]
+    if kind == "arr" and isinstance(value, list):
+        return [_prune(ns, node["item"], v, depth + 1) for v in value]
+    if kind in ("obj", "disc") and isinstance(value, dict):
+        props = ns.properties(node, value)
+        lower = {k.lower(): v for k, v in props.items()}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            entry = lower.get(key.lower())
+            if entry is None:
+                additional = node.get("ap")
+                out[key] = _prune(ns, additional, item, depth + 1) if additional is not None else item
+                continue
+            child_ref, flags = entry
+            if flags & (_RO | _WO) and not (depth == 0 and key.lower() in ("name", "type")):
+                continue
+            out[key] = _prune(ns, child_ref, item, depth + 1)
+        return out
+    return value
