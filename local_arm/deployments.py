@@ -23,7 +23,7 @@ from . import engine
 from .errors import DEPLOYMENT_FAILED_MESSAGE, error_object
 from .faults import LRO_KINDS, FaultBook
 from .providers import enrich, list_call_answer, resource_type_of, strip_write_only
-from .schema_values import list_answer, without_unseen
+from .schema_values import list_answer, readable, without_unseen
 from .store import Store
 from .whatif import materialize, property_delta
 
@@ -419,6 +419,18 @@ class Runner:
                 continue
             before = resource_view(stored)
             before.setdefault("apiVersion", stored.get("api_version"))
+            if not readable(res.type, res.api_version):
+                # What-if reads the live resource with a GET; a type whose API has none cannot be compared.
+                changes.append(
+                    {
+                        "resourceId": res.id,
+                        "changeType": "Unsupported",
+                        "unsupportedReason": f"The resource type '{res.type}' cannot be read (its API has no GET "
+                        f"at {res.api_version}), so what-if cannot compare it with the template.",
+                        "after": after,
+                    }
+                )
+                continue
             # As ARM's what-if: read-only and write-only properties (per the type's schema) are not compared.
             delta = property_delta(
                 without_unseen(stored["body"], stored["type"], stored.get("api_version")),

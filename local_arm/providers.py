@@ -87,6 +87,17 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
         return {"hostName": f"{n}-{d.hex()[:16]}.z01.azurefd.net"}
     if t == "microsoft.apimanagement/service":
         return {
+            # API Management always reports its default gateway host name (certificate built in), though the
+            # schema marks hostnameConfigurations writable.
+            "hostnameConfigurations": [
+                {
+                    "type": "Proxy",
+                    "hostName": f"{n}.azure-api.net",
+                    "negotiateClientCertificate": False,
+                    "defaultSslBinding": True,
+                    "certificateSource": "BuiltIn",
+                }
+            ],
             "gatewayUrl": f"https://{n}.azure-api.net",
             "portalUrl": f"https://{n}.portal.azure-api.net",
             "publicIPAddresses": [f"20.{d[0]}.{d[1]}.{d[2] or 1}"],

@@ -289,6 +289,13 @@ def _secret_string(node: dict[str, Any], pname: str, ctx: _Context, index: int) 
 # ----------------------------------------------------------------------------------------------- what-if
 
 
+def readable(resource_type: str, api_version: str | None) -> bool:
+    """False when the schema says the type cannot be read at all (no GET: ``readableScopes`` 0), e.g. Key Vault
+    ``accessPolicies``; True for readable types and types the schema does not know."""
+    schema = schema_for(resource_type, api_version)
+    return schema is None or schema.readable_scopes != 0
+
+
 def without_unseen(body: Any, resource_type: str, api_version: str | None) -> Any:
     """``body`` without the properties what-if does not compare: read-only ones (the provider's) and write-only ones
     (never returned by GET), per the type's schema. Bodies of types the schema does not know come back unchanged."""

@@ -277,3 +277,75 @@ def test_one_operation_keeps_one_correlation_id(local_arm: LocalArm) -> None:
         local_arm.endpoint, local_arm.ca_file, "GET", plan.headers["location"].removeprefix(local_arm.endpoint)
     )
     assert result.headers["x-ms-correlation-request-id"] == plan.headers["x-ms-correlation-request-id"]
+
+
+def test_what_if_reports_types_without_a_get_as_unsupported(local_arm: LocalArm) -> None:
+    # Key Vault accessPolicies has no GET (readableScopes 0 in the schema): what-if cannot compare it.
+    doc = template(
+        [
+            {
+                "type": "Microsoft.KeyVault/vaults",
+                "apiVersion": "2023-07-01",
+                "name": "kvunsupported1",
+                "location": "westeurope",
+                "properties": {
+                    "tenantId": str(uuid.UUID(int=0)),
+                    "sku": {"family": "A", "name": "standard"},
+                    "accessPolicies": [],
+                },
+            },
+            {
+                "type": "Microsoft.KeyVault/vaults/accessPolicies",
+                "apiVersion": "2023-07-01",
+                "name": "kvunsupported1/add",
+                "dependsOn": ["[resourceId('Microsoft.KeyVault/vaults', 'kvunsupported1')]"],
+                "properties": {
+                    "accessPolicies": [
+                        {
+                            "tenantId": str(uuid.UUID(int=0)),
+                            "objectId": str(uuid.UUID(int=1)),
+                            "permissions": {"secrets": ["get"]},
+                        }
+                    ]
+                },
+            },
+        ]
+    )
+    deploy(local_arm, "rg-unsupported", doc)
+    plan = local_arm.deployments_client().deployments.begin_what_if("rg-unsupported", "d", body(doc)).result()
+    kinds = {c.resource_id.rsplit("/", 2)[-2]: c.change_type for c in plan.properties.changes}
+    assert kinds == {"vaults": "NoChange", "accessPolicies": "Unsupported"}
+    [unsupported] = [c for c in plan.properties.changes if c.change_type == "Unsupported"]
+    assert "cannot be read" in unsupported.unsupported_reason
+
+
+def test_resource_group_ids_compare_in_canonical_form(local_arm: LocalArm) -> None:
+    def tagged(expression: str) -> dict[str, Any]:
+        return template([{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31",
+                          "name": "idcanon", "location": "westeurope", "tags": {"group": expression}}])  # fmt: skip
+
+    deploy(local_arm, "rg-canon", tagged("[subscriptionResourceId('Microsoft.Resources/resourceGroups', 'Other')]"))
+    same = tagged("[format('{0}/resourceGroups/other', subscription().id)]")  # the id a provider returns
+    plan = local_arm.deployments_client().deployments.begin_what_if("rg-canon", "d", body(same)).result()
+    assert [c.change_type for c in plan.properties.changes] == ["NoChange"]
+    other = tagged("[format('{0}/resourceGroups/another', subscription().id)]")
+    plan = local_arm.deployments_client().deployments.begin_what_if("rg-canon", "d", body(other)).result()
+    assert [c.change_type for c in plan.properties.changes] == ["Modify"]
+
+
+def test_api_management_reports_its_default_gateway_host_name(local_arm: LocalArm) -> None:
+    doc = template(
+        [
+            {
+                "type": "Microsoft.ApiManagement/service",
+                "apiVersion": "2023-05-01-preview",
+                "name": "apimhosts1",
+                "location": "westeurope",
+                "sku": {"name": "Developer", "capacity": 1},
+                "properties": {"publisherEmail": "a@example.com", "publisherName": "a"},
+            }
+        ],
+        {"host": {"type": "string", "value": "[reference('apimhosts1').hostnameConfigurations[0].hostName]"}},
+    )
+    result = deploy(local_arm, "rg-apim", doc)
+    assert result.properties.outputs["host"]["value"] == "apimhosts1.azure-api.net"
