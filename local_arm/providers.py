@@ -162,7 +162,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "networkInterfaces": [
                 {"id": f"{rg_prefix}/providers/Microsoft.Network/networkInterfaces/{n}.nic.{stable_guid(resource_id)}"}
             ],
-            "customDnsConfigs": [],
         }
     if t == "microsoft.batch/batchaccounts":
         return {"accountEndpoint": f"{n}.{loc}.batch.azure.com"}
@@ -309,6 +308,22 @@ def _nested_read_only(rtype: str, resource_id: str, props: dict[str, Any], locat
         dns = props.get("dnsSettings")
         if isinstance(dns, dict) and isinstance(dns.get("domainNameLabel"), str):
             dns.setdefault("fqdn", f"{dns['domainNameLabel']}.{loc}.cloudapp.azure.com")
+    if rtype == "microsoft.network/privateendpoints" and not props.get("customDnsConfigs"):
+        # One DNS record per connected target and group, as the service reports them when no private DNS zone
+        # group registers them (the schema marks customDnsConfigs writable, so the schema-driven fill skips it).
+        configs = []
+        connections = (props.get("privateLinkServiceConnections") or []) + (
+            props.get("manualPrivateLinkServiceConnections") or []
+        )
+        for i, conn in enumerate(c for c in connections if isinstance(c, dict)):
+            inner = conn.get("properties") if isinstance(conn.get("properties"), dict) else {}
+            target = str(inner.get("privateLinkServiceId") or "target").rstrip("/").rsplit("/", 1)[-1].lower()
+            groups = [g for g in inner.get("groupIds") or [] if isinstance(g, str)] or ["default"]
+            for group in groups:
+                configs.append(
+                    {"fqdn": f"{target}.privatelink.{group.lower()}.azure.net", "ipAddresses": [f"10.0.0.{4 + i}"]}
+                )
+        props["customDnsConfigs"] = configs
     if rtype == "microsoft.containerinstance/containergroups":
         ip = props.get("ipAddress")
         if isinstance(ip, dict):

@@ -158,11 +158,13 @@ def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, 
     if kind == "any":
         return {}
     if kind == "arr":
+        # One element where templates index into it ([0]); none for arrays of referenced resources (a fresh
+        # resource has no private endpoint connections) and beyond a few levels.
         item = ns.nodes[node["item"]]
-        if item["k"] in ("str", "lit", "union", "int") and depth < _MAX_OBJECT_DEPTH:
-            value = _synthesize(ns, node["item"], _singular(pname), ctx, depth + 1)
-            return [] if value is None else [value]
-        return []
+        if depth >= _MAX_OBJECT_DEPTH or (item["k"] in ("obj", "disc") and _looks_like_sub_resource(item)):
+            return []
+        value = _synthesize(ns, node["item"], _singular(pname), ctx, depth + 1)
+        return [] if value is None or value == {} else [value]
     if kind in ("obj", "disc"):
         out: dict[str, Any] = {}
         if depth >= _MAX_OBJECT_DEPTH or _looks_like_sub_resource(node):

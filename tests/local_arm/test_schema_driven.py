@@ -349,3 +349,47 @@ def test_api_management_reports_its_default_gateway_host_name(local_arm: LocalAr
     )
     result = deploy(local_arm, "rg-apim", doc)
     assert result.properties.outputs["host"]["value"] == "apimhosts1.azure-api.net"
+
+
+def test_templates_can_index_into_computed_arrays(local_arm: LocalArm) -> None:
+    # customDnsConfigs: writable in the schema, filled by the service (hand-written); validationProperties: read-only
+    # in the schema; instanceView.statuses[0]: a read-only array of values, one typed element.
+    pe = {
+        "type": "Microsoft.Network/privateEndpoints",
+        "apiVersion": "2023-09-01",
+        "name": "pe1",
+        "location": "westeurope",
+        "properties": {
+            "subnet": {"id": "[resourceId('Microsoft.Network/virtualNetworks/subnets', 'vnet', 'default')]"},
+            "privateLinkServiceConnections": [
+                {
+                    "name": "c",
+                    "properties": {
+                        "privateLinkServiceId": "[resourceId('Microsoft.Storage/storageAccounts', 'stpe1')]",
+                        "groupIds": ["blob"],
+                    },
+                }
+            ],
+        },
+    }
+    domain = {
+        "type": "Microsoft.Cdn/profiles/customDomains",
+        "apiVersion": "2023-05-01",
+        "name": "afd1/www",
+        "properties": {"hostName": "www.example.com", "tlsSettings": {"certificateType": "ManagedCertificate"}},
+    }
+    doc = template(
+        [pe, domain],
+        {
+            "ip": {"type": "string", "value": "[reference('pe1').customDnsConfigs[0].ipAddresses[0]]"},
+            "fqdn": {"type": "string", "value": "[reference('pe1').customDnsConfigs[0].fqdn]"},
+            "token": {
+                "type": "string",
+                "value": "[reference(resourceId('Microsoft.Cdn/profiles/customDomains', 'afd1', 'www'))"
+                ".validationProperties.validationToken]",
+            },
+        },
+    )
+    outputs = {k: v["value"] for k, v in deploy(local_arm, "rg-index", doc).properties.outputs.items()}
+    assert outputs["ip"].startswith("10.") and outputs["fqdn"] == "stpe1.privatelink.blob.azure.net"
+    assert len(outputs["token"]) >= 16
