@@ -316,9 +316,9 @@ def _nested_read_only(rtype: str, resource_id: str, props: dict[str, Any], locat
             props.get("manualPrivateLinkServiceConnections") or []
         )
         for i, conn in enumerate(c for c in connections if isinstance(c, dict)):
-            inner: dict[str, Any] = conn["properties"] if isinstance(conn.get("properties"), dict) else {}
-            target = str(inner.get("privateLinkServiceId") or "target").rstrip("/").rsplit("/", 1)[-1].lower()
-            groups = [g for g in inner.get("groupIds") or [] if isinstance(g, str)] or ["default"]
+            link: dict[str, Any] = conn["properties"] if isinstance(conn.get("properties"), dict) else {}
+            target = str(link.get("privateLinkServiceId") or "target").rstrip("/").rsplit("/", 1)[-1].lower()
+            groups = [g for g in link.get("groupIds") or [] if isinstance(g, str)] or ["default"]
             for group in groups:
                 configs.append(
                     {"fqdn": f"{target}.privatelink.{group.lower()}.azure.net", "ipAddresses": [f"10.0.0.{4 + i}"]}
