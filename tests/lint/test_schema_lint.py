@@ -200,10 +200,10 @@ def test_starter_lint_halts_on_schema_warnings_unless_allowed(no_compiler: None,
 
 def test_the_schema_is_read_only_when_needed() -> None:
     code = (
-        "import sys, orchestrator.lint, orchestrator.cli, local_arm.server\n"
-        "assert 'azure_types' not in sys.modules, 'imported without need'\n"
-        "import azure_types\n"
-        "assert azure_types._shards == {}\n"
+        "import sys, orchestrator.lint, orchestrator.cli, worker\n"
+        "assert 'azure_types' not in sys.modules, 'the CLI and the worker import it without need'\n"
+        "import local_arm.server, azure_types\n"
+        "assert azure_types._shards == {} and azure_types._archive_names.cache_info().currsize == 0, 'data read'\n"
         "azure_types.lookup('Microsoft.Storage/storageAccounts', '2023-05-01')\n"
         "assert list(azure_types._shards) == ['microsoft.storage'], list(azure_types._shards)\n"
     )
