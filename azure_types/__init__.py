@@ -62,22 +62,30 @@ class Namespace:
         self.resources: dict[str, dict[str, dict[str, Any]]] = data["resources"]
         self.functions: dict[str, dict[str, dict[str, dict[str, Any]]]] = data["functions"]
         self.nodes: list[Node] = data["nodes"]
+        self._merged: dict[tuple[int, int | None], dict[str, list[int]]] = {}
 
     def versions(self, resource_type: str) -> list[str]:
         return list(self.resources.get(resource_type.lower(), {}))
 
     def properties(self, node: Node, value: Any = None) -> dict[str, list[int]]:
-        """A node's properties; for a discriminated object, the base ones plus the variant ``value`` selects."""
+        """A node's properties; for a discriminated object, the base ones plus the variant ``value`` selects. The
+        same (read-only) dict is returned for the same node and variant, so callers may cache by identity."""
         if node["k"] == "obj":
-            return node.get("p", {})
+            return node.get("p", _NO_PROPERTIES)
         if node["k"] == "disc":
-            props = dict(node.get("p", {}))
-            if isinstance(value, dict):
-                variant = _ci_get(node.get("e", {}), value.get(node["d"]))
+            variant = _ci_get(node.get("e", {}), value.get(node["d"])) if isinstance(value, dict) else None
+            key = (id(node), variant)
+            merged = self._merged.get(key)
+            if merged is None:
+                merged = dict(node.get("p", {}))
                 if variant is not None:
-                    props.update(self.nodes[variant].get("p", {}))
-            return props
-        return {}
+                    merged.update(self.nodes[variant].get("p", {}))
+                self._merged[key] = merged
+            return merged
+        return _NO_PROPERTIES
+
+
+_NO_PROPERTIES: dict[str, list[int]] = {}
 
 
 def _ci_get(mapping: dict[str, Any], key: Any) -> Any:

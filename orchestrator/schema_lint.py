@@ -75,6 +75,7 @@ class _Checker:
         self.file = file
         self.locate = locate
         self.found: list[Diagnostic] = []
+        self._schemas: dict[tuple[str, str], azure_types.TypeSchema] = {}
 
     def warn(self, path: str, code: str, message: str) -> None:
         line, col = self.locate(path)
@@ -128,6 +129,10 @@ class _Checker:
         self.body(schema, res, path)
 
     def schema(self, full_type: str, version: str, path: str) -> azure_types.TypeSchema | None:
+        key = (full_type.lower(), version.lower())
+        cached = self._schemas.get(key)
+        if cached is not None:
+            return cached
         versions = azure_types.known_versions(full_type)
         if versions is None:
             if full_type.count("/") < 1:
@@ -152,7 +157,10 @@ class _Checker:
                 f"{', '.join(near)} (newest: {versions[-1]})",
             )
             return None
-        return azure_types.lookup(full_type, version, nearest=False)
+        found = azure_types.lookup(full_type, version, nearest=False)
+        if found is not None:
+            self._schemas[key] = found
+        return found
 
     def body(self, schema: azure_types.TypeSchema, res: dict[str, Any], path: str) -> None:
         body_node = schema.body_node
@@ -176,7 +184,7 @@ class _Checker:
                     )
                 return
         props = schema.namespace.properties(body_node, selector)
-        lower = {k.lower(): k for k in props}
+        lower = _lower_index(props)
         label = f"{schema.type_name}@{schema.api_version}"
         for key, value in res.items():
             lkey = key.lower()
@@ -289,29 +297,34 @@ class _Checker:
                     f"'{node['d']}' is {shown}; {label} accepts {', '.join(sorted(variants))}",
                 )
                 return
-        lower = {k.lower(): k for k in props}
+        lower = _lower_index(props)
         additional = node.get("ap")
-        for key, item, p, copy_input in _with_property_copies(value, path):
+        nodes = ns.nodes
+        for key, item, copy_index in _with_property_copies(value):
             declared = lower.get(key.lower())
+            if declared is not None and copy_index is None:
+                ref, flags = props[declared]
+                if not flags & azure_types.READ_ONLY and _plainly_fits(nodes, nodes[ref], item):
+                    continue  # the common case: no finding possible, no path built
+            p = _child(path, key) if copy_index is None else _child(_child(_child(path, "copy"), copy_index), "input")
             if declared is None:
-                if additional is not None and not copy_input:
+                if additional is not None and copy_index is None:
                     self.value(ns, additional, item, p, label, depth + 1, seen)
                 elif additional is None and (node["k"] != "disc" or props):
-                    self.unknown(
-                        p if not copy_input else _child(p.rsplit(".input", 1)[0], "name"), key, _writable(props), label
-                    )
+                    where = p if copy_index is None else _child(_child(_child(path, "copy"), copy_index), "name")
+                    self.unknown(where, key, _writable(props), label)
                 continue
             ref, flags = props[declared]
             if flags & azure_types.READ_ONLY:
                 if not _is_reference_id(declared, node):
                     self.warn(p, "ReadOnlyPropertySet", f"'{key}' of {label} is read-only: the provider sets it")
                 continue
-            if copy_input:  # a property copy's input is one element of the array it builds
-                target = ns.nodes[ref]
+            if copy_index is not None:  # a property copy's input is one element of the array it builds
+                target = nodes[ref]
                 if target["k"] == "arr":
                     self.value(ns, target["item"], item, p, label, depth + 1, seen)
                 elif target["k"] in ("str", "int", "bool", "obj", "disc", "lit"):
-                    name_path = _child(p.rsplit(".input", 1)[0], "name")
+                    name_path = _child(_child(_child(path, "copy"), copy_index), "name")
                     self.wrong_kind(name_path, [], _kind_words({target["k"]}).pop(), label)
                 continue
             self.value(ns, ref, item, p, label, depth + 1, seen)
@@ -342,15 +355,12 @@ class _Checker:
         *,
         skip: frozenset[str],
     ) -> None:
-        present = {k.lower() for k, _, _, _ in _with_property_copies(value, path)}
-        for name, (ref, flags) in props.items():
-            if (
-                flags & azure_types.REQUIRED
-                and not flags & azure_types.READ_ONLY
-                and name.lower() not in present
-                and name.lower() not in skip
-                and not _empty_allowed(ns, ref)
-            ):
+        needed = _required(props)
+        if not needed:
+            return
+        present = {k.lower() for k, _, _ in _with_property_copies(value)}
+        for name, ref in needed:
+            if name.lower() not in present and name.lower() not in skip and not _empty_allowed(ns, ref):
                 self.warn(
                     path or "resources",
                     "RequiredPropertyMissing",
@@ -376,16 +386,57 @@ def _empty_allowed(ns: azure_types.Namespace, ref: int) -> bool:
     )
 
 
-def _with_property_copies(value: dict[str, Any], path: str) -> Iterator[tuple[str, Any, str, bool]]:
-    """An object's properties as (name, value, path, is a copy input): ``"copy": [{"name", "count", "input"}]``
-    yields each input under the name of the array property it builds, at ``copy[i].input``."""
+def _with_property_copies(value: dict[str, Any]) -> Iterator[tuple[str, Any, int | None]]:
+    """An object's properties as (name, value, index of the property copy or None): ``"copy": [{"name", "count",
+    "input"}]`` yields each input under the name of the array property it builds."""
     for key, item in value.items():
         if key.lower() == "copy" and isinstance(item, list) and all(isinstance(c, dict) and "name" in c for c in item):
             for i, c in enumerate(item):
                 if isinstance(c.get("name"), str) and not _is_expression(c["name"]):
-                    yield c["name"], c.get("input"), _child(_child(_child(path, key), i), "input"), True
+                    yield c["name"], c.get("input"), i
             continue
-        yield key, item, _child(path, key), False
+        yield key, item, None
+
+
+_LOWER: dict[int, dict[str, str]] = {}
+_REQUIRED: dict[int, list[tuple[str, int]]] = {}
+
+
+def _lower_index(props: dict[str, list[int]]) -> dict[str, str]:
+    """lower-cased name → name, cached per properties table (the schema's tables live as long as the process)."""
+    key = id(props)
+    found = _LOWER.get(key)
+    if found is None:
+        found = _LOWER[key] = {k.lower(): k for k in props}
+    return found
+
+
+def _required(props: dict[str, list[int]]) -> list[tuple[str, int]]:
+    key = id(props)
+    found = _REQUIRED.get(key)
+    if found is None:
+        found = _REQUIRED[key] = [
+            (name, ref)
+            for name, (ref, flags) in props.items()
+            if flags & azure_types.REQUIRED and not flags & azure_types.READ_ONLY
+        ]
+    return found
+
+
+def _plainly_fits(nodes: list[dict[str, Any]], node: dict[str, Any], item: Any) -> bool:
+    """True when ``item`` certainly gives no finding against ``node`` (a scalar of the right kind, an expression)."""
+    kind = node["k"]
+    if kind == "str":
+        return isinstance(item, str)
+    if isinstance(item, str) and item.startswith("[") and not item.startswith("[[") and item.endswith("]"):
+        return True
+    if kind == "any" or item is None:
+        return True
+    if kind == "bool":
+        return isinstance(item, bool)
+    if kind == "int":
+        return isinstance(item, int) and not isinstance(item, bool)
+    return False
 
 
 def _is_reference_id(name: str, node: dict[str, Any]) -> bool:
