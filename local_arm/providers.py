@@ -36,7 +36,11 @@ def _short_name(name: str) -> str:
 
 
 def read_only_properties(resource_type: str, name: str, location: str | None, resource_id: str) -> dict[str, Any]:
-    """Properties the provider adds under ``properties`` (beyond provisioningState)."""
+    """Properties the provider adds under ``properties`` (beyond provisioningState) where a value written for the
+    service is more faithful than the schema-driven one (``schema_values.fill_read_only``, which fills the rest):
+    real DNS suffixes and URL shapes, values that must agree with each other, and values the service fills in
+    though the schema marks them writable. Plain GUIDs (Log Analytics ``customerId``, a VM's ``vmId``, a Front Door
+    profile's ``frontDoorId``) come from the schema."""
     t = resource_type.lower()
     n = _short_name(name).lower()
     loc = (location or "eastus").replace(" ", "").lower()
@@ -63,8 +67,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     if t == "microsoft.network/publicipaddresses":
         extra: dict[str, Any] = {"ipAddress": f"20.{d[0]}.{d[1]}.{d[2] or 1}", "resourceGuid": stable_guid(resource_id)}
         return extra
-    if t == "microsoft.operationalinsights/workspaces":
-        return {"customerId": stable_guid(resource_id, "customer")}
     if t == "microsoft.keyvault/vaults/secrets":
         vault, _, secret = name.partition("/")
         uri = f"https://{vault.lower()}.vault.azure.net/secrets/{secret}"
@@ -79,8 +81,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "discoveryUrl": f"https://{loc}.api.azureml.ms/discovery",
             "mlFlowTrackingUri": f"azureml://{loc}.api.azureml.ms/mlflow/v1.0{resource_id}",
         }
-    if t == "microsoft.cdn/profiles":
-        return {"frontDoorId": stable_guid(resource_id, "frontdoor")}
     if t == "microsoft.cdn/profiles/endpoints":
         return {"hostName": f"{n}.azureedge.net"}
     if t == "microsoft.cdn/profiles/afdendpoints":
@@ -148,8 +148,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "clusterEndpoint": f"https://{loc}.servicefabric.azure.com/runtime/clusters/{stable_guid(resource_id)}",
             "clusterId": stable_guid(resource_id),
         }
-    if t == "microsoft.compute/virtualmachines":
-        return {"vmId": stable_guid(resource_id, "vm")}
     if t == "microsoft.web/staticsites":
         return {"defaultHostname": f"{n.replace('_', '-')}-{d.hex()[:6]}.azurestaticapps.net"}
     if t == "microsoft.network/bastionhosts":

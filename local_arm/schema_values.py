@@ -92,13 +92,15 @@ def fill_read_only(payload: dict[str, Any], resource_type: str, api_version: str
         return
     ref, flags = entry
     props = payload.get("properties")
-    if flags & _RO or not isinstance(props, dict):
+    if not isinstance(props, dict):
         return
-    _fill(ns, ns.nodes[ref], props, ctx, top=True, depth=0)
+    # Some types' whole ``properties`` is read-only (user-assigned identities): every property in it is the
+    # provider's.
+    _fill(ns, ns.nodes[ref], props, ctx, top=True, depth=0, inherited=bool(flags & _RO))
 
 
 def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any], ctx: _Context, *, top: bool,
-          depth: int) -> None:  # fmt: skip
+          depth: int, inherited: bool = False) -> None:  # fmt: skip
     found = _as_object(ns, node)
     if found is None:
         return
@@ -120,7 +122,7 @@ def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any
                         if isinstance(element, dict):
                             _fill(ns, item, element, ctx, top=False, depth=depth + 1)
             continue
-        if not flags & _RO or lname in _NOT_SYNTHESIZED:
+        if not (flags & _RO or inherited) or lname in _NOT_SYNTHESIZED:
             continue
         if not top and ns.nodes[ref]["k"] in ("obj", "disc", "arr", "any"):
             continue

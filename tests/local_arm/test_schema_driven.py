@@ -393,3 +393,31 @@ def test_templates_can_index_into_computed_arrays(local_arm: LocalArm) -> None:
     outputs = {k: v["value"] for k, v in deploy(local_arm, "rg-index", doc).properties.outputs.items()}
     assert outputs["ip"].startswith("10.") and outputs["fqdn"] == "stpe1.privatelink.blob.azure.net"
     assert len(outputs["token"]) >= 16
+
+
+def test_a_read_only_properties_object_is_filled_whole(local_arm: LocalArm) -> None:
+    # DNSSEC configs: the schema marks the whole `properties` read-only; the template writes none of it.
+    doc = template(
+        [
+            {
+                "type": "Microsoft.Network/dnsZones",
+                "apiVersion": "2023-07-01-preview",
+                "name": "contoso.example",
+                "location": "global",
+            },
+            {
+                "type": "Microsoft.Network/dnsZones/dnssecConfigs",
+                "apiVersion": "2023-07-01-preview",
+                "name": "contoso.example/default",
+                "dependsOn": ["[resourceId('Microsoft.Network/dnsZones', 'contoso.example')]"],
+            },
+        ],
+        {
+            "key": {
+                "type": "string",
+                "value": "[reference(resourceId('Microsoft.Network/dnsZones/dnssecConfigs', 'contoso.example', "
+                "'default'), '2023-07-01-preview').signingKeys[0].publicKey]",
+            }
+        },
+    )
+    assert len(deploy(local_arm, "rg-dnssec", doc).properties.outputs["key"]["value"]) >= 16
