@@ -54,15 +54,22 @@ def schema_for(resource_type: str, api_version: str | None) -> azure_types.TypeS
 
 
 class _Context:
-    def __init__(self, resource_type: str, name: str, location: str | None, resource_id: str) -> None:
+    def __init__(
+        self, resource_type: str, name: str, location: str | None, resource_id: str, *, function: str = ""
+    ) -> None:
         self.resource_id = resource_id
         self.name = name.rsplit("/", 1)[-1].lower()
         self.location = (location or "eastus").replace(" ", "").lower()
         namespace = resource_type.split("/", 1)[0].lower()
         self.service = namespace.removeprefix("microsoft.").replace(".", "") or "azure"
-        self.salt_prefix = resource_id.lower()
+        self.function = function.lower()
+        # A list* answer differs per function; a resource's values do not depend on which call reads them.
+        self.salt_prefix = resource_id.lower() + (f"|{self.function}" if function else "")
         parts = resource_id.split("/")
         self.resource_group = parts[4] if len(parts) > 4 else "rg"
+        # Host names belong to the top-level resource (a namespace's, not its authorization rule's).
+        provider = max((i for i, p in enumerate(parts) if p.lower() == "providers"), default=-1)
+        self.top = parts[provider + 3].lower() if provider >= 0 and len(parts) > provider + 3 else self.name
 
     def digest(self, salt: str) -> bytes:
         return hashlib.sha256(f"{salt}|{self.salt_prefix}".encode()).digest()
@@ -71,7 +78,7 @@ class _Context:
         return str(uuid.UUID(bytes=self.digest(salt)[:16]))
 
     def host(self) -> str:
-        return f"{self.name}.{self.service}.azure.com"
+        return f"{self.top}.{self.service}.azure.com"
 
 
 def fill_read_only(payload: dict[str, Any], resource_type: str, api_version: str | None, resource_id: str) -> None:
@@ -250,7 +257,7 @@ def list_answer(resource_type: str, api_version: str, function: str, resource_id
     if found is None:
         return None
     ns, entry = found
-    ctx = _Context(resource_type, resource_id.rsplit("/", 1)[-1], None, resource_id + "|" + function.lower())
+    ctx = _Context(resource_type, resource_id.rsplit("/", 1)[-1], None, resource_id, function=function)
     return _output(ns, entry["out"], "", ctx, 0, index=0)
 
 
@@ -281,6 +288,10 @@ def _secret_string(node: dict[str, Any], pname: str, ctx: _Context, index: int) 
     second = "secondary" in lname or lname.endswith("2")
     n = index + (2 if second else 1)
     key = base64.b64encode(ctx.digest(f"key{n}") + ctx.digest(f"key{n}+")).decode()
+    if any(w in lname for w in ("url", "uri", "endpoint")) or (lname == "value" and "url" in ctx.function):
+        # a callback or SAS URL: the signature is the secret part
+        sig = base64.urlsafe_b64encode(ctx.digest(f"sig{n}")).decode().rstrip("=")
+        return f"https://{ctx.host()}/{ctx.name}?api-version=2016-06-01&sp=%2Ftriggers&sv=1.0&sig={sig}"
     if "connectionstring" in lname:
         return f"Endpoint=https://{ctx.host()}/;SharedAccessKeyName=key{n};SharedAccessKey={key}"
     if lname in ("keyname", "name"):

@@ -421,3 +421,16 @@ def test_a_read_only_properties_object_is_filled_whole(local_arm: LocalArm) -> N
         },
     )
     assert len(deploy(local_arm, "rg-dnssec", doc).properties.outputs["key"]["value"]) >= 16
+
+
+def test_list_callback_url_is_url_shaped(local_arm: LocalArm) -> None:
+    doc = template(
+        [{"type": "Microsoft.Logic/workflows", "apiVersion": "2019-05-01", "name": "wf1", "location": "westeurope",
+          "properties": {"definition": {"$schema": "https://schema.management.azure.com/providers/Microsoft.Logic/"
+                                        "schemas/2016-06-01/workflowdefinition.json#", "contentVersion": "1.0.0.0",
+                                        "triggers": {"manual": {"type": "Request", "kind": "Http"}}, "actions": {}}}}],
+        {"url": {"type": "string", "value": "[listCallbackUrl(resourceId('Microsoft.Logic/workflows/triggers', 'wf1', "
+                 "'manual'), '2019-05-01').value]"}},
+    )  # fmt: skip
+    url = deploy(local_arm, "rg-callback", doc).properties.outputs["url"]["value"]
+    assert url.startswith("https://wf1.") and "sig=" in url
