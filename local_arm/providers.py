@@ -282,11 +282,18 @@ def enrich(body: dict[str, Any], resource_id: str, *, api_version: str | None = 
         _merge_defaults(props, read_only_properties(rtype, name, payload.get("location"), resource_id))
     if isinstance(props, dict):
         _nested_read_only(rtype.lower(), resource_id, props, payload.get("location"))
-        fill_read_only(payload, rtype, api_version, resource_id)
     identity = payload.get("identity")
     if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
         identity.setdefault("principalId", stable_guid(resource_id, "system-principal"))
         identity.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), dict):
+        # Each assigned identity reports the identity resource's own ids (what the identity's GET answers).
+        for identity_id, entry in identity["userAssignedIdentities"].items():
+            if isinstance(entry, dict):
+                entry.setdefault("principalId", stable_guid(identity_id, "principal"))
+                entry.setdefault("clientId", stable_guid(identity_id, "client"))
+    if isinstance(props, dict):
+        fill_read_only(payload, rtype, api_version, resource_id)
     return payload
 
 

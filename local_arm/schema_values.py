@@ -94,26 +94,39 @@ def fill_read_only(payload: dict[str, Any], resource_type: str, api_version: str
     ns = schema.namespace
     ctx = _Context(resource_type, str(payload.get("name", "")), payload.get("location"), resource_id)
     body = ns.properties(schema.body_node, payload)
-    entry = _ci(body, "properties")
-    if entry is None:
-        return
-    ref, flags = entry
-    props = payload.get("properties")
-    if not isinstance(props, dict):
-        return
-    # Some types' whole ``properties`` is read-only (user-assigned identities): every property in it is the
-    # provider's.
-    _fill(ns, ns.nodes[ref], props, ctx, top=True, depth=0, inherited=bool(flags & _RO))
+    for key, value in payload.items():
+        entry = _ci(body, key.lower())
+        if entry is None or not isinstance(value, dict):
+            continue
+        ref, flags = entry
+        if key.lower() == "properties":
+            # Some types' whole ``properties`` is read-only (DNSSEC configs): every property in it is the provider's.
+            _fill(ns, ns.nodes[ref], value, ctx, top=True, depth=0, inherited=bool(flags & _RO), prefix="")
+        elif not flags & _RO:
+            # Other objects the template wrote (identity, sku, ...): their read-only scalars, such as the
+            # principalId of each user-assigned identity.
+            _fill(ns, ns.nodes[ref], value, ctx, top=False, depth=1, prefix=key)
 
 
 def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any], ctx: _Context, *, top: bool,
-          depth: int, inherited: bool = False) -> None:  # fmt: skip
+          depth: int, inherited: bool = False, prefix: str = "") -> None:  # fmt: skip
+    """``prefix`` names where ``target`` is (``identity``, ``subnets.0``): values differ per place."""
     found = _as_object(ns, node)
     if found is None:
         return
     node = found
     present = {k.lower(): k for k in target}
-    for pname, (ref, flags) in ns.properties(node, target).items():
+    additional = node.get("ap")
+    declared = ns.properties(node, target)
+    if additional is not None and depth < 3:  # a map of objects: each entry
+        entry_node = _as_object(ns, ns.nodes[additional])
+        if entry_node is not None:
+            lower = {k.lower() for k in declared}
+            for key, value in target.items():
+                if key.lower() not in lower and isinstance(value, dict):
+                    _fill(ns, entry_node, value, ctx, top=False, depth=depth + 1, inherited=inherited,
+                          prefix=f"{prefix}.{key.rsplit('/', 1)[-1]}")  # fmt: skip
+    for pname, (ref, flags) in declared.items():
         lname = pname.lower()
         if lname in present:
             value = target[present[lname]]
@@ -121,19 +134,19 @@ def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any
                 continue
             child = _as_object(ns, ns.nodes[ref])
             if isinstance(value, dict) and child is not None:
-                _fill(ns, child, value, ctx, top=False, depth=depth + 1)
+                _fill(ns, child, value, ctx, top=False, depth=depth + 1, prefix=f"{prefix}.{pname}")
             elif isinstance(value, list) and ns.nodes[ref]["k"] == "arr":
                 item = _as_object(ns, ns.nodes[ns.nodes[ref]["item"]])
                 if item is not None:
-                    for element in value:
+                    for i, element in enumerate(value):
                         if isinstance(element, dict):
-                            _fill(ns, item, element, ctx, top=False, depth=depth + 1)
+                            _fill(ns, item, element, ctx, top=False, depth=depth + 1, prefix=f"{prefix}.{pname}.{i}")
             continue
         if not (flags & _RO or inherited) or lname in _NOT_SYNTHESIZED:
             continue
         if not top and ns.nodes[ref]["k"] in ("obj", "disc", "arr", "any"):
             continue
-        value = _synthesize(ns, ref, pname, ctx, 0)
+        value = _synthesize(ns, ref, pname, ctx, 0, salt=prefix)
         if value is not None:
             target[pname] = value
 
@@ -148,7 +161,7 @@ def _as_object(ns: azure_types.Namespace, node: dict[str, Any]) -> dict[str, Any
     return None
 
 
-def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int) -> Any:
+def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int, *, salt: str = "") -> Any:
     node = ns.nodes[ref]
     kind = node["k"]
     if kind == "lit":
@@ -157,9 +170,9 @@ def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, 
         literals = [ns.nodes[i]["v"] for i in node["of"] if ns.nodes[i]["k"] == "lit"]
         if literals:
             return literals[0]
-        return _synthesize(ns, node["of"][0], pname, ctx, depth) if node["of"] else None
+        return _synthesize(ns, node["of"][0], pname, ctx, depth, salt=salt) if node["of"] else None
     if kind == "str":
-        return _string(node, pname, ctx)
+        return _string(node, pname, ctx, salt=salt)
     if kind == "int":
         return int(node.get("min", 0)) if node.get("min", 0) > 0 else 0
     if kind == "bool":
@@ -172,7 +185,7 @@ def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, 
         item = ns.nodes[node["item"]]
         if depth >= _MAX_OBJECT_DEPTH or (item["k"] in ("obj", "disc") and _looks_like_sub_resource(item)):
             return []
-        value = _synthesize(ns, node["item"], _singular(pname), ctx, depth + 1)
+        value = _synthesize(ns, node["item"], _singular(pname), ctx, depth + 1, salt=salt)
         return [] if value is None or value == {} else [value]
     if kind in ("obj", "disc"):
         out: dict[str, Any] = {}
@@ -181,7 +194,7 @@ def _synthesize(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, 
         for child, (child_ref, _flags) in node.get("p", {}).items():
             if child.lower() in _NOT_SYNTHESIZED:
                 continue
-            value = _synthesize(ns, child_ref, f"{pname}.{child}", ctx, depth + 1)
+            value = _synthesize(ns, child_ref, f"{pname}.{child}", ctx, depth + 1, salt=salt)
             if value is not None:
                 out[child] = value
         return out
@@ -197,25 +210,26 @@ def _singular(name: str) -> str:
     return name[:-1] if name.endswith("s") else name
 
 
-def _string(node: dict[str, Any], pname: str, ctx: _Context) -> str:
+def _string(node: dict[str, Any], pname: str, ctx: _Context, *, salt: str = "") -> str:
     """A plausible value for a read-only string, by the property's name (``pname`` may carry its parents,
     ``secondaryEndpoints.blob``), pattern and length."""
     lname = pname.rsplit(".", 1)[-1].lower()
     ancestry = pname.lower()
-    d = ctx.digest(ancestry)
+    key = f"{salt}|{ancestry}" if salt else ancestry  # where the value is: two places, two values
+    d = ctx.digest(key)
     pattern = str(node.get("re", ""))
     parent = ancestry.rsplit(".", 2)[-2] if "." in ancestry else ""
     times = ("time", "date", "timestamp", "createdat", "modifiedat", "updatedat", "timeutc", "till")
     if lname.endswith(times) or parent.endswith(times):
         value = "2026-01-01T00:00:00.0000000Z"
     elif node.get("sec") or any(w in lname for w in ("key", "token", "secret", "password", "connectionstring")):
-        value = base64.b64encode(d + ctx.digest(ancestry + "2")).decode()
+        value = base64.b64encode(d + ctx.digest(key + "2")).decode()
     elif _GUID_PATTERN.search(pattern) or lname.endswith(("guid", "uuid")):
-        value = ctx.guid(ancestry)
+        value = ctx.guid(key)
     elif lname == "id" or lname.endswith("resourceid"):
         value = f"{ctx.resource_id}/{lname}/default"
     elif lname.endswith("id"):
-        value = ctx.guid(ancestry)
+        value = ctx.guid(key)
     elif lname == "resourcegroup":
         value = ctx.resource_group
     elif any(w in lname for w in ("fqdn", "hostname", "domainname", "dnsname", "host")):

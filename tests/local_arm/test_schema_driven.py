@@ -434,3 +434,24 @@ def test_list_callback_url_is_url_shaped(local_arm: LocalArm) -> None:
     )  # fmt: skip
     url = deploy(local_arm, "rg-callback", doc).properties.outputs["url"]["value"]
     assert url.startswith("https://wf1.") and "sig=" in url
+
+
+def test_assigned_identities_report_the_identity_resources_ids(local_arm: LocalArm) -> None:
+    uid = "[resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', 'id-app')]"
+    doc = template(
+        [
+            {"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "id-app",
+             "location": "westeurope"},
+            {"type": "Microsoft.Web/sites", "apiVersion": "2022-09-01", "name": "app-identity",
+             "location": "westeurope", "dependsOn": [uid],
+             "identity": {"type": "UserAssigned", "userAssignedIdentities": {uid: {}}}, "properties": {}},
+        ],
+        {
+            "fromApp": {"type": "string", "value": "[reference(resourceId('Microsoft.Web/sites', 'app-identity'), "
+                        "'2022-09-01', 'Full').identity.userAssignedIdentities[resourceId("
+                        "'Microsoft.ManagedIdentity/userAssignedIdentities', 'id-app')].principalId]"},
+            "own": {"type": "string", "value": "[reference('id-app').principalId]"},
+        },
+    )  # fmt: skip
+    outputs = deploy(local_arm, "rg-uai", doc).properties.outputs
+    assert outputs["fromApp"]["value"] == outputs["own"]["value"]
