@@ -1,7 +1,7 @@
 """Azure's resource type schemas (from Azure/bicep-types-az, MIT; see data/SOURCE.md), read lazily from package data.
 
 Importing this package reads nothing. The first question about a provider namespace reads that namespace's entry of
-``data/azure-types.zip`` (the largest, Microsoft.Network, is about 1.5 MB of JSON) and keeps it for the life of the
+``data/azure-types.zip`` (the largest, Microsoft.Network, is 3 MB of JSON) and keeps it for the life of the
 process; a process that never asks pays nothing. Node kinds and property flags are the source's (``azure-types/1``):
 
 - ``k``: ``str`` (``min``/``max``/``re``/``sec``), ``lit`` (``v``), ``int`` (``min``/``max``), ``bool``, ``any``,
