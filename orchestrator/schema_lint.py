@@ -49,6 +49,8 @@ _TEMPLATE_KEYS = frozenset(
 )
 _DEPLOYMENTS = "microsoft.resources/deployments"
 _MAX_DEPTH = 40
+# How close (difflib ratio) a string must be to a known value of an open enum to be reported as a likely typo.
+_NEAR_MISS = 0.85
 
 
 def _child(path: str, key: str | int) -> str:
@@ -257,7 +259,19 @@ class _Checker:
             if any(v.lower() == value.lower() for v in literals):
                 return
             if any(ns.nodes[i]["k"] in ("str", "any") for i in others):
-                return  # an open enum: the literals are known values, any string is accepted
+                # An open enum: the literals are known values and any string is accepted, but one that is a
+                # near miss of a known value (Standard_LRSS, Dynamc) is most likely a typo.
+                by_lower = {v.lower(): v for v in literals}
+                near = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=_NEAR_MISS)
+                if near and not _is_expression(value):
+                    shown = ", ".join(literals[:8]) + (", …" if len(literals) > 8 else "")
+                    self.warn(
+                        path,
+                        "ValueNotAllowed",
+                        f"'{value}' is not a known value here in {label}; did you mean '{by_lower[near[0]]}'? "
+                        f"(known: {shown}; other strings are passed on to the provider)",
+                    )
+                return
             if literals and not others:
                 self.warn(path, "ValueNotAllowed", f"'{value}' is not one of {', '.join(literals)} (in {label})")
                 return

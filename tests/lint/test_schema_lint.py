@@ -1,6 +1,6 @@
 """ARM JSON resources checked against Azure's type schemas (orchestrator/schema_lint.py, data from azure_types/).
 
-- every deliberate mistake in tests/lint/data/schema_mistakes.json is found, with its JSON path and line;
+- every deliberate mistake (28) in tests/lint/data/schema_mistakes.json is found, with its JSON path and line;
 - the 161 public corpus templates give no finding except the ones below, each a real mistake or a type the
   published schemas do not have (docs/LINT.md lists the evidence);
 - the findings are warnings: they close the gate unless --allow-warnings (through ``starter.py lint``);
@@ -28,6 +28,7 @@ EXPECTED: list[tuple[str, str, str | int]] = [
     ("UnknownProperty", "resources[0].locaton", '"locaton"'),
     ("RequiredPropertyMissing", "resources[0]", 9),  # location (misspelt above), reported at the resource
     ("ReadOnlyPropertySet", "resources[0].sku.tier", '"tier": "Standard"'),
+    ("ValueNotAllowed", "resources[0].sku.name", '"Standard_LRSS"'),  # an open enum's near miss
     ("WrongValueKind", "resources[0].tags.env", '"env": 5'),
     ("UnknownProperty", "resources[0].properties.supportsHttpsTrafficOnlyy", "supportsHttpsTrafficOnlyy"),
     ("ValueNotAllowed", "resources[0].properties.accessTier", '"Hott"'),
@@ -41,6 +42,7 @@ EXPECTED: list[tuple[str, str, str | int]] = [
     ("UnknownResourceType", "resources[2].type", "storageAcounts"),
     ("RequiredPropertyMissing", "resources[3]", 50),  # sku
     ("WrongValueKind", "resources[4].properties.idleTimeoutInMinutes", '"four"'),
+    ("ValueNotAllowed", "resources[4].properties.publicIPAllocationMethod", '"Dynamc"'),
     ("WrongValueKind", "resources[5].properties.addressSpace.addressPrefixes", '"addressPrefixes": "10.0.0.0/16"'),
     ("UnknownProperty", "resources[5].properties.copy[0].input.properties.adressPrefix", '"adressPrefix"'),
     (
@@ -158,6 +160,8 @@ def test_messages_name_the_nearest_known_names_and_versions(no_compiler: None) -
     assert "nearest known: Microsoft.Storage/storageAccounts" in by_path["resources[2].type"]
     assert "Hot, Cool, Premium, Cold" in by_path["resources[0].properties.accessTier"]
     assert "requires 'sku'" in by_path["resources[3]"]
+    assert "did you mean 'Standard_LRS'?" in by_path["resources[0].sku.name"]
+    assert "did you mean 'Dynamic'?" in by_path["resources[4].properties.publicIPAllocationMethod"]
 
 
 def test_expressions_and_existing_resources_are_not_judged(no_compiler: None, tmp_path: Path) -> None:
