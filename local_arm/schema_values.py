@@ -84,9 +84,9 @@ class _Context:
 def fill_read_only(payload: dict[str, Any], resource_type: str, api_version: str | None, resource_id: str) -> None:
     """Add to ``payload`` (a GET body) the read-only properties its type's schema declares and it lacks.
 
-    Under ``properties``: every read-only property, objects to a few levels, arrays of strings with one element,
-    arrays of objects empty. Inside objects the template wrote: read-only scalars only (never whole referenced
-    resources — a real GET returns little more than ``{"id": ...}`` there).
+    Under ``properties``: every read-only property, objects to a few levels, arrays of values with one element,
+    arrays of referenced resources empty. Inside objects the template wrote: the same, a level shallower, never a
+    referenced resource's tree (a real GET returns little more than ``{"id": ...}`` there).
     """
     schema = schema_for(resource_type, api_version)
     if schema is None:
@@ -144,9 +144,11 @@ def _fill(ns: azure_types.Namespace, node: dict[str, Any], target: dict[str, Any
             continue
         if not (flags & _RO or inherited) or lname in _NOT_SYNTHESIZED:
             continue
-        if not top and ns.nodes[ref]["k"] in ("obj", "disc", "arr", "any"):
-            continue
-        value = _synthesize(ns, ref, pname, ctx, 0, salt=prefix)
+        kind = ns.nodes[ref]["k"]
+        if not top and (kind == "any" or (kind in ("obj", "disc") and _looks_like_sub_resource(ns.nodes[ref]))):
+            continue  # inside what the template wrote: no referenced resource's tree, no untyped blob
+        # Inside objects the template wrote, read-only objects and arrays are kept shallower.
+        value = _synthesize(ns, ref, pname, ctx, 0 if top else 1, salt=prefix)
         if value is not None:
             target[pname] = value
 
