@@ -277,33 +277,42 @@ def list_answer(resource_type: str, api_version: str, function: str, resource_id
     return _output(ns, entry["out"], "", ctx, 0, index=0)
 
 
-def _output(ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int, *, index: int) -> Any:
+def _output(
+    ns: azure_types.Namespace, ref: int, pname: str, ctx: _Context, depth: int, *, index: int, scope: str = ""
+) -> Any:
+    """``scope`` is the path of the object the value is in: keys differ between ``masterKey`` and
+    ``functionKeys.default``, and agree between ``primaryKey`` and the key inside ``primaryConnectionString``."""
     node = ns.nodes[ref]
     kind = node["k"]
     if depth > 6:
         return None
     if kind == "arr":
         # Two elements, as key lists have (key1/key2, primary/secondary): templates index [0] and [1].
-        return [_output(ns, node["item"], _singular(pname), ctx, depth + 1, index=i) for i in range(2)]
+        return [_output(ns, node["item"], _singular(pname), ctx, depth + 1, index=i, scope=scope) for i in range(2)]
     if kind in ("obj", "disc"):
         out: dict[str, Any] = {}
         for child, (child_ref, _flags) in node.get("p", {}).items():
             if child.lower() == "nextlink":
                 continue
-            value = _output(ns, child_ref, child, ctx, depth + 1, index=index)
+            value = _output(ns, child_ref, child, ctx, depth + 1, index=index, scope=scope)
             if value is not None:
                 out[child] = value
+        if not out and node.get("ap") is not None:
+            # A map of keys (a function app's functionKeys): the entry the service always creates, "default".
+            value = _output(ns, node["ap"], "key", ctx, depth + 1, index=index, scope=f"{scope}.{pname}")
+            if value is not None:
+                out["default"] = value
         return out
     if kind == "str":
-        return _secret_string(node, pname, ctx, index)
+        return _secret_string(node, pname, ctx, index, scope)
     return _synthesize(ns, ref, pname, ctx, _MAX_OBJECT_DEPTH)
 
 
-def _secret_string(node: dict[str, Any], pname: str, ctx: _Context, index: int) -> str:
+def _secret_string(node: dict[str, Any], pname: str, ctx: _Context, index: int, scope: str = "") -> str:
     lname = pname.lower()
     second = "secondary" in lname or lname.endswith("2")
     n = index + (2 if second else 1)
-    key = base64.b64encode(ctx.digest(f"key{n}") + ctx.digest(f"key{n}+")).decode()
+    key = base64.b64encode(ctx.digest(f"{scope}key{n}") + ctx.digest(f"{scope}key{n}+")).decode()
     if any(w in lname for w in ("url", "uri", "endpoint")) or (lname == "value" and "url" in ctx.function):
         # a callback or SAS URL: the signature is the secret part
         sig = base64.urlsafe_b64encode(ctx.digest(f"sig{n}")).decode().rstrip("=")

@@ -455,3 +455,16 @@ def test_assigned_identities_report_the_identity_resources_ids(local_arm: LocalA
     )  # fmt: skip
     outputs = deploy(local_arm, "rg-uai", doc).properties.outputs
     assert outputs["fromApp"]["value"] == outputs["own"]["value"]
+
+
+def test_function_keys_have_their_default_entry(local_arm: LocalArm) -> None:
+    keys = "listKeys(resourceId('Microsoft.Web/sites/host', 'fa1', 'default'), '2022-03-01')"
+    doc = template(
+        [],
+        {
+            "function": {"type": "string", "value": f"[{keys}.functionKeys.default]"},
+            "master": {"type": "string", "value": f"[{keys}.masterKey]"},
+        },
+    )
+    outputs = deploy(local_arm, "rg-fnkeys", doc).properties.outputs
+    assert len(outputs["function"]["value"]) >= 40 and outputs["function"]["value"] != outputs["master"]["value"]
