@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from arm_engine.json_source import blank_comments, locate, value_positions
 
-from .bicep import (
+from orchestrator.bicep import (
     BicepCompiler,
     BicepError,
     BicepNotFoundError,
@@ -432,7 +432,7 @@ def check_arm_template(
     diagnostics = _check_shape(doc, file, locate)
     diagnostics += _check_expressions(doc, file, locate)
     if not any(d.level == DiagnosticLevel.ERROR for d in diagnostics):
-        from .schema_lint import check_resource_schemas  # reads Azure's type schemas only when a template gets here
+        from orchestrator.schema_lint import check_resource_schemas  # reads Azure's type schemas only when a template gets here
 
         diagnostics += check_resource_schemas(doc, file, locate)
     if not any(d.level == DiagnosticLevel.ERROR for d in diagnostics):

@@ -25,7 +25,7 @@ from typing import Any
 
 import azure_types
 
-from .bicep import Diagnostic, DiagnosticLevel
+from orchestrator.bicep import Diagnostic, DiagnosticLevel
 
 Locate = Callable[[str], tuple[int | None, int | None]]
 
