@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -116,14 +115,6 @@ def summary(times: list[float]) -> str:
     return f"median {statistics.median(times):.3f} s (range {min(times):.3f}–{max(times):.3f} s, {len(times)} runs)"
 
 
-def shared_dir(given: str | None) -> Path | None:
-    root = Path(__file__).resolve().parent.parent
-    for c in (given, os.environ.get("ORCHESTRATOR_SHARED_DIR"), str(root.parent / "shared")):
-        if c and (Path(c) / "corpus" / "quickstarts").is_dir():
-            return Path(c)
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9)
@@ -141,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     expand_template(doc, scope=SCOPE)  # warm the expression cache as a long-running worker would be
     print(f"800 resources (dict in):  {summary(timed(lambda: expand_template(doc, scope=SCOPE), args.repeat))}")
     print(f"800 resources (JSON text): {summary(timed(lambda: expand_template(text, scope=SCOPE), args.repeat))}")
+
+    from harness.corpus import shared_dir
 
     shared = shared_dir(args.shared)
     if shared is None:

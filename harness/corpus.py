@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -166,3 +167,13 @@ def expand_corpus(shared: Path) -> tuple[dict[str, ExpandedDeployment], dict[str
         except TemplateError as exc:
             failed[sample.folder] = exc
     return ok, failed
+
+
+def shared_dir(given: str | None = None) -> Path | None:
+    """The shared material (the public template corpus, the ARM contract): ``given``, else
+    ``$ORCHESTRATOR_SHARED_DIR``, else ``../shared`` beside the checkout; None when absent (a user's fresh clone)."""
+    repo = Path(__file__).resolve().parent.parent
+    for candidate in (given, os.environ.get("ORCHESTRATOR_SHARED_DIR"), str(repo.parent / "shared")):
+        if candidate and (Path(candidate) / "corpus" / "quickstarts").is_dir():
+            return Path(candidate).resolve()  # symlinked checkouts: compare the paths tools print
+    return None

@@ -13,8 +13,13 @@ from .faults import FaultConfigError, FaultRule
 @dataclass
 class LocalArmConfig:
     # Seconds the SDK should wait between polls of a long-running operation. Whole seconds go out as Retry-After;
-    # less than a second as retry-after-ms (0 → 10 ms), so the SDK never falls back to its 30 s polling_interval.
+    # less than a second as retry-after-ms (0 → 10 ms) plus Retry-After: 1 (ARM's smallest), so that no client
+    # falls back to its default (azure-core's 30 s polling_interval, the JavaScript poller's 2 s).
     retry_after: float = 1.0
+    # Below a second, send only retry-after-ms. azure-core (Python) then polls at that pace (with Retry-After it
+    # reads that first and waits a whole second); clients that read only Retry-After wait their default. For fast
+    # Python test runs (local_arm.testing sets it); off by default, as ARM always sends Retry-After.
+    retry_after_ms_only: bool = False
     # Simulated provisioning time of each resource (Creating/Updating before Succeeded).
     provisioning_seconds: float = 0.05
     # Simulated latency added to every request.
@@ -44,6 +49,7 @@ class LocalArmConfig:
             config.retry_after = float(config.retry_after)
             config.provisioning_seconds = float(config.provisioning_seconds)
             config.latency = float(config.latency)
+            config.retry_after_ms_only = bool(config.retry_after_ms_only)
             config.history_limit = int(config.history_limit)
         except (TypeError, ValueError) as exc:
             raise FaultConfigError(f"bad config value: {exc}") from exc

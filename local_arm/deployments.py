@@ -22,7 +22,8 @@ from arm_engine import DeploymentScope, ExpandedDeployment, ExpandedResource, Te
 from . import engine
 from .errors import DEPLOYMENT_FAILED_MESSAGE, error_object
 from .faults import LRO_KINDS, FaultBook
-from .providers import enrich, list_call_answer, strip_write_only
+from .providers import enrich, list_call_answer, resource_type_of, strip_write_only
+from .schema_values import list_answer, readable, without_unseen
 from .store import Store
 from .whatif import materialize, property_delta
 
@@ -133,7 +134,19 @@ class StateView:
         return view
 
     def list_call(self, resource_id: str, function: str, api_version: str, body: Any) -> Any:
-        return list_call_answer(resource_id, function)
+        record = self.store.get_resource(resource_id)
+        rtype = record["type"] if record is not None else resource_type_of(resource_id)
+        version = api_version or (record or {}).get("api_version") or ""
+        shaped = list_answer(rtype, version, function, resource_id) if rtype else None
+        return shaped if shaped is not None else list_call_answer(resource_id, function)
+
+
+class PlanView(StateView):
+    """What-if's view: list*() results stay unevaluated (shown as the expression, never compared), so that no key
+    or connection string enters a plan — plans are kept in the orchestrator's history and shown to users."""
+
+    def list_call(self, resource_id: str, function: str, api_version: str, body: Any) -> Any:
+        return None
 
 
 class Runner:
@@ -150,6 +163,7 @@ class Runner:
         self.faults = faults
         self.provisioning_seconds = provisioning_seconds
         self.view = StateView(store)
+        self.plan_view = PlanView(store)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: dict[tuple[str, str, str], threading.Thread] = {}
@@ -391,7 +405,7 @@ class Runner:
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
         )
-        expanded = engine.expand(template, parameters, scope=scope, state=self.view)
+        expanded = engine.expand(template, parameters, scope=scope, state=self.plan_view)
         changes: list[dict[str, Any]] = []
         declared: set[str] = set()
         for res in expanded.resources:
@@ -405,7 +419,23 @@ class Runner:
                 continue
             before = resource_view(stored)
             before.setdefault("apiVersion", stored.get("api_version"))
-            delta = property_delta(stored["body"], res.body)
+            if not readable(res.type, res.api_version):
+                # What-if reads the live resource with a GET; a type whose API has none cannot be compared.
+                changes.append(
+                    {
+                        "resourceId": res.id,
+                        "changeType": "Unsupported",
+                        "unsupportedReason": f"The resource type '{res.type}' cannot be read (its API has no GET "
+                        f"at {res.api_version}), so what-if cannot compare it with the template.",
+                        "after": after,
+                    }
+                )
+                continue
+            # As ARM's what-if: read-only and write-only properties (per the type's schema) are not compared.
+            delta = property_delta(
+                without_unseen(stored["body"], stored["type"], stored.get("api_version")),
+                without_unseen(res.body, res.type, res.api_version),
+            )
             change: dict[str, Any] = {
                 "resourceId": res.id,
                 "changeType": "Modify" if delta else "NoChange",
@@ -521,7 +551,9 @@ class _Deployer:
         body = materialize(resource.body)
         body.setdefault("name", resource.name)
         body.setdefault("type", resource.type)
-        payload = enrich({k: v for k, v in body.items() if k != "apiVersion"}, resource.id)
+        payload = enrich(
+            {k: v for k, v in body.items() if k != "apiVersion"}, resource.id, api_version=resource.api_version
+        )
         scope = parse_resource_id(resource.id) or (self.sub, self.rg)
         record = {
             "id": resource.id,

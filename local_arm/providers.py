@@ -12,6 +12,8 @@ import hashlib
 import uuid
 from typing import Any
 
+from .schema_values import fill_read_only
+
 # Properties an RP accepts on PUT but never returns on GET (and what-if therefore cannot compare).
 WRITE_ONLY_KEYS = frozenset(
     {"adminpassword", "administratorloginpassword", "password", "protectedsettings", "customdata", "secret"}
@@ -34,7 +36,11 @@ def _short_name(name: str) -> str:
 
 
 def read_only_properties(resource_type: str, name: str, location: str | None, resource_id: str) -> dict[str, Any]:
-    """Properties the provider adds under ``properties`` (beyond provisioningState)."""
+    """Properties the provider adds under ``properties`` (beyond provisioningState) where a value written for the
+    service is more faithful than the schema-driven one (``schema_values.fill_read_only``, which fills the rest):
+    real DNS suffixes and URL shapes, values that must agree with each other, and values the service fills in
+    though the schema marks them writable. Plain GUIDs (Log Analytics ``customerId``, a VM's ``vmId``, a Front Door
+    profile's ``frontDoorId``) come from the schema."""
     t = resource_type.lower()
     n = _short_name(name).lower()
     loc = (location or "eastus").replace(" ", "").lower()
@@ -61,8 +67,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     if t == "microsoft.network/publicipaddresses":
         extra: dict[str, Any] = {"ipAddress": f"20.{d[0]}.{d[1]}.{d[2] or 1}", "resourceGuid": stable_guid(resource_id)}
         return extra
-    if t == "microsoft.operationalinsights/workspaces":
-        return {"customerId": stable_guid(resource_id, "customer")}
     if t == "microsoft.keyvault/vaults/secrets":
         vault, _, secret = name.partition("/")
         uri = f"https://{vault.lower()}.vault.azure.net/secrets/{secret}"
@@ -77,14 +81,23 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "discoveryUrl": f"https://{loc}.api.azureml.ms/discovery",
             "mlFlowTrackingUri": f"azureml://{loc}.api.azureml.ms/mlflow/v1.0{resource_id}",
         }
-    if t == "microsoft.cdn/profiles":
-        return {"frontDoorId": stable_guid(resource_id, "frontdoor")}
     if t == "microsoft.cdn/profiles/endpoints":
         return {"hostName": f"{n}.azureedge.net"}
     if t == "microsoft.cdn/profiles/afdendpoints":
         return {"hostName": f"{n}-{d.hex()[:16]}.z01.azurefd.net"}
     if t == "microsoft.apimanagement/service":
         return {
+            # API Management always reports its default gateway host name (certificate built in), though the
+            # schema marks hostnameConfigurations writable.
+            "hostnameConfigurations": [
+                {
+                    "type": "Proxy",
+                    "hostName": f"{n}.azure-api.net",
+                    "negotiateClientCertificate": False,
+                    "defaultSslBinding": True,
+                    "certificateSource": "BuiltIn",
+                }
+            ],
             "gatewayUrl": f"https://{n}.azure-api.net",
             "portalUrl": f"https://{n}.portal.azure-api.net",
             "publicIPAddresses": [f"20.{d[0]}.{d[1]}.{d[2] or 1}"],
@@ -135,8 +148,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "clusterEndpoint": f"https://{loc}.servicefabric.azure.com/runtime/clusters/{stable_guid(resource_id)}",
             "clusterId": stable_guid(resource_id),
         }
-    if t == "microsoft.compute/virtualmachines":
-        return {"vmId": stable_guid(resource_id, "vm")}
     if t == "microsoft.web/staticsites":
         return {"defaultHostname": f"{n.replace('_', '-')}-{d.hex()[:6]}.azurestaticapps.net"}
     if t == "microsoft.network/bastionhosts":
@@ -149,7 +160,6 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
             "networkInterfaces": [
                 {"id": f"{rg_prefix}/providers/Microsoft.Network/networkInterfaces/{n}.nic.{stable_guid(resource_id)}"}
             ],
-            "customDnsConfigs": [],
         }
     if t == "microsoft.batch/batchaccounts":
         return {"accountEndpoint": f"{n}.{loc}.batch.azure.com"}
@@ -253,8 +263,13 @@ def read_only_properties(resource_type: str, name: str, location: str | None, re
     return {}
 
 
-def enrich(body: dict[str, Any], resource_id: str) -> dict[str, Any]:
-    """The GET payload of a resource stored from ``body`` (everything but provisioningState)."""
+def enrich(body: dict[str, Any], resource_id: str, *, api_version: str | None = None) -> dict[str, Any]:
+    """The GET payload of a resource stored from ``body`` (everything but provisioningState).
+
+    The hand-written values above come first: they carry each service's real DNS suffix and shapes, and values the
+    schema does not flag read-only though the service fills them in (private endpoints' ``customDnsConfigs``,
+    ids of inline subnets). Then every other read-only property the type's schema declares
+    (``schema_values.fill_read_only``)."""
     payload = {k: v for k, v in copy.deepcopy(body).items() if k.lower() not in WRITE_ONLY_KEYS}
     payload["id"] = resource_id
     name = str(payload.get("name", _short_name(resource_id)))
@@ -271,6 +286,14 @@ def enrich(body: dict[str, Any], resource_id: str) -> dict[str, Any]:
     if isinstance(identity, dict) and "systemassigned" in str(identity.get("type", "")).lower():
         identity.setdefault("principalId", stable_guid(resource_id, "system-principal"))
         identity.setdefault("tenantId", "00000000-0000-0000-0000-000000000000")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), dict):
+        # Each assigned identity reports the identity resource's own ids (what the identity's GET answers).
+        for identity_id, entry in identity["userAssignedIdentities"].items():
+            if isinstance(entry, dict):
+                entry.setdefault("principalId", stable_guid(identity_id, "principal"))
+                entry.setdefault("clientId", stable_guid(identity_id, "client"))
+    if isinstance(props, dict):
+        fill_read_only(payload, rtype, api_version, resource_id)
     return payload
 
 
@@ -290,6 +313,22 @@ def _nested_read_only(rtype: str, resource_id: str, props: dict[str, Any], locat
         dns = props.get("dnsSettings")
         if isinstance(dns, dict) and isinstance(dns.get("domainNameLabel"), str):
             dns.setdefault("fqdn", f"{dns['domainNameLabel']}.{loc}.cloudapp.azure.com")
+    if rtype == "microsoft.network/privateendpoints" and not props.get("customDnsConfigs"):
+        # One DNS record per connected target and group, as the service reports them when no private DNS zone
+        # group registers them (the schema marks customDnsConfigs writable, so the schema-driven fill skips it).
+        configs = []
+        connections = (props.get("privateLinkServiceConnections") or []) + (
+            props.get("manualPrivateLinkServiceConnections") or []
+        )
+        for i, conn in enumerate(c for c in connections if isinstance(c, dict)):
+            link: dict[str, Any] = conn["properties"] if isinstance(conn.get("properties"), dict) else {}
+            target = str(link.get("privateLinkServiceId") or "target").rstrip("/").rsplit("/", 1)[-1].lower()
+            groups = [g for g in link.get("groupIds") or [] if isinstance(g, str)] or ["default"]
+            for group in groups:
+                configs.append(
+                    {"fqdn": f"{target}.privatelink.{group.lower()}.azure.net", "ipAddresses": [f"10.0.0.{4 + i}"]}
+                )
+        props["customDnsConfigs"] = configs
     if rtype == "microsoft.containerinstance/containergroups":
         ip = props.get("ipAddress")
         if isinstance(ip, dict):
@@ -366,8 +405,19 @@ def _strip_write_only(value: Any) -> None:
             _strip_write_only(v)
 
 
+def resource_type_of(resource_id: str) -> str:
+    """``NS/t1/t2`` from ``/subscriptions/.../providers/NS/t1/n1/t2/n2`` (the last provider segment, so extension
+    resources give their own type); "" when the id names no provider resource."""
+    parts = resource_id.strip("/").split("/")
+    idx = max((i for i, p in enumerate(parts) if p.lower() == "providers"), default=-1)
+    tail = parts[idx + 1 :] if idx >= 0 else []
+    if len(tail) < 3:
+        return ""
+    return "/".join([tail[0], *tail[1::2]])
+
+
 def list_call_answer(resource_id: str, function: str) -> Any:
-    """A deterministic answer for list* actions (listKeys, listSecrets, listConnectionStrings, ...)."""
+    """A deterministic answer for list* actions the schema does not know (listKeys, listSecrets, ...)."""
     fn = function.lower()
 
     def key(i: int) -> str:

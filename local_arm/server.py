@@ -358,6 +358,8 @@ class _Handler(BaseHTTPRequestHandler):
         if payload:
             headers["Content-Type"] = "application/json; charset=utf-8"
         headers.update(response.headers)
+        if "x-ms-correlation-request-id" in req.headers:  # ARM echoes the client's correlation id
+            headers["x-ms-correlation-request-id"] = req.headers["x-ms-correlation-request-id"]
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(payload)))

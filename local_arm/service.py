@@ -81,6 +81,9 @@ _REGIONS = (
 LOCATIONS = frozenset(_REGIONS.split(" "))
 
 
+CORRELATION_HEADER = "x-ms-correlation-request-id"
+
+
 def normalize_location(value: str) -> str:
     return value.replace(" ", "").lower()
 
@@ -181,12 +184,16 @@ class ArmService:
         return {header: url, **self._poll_delay_headers()}
 
     def _poll_delay_headers(self) -> dict[str, str]:
-        """Retry-After in whole seconds (what ARM sends), or retry-after-ms below a second (azure-core reads both).
-        Never ``Retry-After: 0``: the SDK would then wait its polling_interval, 30 s by default."""
+        """``Retry-After`` in whole seconds, as ARM sends it; below a second also ``retry-after-ms`` with the real
+        delay. Clients differ in which they read: the JavaScript poller reads only ``Retry-After`` (without it, it
+        waits its 2 s default), azure-core (Python) reads ``Retry-After`` first and deserializes it as an integer.
+        So a sub-second delay is announced as ``Retry-After: 1`` (ARM's smallest) — never ``0``, on which azure-core
+        waits its polling_interval instead (30 s by default) — unless ``retry_after_ms_only`` (fast Python tests)."""
         seconds = self.config.retry_after
         if seconds >= 1:
             return {"Retry-After": str(round(seconds))}
-        return {"retry-after-ms": str(max(10, round(seconds * 1000)))}
+        millis = {"retry-after-ms": str(max(10, round(seconds * 1000)))}
+        return millis if self.config.retry_after_ms_only else {"Retry-After": "1", **millis}
 
     # -- subscription ------------------------------------------------------------------------------------------
     def _subscription(self, sub: str) -> dict[str, Any]:
@@ -315,8 +322,8 @@ class ArmService:
                 if d["state"] in RUNNING_STATES:
                     self.runner.cancel(d)
             self.store.delete_group(sub, rg)
-            op = self._new_async("ResourceGroups_Delete", done_status=200, info=info)
-            return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
+            op = self._new_async("ResourceGroups_Delete", req=req, done_status=200, info=info)
+            return self._accepted(sub, op, version)
         raise _method_not_allowed(method, req.path)
 
     def _list_groups(self, req: Request, sub: str) -> Response:
@@ -376,7 +383,7 @@ class ArmService:
                 "name": rname,
                 "api_version": req.api_version(),
                 "body": body,
-                "payload": enrich(body, full_id),
+                "payload": enrich(body, full_id, api_version=req.api_version()),
                 "ready_at": 0.0,
                 "pending_state": "Creating",
                 "deployment": None,
@@ -481,8 +488,8 @@ class ArmService:
                     f"Unable to delete deployment '{name}': the deployment is still active. Cancel it first.",
                 )
             self.store.delete_deployment(sub, rg, name)
-            op = self._new_async("Deployments_Delete", done_status=204, info=info, deployment=name)
-            return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
+            op = self._new_async("Deployments_Delete", req=req, done_status=204, info=info, deployment=name)
+            return self._accepted(sub, op, version)
         if method == "PUT":
             info.operation = "Deployments_CreateOrUpdate"
             return self._create_deployment(req, sub, rg, name, version)
@@ -580,7 +587,7 @@ class ArmService:
             | {"properties": {k: v for k, v in body["properties"].items() if k not in ("template", "parameters")}},
             "started": now,
             "finished": None,
-            "correlation_id": str(uuid.uuid4()),
+            "correlation_id": req.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()),
             "template_hash": template_hash(template),
             "providers": _providers(expanded),
             "dependencies": _dependencies(expanded),
@@ -606,7 +613,9 @@ class ArmService:
             f"/operationStatuses/{record['op_id']}",
             version,
         )
-        return Response(201, self._deployment_view(record), self._lro_headers("Azure-AsyncOperation", status_url))
+        headers = self._lro_headers("Azure-AsyncOperation", status_url)
+        headers[CORRELATION_HEADER] = record["correlation_id"]
+        return Response(201, self._deployment_view(record), headers)
 
     def _trim_history(self, sub: str, rg: str, *, keep: str) -> None:
         """ARM keeps at most 800 deployments per resource group and deletes the oldest finished ones itself."""
@@ -625,12 +634,16 @@ class ArmService:
             raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' could not be found.")
         record = self.store.get_deployment(sub, rg, name)
         headers = self._poll_delay_headers()
+        correlation = (record or {}).get("correlation_id")
+        if correlation and record is not None and record.get("op_id") == op_id:
+            headers[CORRELATION_HEADER] = correlation  # one operation, one correlation id, as ARM
         if op.get("done") or record is None or record.get("op_id") != op_id:
             status = op.get("status", "Succeeded") if op.get("done") else "Canceled"
             body: dict[str, Any] = {"status": status}
             if op.get("error"):
                 body["error"] = op["error"]
-            return Response(200, body, headers if status not in ("Succeeded", "Failed", "Canceled") else {})
+            final = {k: v for k, v in headers.items() if k == CORRELATION_HEADER}
+            return Response(200, body, headers if status not in ("Succeeded", "Failed", "Canceled") else final)
         return Response(200, {"status": "Running"}, headers)
 
     def _cancel(self, sub: str, rg: str, name: str) -> Response:
@@ -669,8 +682,8 @@ class ArmService:
         except ArmError as err:
             if not self.config.async_validate:
                 raise
-            op = self._new_async("Deployments_Validate", done_status=400, info=info, result=err.body())
-            return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
+            op = self._new_async("Deployments_Validate", req=req, done_status=400, info=info, result=err.body())
+            return self._accepted(sub, op, version)
         now = time.time()
         result = {
             "id": deployment_id(sub, group["name"], name),
@@ -692,8 +705,8 @@ class ArmService:
             },
         }
         if self.config.async_validate:
-            op = self._new_async("Deployments_Validate", done_status=200, info=info, result=result)
-            return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
+            op = self._new_async("Deployments_Validate", req=req, done_status=200, info=info, result=result)
+            return self._accepted(sub, op, version)
         return Response(200, result)
 
     def _what_if(self, req: Request, info: RouteInfo, sub: str, rg: str, name: str, version: str) -> Response:
@@ -708,8 +721,8 @@ class ArmService:
             result = {"status": "Failed", "error": err.error_object()}
         except TemplateError as exc:
             result = {"status": "Failed", "error": engine.invalid_template_object(exc)}
-        op = self._new_async("Deployments_WhatIf", done_status=200, info=info, result=result, deployment=name)
-        return Response(202, None, self._lro_headers("Location", self._op_url(sub, op, version)))
+        op = self._new_async("Deployments_WhatIf", req=req, done_status=200, info=info, result=result, deployment=name)
+        return self._accepted(sub, op, version)
 
     def _deployment_operations(
         self, req: Request, info: RouteInfo, sub: str, rg: str, name: str, op_id: str | None
@@ -746,7 +759,13 @@ class ArmService:
             "dependencies": record.get("dependencies", []),
         }
         if record.get("outputs") is not None and record["state"] == "Succeeded":
-            props["outputs"] = record["outputs"]
+            # Secure outputs keep their type but not their value, as ARM answers them (list* results end up there).
+            props["outputs"] = {
+                k: {kk: vv for kk, vv in v.items() if kk != "value"}
+                if isinstance(v, dict) and str(v.get("type", "")).lower() in ("securestring", "secureobject")
+                else v
+                for k, v in record["outputs"].items()
+            }
         if record.get("output_resources") and record["state"] == "Succeeded":
             props["outputResources"] = record["output_resources"]
         if record.get("error"):
@@ -779,6 +798,7 @@ class ArmService:
         info: RouteInfo,
         result: Any = None,
         deployment: str = "",
+        req: Request,
     ) -> str:
         op_id = (
             base64.urlsafe_b64encode(
@@ -793,8 +813,26 @@ class ArmService:
         )
         if rule is not None:
             ready_at = None if rule.kind == "stuck_lro" else time.time() + rule.delay
-        self.store.put_async(op_id, {"kind": kind, "done_status": done_status, "result": result, "ready_at": ready_at})
+        self.store.put_async(
+            op_id,
+            {
+                "kind": kind,
+                "done_status": done_status,
+                "result": result,
+                "ready_at": ready_at,
+                # one operation, one correlation id: the client's, else one of ours, echoed on every poll
+                "correlation_id": req.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()),
+            },
+        )
         return op_id
+
+    def _accepted(self, sub: str, op_id: str, version: str) -> Response:
+        """202 with the operation's monitor (``Location``), poll delay and correlation id."""
+        headers = self._lro_headers("Location", self._op_url(sub, op_id, version))
+        op = self.store.get_async(op_id) or {}
+        if op.get("correlation_id"):
+            headers[CORRELATION_HEADER] = op["correlation_id"]
+        return Response(202, None, headers)
 
     def _op_url(self, sub: str, op_id: str, version: str) -> str:
         return self._url(f"/subscriptions/{sub}/operationresults/{op_id}", version)
@@ -804,11 +842,12 @@ class ArmService:
         if op is None or "done_status" not in op:
             raise ArmError(404, "OperationNotFound", f"The operation '{op_id}' could not be found.")
         ready_at = op.get("ready_at")
+        correlation = {CORRELATION_HEADER: op["correlation_id"]} if op.get("correlation_id") else {}
         if ready_at is None or time.time() < ready_at:
             version = req.api_version() or SUPPORTED_API_VERSIONS[0]
             url = self._url(req.path, version)
-            return Response(202, None, self._lro_headers("Location", url))
-        return Response(int(op["done_status"]), op.get("result"))
+            return Response(202, None, self._lro_headers("Location", url) | correlation)
+        return Response(int(op["done_status"]), op.get("result"), correlation)
 
     # -- paging ------------------------------------------------------------------------------------------------
     def _page(self, req: Request, items: list[dict[str, Any]]) -> Response:

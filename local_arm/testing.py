@@ -21,8 +21,9 @@ from .server import LocalArmServer
 
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-0000000000aa"
 
-# Fast settings for tests: no Retry-After wait (the SDK falls back to polling_interval) and tiny provisioning times.
-FAST = {"retry_after": 0, "provisioning_seconds": 0.0}
+# Fast settings for tests: 10 ms between polls (retry-after-ms only, which azure-core honours) and tiny provisioning
+# times.
+FAST = {"retry_after": 0, "retry_after_ms_only": True, "provisioning_seconds": 0.0}
 
 
 @dataclass

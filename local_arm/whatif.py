@@ -107,7 +107,21 @@ def _same(a: Any, b: Any) -> bool:
         return a is b or (a == b and type(a) is type(b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return float(a) == float(b)
+    if (
+        isinstance(a, str)
+        and isinstance(b, str)
+        and a.startswith("/subscriptions/")
+        and b.startswith("/subscriptions/")
+    ):
+        return _canonical_id(a) == _canonical_id(b)
     return bool(a == b)
+
+
+def _canonical_id(value: str) -> str:
+    """A resource id as providers return it: ARM ids are case-insensitive, and a resource group's id is
+    ``/subscriptions/{s}/resourceGroups/{g}`` however it was written (``subscriptionResourceId()`` gives
+    ``.../providers/Microsoft.Resources/resourceGroups/{g}``)."""
+    return value.lower().rstrip("/").replace("/providers/microsoft.resources/resourcegroups/", "/resourcegroups/")
 
 
 def _norm_location(value: Any) -> str:

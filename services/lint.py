@@ -432,6 +432,12 @@ def check_arm_template(
     diagnostics += _check_secure_defaults(doc, file, locate)
     diagnostics += _check_expressions(doc, file, locate)
     if not any(d.level == DiagnosticLevel.ERROR for d in diagnostics):
+        from services.schema_lint import (
+            check_resource_schemas,  # reads Azure's type schemas only when a template gets here
+        )
+
+        diagnostics += check_resource_schemas(doc, file, locate)
+    if not any(d.level == DiagnosticLevel.ERROR for d in diagnostics):
         diagnostics += _engine_checks(doc, file, locate, parameters)
     return doc, diagnostics
 

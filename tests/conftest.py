@@ -6,20 +6,13 @@ clone without it they skip, saying why.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from harness.corpus import shared_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def shared_dir() -> Path | None:
-    candidates = [os.environ.get("ORCHESTRATOR_SHARED_DIR"), REPO_ROOT.parent / "shared"]
-    for c in candidates:
-        if c and (Path(c) / "corpus" / "quickstarts").is_dir():
-            return Path(c).resolve()  # symlinked checkouts: compare the paths tools print
-    return None
 
 
 SHARED_MISSING = (

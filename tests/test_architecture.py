@@ -30,10 +30,13 @@ OURS = {
     "tests",
     "bench",
     "harness",
+    "azure_types",
 }
 STDLIB = set(sys.stdlib_module_names)
 # Everything tests and benchmarks drive: the product, its emulator and the worker's assembly.
-PRODUCT = frozenset({"contract", "services", "client", "workflows", "activities", "arm_engine", "local_arm", "worker"})
+PRODUCT = frozenset(
+    {"contract", "services", "client", "workflows", "activities", "arm_engine", "azure_types", "local_arm", "worker"}
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ RULES = [
     ),
     Rule(
         "services",
-        frozenset({"services", "contract", "arm_engine"}),
+        frozenset({"services", "contract", "arm_engine", "azure_types"}),
         None,
         "the worker's services know nothing of the CLI, the activities, the workflows or the local ARM",
     ),
@@ -83,9 +86,15 @@ RULES = [
     ),
     Rule(
         "local_arm",
-        frozenset({"local_arm", "arm_engine"}),
+        frozenset({"local_arm", "arm_engine", "azure_types"}),
         None,
-        "the local ARM is a separate wing reached over HTTPS: it imports the engine only",
+        "the local ARM is a separate wing reached over HTTPS: it imports the engine and Azure's type schemas only",
+    ),
+    Rule(
+        "azure_types",
+        frozenset({"azure_types"}),
+        None,
+        "Azure's resource type schemas are data with a reader: they import nothing of ours",
     ),
     Rule(
         "starter.py",

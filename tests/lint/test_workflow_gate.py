@@ -286,3 +286,42 @@ async def test_arm_json_expression_errors_halt_at_linting_every_one_listed(
     assert f"{path}(" in captured.out and " : Error UnknownFunction: the template function 'nosuchfn'" in captured.out
     assert "[LINTING] (validation: not expanded: 4 template error(s), every one listed by LINTING)" in captured.err
     assert local_arm.admin.counters().count(path_contains=resource_group) == 0
+
+
+async def test_schema_findings_in_arm_json_halt_linting_unless_allowed(
+    dev_env, local_arm, blob_dir, task_queue, resource_group, tmp_path
+):
+    # An ARM JSON template checked against Azure's type schemas at LINTING, on the worker (no compiler needed).
+    template = storage_template(["stschemagate01"])
+    template["resources"][0]["properties"] = {"accessTier": "Hott", "supportsHttpsTrafficOnlyy": True}
+    path = tmp_path / "azuredeploy.json"
+    path.write_text(json.dumps(template, indent=2), encoding="utf-8")
+    line_of = {k: n for n, text in enumerate(path.read_text().splitlines(), 1) for k in ("Hott", "Onlyy") if k in text}
+    async with real_worker(dev_env.client, local_arm, blob_dir, task_queue):
+        gated = await result_of(
+            await start_deployment(
+                dev_env.client,
+                request_for(local_arm, blob_dir, resource_group, template, template_path=str(path)),
+                task_queue=task_queue,
+            )
+        )
+        assert gated.outcome is DeployOutcome.LOGIC_FAILURE
+        assert gated.failure is not None and gated.failure.stage is DeploymentStage.LINTING
+        assert gated.failure.code == "LinterError" and "--allow-warnings" in gated.failure.message
+        assert (
+            f"{path}({line_of['Hott']}," in gated.failure.message and "Warning ValueNotAllowed" in gated.failure.message
+        )
+        assert (
+            f"{path}({line_of['Onlyy']}," in gated.failure.message
+            and "did you mean 'supportsHttpsTrafficOnly'?" in (gated.failure.message)
+        )
+        assert local_arm.admin.counters().count(path_contains=resource_group) == 0  # nothing reached ARM
+
+        allowed = request_for(
+            local_arm, blob_dir, resource_group, template, template_path=str(path), allow_warnings=True
+        )
+        handle = await start_deployment(dev_env.client, allowed, task_queue=task_queue)
+        result = await result_of(handle)
+        [report] = await lint_reports(handle, dev_env.client)
+    assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
+    assert report.warning_count == 2

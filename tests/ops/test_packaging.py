@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["arm_engine", "local_arm", "contract", "services", "client", "workflows", "activities"]
+PACKAGES = ["arm_engine", "azure_types", "local_arm", "contract", "services", "client", "workflows", "activities"]
 SCRIPTS = {"bicep-orchestrator": "starter:console_main", "bicep-orchestrator-worker": "worker:console_main"}
 
 
@@ -32,6 +32,9 @@ def test_wheel_contains_packages_and_console_commands(tmp_path: Path) -> None:
             assert f"{package}/__init__.py" in names, f"{package} is missing from the wheel"
         assert "starter.py" in names and "worker.py" in names
         assert "services/health/runner.py" in names  # subpackages too
+        # Azure's type schemas ship as package data, with the upstream licence and the source note
+        for data in ("azure-types.zip", "LICENSE", "SOURCE.md"):
+            assert f"azure_types/data/{data}" in names, f"azure_types/data/{data} is missing from the wheel"
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         parser = configparser.ConfigParser()
         parser.read_string(wheel.read(entry_points).decode())
