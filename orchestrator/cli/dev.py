@@ -24,6 +24,10 @@ from orchestrator.embedded import (
 from orchestrator.exit_codes import ExitCode
 
 EXAMPLE_DIR = PROJECT_ROOT / "examples" / "storage-and-web"
+# The Temporal CLI's own defaults (`temporal server start-dev`, and where `temporal workflow ...` connects without
+# flags), so plain `temporal` commands and UI bookmarks work against the embedded default.
+DEFAULT_PORT = 7233
+DEFAULT_UI_PORT = 8233
 DEMO_RESOURCE_GROUP = "demo-rg"
 DEMO_LOCATION = "eastus"
 
@@ -37,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--state-dir", type=Path, help="where state lives (default: ./.orchestrator)")
     p.add_argument("--no-worker", action="store_true", help="start no worker (run your own against the server)")
+    _add_port_arguments(p)
     p.set_defaults(run=run_dev)
 
     p = subparsers.add_parser(
@@ -51,7 +56,39 @@ def add_parser(subparsers: Any) -> None:
         "--keep-running", action="store_true", help="leave the embedded default running afterwards (until Ctrl-C)"
     )
     p.add_argument("--output", "-o", choices=["text", "json"], default="text", help="result format on stdout")
+    _add_port_arguments(p)
     p.set_defaults(run=run_demo)
+
+
+def _add_port_arguments(p: Any) -> None:
+    p.add_argument(
+        "--port",
+        type=_port,
+        help=f"Temporal's gRPC port on 127.0.0.1 (default {DEFAULT_PORT} when free, else a free one; given "
+        "explicitly, a taken port is an error)",
+    )
+    p.add_argument(
+        "--ui-port",
+        type=_port,
+        help=f"the Temporal Web UI's port (default {DEFAULT_UI_PORT} when free, else a free one)",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return value
+
+
+def _ports(args: argparse.Namespace) -> tuple[tuple[int, int], bool]:
+    """The ports asked for, and whether they were asked for explicitly (then a taken one is an error)."""
+    port, ui_port = getattr(args, "port", None), getattr(args, "ui_port", None)
+    strict = port is not None or ui_port is not None
+    return (port or DEFAULT_PORT, ui_port or DEFAULT_UI_PORT), strict
 
 
 def missing_pieces() -> list[str]:
@@ -80,10 +117,24 @@ def describe(instance: DevInstance) -> str:
     if "worker" in instance.pids:
         lines.append(f"  Worker      task queue {instance.task_queue} (pid {instance.pids['worker']})")
     lines.append(f"  State       {instance.state_dir}")
+    lines.append(temporal_cli_hint(instance))
     return "\n".join(lines)
 
 
-def _start(state_dir: Path, *, worker: bool) -> tuple[EmbeddedDefault, DevInstance] | int:
+def temporal_cli_hint(instance: DevInstance) -> str:
+    """How plain `temporal` commands reach this server: without flags on the Temporal CLI's default port, else
+    after one `export` (the Temporal CLI and this CLI without --local both read TEMPORAL_ADDRESS)."""
+    if instance.temporal_address.rpartition(":")[2] == str(DEFAULT_PORT):
+        return f"  temporal    plain `temporal workflow ...` commands reach it (default port {DEFAULT_PORT})"
+    return (
+        "  temporal    for plain `temporal workflow ...` commands, run: "
+        f"export TEMPORAL_ADDRESS={instance.temporal_address}"
+    )
+
+
+def _start(
+    state_dir: Path, *, worker: bool, ports: tuple[int, int] | None = None, strict_ports: bool = False
+) -> tuple[EmbeddedDefault, DevInstance] | int:
     missing = missing_pieces()
     if missing:
         sys.stderr.write(
@@ -91,23 +142,25 @@ def _start(state_dir: Path, *, worker: bool) -> tuple[EmbeddedDefault, DevInstan
             "These parts of issue 4 are still being built; see README 'What works today'.\n"
         )
         return int(ExitCode.ENVIRONMENTAL)
-    embedded = EmbeddedDefault(state_dir, worker=worker)
+    embedded = EmbeddedDefault(state_dir, worker=worker, ports=ports, strict_ports=strict_ports)
     sys.stderr.write("Starting the embedded default (Temporal dev server, local ARM, worker)...\n")
     try:
-        return embedded, embedded.start()
+        instance = embedded.start()
+        for note in embedded.port_notes:
+            sys.stderr.write(f"note: {note}.\n")
+        return embedded, instance
     except EmbeddedError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return int(ExitCode.ENVIRONMENTAL)
 
 
 def _block_until_interrupted(embedded: EmbeddedDefault) -> int:
+    """Supervise the children until Ctrl-C: a crashed worker, local ARM or server is started again with backoff
+    (same ports, same state) while the rest keep running; each crash and restart is reported here."""
     while True:
-        dead = embedded.dead_children()
-        if dead:
-            name = dead[0]
-            sys.stderr.write(f"error: the {name} stopped unexpectedly; stopping the rest. Its log ends with:\n")
-            sys.stderr.write(embedded.log_tail(name) + "\n")
-            return int(ExitCode.ENVIRONMENTAL)
+        for event in embedded.supervise():
+            sys.stderr.write(f"[dev {time.strftime('%H:%M:%S')}] {event}\n")
+            sys.stderr.flush()
         time.sleep(0.5)
 
 
@@ -126,7 +179,10 @@ def run_dev(args: argparse.Namespace) -> int:
     previous = _stop_on_signals()
     started: tuple[EmbeddedDefault, DevInstance] | int | None = None
     try:
-        started = _start(args.state_dir or default_state_dir(), worker=not args.no_worker)
+        ports, strict = _ports(args)
+        started = _start(
+            args.state_dir or default_state_dir(), worker=not args.no_worker, ports=ports, strict_ports=strict
+        )
         if isinstance(started, int):
             return started
         embedded, instance = started
@@ -177,7 +233,8 @@ def run_demo(args: argparse.Namespace) -> int:
         if instance is not None:
             sys.stderr.write(f"Using the embedded default already running from {state_dir}.\n")
         else:
-            started = _start(state_dir, worker=True)
+            ports, strict = _ports(args)
+            started = _start(state_dir, worker=True, ports=ports, strict_ports=strict)
             if isinstance(started, int):
                 return started
             embedded, instance = started
