@@ -20,7 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 
-from .codec import EncryptionCodec, KeyRing
+from .codec import EncryptionCodec, KeyRing, MissingKeysCodec
 from .telemetry import client_interceptors, temporal_runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -29,10 +29,11 @@ DEFAULT_TASK_QUEUE = "deployments"
 
 
 def data_converter() -> DataConverter:
-    """The pydantic converter, plus the encryption codec when keys are configured."""
+    """The pydantic converter, plus the encryption codec when keys are configured (without keys, a codec that
+    names the missing key configuration when it meets an encrypted payload)."""
     ring = KeyRing.from_environment()
     if ring is None:
-        return pydantic_data_converter
+        return dataclasses.replace(pydantic_data_converter, payload_codec=MissingKeysCodec())
     return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(ring))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from orchestrator.codec import CodecConfigError, KeyRing
+from orchestrator.codec import CodecConfigError, CodecKeyError, KeyRing
 from orchestrator.embedded import ENV_TASK_QUEUE, DevInstance, EmbeddedError, require_running_instance
 from orchestrator.exit_codes import ExitCode
 from orchestrator.inputs import InputError
@@ -156,6 +156,8 @@ async def _guarded(body: Callable[[], Awaitable[int]], *, output: str) -> int:
         return _refuse(str(exc), exc.code, output)
     except InputError as exc:
         return _refuse(str(exc), ExitCode.USAGE, output)
+    except CodecKeyError as exc:  # an encrypted history read without (the right) keys
+        return _refuse(f"Cannot read the deployment: {exc}. Nothing was changed.", ExitCode.USAGE, output)
 
 
 def _refuse(message: str, code: ExitCode, output: str) -> int:

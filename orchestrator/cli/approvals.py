@@ -27,6 +27,7 @@ from orchestrator.cli._common import (
     resolve_target,
     run_command,
 )
+from orchestrator.codec import CodecKeyError
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import (
@@ -84,6 +85,8 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
         )
     try:
         status = await query_status(handle)
+    except CodecKeyError:
+        raise
     except Exception as exc:
         raise CommandError(
             f"Deployment '{workflow_id}' did not answer its status query ({exc}); is a worker running? "

@@ -40,7 +40,7 @@ from orchestrator.cli._common import (
     run_command,
 )
 from orchestrator.cli.audit import add_audit_dir_arguments, write_deployment_audit
-from orchestrator.codec import redact, secret_strings
+from orchestrator.codec import CodecKeyError, redact, secret_strings
 from orchestrator.deployments import (
     DeploymentAlreadyRunning,
     build_deploy_request,
@@ -599,6 +599,8 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
     try:
         # Bounded: a query waits for a worker, and the loop must go on to print hints and notice the result.
         return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
+    except CodecKeyError:
+        raise
     except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
         return None
 

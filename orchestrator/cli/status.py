@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
 from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
+from orchestrator.codec import CodecKeyError
 from orchestrator.deployments import query_status
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
@@ -82,6 +83,8 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)
+    except CodecKeyError:
+        raise
     except Exception:  # no worker to answer the query: say what Temporal itself knows
         current = None
     if args.output == "json":
