@@ -15,10 +15,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.exceptions import ApplicationError
 
 from .codec import EncryptionCodec, KeyRing, MissingKeysCodec
 from .telemetry import client_interceptors, temporal_runtime
@@ -28,13 +30,31 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "deployments"
 
 
+# ApplicationError types whose message says everything a reader needs (a classified failure, a rejection, a
+# confirmation timeout, a rollback): the Temporal UI shows them without the Python stack trace of where the
+# workflow raised them. Any other error keeps its stack trace (it is a bug worth a trace).
+READABLE_FAILURE_PREFIXES = ("LOGIC.", "ENVIRONMENTAL.", "NOT_DEPLOYED.", "ROLLED_BACK.")
+
+
+class ReadableFailureConverter(DefaultFailureConverter):
+    """The default failure converter, without stack traces on the deployment's own classified failures."""
+
+    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        if isinstance(exception, ApplicationError) and (exception.type or "").startswith(READABLE_FAILURE_PREFIXES):
+            failure.stack_trace = ""
+
+
+_CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=ReadableFailureConverter)
+
+
 def data_converter() -> DataConverter:
     """The pydantic converter, plus the encryption codec when keys are configured (without keys, a codec that
     names the missing key configuration when it meets an encrypted payload)."""
     ring = KeyRing.from_environment()
     if ring is None:
-        return dataclasses.replace(pydantic_data_converter, payload_codec=MissingKeysCodec())
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(ring))
+        return dataclasses.replace(_CONVERTER, payload_codec=MissingKeysCodec())
+    return dataclasses.replace(_CONVERTER, payload_codec=EncryptionCodec(ring))
 
 
 def connect_options(

@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "orchestrator.cli.approvals",
     "orchestrator.cli.rollback_params",
     "orchestrator.cli.status",
+    "orchestrator.cli.lifecycle",
     "orchestrator.cli.audit",
     "orchestrator.cli.dev",
     "orchestrator.cli.expand",
@@ -53,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(sub)
+    # `starter.py local-arm` is dispatched before this parser (starter.py: the orchestrator never imports the
+    # emulator); listed here so the top-level --help names it.
+    sub.add_parser(
+        "local-arm",
+        help="run the local ARM emulator (HTTPS on loopback; `starter.py local-arm --help` for its options)",
+        add_help=False,
+    )
     return parser
 
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.audit.history import NotADeployment, fetch_record
 from orchestrator.audit.record import AuditRecord
-from orchestrator.audit.store import DATABASE_NAME, FORMATS, default_audit_dir, write_record
+from orchestrator.audit.store import DATABASE_NAME, FORMATS, default_audit_dir, deleted_resources, write_record
 from orchestrator.cli._common import (
     CommandError,
     Target,
@@ -152,11 +152,15 @@ def render_record(record: AuditRecord) -> str:
         counts = ", ".join(f"{n} {k}" for k, n in sorted((r.plan.get("counts") or {}).items()))
         ref = (r.plan.get("full_result") or {}).get("digest")
         lines.append(f"  plan        {counts or 'no changes'}" + (f" (full what-if: {ref})" if ref else ""))
+        for rid in deleted_resources(r):
+            lines.append(f"  - Delete    {rid}")
     for a in r.approvals:
         lines.append(
             f"  {a.decision.lower():<11} by {a.by} at {a.at.isoformat(timespec='seconds')} (round {a.round}): "
-            f"{a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+            f"{a.reason or '-'}; {len(a.destructive_set)} deletion(s)" + (":" if a.destructive_set else "")
         )
+        for rid in a.destructive_set:
+            lines.append(f"                - {rid}")
     for t in r.retries:
         after = f", retried after {t.backoff_seconds:g} s" if t.retried and t.backoff_seconds is not None else ""
         lines.append(

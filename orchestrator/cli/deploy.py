@@ -58,6 +58,7 @@ from orchestrator.health import (
     health_spec_from_args,
     live_health_progress,
 )
+from orchestrator.health.models import parse_duration
 from orchestrator.inputs import (
     DeploymentInputs,
     InputError,
@@ -92,7 +93,8 @@ def add_parser(subparsers: Any) -> None:
         help="deploy an ARM template to a resource group through the deployment workflow",
         description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
         "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
-        "failure after retries, 4 rejected or not confirmed in time.",
+        "failure after retries, 4 rejected or not confirmed in time, 5 failed and rolled back "
+        "(--rollback-on-failure).",
     )
     p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
     p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
@@ -144,6 +146,12 @@ def add_parser(subparsers: Any) -> None:
         help="Incremental (default) leaves other resources alone; Complete deletes what the template omits",
     )
     p.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID; --local: the local one)")
+    p.add_argument(
+        "--confirmation-timeout",
+        metavar="DURATION",
+        help="how long a plan that deletes waits for approve/reject before failing as not confirmed (exit 4): "
+        "seconds or 30s, 10m, 2h (default: the worker's, 1h)",
+    )
     p.add_argument(
         "--wait",
         action="store_true",
@@ -321,6 +329,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         ),
         skip_health=args.skip_health,
     )
+    confirmation_timeout(args)  # a bad value is refused before connecting
     git_sha = args.git_sha or detect_git_sha(template_path)
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
@@ -365,6 +374,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             f"{local_flag(target)}` shows where it is.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    args.deploy_result = result  # for callers that run deploy in-process (demo's closing sentence)
     await write_deployment_audit(
         target, handle.id, handle.result_run_id, audit_dir=args.audit_dir, fmt=getattr(args, "audit_format", "both")
     )
@@ -423,14 +433,44 @@ def _build_request(
         )
     if getattr(args, "rollback_on_failure", False):
         request = request.model_copy(update={"rollback_on_failure": True})
+    timeout = confirmation_timeout(args)
+    if timeout is not None:
+        request = request.model_copy(update={"confirmation_timeout_seconds": timeout})
     return request
 
 
-async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+MAX_CONFIRMATION_TIMEOUT_SECONDS = 30 * 86400.0
+
+
+def confirmation_timeout(args: argparse.Namespace) -> float | None:
+    """``--confirmation-timeout`` in seconds (None: the worker's default); a usage error names the flag."""
+    given = getattr(args, "confirmation_timeout", None)
+    if given is None:
+        return None
     try:
-        if wait:
-            progress("Waiting for any running deployment of this resource group to finish (--wait)...")
-        return await start_deployment(target.client, request, wait=wait, task_queue=target.task_queue)
+        seconds = parse_duration(given)
+    except ValueError as exc:
+        raise InputError(f"--confirmation-timeout: {exc}.") from None
+    if not 1 <= seconds <= MAX_CONFIRMATION_TIMEOUT_SECONDS:
+        raise InputError(
+            f"--confirmation-timeout {given!r} is out of range: give between 1 s and 30 days (e.g. 30m, 2h)."
+        )
+    return seconds
+
+
+async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+    watcher: asyncio.Task[None] | None = None
+
+    async def on_busy(running: WorkflowHandle[Any, Any]) -> None:
+        nonlocal watcher
+        if watcher is not None:
+            watcher.cancel()
+        watcher = asyncio.ensure_future(_watch_blocker(running, target))
+
+    try:
+        return await start_deployment(
+            target.client, request, wait=wait, task_queue=target.task_queue, on_busy=on_busy if wait else None
+        )
     except RPCError as exc:
         raise CommandError(
             f"The Temporal server at {target.address} refused to start the deployment workflow in namespace "
@@ -445,6 +485,44 @@ async def _start(target: Target, request: DeployRequest, *, wait: bool) -> Workf
             "run this command again with --wait to queue behind it. Nothing new was started.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _watch_blocker(running: WorkflowHandle[Any, Any], target: Target) -> None:
+    """--wait: say which deployment holds the resource group, where it is, and — when it waits for an approval —
+    what it waits for and who can give it; again whenever its stage changes."""
+    said: tuple[str, int] | None = None
+    while True:
+        status = await _try_status(running)
+        stage = status.stage.value if status else "unknown (no worker answered yet)"
+        pending = status.pending_confirmation if status else None
+        key = (stage, pending.round if pending else 0)
+        if key != said:
+            said = key
+            progress(
+                f"Waiting for deployment {running.id} to finish first (--wait): it holds this resource group and is "
+                f"at {stage}."
+            )
+            if status is not None and status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending:
+                policy = pending.approval_policy
+                who = "anyone"
+                if policy is not None and policy.allowed_approvers is not None:
+                    who = ", ".join(policy.allowed_approvers) or "nobody listed"
+                if policy is not None and not policy.allow_self_approval:
+                    who += f" (not its initiator, {_initiator_of(status)})"
+                progress(
+                    f"  It waits for approval of {len(pending.destructive_changes)} deletion(s) until "
+                    f"{pending.deadline.isoformat(timespec='seconds')}; who may decide: {who}.\n"
+                    f"  python starter.py approve {running.id}{local_flag(target)} --reason '...'   (or reject)"
+                )
+        await asyncio.sleep(2.0)
+
+
+def _initiator_of(status: DeploymentStatus) -> str:
+    first = status.transitions[0] if status.transitions else None
+    return (first.by if first is not None else None) or "unknown"
 
 
 # ------------------------------------------------------------------------------------------------ following
@@ -615,7 +693,7 @@ def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str
         detail = f"({detail})"
     if detail:
         text += f" {detail}"
-    if by:
+    if by and f"by {by}" not in detail:  # "rejected by ana: ..." names the person already
         text += f" (by {by})"
     return text
 

@@ -242,11 +242,15 @@ def run_demo(args: argparse.Namespace) -> int:
         deploy_args = build_parser().parse_args(demo_argv(args.output))
         deploy_args.state_dir = state_dir
         code = run_command(lambda: deploy_command.deploy(deploy_args), output=args.output)
-        if args.output == "text":
-            print(
-                "\nRun it again (`make demo`): the resources exist now, so the plan shows NoChange.\n"
-                "The confirmation flow: see README, 'Deleting resources needs a confirmation'."
+        result = getattr(deploy_args, "deploy_result", None)  # set by deploy once the workflow ended
+        if args.output == "text" and result is not None:
+            changed = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
+            again = (
+                "Run it again (`make demo`): the resources exist now, so the plan shows NoChange."
+                if changed
+                else "The resources existed already, so the plan showed NoChange: the deployment changed nothing."
             )
+            print(f"\n{again}\nThe confirmation flow: see README, 'Deleting resources needs a confirmation'.")
         if args.keep_running and embedded is not None:
             print(f"The embedded default keeps running; Temporal UI: {instance.ui_url} (Ctrl-C stops it).", flush=True)
             _block_until_interrupted(embedded)

@@ -185,6 +185,7 @@ async def list_deployments(args: argparse.Namespace, *, client: Client | None = 
                     "template": memo.get("template"),
                     "git_sha": attributes.get(search_attributes.GIT_SHA),
                     "state": attributes.get(search_attributes.DEPLOYMENT_STATE) or memo.get("stage"),
+                    "outcome": memo.get("outcome") or _outcome_from_status(wf.status.name if wf.status else ""),
                 }
             )
             if len(rows) >= args.limit:
@@ -206,16 +207,24 @@ async def list_deployments(args: argparse.Namespace, *, client: Client | None = 
     if not rows:
         print("No deployments found.")
         return int(ExitCode.OK)
+    # STATUS is Temporal's (a rejected deployment is a FAILED workflow), STATE the last stage, OUTCOME what came of
+    # it (SUCCEEDED, REJECTED, NOT_CONFIRMED, LOGIC_FAILURE, ...); RUN ID tells the runs of one resource group apart.
     print(
-        f"{'WORKFLOW ID':<60} {'STATUS':<11} {'STATE':<21} {'STARTED':<26} {'RESOURCE GROUP':<20} "
-        f"{'GIT SHA':<12} INITIATOR"
+        f"{'WORKFLOW ID':<60} {'RUN ID':<36} {'STATUS':<11} {'STATE':<21} {'OUTCOME':<21} {'STARTED':<25} "
+        f"{'RESOURCE GROUP':<20} {'GIT SHA':<12} INITIATOR"
     )
     for r in rows:
         print(
-            f"{r['workflow_id']:<60} {r['status']:<11} {r['state'] or '-':<21} {r['started']:<26} "
-            f"{r['resource_group']:<20} {(r['git_sha'] or '-')[:12]:<12} {r['initiator'] or ''}"
+            f"{r['workflow_id']:<60} {r['run_id']:<36} {r['status']:<11} {r['state'] or '-':<21} "
+            f"{r['outcome'] or '-':<21} {r['started']:<25} {r['resource_group']:<20} {(r['git_sha'] or '-')[:12]:<12} "
+            f"{r['initiator'] or ''}"
         )
     return int(ExitCode.OK)
+
+
+def _outcome_from_status(status: str) -> str | None:
+    """For runs whose memo predates the outcome field: what Temporal's own status says, where it is unambiguous."""
+    return {"COMPLETED": "SUCCEEDED", "CANCELED": "CANCELLED", "TERMINATED": "TERMINATED"}.get(status)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
