@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from orchestrator.cli import colour
+
+    colour.configure(args)
     try:
         return int(args.run(args))
     except UsageError as exc:

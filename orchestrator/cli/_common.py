@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from orchestrator.cli.colour import add_colour_argument
 from orchestrator.codec import CodecConfigError, CodecKeyError, KeyRing
 from orchestrator.embedded import ENV_TASK_QUEUE, DevInstance, EmbeddedError, require_running_instance
 from orchestrator.exit_codes import ExitCode
@@ -68,6 +69,7 @@ def add_target_args(parser: Any) -> None:
         default="text",
         help="text for people (default) or json for scripts and CI; results go to stdout, progress to stderr",
     )
+    add_colour_argument(parser)
 
 
 def current_user() -> str:

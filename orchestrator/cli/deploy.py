@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 from arm_engine import DeploymentScope, TemplateError
 from orchestrator.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
 from orchestrator.blobstore import LocalBlobStore
+from orchestrator.cli import colour
 from orchestrator.cli._common import (
     OUTCOME_EXIT_CODES,
     CommandError,
@@ -40,6 +41,7 @@ from orchestrator.cli._common import (
     run_command,
 )
 from orchestrator.cli.audit import add_audit_dir_arguments, write_deployment_audit
+from orchestrator.cli.secure_input import add_secure_value_arguments, apply_secure_values
 from orchestrator.codec import CodecKeyError, redact, secret_strings
 from orchestrator.deployments import (
     DeploymentAlreadyRunning,
@@ -76,6 +78,7 @@ from orchestrator.models import (
     DeployOutcome,
     DeployRequest,
     DeployResult,
+    StageTransition,
 )
 from orchestrator.plan_render import plan_documents, render_plan
 from orchestrator.rollback import rollback_summary
@@ -121,6 +124,7 @@ def add_parser(subparsers: Any) -> None:
         help="treat parameter NAME as secret like a securestring (repeatable): its value (from -p or --param) is "
         "sealed in the content store, never in history, logs or output (docs/SECURITY.md)",
     )
+    add_secure_value_arguments(p)
     p.add_argument("--allow-warnings", action="store_true", help="do not halt on lint warnings")
     p.add_argument(
         "--no-confirm-deletes",
@@ -313,6 +317,8 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         if not args.template:
             raise InputError("No template: give -t/--template (or -p with a .bicepparam file whose `using` names one).")
         inputs, resource_group, location = read_inputs(args)
+        from_elsewhere = apply_secure_values(args, inputs, interactive=_interactive(args.output))
+        args.secret_param = sorted({*getattr(args, "secret_param", []), *from_elsewhere})
         hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
         try:
             check_against_template(inputs, resource_group=resource_group, location=location)
@@ -585,7 +591,11 @@ async def follow(
                     if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
                         plan_shown = True
                         _show_plan(status.plan, store, output)
-                    progress(_transition_line(transition.stage, transition.detail, transition.by))
+                    progress(
+                        _transition_line(
+                            transition.stage, transition.detail, transition.by, since=_started(status), at=transition.at
+                        )
+                    )
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
                     progress(line)
@@ -609,7 +619,11 @@ async def follow(
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
-        progress(_transition_line(transition.stage, transition.detail, transition.by))
+        progress(
+            _transition_line(
+                transition.stage, transition.detail, transition.by, since=_started(result), at=transition.at
+            )
+        )
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -663,7 +677,7 @@ def _show_plan(plan: Any, store: LocalBlobStore | None, output: str) -> None:
     if output != "text":
         return
     sys.stderr.flush()
-    sys.stdout.write(render_plan(plan_documents(plan, store)))
+    sys.stdout.write(colour.plan(render_plan(plan_documents(plan, store)), sys.stdout))
     sys.stdout.flush()
 
 
@@ -683,8 +697,33 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
         return None
 
 
-def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
-    text = f"  [{stage.value}]"
+def _started(status: DeploymentStatus | DeployResult) -> datetime | None:
+    """When the deployment was requested (its first transition), the origin of the stage lines' times."""
+    return status.transitions[0].at if status.transitions else None
+
+
+def _stage_line(transition: StageTransition, status: DeploymentStatus | DeployResult) -> str:
+    return _transition_line(
+        transition.stage, transition.detail, transition.by, since=_started(status), at=transition.at
+    )
+
+
+def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def _transition_line(
+    stage: DeploymentStage,
+    detail: str,
+    by: str | None,
+    *,
+    since: datetime | None = None,
+    at: datetime | None = None,
+) -> str:
+    text = f"  {colour.stage(stage.value, sys.stderr)}"
     # The detail of the transition into LINTING (PLANNING) reports what validation (lint) found: bracket it, or
     # "[LINTING] 4 resources, parameters valid" reads as if linting had found it.
     if detail and stage is DeploymentStage.LINTING:
@@ -695,6 +734,8 @@ def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str
         text += f" {detail}"
     if by and f"by {by}" not in detail:  # "rejected by ana: ..." names the person already
         text += f" (by {by})"
+    if since is not None and at is not None:  # time since the deployment was requested
+        text += " " + colour.paint(f"+{_elapsed(max(0.0, (at - since).total_seconds()))}", colour.GREY, sys.stderr)
     return text
 
 
@@ -748,8 +789,16 @@ async def _answer(handle: WorkflowHandle[Any, Any], destructive_set: list[str] |
 RESULT_SCHEMA_VERSION = 1
 
 
+def duration_seconds(result: DeployResult) -> float | None:
+    """From the request to the last transition (the workflow's own clock, so the same for every reader)."""
+    if len(result.transitions) < 2:
+        return None
+    return max(0.0, (result.transitions[-1].at - result.transitions[0].at).total_seconds())
+
+
 def result_document(result: DeployResult) -> dict[str, Any]:
     doc = {"schema_version": RESULT_SCHEMA_VERSION, **result.model_dump(mode="json")}
+    doc["duration_seconds"] = duration_seconds(result)
     doc["exit_code"] = int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL))
     doc["has_changes"] = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
     doc["change_counts"] = dict(result.plan.counts) if result.plan else {}
@@ -762,6 +811,9 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
         print_json(result_document(result))
         return int(code)
     out = sys.stdout
+    took = duration_seconds(result)
+    if took is not None:  # after the result, as the last thing a reader sees
+        progress(f"  took {_elapsed(took)} in total (requested to {result.outcome.value})")
     if result.outcome == DeployOutcome.SUCCEEDED:
         out.write(f"Deployment succeeded: workflow {result.workflow_id}, ARM deployment {result.deployment_name}.\n")
         if result.skipped_health:

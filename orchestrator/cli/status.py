@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.audit import search_attributes
 from orchestrator.blobstore import LocalBlobStore
+from orchestrator.cli import colour
 from orchestrator.cli._common import CommandError, add_target_args, print_json, resolve_target, run_command
 from orchestrator.codec import CodecKeyError
 from orchestrator.deployments import query_status
@@ -112,11 +114,10 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     if current.plan is not None:
         print(f"  plan: {summary_line(current.plan.counts)}")
         if args.plan:
-            print(
-                render_plan(
-                    plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
-                )
+            rendered = render_plan(
+                plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
             )
+            print(colour.plan(rendered, sys.stdout))
     pending = current.pending_confirmation
     if pending is not None:
         print(f"  {confirmation_wait(pending.asked_at, pending.deadline)} (round {pending.round}):")

@@ -8,8 +8,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
+import re
+import select
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +23,12 @@ from typing import Any
 import pytest
 
 from orchestrator.cli.dev import missing_pieces
-from orchestrator.embedded import EmbeddedDefault
+from orchestrator.embedded import LOCAL_SUBSCRIPTION, EmbeddedDefault
 from orchestrator.exit_codes import ExitCode
+from tests.security.secret_template import random_token, secret_template
 
 from .conftest import EXAMPLE, REPO
+from .test_end_to_end import StderrWatcher
 
 pytestmark = pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}")
 
@@ -133,3 +141,241 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly(
     no_traceback(done)
     assert "BrokenPipeError" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def popen(stack: EmbeddedDefault, *argv: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, STARTER, *argv],
+        cwd=REPO,
+        env=env_for(stack, **env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def deploy_argv(rg: str, *extra: str, template: str = TEMPLATE) -> list[str]:
+    return ["deploy", "--local", "-g", rg, "-l", "eastus", "-t", template, "-p", PARAMS, "--skip-health", *extra]
+
+
+def wait_for_stage(stack: EmbeddedDefault, workflow_id: str, stage: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    doc: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        done = cli(stack, "status", workflow_id, "--local", "--output", "json")
+        if done.returncode == 0:
+            doc = json.loads(done.stdout)
+            if doc.get("stage") == stage:
+                return doc
+        time.sleep(0.5)
+    raise AssertionError(f"{workflow_id} never reached {stage}; last status {doc}")
+
+
+def workflow_id(rg: str) -> str:
+    return f"deploy-{LOCAL_SUBSCRIPTION}-{rg}"
+
+
+def waiting_removal(stack: EmbeddedDefault, rg: str, *extra: str) -> tuple[subprocess.Popen[str], StderrWatcher]:
+    """The web app deployed, then a Complete-mode deployment without it: it waits for approval to delete it."""
+    first = cli(stack, *deploy_argv(rg))
+    assert first.returncode == 0, first.stderr
+    proc = popen(stack, *deploy_argv(rg, "--mode", "Complete", *extra, template=WITHOUT_WEB))
+    watcher = StderrWatcher(proc)
+    watcher.wait_for("[AWAITING_CONFIRMATION]", timeout=120)
+    return proc, watcher
+
+
+def run_on_pty(argv: list[str], env: dict[str, str], answers: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``starter.py ARGV`` with stdin, stdout and stderr on a pseudo-terminal (as in a user's shell); answer
+    prompts that appear (``answers``: prompt fragment → line to type). Returns the exit code and all it wrote."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, STARTER, *argv], cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    seen = b""
+    pending = dict(answers or {})
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk and proc.poll() is not None:
+                    break
+                seen += chunk
+                for fragment in list(pending):
+                    if fragment.encode() in seen:
+                        os.write(master, pending.pop(fragment).encode() + b"\n")
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return proc.returncode, seen.decode(errors="replace")
+
+
+# ------------------------------------------------------------------------------------------------ colour, timings
+
+
+def test_colour_on_a_terminal_none_in_a_pipe_or_with_no_color(stack: EmbeddedDefault) -> None:
+    code, shown = run_on_pty(deploy_argv("fh-colour"), env_for(stack))
+    assert code == 0, shown
+    assert "\x1b[32m+ Microsoft.Web/sites/" in shown or "\x1b[32m+" in shown, shown  # Create in green
+    assert "\x1b[36m[PLANNING]" in shown and "\x1b[32m[COMPLETED]" in shown, shown
+    # each stage line carries the time since the request, and deploy ends with the total
+    assert re.search(r"\[DEPLOYING\].*\+\d+\.\d s", shown), shown
+    assert re.search(r"took \d+\.\d s in total", shown), shown
+
+    piped = cli(stack, *deploy_argv("fh-colour"))
+    assert piped.returncode == 0
+    assert "\x1b[" not in piped.stdout + piped.stderr
+    assert "= Microsoft.Web/sites/" in piped.stdout  # the same plan, plain
+    assert re.search(r"\[COMPLETED\] deployment succeeded \+\d+\.\d s", piped.stderr), piped.stderr
+
+    for off in ({"NO_COLOR": "1"}, {}):
+        argv = deploy_argv("fh-colour") + ([] if off else ["--no-color"])
+        code, shown = run_on_pty(argv, env_for(stack, **off))
+        assert code == 0, shown
+        assert "\x1b[" not in shown, shown
+
+
+# ------------------------------------------------------------------------------------------------ --wait, cancel
+
+
+def test_wait_names_the_blocker_and_its_approval_then_cancel_frees_the_group(stack: EmbeddedDefault) -> None:
+    rg = "fh-wait"
+    blocker, _blocker_err = waiting_removal(stack, rg)
+    try:
+        queued = popen(stack, *deploy_argv(rg, "--wait"))
+        queued_err = StderrWatcher(queued)
+        line = queued_err.wait_for("Waiting for deployment", timeout=60)
+        assert workflow_id(rg) in line and "AWAITING_CONFIRMATION" in line, line
+        assert "It waits for approval of 1 deletion(s)" in queued_err.wait_for("It waits for approval")
+        queued_err.wait_for(f"python starter.py approve {workflow_id(rg)} --local")
+
+        cancelled = cli(stack, "cancel", workflow_id(rg), "--local")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert "ended: CANCELLED" in cancelled.stdout, cancelled.stdout
+        assert blocker.wait(timeout=60) == ExitCode.ENVIRONMENTAL  # the follower reports the cancellation
+        assert queued.wait(timeout=180) == 0, queued_err.text()
+        # cancel of something that is not running is a usage error that says why
+        again = cli(stack, "cancel", workflow_id(rg), "--local")
+        assert again.returncode == ExitCode.USAGE and "not running" in again.stderr
+        unknown = cli(stack, "cancel", "deploy-nope", "--local")
+        assert unknown.returncode == ExitCode.USAGE and "no deployment workflow" in unknown.stderr
+    finally:
+        for proc in (blocker,):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------ follow, timeout
+
+
+def test_follow_reattaches_and_ends_with_the_deployments_exit_code(stack: EmbeddedDefault) -> None:
+    rg = "fh-follow"
+    proc, _err = waiting_removal(stack, rg, "--confirmation-timeout", "6s")
+    proc.send_signal(signal.SIGINT)  # Ctrl-C: stops following, not the deployment
+    proc.wait(timeout=30)
+    followed = cli(stack, "follow", workflow_id(rg), "--local")
+    no_traceback(followed)
+    assert followed.returncode == ExitCode.REJECTED, followed.stderr + followed.stdout
+    assert "was not confirmed in time" in followed.stdout
+    assert "no approve/reject signal within 6 s" in followed.stdout + followed.stderr
+    bad = cli(stack, *deploy_argv(rg, "--confirmation-timeout", "soon"))
+    assert bad.returncode == ExitCode.USAGE and "--confirmation-timeout" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------ secure values
+
+
+@pytest.fixture(scope="module")
+def secret_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("secret")
+    (folder / "secret.json").write_text(json.dumps(secret_template("fhsecret01")))
+    return folder / "secret.json"
+
+
+def test_secure_value_from_the_environment_stdin_or_a_hidden_prompt(stack: EmbeddedDefault, secret_files: Path) -> None:
+    base = ["deploy", "--local", "-g", "fh-secret", "-l", "eastus", "-t", str(secret_files), "--skip-health"]
+    token = random_token()
+    from_env = cli(stack, *base, "--secure-param-env", "adminPassword=FH_PASSWORD", FH_PASSWORD=token)
+    assert from_env.returncode == 0, from_env.stderr
+    assert token not in from_env.stdout + from_env.stderr
+
+    token = random_token()
+    from_stdin = cli(stack, *base, "--secure-param-stdin", "adminPassword", stdin=token + "\n")
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert token not in from_stdin.stdout + from_stdin.stderr
+
+    token = random_token()
+    code, shown = run_on_pty(base, env_for(stack), {"parameter 'adminPassword' (input hidden): ": token})
+    assert code == 0, shown
+    assert "Value for securestring parameter 'adminPassword' (input hidden)" in shown
+    assert token not in shown  # never echoed
+
+    missing = cli(stack, *base, "--secure-param-env", "adminPassword=FH_UNSET")
+    assert missing.returncode == ExitCode.USAGE and "FH_UNSET is not set" in missing.stderr
+    assert count_runs(stack, "fh-secret") == 3  # the refusal started nothing
+
+
+def count_runs(stack: EmbeddedDefault, rg: str) -> int:
+    done = cli(stack, "list", "--local", "-g", rg, "--output", "json", "--limit", "100")
+    assert done.returncode == 0, done.stderr
+    return len(json.loads(done.stdout))
+
+
+# ------------------------------------------------------------------------------------------------ wording, audit
+
+
+def test_wording_rejection_list_columns_help(stack: EmbeddedDefault) -> None:
+    rg = "fh-words"
+    proc, err = waiting_removal(stack, rg)
+    rejected = cli(stack, "reject", workflow_id(rg), "--local", "--reason", "not during business hours")
+    assert rejected.returncode == 0, rejected.stderr
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait(timeout=60) == ExitCode.REJECTED
+    text = err.text() + out
+    assert "not during business hours" in text
+    assert re.search(r"rejected by (\S+): not during business hours \(by \1\)", text) is None, text
+
+    listed = cli(stack, "list", "--local", "-g", rg)
+    header, *rows = listed.stdout.splitlines()
+    assert "RUN ID" in header and "OUTCOME" in header
+    assert "REJECTED" in rows[0] and "SUCCEEDED" in rows[1], listed.stdout
+    rows_json = json.loads(cli(stack, "list", "--local", "-g", rg, "--output", "json").stdout)
+    assert [r["outcome"] for r in rows_json] == ["REJECTED", "SUCCEEDED"]
+    assert rows_json[0]["run_id"] in rows[0]
+
+    assert "5 failed and rolled back" in cli(stack, "deploy", "--help").stdout
+    assert "local-arm" in cli(stack, "--help").stdout
+
+
+def test_audit_lists_the_deletions_in_text_and_sqlite(stack: EmbeddedDefault, tmp_path: Path) -> None:
+    rg = "fh-audit"
+    proc, _err = waiting_removal(stack, rg, "--audit-format", "none")
+    approved = cli(stack, "approve", workflow_id(rg), "--local", "--reason", "web app retired")
+    assert approved.returncode == 0, approved.stderr
+    assert proc.wait(timeout=120) == 0
+    shown = cli(stack, "audit", workflow_id(rg), "--local", "--audit-dir", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    deleted = [line for line in shown.stdout.splitlines() if line.strip().startswith("- Delete")]
+    assert len(deleted) == 1 and "/providers/Microsoft.Web/sites/" in deleted[0], shown.stdout
+    assert re.search(r"approved\s+by .*1 deletion\(s\):\n\s+- /subscriptions/.*/sites/", shown.stdout.lower())
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        rows = db.execute(
+            "SELECT resource_type, health_status, change_type FROM deployment_resources WHERE change_type = 'Delete'"
+        ).fetchall()
+    assert rows == [("Microsoft.Web/sites", "Deleted", "Delete")]
