@@ -42,7 +42,12 @@ class ReadableFailureConverter(DefaultFailureConverter):
     def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
         super().to_failure(exception, payload_converter, failure)
         if isinstance(exception, ApplicationError) and (exception.type or "").startswith(READABLE_FAILURE_PREFIXES):
-            failure.stack_trace = ""
+            # The whole chain: the workflow raises these while handling its internal StageFailed, which becomes
+            # the cause, with the trace of where the stage gave up.
+            current: Failure | None = failure
+            while current is not None:
+                current.stack_trace = ""
+                current = current.cause if current.HasField("cause") else None
 
 
 _CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=ReadableFailureConverter)

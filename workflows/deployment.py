@@ -638,6 +638,7 @@ class DeploymentWorkflow:
                 f"**Waiting for approval** (round {pending.round}, until {pending.deadline:%Y-%m-%d %H:%M:%S} UTC)"
             )
             lines.append(f"The plan deletes {len(pending.destructive_changes)} resource(s):")
+            lines.append("")
             lines.extend(f"- `{change.resource_id}`" for change in pending.destructive_changes)
             lines.append("")
             lines.append("Approve with:")
