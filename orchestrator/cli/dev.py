@@ -4,7 +4,9 @@ examples/ on it, then stop — what ``make demo`` runs)."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from orchestrator.cli import deploy as deploy_command
 from orchestrator.cli._common import run_command
 from orchestrator.embedded import (
     PROJECT_ROOT,
+    STATE_DIR_ENV,
     DevInstance,
     EmbeddedDefault,
     EmbeddedError,
@@ -42,6 +45,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--state-dir", type=Path, help="where state lives (default: ./.orchestrator)")
     p.add_argument("--no-worker", action="store_true", help="start no worker (run your own against the server)")
     _add_port_arguments(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--detach",
+        action="store_true",
+        help="start it in the background, return once it serves (its console goes to <state>/dev.log)",
+    )
+    mode.add_argument("--stop", action="store_true", help="stop the embedded default running from this state folder")
     p.set_defaults(run=run_dev)
 
     p = subparsers.add_parser(
@@ -175,7 +185,83 @@ def _restore(previous: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
+DETACH_READY_SECONDS = 180.0
+
+
+def run_detached(args: argparse.Namespace, argv: list[str]) -> int:
+    """``dev --detach``: the same ``dev`` in its own session, its console appended to ``<state>/dev.log``; return
+    when its ``dev.json`` says it serves (exit 0), or when it gave up (exit 3, with the end of its log)."""
+    state_dir: Path = (args.state_dir or default_state_dir()).resolve()
+    running = find_running_instance(state_dir)
+    if running is not None:
+        sys.stderr.write(
+            f"error: an embedded default is already running from {state_dir} (process {running.pid}). Use it with "
+            "--local, or stop it with `python starter.py dev --stop`.\n"
+        )
+        return int(ExitCode.USAGE)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "dev.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "starter.py"), *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(Path.cwd()),
+            env={**os.environ, STATE_DIR_ENV: str(state_dir)},
+            start_new_session=True,  # not ended by this terminal's Ctrl-C or hang-up
+        )
+    deadline = time.monotonic() + DETACH_READY_SECONDS
+    while time.monotonic() < deadline:
+        instance = find_running_instance(state_dir)
+        if instance is not None and instance.pid == process.pid:
+            print(f"Embedded default running in the background (pid {process.pid}; its console: {log_path}):")
+            print(describe(instance))
+            print("Stop it with: python starter.py dev --stop", flush=True)
+            return int(ExitCode.OK)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.terminate()
+    tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+    sys.stderr.write(f"error: the embedded default did not start; {log_path} ends with:\n{tail}\n")
+    return int(ExitCode.ENVIRONMENTAL)
+
+
+def stop_running(args: argparse.Namespace) -> int:
+    """``dev --stop``: end the ``dev`` recorded in ``<state>/dev.json`` (it stops its children in order)."""
+    state_dir: Path = (args.state_dir or default_state_dir()).resolve()
+    instance = find_running_instance(state_dir)
+    if instance is None:
+        sys.stderr.write(f"No embedded default is running from {state_dir}; nothing to stop.\n")
+        return int(ExitCode.OK)
+    os.kill(instance.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(instance.pid, 0)
+        except ProcessLookupError:
+            print(f"Stopped the embedded default (process {instance.pid}).")
+            return int(ExitCode.OK)
+        time.sleep(0.2)
+    sys.stderr.write(f"error: process {instance.pid} did not stop within 60 s; stop it with `kill {instance.pid}`.\n")
+    return int(ExitCode.ENVIRONMENTAL)
+
+
 def run_dev(args: argparse.Namespace) -> int:
+    if getattr(args, "stop", False):
+        return stop_running(args)
+    if getattr(args, "detach", False):
+        argv = ["dev"]
+        if args.state_dir:
+            argv += ["--state-dir", str(Path(args.state_dir).resolve())]
+        if args.no_worker:
+            argv.append("--no-worker")
+        for flag, value in (("--port", args.port), ("--ui-port", args.ui_port)):
+            if value is not None:
+                argv += [flag, str(value)]
+        return run_detached(args, argv)
     previous = _stop_on_signals()
     started: tuple[EmbeddedDefault, DevInstance] | int | None = None
     try:

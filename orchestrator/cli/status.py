@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,17 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("workflow_id", metavar="ID", help="the deployment's workflow id")
     p.add_argument("--plan", action="store_true", help="also print the full what-if plan")
+    p.add_argument(
+        "--wait-for",
+        type=str.upper,
+        choices=[s.value for s in DeploymentStage],
+        metavar="STAGE",
+        help="first wait until the deployment reaches STAGE (e.g. AWAITING_CONFIRMATION before approving from a "
+        "script); exit 2 if it ends without reaching it, 3 after --wait-timeout",
+    )
+    p.add_argument(
+        "--wait-timeout", type=float, default=600.0, metavar="SECONDS", help="give up waiting after this long"
+    )
     add_target_args(p)
     p.set_defaults(run=run_status)
 
@@ -82,6 +94,8 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         raise CommandError(
             f"Could not read workflow '{args.workflow_id}': {exc.message}.", ExitCode.ENVIRONMENTAL
         ) from None
+    if getattr(args, "wait_for", None):
+        description = await _wait_for_stage(handle, args.workflow_id, DeploymentStage(args.wait_for), args, local)
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)
@@ -147,6 +161,41 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
             names = " ".join(f"--param {n}" for n in current.rollback.missing_secure_parameters)
             print(f"  provide them: python starter.py rollback-params {args.workflow_id}{local} {names}")
     return int(ExitCode.OK)
+
+
+async def _wait_for_stage(
+    handle: Any, workflow_id: str, stage: DeploymentStage, args: argparse.Namespace, local: str
+) -> Any:
+    """Poll until the deployment is at ``stage`` (or has passed through it, for a final stage); the describe()
+    of that moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0.0, args.wait_timeout)
+    while True:
+        description = await handle.describe()
+        try:
+            current: DeploymentStatus | None = await asyncio.wait_for(query_status(handle), timeout=5)
+        except CodecKeyError:
+            raise
+        except Exception:  # no worker yet: keep waiting
+            current = None
+        if current is not None and current.stage == stage:
+            return description
+        running = description.status is not None and description.status.name == "RUNNING"
+        if not running:
+            ended = current.stage.value if current is not None else description.status.name
+            raise CommandError(
+                f"Deployment '{workflow_id}' ended ({ended}) without reaching {stage.value}. "
+                f"`python starter.py status {workflow_id}{local}` shows how.",
+                ExitCode.USAGE,
+            )
+        if loop.time() > deadline:
+            where = current.stage.value if current is not None else "unknown (no worker answered)"
+            raise CommandError(
+                f"Deployment '{workflow_id}' did not reach {stage.value} within {args.wait_timeout:g} s (it is at "
+                f"{where}).",
+                ExitCode.ENVIRONMENTAL,
+            )
+        await asyncio.sleep(0.5)
 
 
 def rollback_line(report: RollbackReport) -> str:
