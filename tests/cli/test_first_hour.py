@@ -379,3 +379,15 @@ def test_audit_lists_the_deletions_in_text_and_sqlite(stack: EmbeddedDefault, tm
             "SELECT resource_type, health_status, change_type FROM deployment_resources WHERE change_type = 'Delete'"
         ).fetchall()
     assert rows == [("Microsoft.Web/sites", "Deleted", "Delete")]
+
+
+def test_the_second_demo_does_not_ask_to_run_it_again(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    argv = [sys.executable, STARTER, "demo", "--state-dir", str(tmp_path / "state")]
+    first, second = (
+        subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=240) for _ in range(2)
+    )
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "Run it again (`make demo`)" in first.stdout
+    assert "Resource changes: 4 no change." in second.stdout
+    assert "Run it again" not in second.stdout and "the plan showed NoChange" in second.stdout
