@@ -64,9 +64,7 @@ def test_readme_quickstart_runs_as_written_in_a_fresh_clone(tmp_path: Path) -> N
     }
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".venv" not in p)
     try:
-        done = subprocess.run(
-            ["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=1100
-        )
+        done = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, timeout=1100)
     finally:
         python = clone / ".venv" / "bin" / "python"
         if (clone / ".orchestrator" / "dev.json").exists() and python.exists():
@@ -76,7 +74,8 @@ def test_readme_quickstart_runs_as_written_in_a_fresh_clone(tmp_path: Path) -> N
     assert "Traceback" not in done.stdout + done.stderr, log
     # make demo deployed; the first deploy created, the second deleted the web app after the signal approved it
     assert "Resource changes: 1 to delete, 3 no change." in done.stdout, log
-    listed = [line for line in done.stdout.splitlines() if line.startswith("deploy-00000000-0000-0000-0000-000000000001-web-rg")]
+    workflow_id = "deploy-00000000-0000-0000-0000-000000000001-web-rg"
+    listed = [line for line in done.stdout.splitlines() if line.startswith(workflow_id)]
     assert len(listed) == 2 and all("SUCCEEDED" in line for line in listed), log
     assert re.search(r"- Delete\s+/subscriptions/.*/providers/Microsoft\.Web/sites/", done.stdout), log
     assert "Stopped the embedded default" in done.stdout, log
