@@ -166,10 +166,12 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
 async def _wait_for_stage(
     handle: Any, workflow_id: str, stage: DeploymentStage, args: argparse.Namespace, local: str
 ) -> Any:
-    """Poll until the deployment is at ``stage`` (or has passed through it, for a final stage); the describe()
-    of that moment."""
+    """Poll the workflow id's latest run until it is at ``stage``; the describe() of that moment. A run that had
+    ended before this command started is an earlier deployment: its successor (started by a `deploy` still on its
+    way, e.g. in the background) is waited for, up to the timeout."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, args.wait_timeout)
+    began = datetime.now(UTC)
     while True:
         description = await handle.describe()
         try:
@@ -181,7 +183,8 @@ async def _wait_for_stage(
         if current is not None and current.stage == stage:
             return description
         running = description.status is not None and description.status.name == "RUNNING"
-        if not running:
+        earlier = description.close_time is not None and description.close_time < began
+        if not running and not earlier:
             ended = current.stage.value if current is not None else description.status.name
             raise CommandError(
                 f"Deployment '{workflow_id}' ended ({ended}) without reaching {stage.value}. "
@@ -190,6 +193,8 @@ async def _wait_for_stage(
             )
         if loop.time() > deadline:
             where = current.stage.value if current is not None else "unknown (no worker answered)"
+            if earlier:
+                where += ", and no new run started"
             raise CommandError(
                 f"Deployment '{workflow_id}' did not reach {stage.value} within {args.wait_timeout:g} s (it is at "
                 f"{where}).",

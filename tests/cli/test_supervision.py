@@ -177,3 +177,49 @@ def test_a_log_past_its_limit_is_rotated_not_lost(tmp_path: Path) -> None:
     assert (tmp_path / "worker.log.1").read_text() == "second run\n"
     assert (tmp_path / "worker.log.2").read_text() == "first run\n"
     assert not rotate_log(log, max_bytes=5, keep=2)  # an empty log stays where it is
+
+
+def test_dev_falls_back_from_a_taken_default_port_and_says_how_temporal_reaches_it(tmp_path: Path) -> None:
+    """7233 held by another program: dev still starts, on free ports, and prints the one export that makes plain
+    `temporal` commands reach it; asking for a taken port explicitly is an error naming it."""
+    import socket
+
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", 7233))
+        squatter.listen()
+    except OSError:  # someone else holds it already: the same situation
+        squatter.close()
+        squatter = None  # type: ignore[assignment]
+    state = tmp_path / "state"
+    env = _env(state)
+    try:
+        started = subprocess.run(
+            [sys.executable, STARTER, "dev", "--detach", "--state-dir", str(state)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        assert "port 7233 is taken" in started.stderr, started.stderr
+        export = next(line for line in started.stdout.splitlines() if "export TEMPORAL_ADDRESS=" in line)
+        address = export.rsplit("export TEMPORAL_ADDRESS=", 1)[1].strip()
+        assert address != "127.0.0.1:7233"
+        from orchestrator.embedded import temporal_binary
+
+        listed = subprocess.run(
+            [temporal_binary(), "workflow", "list"],
+            env={**env, "TEMPORAL_ADDRESS": address}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        strict = subprocess.run(
+            [sys.executable, STARTER, "dev", "--state-dir", str(tmp_path / "other"), "--port", "7233"],
+            cwd=REPO, env=_env(tmp_path / "other"), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert strict.returncode == ExitCode.ENVIRONMENTAL and "7233" in strict.stderr and "--port" in strict.stderr
+    finally:
+        stopped = subprocess.run(
+            [sys.executable, STARTER, "dev", "--stop", "--state-dir", str(state)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if squatter is not None:
+            squatter.close()
+    assert stopped.returncode == 0 and "Stopped the embedded default" in stopped.stdout
