@@ -202,6 +202,7 @@ def run_detached(args: argparse.Namespace, argv: list[str]) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / "dev.log"
     with open(log_path, "ab") as log:
+        offset = log.tell()
         process = subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "starter.py"), *argv],
             stdin=subprocess.DEVNULL,
@@ -215,6 +216,11 @@ def run_detached(args: argparse.Namespace, argv: list[str]) -> int:
     while time.monotonic() < deadline:
         instance = find_running_instance(state_dir)
         if instance is not None and instance.pid == process.pid:
+            with open(log_path, "rb") as log:  # its notes (a taken default port, ...) are for this terminal too
+                log.seek(offset)
+                for line in log.read().decode("utf-8", errors="replace").splitlines():
+                    if line.startswith("note: "):
+                        sys.stderr.write(line + "\n")
             print(f"Embedded default running in the background (pid {process.pid}; its console: {log_path}):")
             print(describe(instance))
             print("Stop it with: python starter.py dev --stop", flush=True)
