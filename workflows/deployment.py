@@ -209,6 +209,7 @@ class DeploymentWorkflow:
                 stage_input,
                 result_type=WorkerSettings,
                 start_to_close_timeout=SETTINGS_TIMEOUT,
+                summary="read the worker's settings",
             )
             self._transition(DeploymentStage.VALIDATING_PARAMETERS)
             validation = await self._stage_activity(
@@ -452,6 +453,7 @@ class DeploymentWorkflow:
                     ),
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=SINGLE_ATTEMPT,
+                    summary="cancel the ARM deployment (the workflow was cancelled)",
                 )
             except ActivityError as err:
                 workflow.logger.warning("could not cancel ARM deployment: %s", err)
