@@ -30,6 +30,7 @@ from orchestrator.cli.deploy import follow as follow_progress
 from orchestrator.cli.deploy import report
 from orchestrator.deployments import result_of
 from orchestrator.exit_codes import ExitCode
+from orchestrator.models import DeploymentStage
 
 CANCEL_WAIT_SECONDS = 120.0
 
@@ -117,10 +118,12 @@ async def cancel(args: argparse.Namespace, *, client: Client | None = None) -> i
             {"workflow_id": args.workflow_id, "run_id": handle.run_id, "outcome": result.outcome.value, "ended": True}
         )
     else:
-        failure = result.failure
-        at = f" at {failure.stage.value}" if failure is not None else ""
+        # The stage it was in when the cancellation arrived: the one before its final transition.
+        stages = [t.stage for t in result.transitions]
+        was_at = stages[-2] if len(stages) >= 2 else None
+        at = f" at {was_at.value}" if was_at is not None else ""
         print(f"Deployment {args.workflow_id} ended: {result.outcome.value}{at}.")
-        if failure is not None and failure.stage.value == "DEPLOYING":
+        if was_at is DeploymentStage.DEPLOYING:
             print(f"  the ARM deployment {result.deployment_name or '-'} was cancelled with it")
     return int(ExitCode.OK)
 

@@ -391,3 +391,23 @@ def test_the_second_demo_does_not_ask_to_run_it_again(tmp_path: Path) -> None:
     assert "Run it again (`make demo`)" in first.stdout
     assert "Resource changes: 4 no change." in second.stdout
     assert "Run it again" not in second.stdout and "the plan showed NoChange" in second.stdout
+
+
+def test_cancel_while_deploying_cancels_the_arm_deployment(stack: EmbeddedDefault) -> None:
+    from local_arm.admin import AdminClient, Fault
+
+    rg = "fh-cancel"
+    assert stack.instance is not None and stack.instance.arm_endpoint and stack.instance.arm_ca_file
+    admin = AdminClient(stack.instance.arm_endpoint, ca_file=stack.instance.arm_ca_file)
+    admin.add_faults(Fault.stuck_lro(path=f"/resourceGroups/{rg}/"))
+    proc = popen(stack, *deploy_argv(rg))
+    err = StderrWatcher(proc)
+    err.wait_for("[DEPLOYING]", timeout=120)
+    status = wait_for_stage(stack, workflow_id(rg), "DEPLOYING")
+    cancelled = cli(stack, "cancel", workflow_id(rg), "--local")
+    no_traceback(cancelled)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "ended: CANCELLED at DEPLOYING" in cancelled.stdout, cancelled.stdout
+    assert f"the ARM deployment {status['deployment_name']} was cancelled with it" in cancelled.stdout
+    assert admin.counters().count(operation="Deployments_Cancel", deployment=status["deployment_name"]) >= 1
+    assert proc.wait(timeout=60) == ExitCode.ENVIRONMENTAL  # the follower reports the cancellation (exit 3)
