@@ -654,7 +654,7 @@ class DeploymentWorkflow:
             lines.append("")
             lines.append(f"**Failed** at {failure.stage.value}: {klass} {failure.code}: {failure.message}")
         if status.plan is not None:
-            rendered = render_plan(plan_documents(status.plan)).rstrip("\n").splitlines()
+            rendered = render_plan(plan_documents(status.plan), legend=False).rstrip("\n").splitlines()
             if len(rendered) > DETAILS_PLAN_LINES:
                 rendered = [*rendered[:DETAILS_PLAN_LINES], f"... ({len(rendered) - DETAILS_PLAN_LINES} more lines)"]
             lines.append("")

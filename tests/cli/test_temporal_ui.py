@@ -123,7 +123,7 @@ def _cli(stack: EmbeddedDefault, *argv: str) -> subprocess.CompletedProcess[str]
 
 
 def _open(browser: Any, url: str) -> Any:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1152, "height": 800})
     page.goto(url, wait_until="load", timeout=60_000)
     return page
 
@@ -171,6 +171,8 @@ def test_waiting_deployment_shows_its_deletions_and_how_to_approve(
         assert f"python starter.py approve {workflow_id}" in text.replace("\n", "")
         # the static summary: resource group, template, initiator, git SHA
         assert "deploy azuredeploy.without-web.json to ui-wait (Complete) by" in text
+        # the metadata panels at the top of the picture: what an approver reads
+        page.get_by_text("Summary", exact=True).first.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.screenshot(path=str(shots / "ui-waiting.png"))
         page.close()
 
