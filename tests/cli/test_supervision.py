@@ -40,9 +40,7 @@ def _env(state: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], StderrWatcher, Path]]:
-    state = tmp_path / "dev-state"
+def _start_dev(state: Path) -> tuple[subprocess.Popen[str], StderrWatcher, str]:
     port, ui_port = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, STARTER, "dev", "--state-dir", str(state), "--port", str(port), "--ui-port", str(ui_port)],
@@ -54,10 +52,22 @@ def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], StderrWatcher, 
         text=True,
     )
     watcher = StderrWatcher(proc)
+    assert proc.stdout is not None
+    return proc, watcher, proc.stdout.readline()
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], StderrWatcher, Path]]:
+    state = tmp_path / "dev-state"
+    # Explicit free ports (a taken one is an error then): another process on this shared machine may take one
+    # between the probe and the bind, so a start that fails that way is tried again on new ports.
+    for _attempt in range(3):
+        proc, watcher, header = _start_dev(state)
+        if header.startswith("Embedded default running"):
+            break
+        proc.wait(timeout=60)
+    assert header.startswith("Embedded default running"), header + watcher.text()
     try:
-        assert proc.stdout is not None
-        header = proc.stdout.readline()
-        assert header.startswith("Embedded default running"), header + watcher.text()
         yield proc, watcher, state
     finally:
         if proc.poll() is None:
@@ -223,3 +233,25 @@ def test_dev_falls_back_from_a_taken_default_port_and_says_how_temporal_reaches_
         if squatter is not None:
             squatter.close()
     assert stopped.returncode == 0 and "Stopped the embedded default" in stopped.stdout
+
+
+def test_a_killed_temporal_server_comes_back_on_its_port_with_its_history(dev) -> None:
+    proc, dev_err, state = dev
+    before = _instance(state)
+    first, _err = _deploy(state, "sup-temporal-rg")
+    assert first.wait(timeout=180) == 0
+    os.kill(before["pids"]["temporal"], signal.SIGKILL)
+    dev_err.wait_for(f"the temporal (pid {before['pids']['temporal']}) was killed by signal 9", timeout=30)
+    dev_err.wait_for("the temporal is serving again", timeout=90)
+    after = _instance(state)
+    assert after["temporal_address"] == before["temporal_address"]
+    assert after["pids"]["worker"] == before["pids"]["worker"]  # the worker reconnects by itself
+    # the history survived (same database file), and a new deployment runs through the same worker
+    listed = subprocess.run(
+        [sys.executable, STARTER, "list", "--local", "-g", "sup-temporal-rg", "--output", "json"],
+        cwd=REPO, env=_env(state), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1, listed.stderr
+    again, _err = _deploy(state, "sup-temporal-rg")
+    assert again.wait(timeout=180) == 0
+    assert proc.poll() is None
