@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .blobstore import BlobStore, get_json, open_json, put_json, seal_json
-from .models import (
+from orchestrator.blobstore import BlobStore, get_json, open_json, put_json, seal_json
+from orchestrator.models import (
     SIGNAL_ROLLBACK_PARAMETERS,
     BlobRef,
     DeployRequest,

@@ -17,9 +17,9 @@ from activities.lint import Linter
 from activities.lint_gate import lint_gate
 from workflows.deployment import DeploymentWorkflow
 
-from .blobstore import BlobStore, LocalBlobStore
-from .config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
-from .temporal_client import connect
+from orchestrator.blobstore import BlobStore, LocalBlobStore
+from orchestrator.config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
+from orchestrator.temporal_client import connect
 
 log = logging.getLogger(__name__)
 

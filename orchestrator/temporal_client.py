@@ -22,8 +22,8 @@ from temporalio.converter import DataConverter, DefaultFailureConverter, Payload
 from temporalio.envconfig import ClientConfigProfile
 from temporalio.exceptions import ApplicationError
 
-from .codec import EncryptionCodec, KeyRing, MissingKeysCodec
-from .telemetry import client_interceptors, temporal_runtime
+from orchestrator.codec import EncryptionCodec, KeyRing, MissingKeysCodec
+from orchestrator.telemetry import client_interceptors, temporal_runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
