@@ -38,7 +38,21 @@ def console_main() -> None:
         exit_code = main()
     except SystemExit as exc:  # argparse's usage errors, --help and --version
         exit_code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): what it wanted has been read. End quietly, as `cat` would under a
+        # shell that ignores SIGPIPE, and without the traceback or the teardown abort an escaping exception causes.
+        exit_code = 0
+        _silence_stdio()
     exit_now(exit_code)
+
+
+def _silence_stdio() -> None:
+    """Point stdout and stderr at /dev/null so nothing more is written to a closed pipe (the final flush too)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -119,6 +120,28 @@ def build_deploy_request(
     )
 
 
+def static_summary(request: DeployRequest) -> str:
+    template = Path(request.template_path).name if request.template_path else request.template.digest[:12]
+    sha = (request.git_sha or "")[:12] or "no git SHA"
+    return f"deploy {template} to {request.resource_group} ({request.mode.value}) by {request.initiator} @ {sha}"
+
+
+def static_details(request: DeployRequest) -> str:
+    lines = [
+        f"- resource group: `{request.resource_group}` in `{request.location}`",
+        f"- subscription: `{request.subscription_id}`",
+        f"- template: `{request.template_path or request.template.digest}`",
+    ]
+    if request.parameters_path:
+        lines.append(f"- parameters: `{request.parameters_path}`")
+    lines += [
+        f"- mode: {request.mode.value}",
+        f"- initiator: {request.initiator} (claimed by the starting client)",
+        f"- git SHA: `{request.git_sha or '-'}`",
+    ]
+    return "\n".join(lines)
+
+
 async def start_deployment(
     client: Client,
     request: DeployRequest,
@@ -126,9 +149,10 @@ async def start_deployment(
     wait: bool = False,
     task_queue: str = DEFAULT_TASK_QUEUE,
     workflow_id: str | None = None,
+    on_busy: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None = None,
 ) -> WorkflowHandle[Any, DeployResult]:
     """Start the deployment workflow; raise ``DeploymentAlreadyRunning`` if the resource group is busy, unless
-    ``wait``, which queues behind the running deployment."""
+    ``wait``, which queues behind the running deployment (``on_busy`` is told which one, each time it waits)."""
     wf_id = workflow_id or workflow_id_for(request.subscription_id, request.resource_group)
     search_attributes: TypedSearchAttributes | None = None
     if await attributes_registered(client) is not False:
@@ -150,6 +174,10 @@ async def start_deployment(
                     "template": request.template_path or request.template.digest,
                 },
                 search_attributes=search_attributes,
+                # What the Temporal UI shows for this run before anything else (User Metadata): which resource
+                # group, template, who and which commit. Markdown; the plan follows in the current details.
+                static_summary=static_summary(request),
+                static_details=static_details(request),
             )
         except RPCError as exc:
             if search_attributes is None or not is_missing_attribute_error(exc.message):
@@ -162,6 +190,8 @@ async def start_deployment(
                 raise DeploymentAlreadyRunning(wf_id) from None
             log.info("resource group busy: waiting for workflow %s to finish", wf_id)
             running = client.get_workflow_handle(wf_id)
+            if on_busy is not None:
+                await on_busy(running)
             with contextlib.suppress(WorkflowFailureError):
                 await running.result()
 

@@ -42,6 +42,13 @@ DEV_SERVER_DYNAMIC_CONFIG: dict[str, int] = {
 }
 WORKER_READY_LINE = "worker on task queue"
 WORKER_READY_SECONDS = 30.0
+# Supervision (``dev``, ``demo --keep-running``): a child that exits on its own is started again after a backoff
+# that doubles with each quick crash, back to the first step once a child has run STABLE_SECONDS. Logs are appended
+# to, and copied to ``<name>.log.1`` (older ones shifted up to LOG_KEEP) then emptied once they pass LOG_MAX_BYTES.
+RESTART_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STABLE_SECONDS = 60.0
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_KEEP = 3
 # The worker's configuration variables (read by services/config.py; a test keeps the names in step).
 ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
@@ -153,6 +160,15 @@ def dev_server_args() -> list[str]:
     return args
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return not _port_open(f"127.0.0.1:{port}", timeout=0.2)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -187,6 +203,13 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -200,6 +223,57 @@ class _Child:
     process: subprocess.Popen[bytes]
     log: Path
     stop_signal: int = signal.SIGTERM
+    # What it takes to start it again (supervision): the command, its environment, and the file its first stdout
+    # line (the endpoint JSON of the local ARM and the codec server) goes to.
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    out: Path | None = None
+    log_offset: int = 0  # where this run's output starts in the appended log
+    started: float = 0.0  # time.monotonic() of this run's start
+    restarts: int = 0  # restarts since it last ran STABLE_SECONDS
+    total_restarts: int = 0
+    restart_at: float | None = None  # a crashed child waiting out its backoff
+    announced: bool = True  # "running again" has been reported for this run
+
+
+def rotate_log(path: Path, *, max_bytes: int = LOG_MAX_BYTES, keep: int = LOG_KEEP) -> bool:
+    """Copy a log that passed ``max_bytes`` to ``<name>.1`` (shifting older copies up to ``keep``) and empty it in
+    place: the child keeps writing to the same file (opened for appending), nothing is lost."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except OSError:
+        return False
+    for n in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{n + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as handle:
+        handle.truncate(0)
+    return True
+
+
+def _open_log(path: Path, name: str) -> tuple[Any, int]:
+    """The child's log, opened for appending (a crashed run's output stays), with a line that marks this start."""
+    rotate_log(path)
+    handle = open(path, "ab")  # noqa: SIM115 - handed to the child, closed by the caller
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    handle.write(f"----- {name} starting at {stamp} -----\n".encode())
+    handle.flush()
+    return handle, handle.tell()
+
+
+def _tail_since(path: Path, offset: int, lines: int = 40) -> str:
+    """The last lines this run wrote (the log also holds earlier runs' output)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(offset if offset <= size else 0)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class EmbeddedDefault:
@@ -221,8 +295,15 @@ class EmbeddedDefault:
         worker_env: dict[str, str] | None = None,
         local_arm_config: Path | None = None,
         ready_timeout: float = 60.0,
+        ports: tuple[int, int] | None = None,
+        strict_ports: bool = False,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
+        # Temporal's gRPC and UI ports: None picks free ones. Preferred ports that are taken fall back to free ones
+        # (with a note in ``port_notes``) unless ``strict_ports``, which makes a taken port an error.
+        self.ports = ports
+        self.strict_ports = strict_ports
+        self.port_notes: list[str] = []
         self.with_worker = worker
         self.with_local_arm = local_arm
         self.task_queue = task_queue
@@ -309,32 +390,114 @@ class EmbeddedDefault:
                     child.process.wait(timeout=5)
 
     def dead_children(self) -> list[str]:
-        """Names of children that exited on their own (``dev`` reports them and stops)."""
+        """Names of children that exited on their own."""
         return [c.name for c in self.children if c.process.poll() is not None]
 
     def log_tail(self, name: str) -> str:
         child = next((c for c in self.children if c.name == name), None)
-        return _tail(child.log) if child else ""
+        return _tail_since(child.log, child.log_offset, 15) if child else ""
+
+    def supervise(self, now: float | None = None) -> list[str]:
+        """One round of supervision, as a service manager would do it: a child that exited on its own is started
+        again (same command, same ports, same state) after a backoff, while the others keep running; logs that
+        grew too large are rotated. Returns what happened, for the console. Call it regularly from the thread that
+        called ``start()``."""
+        now = time.monotonic() if now is None else now
+        events: list[str] = []
+        for child in self.children:
+            rotate_log(child.log)
+            if child.restart_at is None and child.process.poll() is not None:
+                ran = now - child.started
+                if ran >= STABLE_SECONDS:
+                    child.restarts = 0
+                delay = RESTART_BACKOFF_SECONDS[min(child.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
+                child.restart_at = now + delay
+                code = child.process.returncode
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                tail = _tail_since(child.log, child.log_offset, 8)
+                events.append(
+                    f"the {child.name} (pid {child.process.pid}) {how} after {ran:.0f} s; restarting it in "
+                    f"{delay:.0f} s (the other children keep running; its log: {child.log})"
+                    + (f". Its log ends with:\n{_indent(tail)}" if tail else "")
+                )
+            elif child.restart_at is not None and now >= child.restart_at:
+                child.restart_at = None
+                child.restarts += 1
+                child.total_restarts += 1
+                try:
+                    self._launch(child)
+                except OSError as exc:  # e.g. the binary vanished: try again after the next backoff
+                    child.started = now
+                    events.append(f"the {child.name} could not be started again: {exc}")
+                    continue
+                child.announced = False
+                self._record_pids()
+                events.append(f"restarted the {child.name} (pid {child.process.pid}, restart {child.total_restarts})")
+            if not child.announced and child.process.poll() is None and self._serving(child):
+                child.announced = True
+                events.append(f"the {child.name} is serving again (pid {child.process.pid})")
+        return events
+
+    def _serving(self, child: _Child) -> bool:
+        if child.name == "worker":
+            return WORKER_READY_LINE in _tail_since(child.log, child.log_offset)
+        if child.out is not None:
+            return bool(_read_text(child.out).partition("\n")[1])
+        if child.name == "temporal" and self.instance is not None:
+            return _port_open(self.instance.temporal_address)
+        return True
+
+    def _record_pids(self) -> None:
+        """Keep ``dev.json`` naming the children that run now (a later start names leftovers from it)."""
+        if self.instance is None:
+            return
+        self.instance.pids = {c.name: c.process.pid for c in self.children}
+        with contextlib.suppress(OSError):
+            path = self.state_dir / INSTANCE_FILE
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(self.instance.to_json(), encoding="utf-8")
+            tmp.replace(path)
 
     # -------------------------------------------------------------------------------------------- children
 
-    def _spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None, stop_signal: int) -> _Child:
-        log_path = self.state_dir / f"{name}.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=str(PROJECT_ROOT),
-                env=env,
-                # Own process group: Ctrl-C reaches only us, and we stop the children in order.
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        child = _Child(name=name, process=process, log=log_path, stop_signal=stop_signal)
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        stop_signal: int,
+        out: Path | None = None,
+    ) -> _Child:
+        """Start a child with its output appended to ``<state>/<name>.log`` (stdout to ``out`` when given)."""
+        child = _Child(name=name, process=None, log=self.state_dir / f"{name}.log", stop_signal=stop_signal)  # type: ignore[arg-type]
+        child.argv, child.env, child.out = list(argv), env, out
+        self._launch(child)
         self.children.append(child)
         return child
+
+    def _launch(self, child: _Child) -> None:
+        log_file, child.log_offset = _open_log(child.log, child.name)
+        try:
+            out_file = open(child.out, "wb") if child.out is not None else None  # noqa: SIM115 - closed below
+            try:
+                child.process = subprocess.Popen(
+                    child.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_file if out_file is not None else log_file,
+                    stderr=log_file if out_file is not None else subprocess.STDOUT,
+                    cwd=str(PROJECT_ROOT),
+                    env=child.env,
+                    # Own process group: Ctrl-C reaches only us, and we stop the children in order.
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            finally:
+                if out_file is not None:
+                    out_file.close()
+        finally:
+            log_file.close()
+        child.started = time.monotonic()
 
     def _fail(self, child: _Child, what: str) -> EmbeddedError:
         tail = _tail(child.log)
@@ -345,10 +508,29 @@ class EmbeddedDefault:
         our probe and its bind — other test runs share this machine), try again on new ports."""
         binary = temporal_binary()
         failure: EmbeddedError | None = None
-        for _attempt in range(3):
+        for attempt in range(3):
             port, ui_port = free_port(), free_port()
             while ui_port == port:
                 ui_port = free_port()
+            if self.ports is not None and attempt == 0:
+                wanted = self.ports
+                taken = [p for p in wanted if not _port_free(p)]
+                if not taken:
+                    port, ui_port = wanted
+                elif self.strict_ports:
+                    raise EmbeddedError(
+                        f"Port {' and '.join(str(p) for p in taken)} on 127.0.0.1 is taken, so the Temporal dev server "
+                        f"cannot listen on {wanted[0]} (UI {wanted[1]}). Stop what uses it, or choose other ports "
+                        "with --port and --ui-port."
+                    )
+                else:
+                    self.port_notes.append(
+                        f"port {' and '.join(str(p) for p in taken)} is taken, so Temporal listens on {port} (UI "
+                        f"{ui_port}) instead of {wanted[0]} (UI {wanted[1]})"
+                    )
+            elif self.ports is not None and self.strict_ports:
+                assert failure is not None
+                raise failure
             argv = [
                 binary,
                 "server",
@@ -395,7 +577,7 @@ class EmbeddedDefault:
                         f"{address}. If another dev server uses {self.state_dir / 'temporal.db'}, stop it first.",
                     ).args[0]
                 )
-            if _port_open(address) and "Temporal Server:" in _tail(child.log, 40):
+            if _port_open(address) and "Temporal Server:" in _tail_since(child.log, child.log_offset):
                 time.sleep(0.2)
                 if child.process.poll() is None:
                     return
@@ -407,8 +589,6 @@ class EmbeddedDefault:
             time.sleep(0.1)
 
     def _start_local_arm(self) -> tuple[str, str | None]:
-        out_path = self.state_dir / "local-arm.out"
-        out_path.write_text("", encoding="utf-8")
         argv = [
             sys.executable,
             str(PROJECT_ROOT / "starter.py"),
@@ -420,69 +600,51 @@ class EmbeddedDefault:
         ]
         if self.local_arm_config is not None:  # latency, faults, ... (docs/LOCAL_ARM.md)
             argv += ["--config", str(self.local_arm_config)]
-        log_path = self.state_dir / "local-arm.log"
-        with open(out_path, "wb") as out_file, open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out_file,
-                stderr=log_file,
-                cwd=str(PROJECT_ROOT),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        child = _Child(name="local-arm", process=process, log=log_path, stop_signal=signal.SIGTERM)
-        self.children.append(child)
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            first = out_path.read_text(encoding="utf-8").split("\n", 1)
-            if len(first) == 2 and first[0].strip():
-                break
-            if process.poll() is not None:
-                raise self._fail(child, f"The local ARM exited (code {process.returncode}) before it was ready.")
-            if time.monotonic() > deadline:
-                raise self._fail(child, f"The local ARM did not report its endpoint within {self.ready_timeout:.0f} s.")
-            time.sleep(0.05)
+        child = self._spawn("local-arm", argv, stop_signal=signal.SIGTERM, out=self.state_dir / "local-arm.out")
+        info = self._endpoint_line(child, "The local ARM")
         try:
-            info: dict[str, Any] = json.loads(first[0])
             endpoint = str(info["endpoint"])
-        except (ValueError, KeyError, TypeError):
-            raise self._fail(child, f"The local ARM printed {first[0]!r} instead of its JSON endpoint line.") from None
+        except (KeyError, TypeError):
+            raise self._fail(child, f"The local ARM printed {info!r} instead of its JSON endpoint line.") from None
+        # A restarted local ARM must answer where the worker already looks: the same port (its CA is kept in its
+        # state folder, so the same certificate authority too).
+        port = endpoint.rstrip("/").rpartition(":")[2]
+        child.argv[child.argv.index("--port") + 1] = port
         ca = info.get("ca_file")
         return endpoint, str(ca) if ca else None
 
-    def _start_codec_server(self) -> str:
-        """``starter.py codec-server`` on a free loopback port (CORS: loopback origins), for --ui-codec-endpoint."""
-        out_path = self.state_dir / "codec-server.out"
-        out_path.write_text("", encoding="utf-8")
-        argv = [sys.executable, str(PROJECT_ROOT / "starter.py"), "codec-server", "--port", "0"]
-        log_path = self.state_dir / "codec-server.log"
-        with open(out_path, "wb") as out_file, open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out_file,
-                stderr=log_file,
-                cwd=str(PROJECT_ROOT),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        child = _Child(name="codec-server", process=process, log=log_path, stop_signal=signal.SIGTERM)
-        self.children.append(child)
+    def _endpoint_line(self, child: _Child, what: str) -> dict[str, Any]:
+        """The JSON line a child prints on stdout once it serves (the local ARM's and the codec server's)."""
+        assert child.out is not None
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            first = out_path.read_text(encoding="utf-8").split("\n", 1)
+            first = _read_text(child.out).split("\n", 1)
             if len(first) == 2 and first[0].strip():
                 break
-            if process.poll() is not None:
-                raise self._fail(child, f"The codec server exited (code {process.returncode}) before it was ready.")
+            if child.process.poll() is not None:
+                raise self._fail(child, f"{what} exited (code {child.process.returncode}) before it was ready.")
             if time.monotonic() > deadline:
-                raise self._fail(child, f"The codec server did not start within {self.ready_timeout:.0f} s.")
+                raise self._fail(child, f"{what} did not report its endpoint within {self.ready_timeout:.0f} s.")
             time.sleep(0.05)
         try:
-            return str(json.loads(first[0])["endpoint"])
-        except (ValueError, KeyError, TypeError):
-            raise self._fail(child, f"The codec server printed {first[0]!r} instead of its endpoint.") from None
+            info = json.loads(first[0])
+        except ValueError:
+            raise self._fail(child, f"{what} printed {first[0]!r} instead of its JSON endpoint line.") from None
+        if not isinstance(info, dict):
+            raise self._fail(child, f"{what} printed {first[0]!r} instead of its JSON endpoint line.")
+        return info
+
+    def _start_codec_server(self) -> str:
+        """``starter.py codec-server`` on a free loopback port (CORS: loopback origins), for --ui-codec-endpoint."""
+        argv = [sys.executable, str(PROJECT_ROOT / "starter.py"), "codec-server", "--port", "0"]
+        child = self._spawn("codec-server", argv, stop_signal=signal.SIGTERM, out=self.state_dir / "codec-server.out")
+        info = self._endpoint_line(child, "The codec server")
+        try:
+            endpoint = str(info["endpoint"])
+        except (KeyError, TypeError):
+            raise self._fail(child, f"The codec server printed {info!r} instead of its endpoint.") from None
+        child.argv[child.argv.index("--port") + 1] = endpoint.rstrip("/").rpartition(":")[2]
+        return endpoint
 
     def _start_worker(self, instance: DevInstance) -> None:
         env = dict(os.environ)
@@ -498,9 +660,13 @@ class EmbeddedDefault:
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
                 raise self._fail(child, f"The worker exited (code {child.process.returncode}) right after starting.")
-            if WORKER_READY_LINE in _tail(child.log, 40):
+            if WORKER_READY_LINE in _tail_since(child.log, child.log_offset):
                 return
             time.sleep(0.05)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 def _codec_keys_configured() -> bool:

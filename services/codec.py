@@ -95,6 +95,31 @@ def _decode_key(b64: str, what: str) -> bytes:
         raise CodecConfigError(f"{what} is not valid base64") from None
 
 
+class CodecKeyError(ValueError):
+    """A payload is encrypted and this process lacks the key: the message names the key id and how to supply it."""
+
+
+class MissingKeysCodec(PayloadCodec):
+    """The codec of a process without keys: plain payloads pass, an encrypted one is answered with what to
+    configure (instead of the converter's ``KeyError: 'Unknown payload encoding binary/encrypted'``)."""
+
+    async def encode(self, payloads: Iterable[Payload]) -> list[Payload]:
+        return list(payloads)
+
+    async def decode(self, payloads: Iterable[Payload]) -> list[Payload]:
+        out = []
+        for p in payloads:
+            if p.metadata.get("encoding", b"") == ENCODING:
+                kid = p.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
+                raise CodecKeyError(
+                    f"this deployment's payloads are encrypted (key id {kid!r}) and no payload encryption keys are "
+                    f"configured here: set {KEYS_ENV} (or {KEY_FILE_ENV}) to the keys the worker uses "
+                    "(docs/SECURITY.md), then run the command again"
+                )
+            out.append(p)
+        return out
+
+
 class EncryptionCodec(PayloadCodec):
     """AES-GCM over the serialized payload; the key id and encoding go in clear metadata."""
 
@@ -121,7 +146,7 @@ class EncryptionCodec(PayloadCodec):
             kid = p.metadata.get(KEY_ID_METADATA, b"").decode()
             cipher = self._ciphers.get(kid)
             if cipher is None:
-                raise ValueError(
+                raise CodecKeyError(
                     f"payload was encrypted with key id {kid!r}, which this process does not have; "
                     f"add it (after the active key) to {KEYS_ENV} or {KEY_FILE_ENV}"
                 )

@@ -15,12 +15,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.exceptions import ApplicationError
 
-from services.codec import EncryptionCodec, KeyRing
+from services.codec import EncryptionCodec, KeyRing, MissingKeysCodec
 from services.telemetry import client_interceptors, temporal_runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -28,12 +30,36 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "deployments"
 
 
+# ApplicationError types whose message says everything a reader needs (a classified failure, a rejection, a
+# confirmation timeout, a rollback): the Temporal UI shows them without the Python stack trace of where the
+# workflow raised them. Any other error keeps its stack trace (it is a bug worth a trace).
+READABLE_FAILURE_PREFIXES = ("LOGIC.", "ENVIRONMENTAL.", "NOT_DEPLOYED.", "ROLLED_BACK.")
+
+
+class ReadableFailureConverter(DefaultFailureConverter):
+    """The default failure converter, without stack traces on the deployment's own classified failures."""
+
+    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        if isinstance(exception, ApplicationError) and (exception.type or "").startswith(READABLE_FAILURE_PREFIXES):
+            # The whole chain: the workflow raises these while handling its internal StageFailed, which becomes
+            # the cause, with the trace of where the stage gave up.
+            current: Failure | None = failure
+            while current is not None:
+                current.stack_trace = ""
+                current = current.cause if current.HasField("cause") else None
+
+
+_CONVERTER = dataclasses.replace(pydantic_data_converter, failure_converter_class=ReadableFailureConverter)
+
+
 def data_converter() -> DataConverter:
-    """The pydantic converter, plus the encryption codec when keys are configured."""
+    """The pydantic converter, plus the encryption codec when keys are configured (without keys, a codec that
+    names the missing key configuration when it meets an encrypted payload)."""
     ring = KeyRing.from_environment()
     if ring is None:
-        return pydantic_data_converter
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(ring))
+        return dataclasses.replace(_CONVERTER, payload_codec=MissingKeysCodec())
+    return dataclasses.replace(_CONVERTER, payload_codec=EncryptionCodec(ring))
 
 
 def connect_options(

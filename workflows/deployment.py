@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         rollback_request,
     )
     from contract.naming import deployment_name_for
+    from contract.plan_text import plan_documents, render_plan
     from contract.retry import SINGLE_ATTEMPT, next_delay
     from contract.search_attributes import DEPLOYMENT_STATE
     from workflows.spans import stage_span
@@ -90,7 +91,9 @@ PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upser
 # refused, never dropped), bound to the plan it names (the unbound plain form only in round 1), a late one is
 # recorded as refused, and --no-confirm-deletes is refused under a four-eyes policy that does not allow it.
 PATCH_DECISION_RECORDS = "decision-records"
+PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also carries the outcome (list's column)
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
+DETAILS_PLAN_LINES = 60  # the plan in the UI's current details is cut after this many lines (the query has it all)
 
 
 class StageFailed(Exception):
@@ -344,6 +347,7 @@ class DeploymentWorkflow:
                 stage_input,
                 result_type=WorkerSettings,
                 start_to_close_timeout=SETTINGS_TIMEOUT,
+                summary="read the worker's settings",
             )
             if hardened and request.no_confirm_deletes:
                 why = self._settings.approval.skip_refusal(request.initiator)
@@ -609,6 +613,7 @@ class DeploymentWorkflow:
                     ),
                     start_to_close_timeout=timedelta(seconds=60),
                     retry_policy=SINGLE_ATTEMPT,
+                    summary="cancel the ARM deployment (the workflow was cancelled)",
                 )
             except ActivityError as err:
                 workflow.logger.warning("could not cancel ARM deployment: %s", err)
@@ -765,10 +770,61 @@ class DeploymentWorkflow:
         transition = StageTransition(stage=stage, at=workflow.now(), previous=previous, detail=detail, by=by)
         self._status.stage = stage
         self._status.transitions.append(transition)
-        workflow.set_current_details(f"{stage.value}: {detail}" if detail else stage.value)
-        self._upsert_memo({"stage": stage.value, "transition": transition.model_dump(mode="json")})
+        workflow.set_current_details(self._current_details())
+        memo: dict[str, Any] = {"stage": stage.value, "transition": transition.model_dump(mode="json")}
+        outcome = self._final_outcome(stage)
+        if outcome is not None and workflow.patched(PATCH_OUTCOME_MEMO):
+            memo["outcome"] = outcome.value
+        self._upsert_memo(memo)
         if self._state_attribute:
             workflow.upsert_search_attributes([DEPLOYMENT_STATE.value_set(stage.value)])
+
+    def _final_outcome(self, stage: DeploymentStage) -> DeployOutcome | None:
+        """The outcome a transition into COMPLETED or FAILED ends with (set by the caller just before or after)."""
+        if stage is DeploymentStage.COMPLETED:
+            return DeployOutcome.SUCCEEDED
+        if stage in (DeploymentStage.FAILED, DeploymentStage.ROLLED_BACK):
+            return self._status.outcome
+        return None
+
+    def _current_details(self) -> str:
+        """What the Temporal UI shows as the workflow's current details (markdown): the stage, the plan in az's
+        what-if notation and, while a confirmation waits, exactly what would be deleted and how to approve. Not
+        a command: set on every transition, read by the UI through the workflow's metadata query."""
+        status = self._status
+        last = status.transitions[-1]
+        lines = [f"**{status.stage.value}**" + (f": {last.detail}" if last.detail else "")]
+        lines.append(f"resource group `{status.resource_group}`, ARM deployment `{status.deployment_name}`")
+        pending = status.pending_confirmation
+        if status.stage is DeploymentStage.AWAITING_CONFIRMATION and pending is not None:
+            lines.append("")
+            lines.append(
+                f"**Waiting for approval** (round {pending.round}, until {pending.deadline:%Y-%m-%d %H:%M:%S} UTC)"
+            )
+            lines.append(f"The plan deletes {len(pending.destructive_changes)} resource(s):")
+            lines.append("")
+            lines.extend(f"- `{change.resource_id}`" for change in pending.destructive_changes)
+            lines.append("")
+            lines.append("Approve with:")
+            lines.append(f"`python starter.py approve {status.workflow_id} --reason '...'` or")
+            if pending.approve_command:
+                lines.append(f"`{pending.approve_command}`")
+            lines.append(f"reject with `python starter.py reject {status.workflow_id} --reason '...'`")
+        if status.failure is not None:
+            failure = status.failure
+            klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"
+            lines.append("")
+            lines.append(f"**Failed** at {failure.stage.value}: {klass} {failure.code}: {failure.message}")
+        if status.plan is not None:
+            rendered = render_plan(plan_documents(status.plan), legend=False).rstrip("\n").splitlines()
+            if len(rendered) > DETAILS_PLAN_LINES:
+                rendered = [*rendered[:DETAILS_PLAN_LINES], f"... ({len(rendered) - DETAILS_PLAN_LINES} more lines)"]
+            lines.append("")
+            lines.append("Plan (what-if):")
+            lines.append("```")
+            lines.extend(rendered)
+            lines.append("```")
+        return "\n".join(lines)
 
     def _upsert_memo(self, values: dict[str, Any]) -> None:
         workflow.upsert_memo(values)

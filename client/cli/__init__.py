@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "client.cli.status",
         "list recent deployments (newest first), by resource group, git SHA, state and start time",
     ),
+    "cancel": ("client.cli.lifecycle", "cancel a running deployment (and its ARM deployment, if one is running)"),
+    "follow": (
+        "client.cli.lifecycle",
+        "re-attach to a deployment's progress (after Ctrl-C) and exit with its exit code",
+    ),
     "audit": (
         "client.cli.audit",
         "rebuild a deployment's audit record from Temporal's history and write it (JSON and/or SQLite)",
@@ -88,6 +93,13 @@ def build_parser(command: str = ALL) -> argparse.ArgumentParser:
             importlib.import_module(module_name).add_parser(sub)
         else:
             sub.add_parser(name, help=help_line)
+    # `starter.py local-arm` is dispatched before this parser (the embedded default's emulator has its own options);
+    # listed here so the top-level --help names it.
+    sub.add_parser(
+        "local-arm",
+        help="run the local ARM emulator (HTTPS on loopback; `starter.py local-arm --help` for its options)",
+        add_help=False,
+    )
     return parser
 
 
@@ -101,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     command = _command_of(argv)
     parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
+    from client.cli import colour
+
+    colour.configure(args)
     try:
         return int(args.run(args))
     except UsageError as exc:

@@ -14,11 +14,12 @@ from typing import Any
 
 from temporalio.client import Client
 
+from client.cli.colour import add_colour_argument
 from client.embedded import ENV_TASK_QUEUE, DevInstance, EmbeddedError, require_running_instance
 from client.exit_codes import ExitCode
 from client.inputs import InputError
 from contract.models import DeployOutcome
-from services.codec import CodecConfigError, KeyRing
+from services.codec import CodecConfigError, CodecKeyError, KeyRing
 from services.temporal_client import DEFAULT_TASK_QUEUE, connect, connect_options
 
 TASK_QUEUE_ENV = ENV_TASK_QUEUE
@@ -69,6 +70,7 @@ def add_target_args(parser: Any) -> None:
         default="text",
         help="text for people (default) or json for scripts and CI; results go to stdout, progress to stderr",
     )
+    add_colour_argument(parser)
 
 
 def current_user() -> str:
@@ -225,6 +227,8 @@ async def _guarded(body: Callable[[], Awaitable[int]], *, output: str) -> int:
         return _refuse(str(exc), exc.code, output)
     except InputError as exc:
         return _refuse(str(exc), ExitCode.USAGE, output)
+    except CodecKeyError as exc:  # an encrypted history read without (the right) keys
+        return _refuse(f"Cannot read the deployment: {exc}. Nothing was changed.", ExitCode.USAGE, output)
 
 
 def _refuse(message: str, code: ExitCode, output: str) -> int:

@@ -51,6 +51,7 @@ from contract.models import (
     DeploymentStage,
     DeploymentStatus,
 )
+from services.codec import CodecKeyError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -93,6 +94,8 @@ async def pending_status(handle: WorkflowHandle[Any, Any], workflow_id: str, loc
         )
     try:
         status = await query_status(handle)
+    except CodecKeyError:
+        raise
     except Exception as exc:
         raise CommandError(
             f"Deployment '{workflow_id}' did not answer its status query ({exc}); is a worker running? "

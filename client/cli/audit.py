@@ -31,7 +31,7 @@ from client.cli._common import (
 from client.exit_codes import ExitCode
 from services.audit.history import NotADeployment, fetch_record
 from services.audit.record import AuditRecord
-from services.audit.store import DATABASE_NAME, FORMATS, default_audit_dir, write_record
+from services.audit.store import DATABASE_NAME, FORMATS, default_audit_dir, deleted_resources, write_record
 
 
 def add_audit_dir_arguments(parser: Any, *, help_dir: str) -> None:
@@ -156,12 +156,16 @@ def render_record(record: AuditRecord) -> str:
         counts = ", ".join(f"{n} {k}" for k, n in sorted((r.plan.get("counts") or {}).items()))
         ref = (r.plan.get("full_result") or {}).get("digest")
         lines.append(f"  plan        {counts or 'no changes'}" + (f" (full what-if: {ref})" if ref else ""))
+        for rid in deleted_resources(r):
+            lines.append(f"  - Delete    {rid}")
     for a in r.approvals:
         claimed = " (claimed, unverified)" if a.decision in ("APPROVED", "REJECTED") and not a.identity_verified else ""
         lines.append(
             f"  {a.decision.lower():<11} by {a.by}{claimed} at {a.at.isoformat(timespec='seconds')} (round "
-            f"{a.round}): {a.reason or '-'}; {len(a.destructive_set)} deletion(s)"
+            f"{a.round}): {a.reason or '-'}; {len(a.destructive_set)} deletion(s)" + (":" if a.destructive_set else "")
         )
+        for rid in a.destructive_set:
+            lines.append(f"                - {rid}")
     for refused in r.refused_decisions:
         lines.append(
             f"  refused     {str(refused.get('decision', '')).lower()} by {refused.get('by')} "

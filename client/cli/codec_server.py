@@ -105,6 +105,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _content_length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return -1
+
+    def _refuse(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        """Answer a request without using its body. The unread body would otherwise be parsed as the next
+        request on this keep-alive connection ("Bad request version"): read and drop it when it is small enough,
+        else close the connection after the answer."""
+        length = self._content_length()
+        if 0 <= length <= MAX_BODY_BYTES:
+            remaining = length
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        else:
+            self.close_connection = True
+        self._answer(status, body)
+
     def do_OPTIONS(self) -> None:
         self._answer(HTTPStatus.OK if self._operation() else HTTPStatus.NOT_FOUND)
 
@@ -118,18 +140,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         operation = self._operation()
         if operation is None:
-            self._answer(HTTPStatus.NOT_FOUND, {"message": "POST /encode or /decode"})
+            self._refuse(HTTPStatus.NOT_FOUND, {"message": "POST /encode or /decode"})
             return
         origin = self.headers.get("Origin")
         if origin and not self.server.origin_allowed(origin):
-            self._answer(HTTPStatus.FORBIDDEN, {"message": f"origin {origin} is not allowed (--ui-origin)"})
+            self._refuse(HTTPStatus.FORBIDDEN, {"message": f"origin {origin} is not allowed (--ui-origin)"})
             return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        length = self._content_length()
         if length < 0 or length > MAX_BODY_BYTES:
-            self._answer(HTTPStatus.BAD_REQUEST, {"message": "a Content-Length up to 64 MiB is required"})
+            self._refuse(HTTPStatus.BAD_REQUEST, {"message": "a Content-Length up to 64 MiB is required"})
             return
         try:
             payloads = Payloads()

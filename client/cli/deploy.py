@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 
 from arm_engine import DeploymentScope, TemplateError
 from client.bicep_deploy import build_bicep_deploy_request, is_bicep_deployment, resolve_bicep_inputs
+from client.cli import colour
 from client.cli._common import (
     IDENTITY_SOURCE,
     OUTCOME_EXIT_CODES,
@@ -41,6 +42,7 @@ from client.cli._common import (
     run_command,
 )
 from client.cli.audit import add_audit_dir_arguments, write_deployment_audit
+from client.cli.secure_input import add_secure_value_arguments, apply_secure_values
 from client.deployments import (
     DeploymentAlreadyRunning,
     build_deploy_request,
@@ -63,8 +65,7 @@ from client.inputs import (
     validate_resource_group_name,
     validate_subscription_id,
 )
-from client.plan_render import plan_documents, render_plan
-from contract.health import HealthProgress
+from contract.health import HealthProgress, parse_duration
 from contract.health_targets import declared_outputs, declared_outputs_from_bicep
 from contract.models import (
     SIGNAL_APPROVE,
@@ -76,8 +77,11 @@ from contract.models import (
     DeployOutcome,
     DeployRequest,
     DeployResult,
+    StageTransition,
 )
+from contract.plan_text import plan_documents, render_plan
 from services.classification import retried_within_stage
+from services.codec import CodecKeyError
 from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
 from services.secrets import redact, secret_strings
@@ -95,7 +99,7 @@ def add_parser(subparsers: Any) -> None:
         description="Validate, lint, plan (what-if), confirm deletions, deploy and verify an ARM JSON template as "
         "a durable Temporal workflow. Exit codes: 0 success, 1 logic failure, 2 usage error, 3 environmental "
         "failure after retries (health: after its convergence window), 4 rejected or not confirmed in time, "
-        "5 rolled back.",
+        "5 failed and rolled back (--rollback-on-failure).",
     )
     p.add_argument("-g", "--resource-group", required=True, help="target resource group (created if missing)")
     p.add_argument("-l", "--location", required=True, help="Azure region of the resource group, e.g. eastus")
@@ -122,6 +126,7 @@ def add_parser(subparsers: Any) -> None:
         help="treat parameter NAME as secret like a securestring (repeatable): its value (from -p or --param) is "
         "sealed in the content store, never in history, logs or output (docs/SECURITY.md)",
     )
+    add_secure_value_arguments(p)
     p.add_argument("--allow-warnings", action="store_true", help="do not halt on lint warnings")
     p.add_argument(
         "--no-confirm-deletes",
@@ -147,6 +152,12 @@ def add_parser(subparsers: Any) -> None:
         help="Incremental (default) leaves other resources alone; Complete deletes what the template omits",
     )
     p.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID; --local: the local one)")
+    p.add_argument(
+        "--confirmation-timeout",
+        metavar="DURATION",
+        help="how long a plan that deletes waits for approve/reject before failing as not confirmed (exit 4): "
+        "seconds or 30s, 10m, 2h (default: the worker's, 1h)",
+    )
     p.add_argument(
         "--wait",
         action="store_true",
@@ -301,6 +312,8 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         if not args.template:
             raise InputError("No template: give -t/--template (or -p with a .bicepparam file whose `using` names one).")
         inputs, resource_group, location = read_inputs(args)
+        from_elsewhere = apply_secure_values(args, inputs, interactive=_interactive(args.output))
+        args.secret_param = sorted({*getattr(args, "secret_param", []), *from_elsewhere})
         hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
         try:
             check_against_template(inputs, resource_group=resource_group, location=location)
@@ -321,6 +334,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         ),
         skip_health=args.skip_health,
     )
+    confirmation_timeout(args)  # a bad value is refused before connecting
     git_sha = validate_git_sha(args.git_sha) if args.git_sha is not None else detect_git_sha(template_path)
     check_audit_dir(args.audit_dir)  # the record the user asked for must be writable before anything starts
     if args.subscription or not args.local:
@@ -366,6 +380,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             f"{local_flag(target)}` shows where it is.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    args.deploy_result = result  # for callers that run deploy in-process (demo's closing sentence)
     await write_deployment_audit(
         target, handle.id, handle.result_run_id, audit_dir=args.audit_dir, fmt=getattr(args, "audit_format", "both")
     )
@@ -424,14 +439,44 @@ def _build_request(
         )
     if getattr(args, "rollback_on_failure", False):
         request = request.model_copy(update={"rollback_on_failure": True})
+    timeout = confirmation_timeout(args)
+    if timeout is not None:
+        request = request.model_copy(update={"confirmation_timeout_seconds": timeout})
     return request
 
 
-async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+MAX_CONFIRMATION_TIMEOUT_SECONDS = 30 * 86400.0
+
+
+def confirmation_timeout(args: argparse.Namespace) -> float | None:
+    """``--confirmation-timeout`` in seconds (None: the worker's default); a usage error names the flag."""
+    given = getattr(args, "confirmation_timeout", None)
+    if given is None:
+        return None
     try:
-        if wait:
-            progress("Waiting for any running deployment of this resource group to finish (--wait)...")
-        return await start_deployment(target.client, request, wait=wait, task_queue=target.task_queue)
+        seconds = parse_duration(given)
+    except ValueError as exc:
+        raise InputError(f"--confirmation-timeout: {exc}.") from None
+    if not 1 <= seconds <= MAX_CONFIRMATION_TIMEOUT_SECONDS:
+        raise InputError(
+            f"--confirmation-timeout {given!r} is out of range: give between 1 s and 30 days (e.g. 30m, 2h)."
+        )
+    return seconds
+
+
+async def _start(target: Target, request: DeployRequest, *, wait: bool) -> WorkflowHandle[Any, DeployResult]:
+    watcher: asyncio.Task[None] | None = None
+
+    async def on_busy(running: WorkflowHandle[Any, Any]) -> None:
+        nonlocal watcher
+        if watcher is not None:
+            watcher.cancel()
+        watcher = asyncio.ensure_future(_watch_blocker(running, target))
+
+    try:
+        return await start_deployment(
+            target.client, request, wait=wait, task_queue=target.task_queue, on_busy=on_busy if wait else None
+        )
     except RPCError as exc:
         raise CommandError(
             f"The Temporal server at {target.address} refused to start the deployment workflow in namespace "
@@ -446,6 +491,44 @@ async def _start(target: Target, request: DeployRequest, *, wait: bool) -> Workf
             "run this command again with --wait to queue behind it. Nothing new was started.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _watch_blocker(running: WorkflowHandle[Any, Any], target: Target) -> None:
+    """--wait: say which deployment holds the resource group, where it is, and — when it waits for an approval —
+    what it waits for and who can give it; again whenever its stage changes."""
+    said: tuple[str, int] | None = None
+    while True:
+        status = await _try_status(running)
+        stage = status.stage.value if status else "unknown (no worker answered yet)"
+        pending = status.pending_confirmation if status else None
+        key = (stage, pending.round if pending else 0)
+        if key != said:
+            said = key
+            progress(
+                f"Waiting for deployment {running.id} to finish first (--wait): it holds this resource group and is "
+                f"at {stage}."
+            )
+            if status is not None and status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending:
+                policy = pending.approval_policy
+                who = "anyone"
+                if policy is not None and policy.allowed_approvers is not None:
+                    who = ", ".join(policy.allowed_approvers) or "nobody listed"
+                if policy is not None and not policy.allow_self_approval:
+                    who += f" (not its initiator, {_initiator_of(status)})"
+                progress(
+                    f"  It waits for approval of {len(pending.destructive_changes)} deletion(s) until "
+                    f"{pending.deadline.isoformat(timespec='seconds')}; who may decide: {who}.\n"
+                    f"  python starter.py approve {running.id}{local_flag(target)} --reason '...'   (or reject)"
+                )
+        await asyncio.sleep(2.0)
+
+
+def _initiator_of(status: DeploymentStatus) -> str:
+    first = status.transitions[0] if status.transitions else None
+    return (first.by if first is not None else None) or "unknown"
 
 
 # ------------------------------------------------------------------------------------------------ following
@@ -510,7 +593,11 @@ async def follow(
                         _show_plan(status.plan, store, output)
                     progress(
                         _transition_line(
-                            transition.stage, _localized(transition.detail, handle.id, target), transition.by
+                            transition.stage,
+                            _localized(transition.detail, handle.id, target),
+                            transition.by,
+                            since=_started(status),
+                            at=transition.at,
                         )
                     )
                 seen = len(status.transitions)
@@ -536,7 +623,15 @@ async def follow(
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
-        progress(_transition_line(transition.stage, _localized(transition.detail, handle.id, target), transition.by))
+        progress(
+            _transition_line(
+                transition.stage,
+                _localized(transition.detail, handle.id, target),
+                transition.by,
+                since=_started(result),
+                at=transition.at,
+            )
+        )
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -590,7 +685,7 @@ def _show_plan(plan: Any, store: LocalBlobStore | None, output: str) -> None:
     if output != "text":
         return
     sys.stderr.flush()
-    sys.stdout.write(render_plan(plan_documents(plan, store)))
+    sys.stdout.write(colour.plan(render_plan(plan_documents(plan, store)), sys.stdout))
     sys.stdout.flush()
 
 
@@ -604,6 +699,8 @@ async def _try_status(handle: WorkflowHandle[Any, Any]) -> DeploymentStatus | No
     try:
         # Bounded: a query waits for a worker, and the loop must go on to print hints and notice the result.
         return await asyncio.wait_for(query_status(handle), timeout=QUERY_TIMEOUT_SECONDS)
+    except CodecKeyError:
+        raise
     except Exception:  # not yet picked up by a worker, or between tasks: try again at the next poll
         return None
 
@@ -618,8 +715,33 @@ def _localized(detail: str, workflow_id: str, target: Target) -> str:
     return re.sub(pattern, lambda m: m.group(1) + flag, detail)
 
 
-def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str:
-    text = f"  [{stage.value}]"
+def _started(status: DeploymentStatus | DeployResult) -> datetime | None:
+    """When the deployment was requested (its first transition), the origin of the stage lines' times."""
+    return status.transitions[0].at if status.transitions else None
+
+
+def _stage_line(transition: StageTransition, status: DeploymentStatus | DeployResult) -> str:
+    return _transition_line(
+        transition.stage, transition.detail, transition.by, since=_started(status), at=transition.at
+    )
+
+
+def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def _transition_line(
+    stage: DeploymentStage,
+    detail: str,
+    by: str | None,
+    *,
+    since: datetime | None = None,
+    at: datetime | None = None,
+) -> str:
+    text = f"  {colour.stage(stage.value, sys.stderr)}"
     # The detail of the transition into LINTING (PLANNING) reports what validation (lint) found: bracket it, or
     # "[LINTING] 4 resources, parameters valid" reads as if linting had found it.
     if detail and stage is DeploymentStage.LINTING:
@@ -628,8 +750,10 @@ def _transition_line(stage: DeploymentStage, detail: str, by: str | None) -> str
         detail = f"({detail})"
     if detail:
         text += f" {detail}"
-    if by:
+    if by and f"by {by}" not in detail:  # "rejected by ana: ..." names the person already
         text += f" (by {by})"
+    if since is not None and at is not None:  # time since the deployment was requested
+        text += " " + colour.paint(f"+{_elapsed(max(0.0, (at - since).total_seconds()))}", colour.GREY, sys.stderr)
     return text
 
 
@@ -694,8 +818,16 @@ async def _answer(handle: WorkflowHandle[Any, Any], status: DeploymentStatus | N
 RESULT_SCHEMA_VERSION = 1
 
 
+def duration_seconds(result: DeployResult) -> float | None:
+    """From the request to the last transition (the workflow's own clock, so the same for every reader)."""
+    if len(result.transitions) < 2:
+        return None
+    return max(0.0, (result.transitions[-1].at - result.transitions[0].at).total_seconds())
+
+
 def result_document(result: DeployResult) -> dict[str, Any]:
     doc = {"schema_version": RESULT_SCHEMA_VERSION, **result.model_dump(mode="json")}
+    doc["duration_seconds"] = duration_seconds(result)
     doc["exit_code"] = int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode.ENVIRONMENTAL))
     doc["has_changes"] = bool(result.has_changes or (result.plan is not None and result.plan.has_changes))
     doc["change_counts"] = dict(result.plan.counts) if result.plan else {}
@@ -708,6 +840,9 @@ def report(result: DeployResult, *, output: str, target: Target) -> int:
         print_json(result_document(result))
         return int(code)
     out = sys.stdout
+    took = duration_seconds(result)
+    if took is not None:  # after the result, as the last thing a reader sees
+        progress(f"  took {_elapsed(took)} in total (requested to {result.outcome.value})")
     if result.outcome == DeployOutcome.SUCCEEDED:
         out.write(f"Deployment succeeded: workflow {result.workflow_id}, ARM deployment {result.deployment_name}.\n")
         if result.skipped_health:

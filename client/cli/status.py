@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from client.cli import colour
 from client.cli._common import (
     CommandError,
     add_target_args,
@@ -24,10 +27,11 @@ from client.cli._common import (
 from client.deployments import query_status
 from client.exit_codes import ExitCode
 from client.inputs import InputError, validate_git_sha
-from client.plan_render import plan_documents, render_plan, summary_line
 from contract import search_attributes
 from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
+from contract.plan_text import plan_documents, render_plan, summary_line
 from services.classification import retried_within_stage
+from services.codec import CodecKeyError
 from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
 
@@ -40,6 +44,17 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("workflow_id", metavar="ID", help="the deployment's workflow id")
     p.add_argument("--plan", action="store_true", help="also print the full what-if plan")
+    p.add_argument(
+        "--wait-for",
+        type=str.upper,
+        choices=[s.value for s in DeploymentStage],
+        metavar="STAGE",
+        help="first wait until the deployment reaches STAGE (e.g. AWAITING_CONFIRMATION before approving from a "
+        "script); exit 2 if it ends without reaching it, 3 after --wait-timeout",
+    )
+    p.add_argument(
+        "--wait-timeout", type=float, default=600.0, metavar="SECONDS", help="give up waiting after this long"
+    )
     add_target_args(p)
     p.set_defaults(run=run_status)
 
@@ -85,9 +100,13 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     except RPCError as exc:
         raise workflow_read_error(exc, args.workflow_id, local) from None
     require_deployment(description, args.workflow_id, local)
+    if getattr(args, "wait_for", None):
+        description = await _wait_for_stage(handle, args.workflow_id, DeploymentStage(args.wait_for), args, local)
     workflow_state = description.status.name if description.status else "UNKNOWN"
     try:
         current: DeploymentStatus | None = await query_status(handle)
+    except CodecKeyError:
+        raise
     except Exception:  # no worker to answer the query: say what Temporal itself knows
         current = None
     if args.output == "json":
@@ -115,11 +134,10 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     if current.plan is not None:
         print(f"  plan: {summary_line(current.plan.counts)}")
         if args.plan:
-            print(
-                render_plan(
-                    plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
-                )
+            rendered = render_plan(
+                plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
             )
+            print(colour.plan(rendered, sys.stdout))
     pending = current.pending_confirmation
     if pending is not None:
         print(f"  {confirmation_wait(pending.asked_at, pending.deadline)} (round {pending.round}):")
@@ -160,6 +178,46 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     return int(ExitCode.OK)
 
 
+async def _wait_for_stage(
+    handle: Any, workflow_id: str, stage: DeploymentStage, args: argparse.Namespace, local: str
+) -> Any:
+    """Poll the workflow id's latest run until it is at ``stage``; the describe() of that moment. A run that had
+    ended before this command started is an earlier deployment: its successor (started by a `deploy` still on its
+    way, e.g. in the background) is waited for, up to the timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0.0, args.wait_timeout)
+    began = datetime.now(UTC)
+    while True:
+        description = await handle.describe()
+        try:
+            current: DeploymentStatus | None = await asyncio.wait_for(query_status(handle), timeout=5)
+        except CodecKeyError:
+            raise
+        except Exception:  # no worker yet: keep waiting
+            current = None
+        if current is not None and current.stage == stage:
+            return description
+        running = description.status is not None and description.status.name == "RUNNING"
+        earlier = description.close_time is not None and description.close_time < began
+        if not running and not earlier:
+            ended = current.stage.value if current is not None else description.status.name
+            raise CommandError(
+                f"Deployment '{workflow_id}' ended ({ended}) without reaching {stage.value}. "
+                f"`python starter.py status {workflow_id}{local}` shows how.",
+                ExitCode.USAGE,
+            )
+        if loop.time() > deadline:
+            where = current.stage.value if current is not None else "unknown (no worker answered)"
+            if earlier:
+                where += ", and no new run started"
+            raise CommandError(
+                f"Deployment '{workflow_id}' did not reach {stage.value} within {args.wait_timeout:g} s (it is at "
+                f"{where}).",
+                ExitCode.ENVIRONMENTAL,
+            )
+        await asyncio.sleep(0.5)
+
+
 def rollback_line(report: RollbackReport) -> str:
     """The finished rollback's summary, or where a running one is."""
     if report.state in ("ROLLED_BACK", "NOT_POSSIBLE", "FAILED"):
@@ -197,6 +255,7 @@ async def list_deployments(args: argparse.Namespace, *, client: Client | None = 
                     "template": memo.get("template"),
                     "git_sha": attributes.get(search_attributes.GIT_SHA),
                     "state": attributes.get(search_attributes.DEPLOYMENT_STATE) or memo.get("stage"),
+                    "outcome": memo.get("outcome") or _outcome_from_status(wf.status.name if wf.status else ""),
                 }
             )
             if len(rows) >= args.limit:
@@ -218,16 +277,24 @@ async def list_deployments(args: argparse.Namespace, *, client: Client | None = 
     if not rows:
         print("No deployments found.")
         return int(ExitCode.OK)
+    # STATUS is Temporal's (a rejected deployment is a FAILED workflow), STATE the last stage, OUTCOME what came of
+    # it (SUCCEEDED, REJECTED, NOT_CONFIRMED, LOGIC_FAILURE, ...); RUN ID tells the runs of one resource group apart.
     print(
-        f"{'WORKFLOW ID':<60} {'STATUS':<11} {'STATE':<21} {'STARTED':<26} {'RESOURCE GROUP':<20} "
-        f"{'GIT SHA':<12} INITIATOR"
+        f"{'WORKFLOW ID':<60} {'RUN ID':<36} {'STATUS':<11} {'STATE':<21} {'OUTCOME':<21} {'STARTED':<25} "
+        f"{'RESOURCE GROUP':<20} {'GIT SHA':<12} INITIATOR"
     )
     for r in rows:
         print(
-            f"{r['workflow_id']:<60} {r['status']:<11} {r['state'] or '-':<21} {r['started']:<26} "
-            f"{r['resource_group']:<20} {(r['git_sha'] or '-')[:12]:<12} {r['initiator'] or ''}"
+            f"{r['workflow_id']:<60} {r['run_id']:<36} {r['status']:<11} {r['state'] or '-':<21} "
+            f"{r['outcome'] or '-':<21} {r['started']:<25} {r['resource_group']:<20} {(r['git_sha'] or '-')[:12]:<12} "
+            f"{r['initiator'] or ''}"
         )
     return int(ExitCode.OK)
+
+
+def _outcome_from_status(status: str) -> str | None:
+    """For runs whose memo predates the outcome field: what Temporal's own status says, where it is unambiguous."""
+    return {"COMPLETED": "SUCCEEDED", "CANCELED": "CANCELLED", "TERMINATED": "TERMINATED"}.get(status)
 
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

@@ -50,7 +50,8 @@ from services.audit.record import (
 )
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
-_KNOWN_MEMO = frozenset({"stage", "transition", "confirmation", "refused_decision"})
+# "outcome" repeats what the result holds (the final transition carries it for `list`, patch outcome-memo).
+_KNOWN_MEMO = frozenset({"stage", "transition", "confirmation", "refused_decision", "outcome"})
 _ATTEMPT_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+) attempt (?P<attempt>\d+)$")
 _RETRY_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+): retry (?P<retry>\d+) after (?P<code>\S+) \((?P<seconds>[\d.]+) s\)$")
 _CLOSE_STATUS = {

@@ -75,9 +75,10 @@ CREATE TABLE IF NOT EXISTS deployment_resources (
     run_id             TEXT NOT NULL,
     resource_id        TEXT NOT NULL,
     resource_type      TEXT NOT NULL,
-    health_status      TEXT NOT NULL,   -- Healthy, Unhealthy, NotChecked
+    health_status      TEXT NOT NULL,   -- Healthy, Unhealthy, NotChecked; Deleted for a resource the plan deleted
     detail             TEXT,
     availability       TEXT,
+    change_type        TEXT,            -- the plan's change type (Create, Modify, Delete, NoChange, ...), if planned
     PRIMARY KEY (deployment_id, run_id, resource_id),
     FOREIGN KEY (deployment_id, run_id) REFERENCES deployments (deployment_id, run_id) ON DELETE CASCADE
 );
@@ -127,7 +128,26 @@ def connect_database(database: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(database, timeout=30)
     connection.execute("PRAGMA foreign_keys = ON")
     connection.executescript(SCHEMA)
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(deployment_resources)")}
+    if "change_type" not in columns:  # a database written before deleted resources were listed
+        connection.execute("ALTER TABLE deployment_resources ADD COLUMN change_type TEXT")
     return connection
+
+
+def planned_changes(record: AuditRecord) -> dict[str, tuple[str, str]]:
+    """The plan's change per resource id (lower-cased): (resource id as planned, change type)."""
+    changes = (record.plan or {}).get("changes") or []
+    out: dict[str, tuple[str, str]] = {}
+    for change in changes:
+        rid, kind = change.get("resource_id"), change.get("change_type")
+        if isinstance(rid, str) and isinstance(kind, str):
+            out[rid.lower()] = (rid, kind)
+    return out
+
+
+def deleted_resources(record: AuditRecord) -> list[str]:
+    """Ids of the resources the deployment's plan deleted, in plan order."""
+    return [rid for rid, kind in planned_changes(record).values() if kind == "Delete"]
 
 
 def _json(value: Any) -> str:
@@ -180,22 +200,51 @@ def write_sqlite(record: AuditRecord, database: Path) -> None:
             "message, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             _event_rows(record, doc["events"]),
         )
+        planned = planned_changes(record)
+        rows = [
+            (
+                record.deployment_id,
+                record.run_id,
+                r.resource_id,
+                r.resource_type,
+                r.health_status,
+                r.detail,
+                r.availability,
+                planned.get(r.resource_id.lower(), (None, None))[1],
+            )
+            for r in record.resources
+        ]
+        listed = {r.resource_id.lower() for r in record.resources}
+        # Deleted resources are no longer deployed, but an auditor looks for them here too.
+        deleted_done = record.result.success
+        rows += [
+            (
+                record.deployment_id,
+                record.run_id,
+                rid,
+                _resource_type(rid),
+                "Deleted" if deleted_done else "NotDeleted",
+                None if deleted_done else "the deployment did not complete; the plan would have deleted it",
+                None,
+                "Delete",
+            )
+            for rid in deleted_resources(record)
+            if rid.lower() not in listed
+        ]
         db.executemany(
             "INSERT INTO deployment_resources (deployment_id, run_id, resource_id, resource_type, health_status, "
-            "detail, availability) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    record.deployment_id,
-                    record.run_id,
-                    r.resource_id,
-                    r.resource_type,
-                    r.health_status,
-                    r.detail,
-                    r.availability,
-                )
-                for r in record.resources
-            ],
+            "detail, availability, change_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
+
+
+def _resource_type(resource_id: str) -> str:
+    """``Microsoft.Web/sites`` from ``.../providers/Microsoft.Web/sites/name`` (child types too)."""
+    _, sep, rest = resource_id.rpartition("/providers/")
+    if not sep:
+        return ""
+    parts = rest.split("/")
+    return "/".join([parts[0], *parts[1::2]]) if len(parts) >= 3 else rest
 
 
 def _event_rows(record: AuditRecord, events: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:

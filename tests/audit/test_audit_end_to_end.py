@@ -295,9 +295,15 @@ def test_sqlite_rows_have_every_field(deployed: Deployed) -> None:
     assert json.loads(row["record_json"]) == record
     assert [e["event_type"] for e in events] == [e["event_type"] for e in record["events"]]
     assert all(e["timestamp"] and e["message"] and json.loads(e["details"]) is not None for e in events)
-    assert {(r["resource_id"], r["resource_type"], r["health_status"]) for r in resources} == {
+    deployed_rows = [r for r in resources if r["health_status"] != "Deleted"]
+    assert {(r["resource_id"], r["resource_type"], r["health_status"]) for r in deployed_rows} == {
         (r["resource_id"], r["resource_type"], r["health_status"]) for r in record["resources"]
     }
+    # the resource the approved plan deleted is listed too, with its change type (not only inside record_json)
+    deleted = [c["resource_id"] for c in record["plan"]["changes"] if c["change_type"] == "Delete"]
+    assert deleted and sorted(
+        (r["resource_id"], r["change_type"]) for r in resources if r["health_status"] == "Deleted"
+    ) == [(rid, "Delete") for rid in sorted(deleted)]
     assert {r["run_id"] for r in runs} == {deployed.run_id, deployed.first_run_id}  # both deployments kept
 
 

@@ -84,7 +84,15 @@ async def test_json_and_sqlite_writers(tmp_path: Path) -> None:
         (events,) = db.execute("SELECT count(*) FROM deployment_events").fetchone()
         rows = db.execute("SELECT resource_id, resource_type, health_status FROM deployment_resources").fetchall()
     assert events == len(record.events)
-    assert rows == [("/r/1", "unknown", "Healthy")]
+    # the deployed resource, and the one the plan deleted (listed, with its type, since the audit lists deletions)
+    assert rows == [
+        ("/r/1", "unknown", "Healthy"),
+        (
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/old",
+            "Microsoft.Storage/storageAccounts",
+            "Deleted",
+        ),
+    ]
     assert read_sqlite_record(tmp_path / "audit.db", record.deployment_id, record.run_id) == record
     assert write_record(record, tmp_path / "none", fmt="none") == [] and not (tmp_path / "none").exists()
     only_json = write_record(record, tmp_path / "j", fmt="json")

@@ -10,7 +10,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from client.embedded import EmbeddedDefault, temporal_binary
 from client.exit_codes import ExitCode
 from tests.support.cli_env import EXAMPLE, REPO, run_cli
+from tests.support.stderr_watch import StderrWatcher
 
 TEMPLATE = str(EXAMPLE / "azuredeploy.json")
 WITHOUT_WEB = str(EXAMPLE / "azuredeploy.without-web.json")
@@ -108,33 +108,6 @@ def test_happy_path_then_no_change(capsys: pytest.CaptureFixture[str]) -> None:
     not_waiting = run_cli(["approve", doc["workflow_id"], "--local"], capsys)
     assert not_waiting.code == ExitCode.USAGE
     assert "is not running" in not_waiting.err or "not waiting for confirmation" in not_waiting.err
-
-
-class StderrWatcher:
-    """Collects a subprocess's stderr lines as they come, so a test can act on what the user would read."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert proc.stderr is not None
-        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, fragment: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if fragment in line:
-                    return line
-            time.sleep(0.1)
-        raise AssertionError(f"{fragment!r} never appeared on stderr:\n" + "\n".join(self.lines))
-
-    def text(self) -> str:
-        self._thread.join(timeout=10)
-        return "\n".join(self.lines)
 
 
 def start_removal(rg: str, state_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], StderrWatcher]:

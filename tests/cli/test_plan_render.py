@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from client.plan_render import change_counts, plan_has_changes, render_plan, summary_line
+from contract.plan_text import change_counts, plan_has_changes, render_plan, summary_line
 
 RG = "/subscriptions/s1/resourceGroups/rg"
 

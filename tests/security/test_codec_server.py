@@ -149,3 +149,36 @@ def test_command_refuses_without_keys_and_serves_on_loopback_with_them(tmp_path:
         proc.terminate()
         proc.wait(10)
     assert proc.returncode == 0
+
+
+def test_a_refused_request_leaves_the_connection_clean(tmp_path: Path) -> None:
+    """A foreign-origin POST refused with 403 must not leave its body to be read as the next request on the same
+    keep-alive connection (the server used to log 'Bad request version' and answer garbage)."""
+    import http.client
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_CODEC")}
+    env["ORCHESTRATOR_CODEC_KEYS"] = f"k1={_key()}"
+    proc = subprocess.Popen(
+        [sys.executable, "starter.py", "codec-server", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        endpoint = json.loads(proc.stdout.readline())["endpoint"]
+        host, port = endpoint.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = as_body([Payload(data=b"x" * 2000)])
+        for origin, expected in (("https://evil.example", 403), ("http://localhost:8233", 200)):
+            connection.request("POST", "/decode", body=body, headers={"Origin": origin})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == expected
+        connection.close()
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=10)
+    assert "Bad request" not in err and "400" not in err, err

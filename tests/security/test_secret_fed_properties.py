@@ -28,7 +28,7 @@ from activities.plan import secret_free, summarize_what_if
 from activities.secret_fed import SecretPathRecord, secret_fed_paths
 from activities.validate import expand
 from arm_engine import DeploymentScope
-from client.plan_render import plan_documents, render_plan
+from contract.plan_text import plan_documents, render_plan
 from local_arm.whatif import materialize, property_delta
 from services.secrets import redact_model
 
