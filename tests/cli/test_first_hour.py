@@ -355,7 +355,7 @@ def test_wording_rejection_list_columns_help(stack: EmbeddedDefault) -> None:
     assert [r["outcome"] for r in rows_json] == ["REJECTED", "SUCCEEDED"]
     assert rows_json[0]["run_id"] in rows[0]
 
-    assert "5 failed and rolled back" in cli(stack, "deploy", "--help").stdout
+    assert "5 failed and rolled back" in " ".join(cli(stack, "deploy", "--help").stdout.split())  # as wrapped
     assert "local-arm" in cli(stack, "--help").stdout
 
 

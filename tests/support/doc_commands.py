@@ -74,7 +74,7 @@ def command_argv(line: str) -> tuple[str, list[str]] | None:
                 prefix[0] == "python" and words[i].endswith("python") and tuple(words[i + 1 : i + 2]) == prefix[1:]
             ):
                 rest = words[i + len(prefix) :]
-                cut = next((j for j, w in enumerate(rest) if w in ("|", "&&", ";", ">", "2>&1", "||")), len(rest))
+                cut = next((j for j, w in enumerate(rest) if w in ("|", "&&", ";", ">", "2>&1", "||", "&")), len(rest))
                 # A|B alternatives: the first (a JSON or quoted value keeps its bars).
                 rest = [w.split("|", 1)[0] if "|" in w and not w.startswith(("{", "[", "'")) else w for w in rest[:cut]]
                 if which == "cli" and rest[:1] == ["local-arm"]:
