@@ -22,6 +22,7 @@ from pathlib import Path
 
 from orchestrator.codec import KeyRing
 from orchestrator.config import ConfigError, package_version, worker_config_from_env
+from orchestrator.health.policy import RequestPolicy
 from orchestrator.runtime import run_worker
 from orchestrator.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from orchestrator.temporal_client import connect_options
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             os.environ[PROMETHEUS_ENV] = args.prometheus_bind
         TelemetrySettings.from_environment()
         KeyRing.from_environment()
+        RequestPolicy.from_environment()  # the health checks' request policy (ORCHESTRATOR_HEALTH_*)
     except (ConfigError, ValueError) as exc:
         print(f"worker.py: {exc}", file=sys.stderr)
         return 2

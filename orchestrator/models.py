@@ -533,6 +533,9 @@ class VerifyInput(_Model):
     request: DeployRequest
     deployment_name: str
     resources: list[str] = Field(default_factory=list)
+    # When the workflow entered VERIFYING_HEALTH (Unix time): the stage's one convergence window starts here, for
+    # every attempt of the resource-state wait and for the declared checks after it. None: the attempt's start.
+    window_started_at: float | None = None
 
 
 class HealthReport(_Model):

@@ -19,6 +19,7 @@ from workflows.deployment import DeploymentWorkflow
 
 from .blobstore import BlobStore, LocalBlobStore
 from .config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
+from .health.policy import RequestPolicy
 from .temporal_client import connect
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ async def run_worker(
             config.arm.endpoint,
             store.root,
         )
+        log.info("%s", RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint).describe())
         async with worker:
             if stop is None:
                 await asyncio.Event().wait()

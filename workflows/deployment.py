@@ -14,6 +14,7 @@ returns a ``DeploymentStatus``. Secure parameter values never pass through here 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -23,7 +24,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from orchestrator.audit.search_attributes import DEPLOYMENT_STATE
-    from orchestrator.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
+    from orchestrator.health import HealthCheckInput, HealthCheckReport, HealthProgress, health_activity_timeouts
     from orchestrator.models import (
         QUERY_STATUS,
         SIGNAL_APPROVE,
@@ -81,7 +82,11 @@ PATCH_FOUR_EYES = "four-eyes"  # issue 7: approve/reject from someone the approv
 PATCH_RECORD_LAST_GOOD = "record-last-good"  # issue 6: a healthy COMPLETED deployment is recorded for rollbacks
 PATCH_ROLLBACK = "rollback-on-failure"  # issue 6: --rollback-on-failure redeploys the last good deployment
 PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # issue 7: DeploymentState upserted at each transition
+# Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
+# request policy refuses) fail as LOGIC and never roll back (older runs failed them as HealthCheckFailed).
+PATCH_HEALTH_DECLARATION_LOGIC = "health-declaration-logic"
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
+HEALTH_DECLARATION_FAILED = "HealthDeclarationFailed"
 
 
 class StageFailed(Exception):
@@ -248,6 +253,7 @@ class DeploymentWorkflow:
                 self._transition(DeploymentStage.VERIFYING_HEALTH, "skipped (--skip-health)", by=request.initiator)
             else:
                 self._transition(DeploymentStage.VERIFYING_HEALTH, f"{len(deployed.resources)} resources")
+                window_start = workflow.now().timestamp()  # the stage's one convergence window
                 health = await self._stage_activity(
                     DeploymentStage.VERIFYING_HEALTH,
                     ActivityName.VERIFY_HEALTH,
@@ -255,6 +261,7 @@ class DeploymentWorkflow:
                         request=request,
                         deployment_name=self._status.deployment_name,
                         resources=deployed.resources,
+                        window_started_at=window_start,
                     ),
                     HealthReport,
                     heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
@@ -270,7 +277,7 @@ class DeploymentWorkflow:
                         DeployOutcome.ENVIRONMENTAL_FAILURE,
                     )
                 if request.health.checks:
-                    await self._run_health_checks(request, deployed)
+                    await self._run_health_checks(request, deployed, window_start)
                 if workflow.patched(PATCH_RECORD_LAST_GOOD):
                     await self._record_last_good(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
@@ -691,6 +698,7 @@ class DeploymentWorkflow:
         if (
             self._request.rollback_on_failure
             and failed.failure.stage in (DeploymentStage.DEPLOYING, DeploymentStage.VERIFYING_HEALTH)
+            and failed.failure.code != HEALTH_DECLARATION_FAILED  # a wrong declaration, not a broken deployment
             and workflow.patched(PATCH_ROLLBACK)
         ):
             try:
@@ -768,10 +776,16 @@ class DeploymentWorkflow:
             report.resources = deployed.resources
             report.state = "VERIFYING_HEALTH"
             self._transition(DeploymentStage.VERIFYING_HEALTH, f"rollback: {len(deployed.resources)} resources")
+            window_start = workflow.now().timestamp()
             health = report.health = await self._stage_activity(
                 DeploymentStage.VERIFYING_HEALTH,
                 ActivityName.VERIFY_HEALTH,
-                lambda attempt: VerifyInput(request=request, deployment_name=name, resources=deployed.resources),
+                lambda attempt: VerifyInput(
+                    request=request,
+                    deployment_name=name,
+                    resources=deployed.resources,
+                    window_started_at=window_start,
+                ),
                 HealthReport,
                 heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
             )
@@ -787,7 +801,7 @@ class DeploymentWorkflow:
             if request.health.checks:
                 self._health_checks = None
                 try:
-                    await self._run_health_checks(request, deployed)
+                    await self._run_health_checks(request, deployed, window_start)
                 finally:
                     report.health_checks = self._health_checks
         except StageFailed as rollback_failed:
@@ -844,12 +858,25 @@ class DeploymentWorkflow:
         report.parameters_provided_by = self._rollback_parameters.provided_by
         return self._rollback_parameters.secure_parameters
 
-    async def _run_health_checks(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
+    async def _run_health_checks(
+        self, request: DeployRequest, deployed: DeployOutcomeDetails, window_start: float | None = None
+    ) -> None:
         """The user's declared checks (issue 6), after the provisioningState check: one activity that retries
-        within the convergence window itself, so a failing check fails the stage instead of retrying it."""
+        within the convergence window itself, so a failing check fails the stage instead of retrying it.
+
+        The window is the stage's (``window_start``). An attempt lost with its worker hands its last heartbeat
+        (every check's tries so far) to the next one, which continues from it."""
         start_to_close, heartbeat = health_activity_timeouts(
             request.health, heartbeat_seconds=min(10.0, self._settings.heartbeat_timeout_seconds)
         )
+        lost: list[HealthCheckReport] = []
+
+        def on_timeout(err: TemporalTimeoutError) -> None:
+            for detail in err.last_heartbeat_details or ():
+                with contextlib.suppress(ValueError, TypeError):
+                    progress = detail if isinstance(detail, HealthProgress) else HealthProgress.model_validate(detail)
+                    lost.append(progress.report)
+
         report = await self._stage_activity(
             DeploymentStage.VERIFYING_HEALTH,
             ActivityName.RUN_HEALTH_CHECKS,
@@ -859,13 +886,26 @@ class DeploymentWorkflow:
                 subscription_id=request.subscription_id,
                 outputs=deployed.outputs,
                 resources=deployed.resources,
+                window_started_at=window_start,
+                resume=lost[-1] if lost else None,
             ),
             HealthCheckReport,
             start_to_close=start_to_close,
             heartbeat=heartbeat,
+            on_timeout=on_timeout,
         )
         self._health_checks = report
         if not report.healthy:
+            if report.only_declaration_errors() and workflow.patched(PATCH_HEALTH_DECLARATION_LOGIC):
+                # The declaration is wrong (known only now, with the outputs or the worker's policy): nothing says
+                # the deployment is unhealthy, so this is the user's to fix and never a reason to roll back.
+                self._fail(
+                    DeploymentStage.VERIFYING_HEALTH,
+                    FailureClass.LOGIC,
+                    HEALTH_DECLARATION_FAILED,
+                    "the health check declaration cannot be used: " + report.summary(),
+                    DeployOutcome.LOGIC_FAILURE,
+                )
             self._fail(
                 DeploymentStage.VERIFYING_HEALTH,
                 FailureClass.ENVIRONMENTAL,

@@ -282,6 +282,12 @@ class CheckResult(BaseModel):
     last_error: str | None = None  # the error of the latest failed attempt (kept after a pass, for the audit)
     note: str | None = None  # something tolerated, e.g. Resource Health "Unknown"
     elapsed_seconds: float = 0.0  # from the start of the stage to this check's last attempt
+    # The worker's request policy on the latest attempt: "allowed: 10.0.0.5:443, private address, ..." (the address
+    # contacted and why) or "refused: ..." (nothing was sent). None for arm checks, which only talk to ARM.
+    request_policy: str | None = None
+    # The declaration itself is at fault (its target cannot be resolved from the outputs, or the request policy
+    # refuses it): a LOGIC failure that says nothing about the deployment, so it is never a reason to roll back.
+    declaration_error: bool = False
 
 
 class HealthCheckReport(BaseModel):
@@ -296,6 +302,11 @@ class HealthCheckReport(BaseModel):
 
     def failed(self) -> list[CheckResult]:
         return [c for c in self.checks if c.state is CheckState.FAILED]
+
+    def only_declaration_errors(self) -> bool:
+        """Every check that did not pass failed because of its declaration (none because of the deployment)."""
+        bad = [c for c in self.checks if c.state is not CheckState.PASSED]
+        return bool(bad) and all(c.declaration_error for c in bad)
 
     def summary(self) -> str:
         """One line per check that did not pass, for an error message; or a short all-clear."""
@@ -331,6 +342,12 @@ class HealthCheckInput(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
     resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
     api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
+    # When VERIFYING_HEALTH began (Unix time, fixed by the workflow): the convergence window is the whole stage's,
+    # shared with the resource-state wait before it and kept across attempts. None: the attempt's own start.
+    window_started_at: float | None = None
+    # The report of a previous attempt that was lost (its last heartbeat): checks that ended keep their result, the
+    # others continue with their tries counted, so the final report holds every attempt's tries.
+    resume: HealthCheckReport | None = None
 
 
 def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 10.0) -> tuple[timedelta, timedelta]:

@@ -126,3 +126,40 @@ def test_deploy_rolls_back_to_the_last_healthy_deployment_exit_5(
     assert "failed at VERIFYING_HEALTH: " in status.out and "HealthCheckFailed" in status.out
     assert "rolled back: redeployed " in status.out, status.out
     assert result["rollback"]["target_deployment_name"] in status.out
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_a_check_that_would_change_the_local_arm_is_refused_and_never_rolls_back(
+    stack: EmbeddedDefault, servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`http:DELETE <local ARM>/admin/faults` once wiped the emulator's fault rules and showed ✓. The worker's request
+    policy refuses it (a method other than GET/HEAD, and the worker's own ARM endpoint) before sending anything; the
+    stage fails as the declaration's fault (LOGIC, exit 1), which is never a reason to roll back."""
+    from local_arm.admin import AdminClient, Fault
+
+    assert stack.instance is not None and stack.instance.arm_endpoint and stack.instance.arm_ca_file
+    admin = AdminClient(stack.instance.arm_endpoint, ca_file=stack.instance.arm_ca_file)
+    first = run_cli(deploy_argv("e2e-policy"), capsys)
+    assert first.code == ExitCode.OK, first.err
+    web = servers.http()
+    admin.add_faults(Fault.error(503, path="/never-requested-by-anyone"))
+    try:
+        result = run_cli(
+            deploy_argv(
+                "e2e-policy",
+                "--health-check", f"http:DELETE {stack.instance.arm_endpoint}/admin/faults name=wipe",
+                "--health-check", f"http:POST http://127.0.0.1:{web}/ name=post",
+                "--health-window", "5s", "--rollback-on-failure",
+            ),
+            capsys,
+        )  # fmt: skip
+        rules = admin.faults()["rules"]
+    finally:
+        admin.clear_faults()
+    assert [r["path"] for r in rules] == ["/never-requested-by-anyone"], rules  # the DELETE never reached it
+    assert servers.connections == []  # nor did the POST reach its listener
+    assert result.code == ExitCode.LOGIC_FAILURE, result.err
+    shown = result.out + result.err
+    assert "HealthDeclarationFailed" in shown and "refused by the worker's request policy" in shown
+    assert "the method DELETE is not allowed" in shown
+    assert "[ROLLED_BACK]" not in result.err and "rolled back" not in result.out

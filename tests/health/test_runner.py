@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -17,9 +18,12 @@ from orchestrator.health import (
     LiveHealthTable,
     format_health_table,
     load_health_spec,
-    run_health_checks,
 )
-from tests.health.servers import HttpBehaviour, Pki, ServerThread
+from orchestrator.health import run_health_checks as run_with_policy
+from tests.health.servers import LOOPBACK_POLICY, HttpBehaviour, Pki, ServerThread
+
+# The servers are on 127.0.0.1: run with the embedded default's request policy (see tests/health/servers.py).
+run_health_checks = functools.partial(run_with_policy, policy=LOOPBACK_POLICY)
 
 
 def spec(

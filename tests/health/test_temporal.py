@@ -26,7 +26,7 @@ from orchestrator.health import (
     load_health_spec,
 )
 from orchestrator.temporal_client import data_converter
-from tests.health.servers import ServerThread
+from tests.health.servers import LOOPBACK_POLICY, ServerThread
 from tests.health.stage_workflow import HealthStageWorkflow
 
 
@@ -72,7 +72,7 @@ async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> 
             env.client,
             task_queue=queue,
             workflows=[HealthStageWorkflow],
-            activities=[HealthCheckActivities(heartbeat_every=0.2).run_health_checks],
+            activities=[HealthCheckActivities(heartbeat_every=0.2, policy=LOOPBACK_POLICY).run_health_checks],
         ):
             handle = await env.client.start_workflow(
                 HealthStageWorkflow.run, inp, id=f"health-{uuid.uuid4()}", task_queue=queue
