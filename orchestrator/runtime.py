@@ -47,7 +47,9 @@ def build_worker(
         workflows=[DeploymentWorkflow],
         activities=activities
         if activities is not None
-        else build_activities(clients=clients, store=store, settings=config.settings, linter=linter),
+        else build_activities(
+            clients=clients, store=store, settings=config.settings, linter=linter, health_policy=config.health_policy
+        ),
         max_concurrent_activities=config.max_concurrent_activities,
         max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
         max_concurrent_local_activities=config.max_concurrent_local_activities,
@@ -87,7 +89,8 @@ async def run_worker(
             config.arm.endpoint,
             store.root,
         )
-        log.info("%s", RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint).describe())
+        policy = config.health_policy or RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint)
+        log.info("%s", policy.describe())
         async with worker:
             if stop is None:
                 await asyncio.Event().wait()
