@@ -16,6 +16,7 @@ Targets may use the deployment's outputs: ``{outputs.NAME}`` or ``{outputs.NAME.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,7 +86,7 @@ def load_health_spec(
         settings, from_file = read_health_file(file_path)
         labelled.extend(from_file)
     for value in flags:
-        labelled.append((f"{FLAG} '{value}'", parse_health_check_flag(value)))
+        labelled.append((flag_label(value), parse_health_check_flag(value)))
     for key, given, what in (
         ("window_seconds", window, "--health-window"),
         ("timeout_seconds", timeout, "--health-timeout"),
@@ -106,7 +107,7 @@ def load_health_spec(
             try:
                 check_declared(text, declared)
             except TargetError as exc:
-                raise HealthDeclarationError(f"{label}: {exc}") from None
+                raise HealthDeclarationError(f"{label}: {_without_header_values(str(exc), check)}") from None
     source = str(file_path) if file_path else "the command line"
     try:
         return HealthSpec(checks=checks, **settings)
@@ -214,6 +215,14 @@ def _validate(fields: dict[str, Any], *, label: str) -> HealthCheck:
         raise HealthDeclarationError(f"{label}: {_pydantic_message(exc)}") from None
 
 
+def _without_header_values(message: str, check: HealthCheck) -> str:
+    """``message`` with any header value of ``check`` replaced by a name for it: header values are secrets."""
+    for name, value in getattr(check, "headers", {}).items():
+        if value:
+            message = message.replace(value, f"<value of header {name}>")
+    return message
+
+
 def _pydantic_message(exc: ValidationError) -> str:
     """The first problem, said plainly: which field and what is wrong."""
     err = exc.errors(include_url=False)[0]
@@ -249,9 +258,27 @@ def _read_ca(ca_file: str, *, base_dir: Path, label: str) -> str:
 # --------------------------------------------------------------------------------------------------- the flag
 
 
+def flag_label(value: str) -> str:
+    """How messages name a ``--health-check`` value: as given, but with header values replaced (they are tokens:
+    an ``Authorization`` header) — URLs' queries and credentials are redacted by ``HealthDeclarationError``."""
+    try:
+        tokens = shlex.split(value)
+    except ValueError:
+        masked = _HEADER_OPTION.sub(r"\1<redacted>", value)
+        return f"{FLAG} '{masked}'"
+    shown = [
+        f"header={t[7:].partition(':')[0]}:<redacted>" if t.lower().startswith("header=") and ":" in t else t
+        for t in tokens
+    ]
+    return f"{FLAG} '{shlex.join(shown)}'" if shown != tokens else f"{FLAG} '{value}'"
+
+
+_HEADER_OPTION = re.compile(r"(header=[^:\s'\"]*:).*", re.IGNORECASE | re.DOTALL)
+
+
 def parse_health_check_flag(value: str) -> HealthCheck:
     """One ``--health-check`` value → a check (syntax in this module's docstring)."""
-    label = f"{FLAG} '{value}'"
+    label = flag_label(value)
     try:
         tokens = shlex.split(value)
     except ValueError as exc:

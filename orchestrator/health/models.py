@@ -215,7 +215,13 @@ class HttpCheck(_Check):
                 raise ValueError(f"the value of header '{name}' contains a line break")
             if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
                 raise ValueError(f"the header '{name}' is set by the check itself; leave it out")
-            _placeholders_ok(value)
+            try:
+                output_references(value)
+            except TargetError:  # the message would quote the value, and header values are secrets
+                raise ValueError(
+                    f"the value of header '{name}' has a malformed placeholder or a lone brace; write "
+                    "{outputs.NAME} for a deployment output, or double the brace ('{{' or '}}') for a literal one"
+                ) from None
         return headers
 
     @model_validator(mode="after")

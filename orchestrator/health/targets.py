@@ -201,6 +201,12 @@ def validate_url(url: str) -> SplitResult:
         )
     if not parts.hostname:
         raise TargetError(f"the URL '{redact_url(url)}' is malformed: it has no host; write {parts.scheme}://HOST/PATH")
+    if "@" in parts.netloc:
+        # Not sent as Basic authentication: a password in a URL ends up in logs, shell history and process lists.
+        raise TargetError(
+            f"the URL '{redact_url(url)}' holds credentials (user:password@), which a health check does not send; "
+            "remove them and give a header instead, e.g. header=Authorization:Basic <base64 of user:password>"
+        )
     try:
         port = parts.port
     except ValueError:

@@ -163,3 +163,27 @@ def test_a_check_that_would_change_the_local_arm_is_refused_and_never_rolls_back
     assert "HealthDeclarationFailed" in shown and "refused by the worker's request policy" in shown
     assert "the method DELETE is not allowed" in shown
     assert "[ROLLED_BACK]" not in result.err and "rolled back" not in result.out
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("http:GET htp//x 'header=Authorization: Bearer {token}'", "the URL 'htp//x' is malformed"),
+        ("http:GET https://h/ 'header=Authorization: Bearer {token}' tls=maybe", "write tls=on or tls=off"),
+        ("http:GET https://h/ 'header=X-Key: {{outputs.nope}}{token}'", "uses the output 'nope'"),
+        ("http:GET https://h/ 'header=X-Key: {{{token}'", "the value of header 'X-Key' has a malformed placeholder"),
+        ("http:GET https://ops:{token}@h/health", "holds credentials (user:password@), which a health check does"),
+        ("http:GET 'https://h/health?sig={token}' 'header=Authorization: x", "No closing quotation"),
+    ],
+)
+def test_a_refused_declaration_never_prints_a_secret(
+    flag: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Header values, URL credentials and query strings are secrets: a message about a bad declaration names the
+    header and the problem, never the value; credentials in a URL are refused (not silently dropped)."""
+    token = "tok3n-" + "x7Q9" * 6
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))
+    result = run_cli(deploy_argv("e2e-health-secret", "--health-check", flag.format(token=token)), capsys)
+    assert result.code == ExitCode.USAGE, result.err
+    assert expected in result.err, result.err
+    assert token not in result.err + result.out and "Traceback" not in result.err
