@@ -280,7 +280,11 @@ class LastGoodDeployment(_Model):
     secure_parameter_names: list[str] = Field(default_factory=list)
     unrecoverable_secure_parameters: list[str] = Field(default_factory=list)
     mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    # The health checks. With a key ring they are sealed whole in ``sealed_health`` (header values, URL query
+    # strings and credentials are secrets) and ``health`` keeps only a redacted copy; loading the record for a
+    # rollback opens them again.
     health: HealthSpec = Field(default_factory=HealthSpec)
+    sealed_health: BlobRef | None = None
     resources: list[str] = Field(default_factory=list)
     git_sha: str | None = None
     initiator: str | None = None
