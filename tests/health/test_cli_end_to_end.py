@@ -4,6 +4,7 @@ Bad declarations are refused before anything is contacted. Skips, saying why, un
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -187,3 +188,37 @@ def test_a_refused_declaration_never_prints_a_secret(
     assert result.code == ExitCode.USAGE, result.err
     assert expected in result.err, result.err
     assert token not in result.err + result.out and "Traceback" not in result.err
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_one_failed_provider_read_in_an_arm_check_is_retried_not_remembered(
+    stack: EmbeddedDefault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One 503 on the provider read (the arm check's api-version lookup) once counted as "no api-version known" for
+    the whole window: the check never read the resource, the stage failed and --rollback-on-failure rolled a healthy
+    deployment back. A failed lookup is a failed attempt; the next attempt reads the provider again and passes."""
+    from local_arm.admin import AdminClient, Fault
+
+    assert stack.instance is not None and stack.instance.arm_endpoint and stack.instance.arm_ca_file
+    admin = AdminClient(stack.instance.arm_endpoint, ca_file=stack.instance.arm_ca_file)
+    first = run_cli(deploy_argv("e2e-provider-503"), capsys)
+    assert first.code == ExitCode.OK, first.err
+    admin.add_faults(Fault.error(503, code="ServiceUnavailable", operation="Providers_Get", count=1))
+    try:
+        result = run_cli(
+            deploy_argv(
+                "e2e-provider-503", "--health-check", "arm name=resources", "--health-window", "8s",
+                "--rollback-on-failure", "--output", "json",
+            ),
+            capsys,
+        )  # fmt: skip
+        injected = admin.faults()["rules"]
+    finally:
+        admin.clear_faults()
+    assert result.code == ExitCode.OK, result.err
+    doc = json.loads(result.out)
+    [check] = doc["health_checks"]["checks"]
+    assert check["state"] == "passed" and check["attempts"] == 2, check
+    assert "could not be read (503 Service Unavailable); trying again" in check["last_error"]
+    assert doc["rollback"] is None
+    assert injected, "the fault rule was not in place"
