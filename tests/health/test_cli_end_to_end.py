@@ -222,3 +222,39 @@ def test_one_failed_provider_read_in_an_arm_check_is_retried_not_remembered(
     assert "could not be read (503 Service Unavailable); trying again" in check["last_error"]
     assert doc["rollback"] is None
     assert injected, "the fault rule was not in place"
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_the_window_is_the_whole_stages(
+    stack: EmbeddedDefault, servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--health-window 12s` once took the resource-state wait's 12 s and then the declared checks' own 12 s. One
+    window for the stage: a site that stays Updating for its first four reads (about 8 s at a 2 s interval) leaves
+    the never-passing check the rest, so VERIFYING_HEALTH ends within the window plus one attempt's timeout."""
+    from datetime import datetime
+
+    from local_arm.admin import AdminClient, Fault
+
+    assert stack.instance is not None and stack.instance.arm_endpoint and stack.instance.arm_ca_file
+    admin = AdminClient(stack.instance.arm_endpoint, ca_file=stack.instance.arm_ca_file)
+    dead = servers.reserve_port().getsockname()[1]
+    admin.add_faults(Fault.stays_updating(resource_type="Microsoft.Web/sites", count=4))
+    try:
+        result = run_cli(
+            deploy_argv(
+                "e2e-one-window", "--health-check", f"tcp:127.0.0.1:{dead} name=db",
+                "--health-window", "12s", "--health-interval", "2s", "--output", "json",
+            ),
+            capsys,
+        )  # fmt: skip
+    finally:
+        admin.clear_faults()
+    assert result.code == ExitCode.ENVIRONMENTAL, result.err
+    doc = json.loads(result.out)
+    stages = [(t["stage"], datetime.fromisoformat(t["at"])) for t in doc["transitions"]]
+    began = next(at for stage, at in stages if stage == "VERIFYING_HEALTH")
+    ended = next(at for stage, at in stages if stage == "FAILED")
+    took = (ended - began).total_seconds()
+    assert took <= 12 + 1 + 2, f"VERIFYING_HEALTH took {took:.1f} s for a 12 s window"  # window + timeout + margin
+    [check] = doc["health_checks"]["checks"]
+    assert check["state"] == "failed" and check["elapsed_seconds"] > 8  # counted from the stage's start
