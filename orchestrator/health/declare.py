@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.health.models import CHECK_KINDS, HealthCheck, HealthSpec, parse_duration
-from orchestrator.health.targets import TargetError, check_declared, redact_urls_in
+from orchestrator.health.models import CHECK_KINDS, HealthCheck, HealthSpec, TcpCheck, parse_duration
+from orchestrator.health.targets import TargetError, check_declared, check_port_declared, redact_urls_in
 from orchestrator.inputs import InputError
 
 HEALTH_FILE_SUFFIXES: tuple[str, ...] = (".health.json", ".health.yaml", ".health.yml")
@@ -108,6 +108,11 @@ def load_health_spec(
                 check_declared(text, declared)
             except TargetError as exc:
                 raise HealthDeclarationError(f"{label}: {_without_header_values(str(exc), check)}") from None
+        if isinstance(check, TcpCheck) and isinstance(check.port, str):
+            try:
+                check_port_declared(check.port, declared)
+            except TargetError as exc:
+                raise HealthDeclarationError(f"{label}: {exc}") from None
     source = str(file_path) if file_path else "the command line"
     try:
         return HealthSpec(checks=checks, **settings)

@@ -81,6 +81,25 @@ def check_declared(text: str, declared: Mapping[str, str | None]) -> None:
                 f"'{text}' reads the field '{'.'.join(path[1:])}' of the output '{name}', but that output is "
                 f"declared as {declared_type}, which has no fields; write {{outputs.{name}}}"
             )
+        if len(path) == 1 and declared_type and declared_type.lower() in ("object", "array"):
+            # Known before deploying: a whole object or array cannot be a host, a port or a URL part.
+            example = "field" if declared_type.lower() == "object" else "0"
+            raise TargetError(
+                f"'{text}' uses the output '{name}' as a whole, but it is declared as {declared_type}; "
+                f"name the part to use, e.g. {{outputs.{name}.{example}}}"
+            )
+
+
+def check_port_declared(text: str, declared: Mapping[str, str | None]) -> None:
+    """A port that is one placeholder must name an output that can hold a number (int, or string)."""
+    lowered = {name.lower(): name for name in declared}
+    refs = output_references(text)
+    if len(refs) == 1 and len(refs[0]) == 1 and refs[0][0].lower() in lowered:
+        declared_type = declared[lowered[refs[0][0].lower()]]
+        if declared_type and declared_type.lower() == "bool":
+            raise TargetError(
+                f"the port '{text}' uses the output '{refs[0][0]}', which is declared bool; use an int output"
+            )
 
 
 def declared_outputs(template: Mapping[str, Any]) -> dict[str, str | None]:

@@ -258,3 +258,65 @@ def test_the_window_is_the_whole_stages(
     assert took <= 12 + 1 + 2, f"VERIFYING_HEALTH took {took:.1f} s for a 12 s window"  # window + timeout + margin
     [check] = doc["health_checks"]["checks"]
     assert check["state"] == "failed" and check["elapsed_seconds"] > 8  # counted from the stage's start
+
+
+def outputs_template(tmp_path: Path) -> Path:
+    """A template with no resources whose outputs are an object and an int, as a database's would be."""
+    template = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [],
+        "outputs": {
+            "db": {"type": "object", "value": {"host": "127.0.0.1", "name": "orders"}},
+            "port": {"type": "int", "value": 5432},
+        },
+    }
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(template))
+    return path
+
+
+def outputs_argv(template: Path, rg: str, *extra: str) -> list[str]:
+    return [
+        "deploy", "--local", "-g", rg, "-l", "eastus", "-t", str(template),
+        "--health-timeout", "1s", "--health-interval", "0.3s", *extra,
+    ]  # fmt: skip
+
+
+def test_what_the_template_says_about_outputs_is_checked_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tcp:{outputs.db}:{outputs.port}` with `db` an object output was accepted offline and failed only after
+    deploying. The template's declared output types say it cannot work: exit 2, nothing started."""
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))
+    template = outputs_template(tmp_path)
+    result = run_cli(outputs_argv(template, "e2e-outputs", "--health-check", "tcp:{outputs.db}:{outputs.port}"), capsys)
+    assert result.code == ExitCode.USAGE, result.err
+    assert "uses the output 'db' as a whole, but it is declared as object" in result.err
+    assert "{outputs.db.field}" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_a_declaration_that_fails_only_after_deploying_is_logic_and_never_rolls_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A field the object output turns out not to have is only known after deploying: the check fails with zero
+    attempts as a fault of its declaration — LOGIC (exit 1), HealthDeclarationFailed, no rollback — not as an
+    environmental failure (exit 3) that rolls a healthy deployment back."""
+    template = outputs_template(tmp_path)
+    first = run_cli(outputs_argv(template, "e2e-late-declaration"), capsys)
+    assert first.code == ExitCode.OK, first.err
+    result = run_cli(
+        outputs_argv(
+            template, "e2e-late-declaration", "--health-check", "tcp:{outputs.db.hostname}:{outputs.port} name=db",
+            "--rollback-on-failure", "--output", "json",
+        ),
+        capsys,
+    )  # fmt: skip
+    assert result.code == ExitCode.LOGIC_FAILURE, result.err
+    doc = json.loads(result.out)
+    assert doc["failure"]["code"] == "HealthDeclarationFailed" and doc["failure"]["failure_class"] == "LOGIC"
+    [check] = doc["health_checks"]["checks"]
+    assert check["attempts"] == 0 and check["declaration_error"]
+    assert "the output outputs.db has no field 'hostname' (it has: host, name)" in check["last_error"]
+    assert doc["rollback"] is None and doc["outcome"] == "LOGIC_FAILURE"
