@@ -48,7 +48,10 @@ def build_activities(
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
         HealthCheckActivities(
-            clients.resources, resource_health=lambda sub: resource_health_client(clients, sub), policy=health_policy
+            clients.resources,
+            resource_health=lambda sub: resource_health_client(clients, sub),
+            policy=health_policy,
+            store=store,
         ).run_health_checks,
         rollback.record_last_good,
         rollback.load_last_good,

@@ -25,10 +25,12 @@ from orchestrator.health import (
     ResourceStateReader,
     run_health_checks,
 )
+from orchestrator.health.bundles import load_ca_bundles
 from orchestrator.health.models import HEALTH_CHECK_ACTIVITY, health_activity_timeouts
 from orchestrator.health.policy import RequestPolicy
 from orchestrator.health.probes import ProbeFailure
 
+from .errors import classified
 from .resource_health import ProviderLookupFailed, availability_of, provider_api_version
 
 __all__ = [
@@ -105,6 +107,7 @@ class HealthCheckActivities:
         resource_health: Any = None,
         heartbeat_every: float = 5.0,
         policy: RequestPolicy | None = None,
+        store: Any = None,
     ) -> None:
         self._resources_client = resources_client
         # subscription id -> an async ResourceHealthMgmtClient (used with ``async with``), for availability=on
@@ -112,10 +115,14 @@ class HealthCheckActivities:
         self._heartbeat_every = heartbeat_every
         # What checks may reach (orchestrator/health/policy.py); the worker builds it from its environment.
         self._policy = policy or RequestPolicy()
+        self._store = store  # the content store, where deploy put the checks' CA bundles
 
     @activity.defn(name=RUN_HEALTH_CHECKS)
     async def run_health_checks(self, inp: HealthCheckInput) -> HealthCheckReport:
         spec = inp.spec
+        if self._store is not None:
+            async with classified():
+                spec = await asyncio.to_thread(load_ca_bundles, spec, self._store)
         # The window began when the workflow entered VERIFYING_HEALTH (shared with the resource-state wait and
         # kept across attempts), or — for a caller that does not say — with the first attempt's heartbeat.
         started_at = inp.window_started_at or _window_start(activity.info().heartbeat_details) or time.time()

@@ -58,6 +58,7 @@ from orchestrator.health import (
     health_spec_from_args,
     live_health_progress,
 )
+from orchestrator.health.bundles import store_ca_bundles
 from orchestrator.inputs import (
     DeploymentInputs,
     InputError,
@@ -345,7 +346,16 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    try:  # CA bundles go to the content store once, not into every check of the request (payload limit)
+        health = store_ca_bundles(health, store)
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot write a health check's CA file to the content store at {store.root} ({exc.strerror or exc}); "
+            "nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
     request = request.model_copy(update={"health": health})
+    check_request_size(request)
     handle = await _start(target, request, wait=args.wait)
     progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
     if target.instance:
@@ -560,6 +570,28 @@ def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) ->
             then = "trying again now"
         lines.append(f"  [{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
     return lines
+
+
+# Temporal refuses payloads over 2 MB; the request is one, and history repeats it in activity inputs.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def check_request_size(request: DeployRequest) -> None:
+    """Refuse, naming the input, a request too large to start (templates and secret values are already references,
+    so only inline parts can make it so: parameter values and health declarations)."""
+    size = len(request.model_dump_json())
+    if size <= MAX_REQUEST_BYTES:
+        return
+    parts = {
+        "the health checks (--health-check / the health file)": len(request.health.model_dump_json()),
+        "the parameter values (-p / --param)": len(json.dumps(request.parameters, default=str)),
+    }
+    culprit, culprit_size = max(parts.items(), key=lambda item: item[1])
+    raise InputError(
+        f"The deployment request would be {size / 1024:.0f} KiB, over the {MAX_REQUEST_BYTES // 1024} KiB a "
+        f"workflow input may take; {culprit} make up {culprit_size / 1024:.0f} KiB of it. Make them smaller (put "
+        "large values in the template or a Key Vault reference); nothing was started."
+    )
 
 
 async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.health.models import CHECK_KINDS, HealthCheck, HealthSpec, TcpCheck, parse_duration
+from orchestrator.health.models import CHECK_KINDS, MAX_TEXT, HealthCheck, HealthSpec, TcpCheck, bounded_duration
 from orchestrator.health.targets import TargetError, check_declared, check_port_declared, redact_urls_in
 from orchestrator.inputs import InputError
 
@@ -86,7 +86,8 @@ def load_health_spec(
         settings, from_file = read_health_file(file_path)
         labelled.extend(from_file)
     for value in flags:
-        labelled.append((flag_label(value), parse_health_check_flag(value)))
+        check = parse_health_check_flag(value)  # first: it refuses an oversized value before anything reads it
+        labelled.append((flag_label(value), check))
     for key, given, what in (
         ("window_seconds", window, "--health-window"),
         ("timeout_seconds", timeout, "--health-timeout"),
@@ -94,12 +95,9 @@ def load_health_spec(
     ):
         if given is not None:
             try:
-                seconds = parse_duration(given)
+                settings[key] = bounded_duration(key, given)
             except ValueError as exc:
-                raise HealthDeclarationError(f"{what} {exc}.") from None
-            if seconds <= 0:
-                raise HealthDeclarationError(f"{what} '{given}' is not a positive duration; write e.g. 30s or 10m.")
-            settings[key] = seconds
+                raise HealthDeclarationError(f"{what} {exc}; see docs/HEALTH.md (Timing) for the bounds.") from None
     declared = _declared_mapping(declared_outputs)
     checks = _named(labelled)
     for label, check in zip((lbl for lbl, _ in labelled), checks, strict=True):
@@ -266,6 +264,8 @@ def _read_ca(ca_file: str, *, base_dir: Path, label: str) -> str:
 def flag_label(value: str) -> str:
     """How messages name a ``--health-check`` value: as given, but with header values replaced (they are tokens:
     an ``Authorization`` header) — URLs' queries and credentials are redacted by ``HealthDeclarationError``."""
+    if len(value) > 2 * MAX_TEXT:
+        return f"{FLAG} '{value.partition(':')[0]}:…'"
     try:
         tokens = shlex.split(value)
     except ValueError:
@@ -283,6 +283,11 @@ _HEADER_OPTION = re.compile(r"(header=[^:\s'\"]*:).*", re.IGNORECASE | re.DOTALL
 
 def parse_health_check_flag(value: str) -> HealthCheck:
     """One ``--health-check`` value → a check (syntax in this module's docstring)."""
+    if len(value) > 2 * MAX_TEXT:
+        raise HealthDeclarationError(
+            f"{FLAG} '{value.partition(':')[0]}:…' is {len(value) // 1024} KiB long; one flag declares one check "
+            f"(at most {2 * MAX_TEXT // 1024} KiB) — put larger declarations in a health file."
+        )
     label = flag_label(value)
     try:
         tokens = shlex.split(value)

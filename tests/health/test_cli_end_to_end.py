@@ -15,7 +15,7 @@ from orchestrator.embedded import EmbeddedDefault
 from orchestrator.exit_codes import ExitCode
 from orchestrator.models import DeployRequest
 from tests.cli.conftest import EXAMPLE, run_cli
-from tests.health.servers import ServerThread
+from tests.health.servers import Pki, ServerThread
 
 pytestmark = [
     pytest.mark.skipif(bool(missing_pieces()), reason=f"not built yet: {missing_pieces()}"),
@@ -320,3 +320,64 @@ def test_a_declaration_that_fails_only_after_deploying_is_logic_and_never_rolls_
     assert check["attempts"] == 0 and check["declaration_error"]
     assert "the output outputs.db has no field 'hostname' (it has: host, name)" in check["last_error"]
     assert doc["rollback"] is None and doc["outcome"] == "LOGIC_FAILURE"
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_a_large_ca_bundle_is_stored_once_not_copied_into_every_check(
+    servers: ServerThread, pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """12 checks with a 220 KB CA bundle once made a request over Temporal's payload limit ("Blob data size exceeds
+    limit", exit 3). The bundle goes to the content store once; every check verifies TLS with it."""
+    other = pki.other_ca_file.read_text()
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(pki.ca_file.read_text() + other * (220_000 // len(other)))
+    assert bundle.stat().st_size > 200_000
+    port = servers.http(tls=pki.server_context)
+    flags = [
+        f for n in range(12) for f in ("--health-check", f"http:GET https://127.0.0.1:{port}/ ca={bundle} name=c{n}")
+    ]
+    result = run_cli(deploy_argv("e2e-ca-bundle", *flags, "--output", "json"), capsys)
+    assert result.code == ExitCode.OK, result.err[-2000:]
+    checks = json.loads(result.out)["health_checks"]["checks"]
+    assert len(checks) == 12 and all(c["state"] == "passed" for c in checks)
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_a_request_too_large_to_start_is_refused_naming_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each declaration is bounded, but 100 checks with 12 KiB of headers each still make a request over what a
+    workflow input may take: refused before starting, naming the health checks (exit 2), not exit 3 from the server."""
+    checks = [
+        {"kind": "http", "name": f"c{n}", "url": "https://h.example/", "headers": {"A": "a" * 6000, "B": "b" * 6000}}
+        for n in range(100)
+    ]
+    health = tmp_path / "big.health.json"
+    health.write_text(json.dumps({"checks": checks}))
+    result = run_cli(deploy_argv("e2e-huge", "--health-file", str(health)), capsys)
+    assert result.code == ExitCode.USAGE, result.err[-2000:]
+    assert "the health checks (--health-check / the health file) make up" in result.err
+    assert "nothing was started" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--health-interval", "1ms"], "--health-interval '1ms' is shorter than the minimum of 0.2 s"),
+        (["--health-window", "24h"], "--health-window '24h' is longer than the maximum of 1 h"),
+        (["--health-check", "http:GET https://h.example/ contains=" + "x" * 1_000_000], "one flag declares one check"),
+        (["--health-check", "http:GET https://h.example/ contains=" + "x" * 9000], "body_contains is 8 KiB; at most"),
+    ],
+)
+def test_timing_and_sizes_have_bounds(
+    extra: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--health-interval 1ms` once made 6,241 requests in 3 s from 5 checks; a 1 MB flag took minutes to read."""
+    import time
+
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))
+    started = time.monotonic()
+    result = run_cli(deploy_argv("e2e-bounds", *extra), capsys)
+    assert result.code == ExitCode.USAGE, result.err[-2000:]
+    assert expected in result.err and "Traceback" not in result.err
+    assert time.monotonic() - started < 5  # refused, not worked through (a 1 MB flag took minutes)

@@ -247,7 +247,7 @@ def test_two_health_files_are_ambiguous(tmp_path: Path) -> None:
             '{"checks": [{"kind": "http", "url": "https://{outputs.nope}/"}]}',
             "check #1: 'https://{outputs.nope}/' uses the output 'nope', which the template does not declare",
         ),
-        ('{"checks": [], "window_seconds": 0}', "window_seconds: Input should be greater than 0"),
+        ('{"checks": [], "window_seconds": 0}', "window_seconds: '0' is shorter than the minimum of 1 s"),
         (
             '{"checks": [{"kind": "tcp", "name": "a", "host": "h", "port": 1}, '
             '{"kind": "tcp", "name": "a", "host": "h", "port": 2}]}',
@@ -273,7 +273,28 @@ def test_a_missing_health_file_given_explicitly(tmp_path: Path) -> None:
 
 def test_bad_command_line_timing() -> None:
     assert refused(window="ten minutes").startswith("--health-window 'ten minutes' is not a duration")
-    assert refused(timeout=0) == "--health-timeout '0' is not a positive duration; write e.g. 30s or 10m."
+    assert refused(timeout=0) == (
+        "--health-timeout '0' is shorter than the minimum of 0.1 s; see docs/HEALTH.md (Timing) for the bounds."
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"retry_interval": "1ms"}, "--health-interval '1ms' is shorter than the minimum of 0.2 s"),
+        ({"window": "0.0001ms"}, "--health-window '0.0001ms' is shorter than the minimum of 1 s"),
+        ({"window": "24h"}, "--health-window '24h' is longer than the maximum of 1 h"),
+        ({"timeout": "10m"}, "--health-timeout '10m' is longer than the maximum of 5 min"),
+        ({"flags": ["tcp:db:5432 interval=1ms"]}, "retry_interval_seconds: '1ms' is shorter than the minimum of 0.2 s"),
+    ],
+)
+def test_timing_has_a_floor_and_a_ceiling(setting: dict[str, object], expected: str) -> None:
+    assert expected in refused(**setting)  # type: ignore[arg-type]
+
+
+def test_a_file_window_out_of_bounds_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.health.json", '{"window_seconds": "0.0001ms", "checks": []}')
+    assert "window_seconds: '0.0001ms' is shorter than the minimum of 1 s" in refused(health_file=path)
 
 
 def test_secure_outputs_cannot_feed_a_check() -> None:

@@ -129,7 +129,7 @@ async def test_status_range_and_body_substring(servers: ServerThread) -> None:
             f"http:GET http://127.0.0.1:{broken}/ expect=2xx name=broken",
             f"http:GET http://127.0.0.1:{wrong_body}/ contains=ready name=wrong-body",
             f"http:GET http://127.0.0.1:{broken}/ expect=200,503 name=503-expected",
-            window=0.5,
+            window=1,
         )
     )
     states = {c.name: c.state for c in report.checks}
@@ -165,7 +165,7 @@ async def test_https_with_verification_fails_on_a_private_ca_unless_its_ca_file_
             f"http:GET {url} ca={pki.ca_file} name=with-ca",
             f"http:GET {url} ca={pki.other_ca_file} name=wrong-ca",
             f"http:GET {url} tls=off name=unverified",
-            window=0.5,
+            window=1,
         )
     )
     results = {c.name: c for c in report.checks}
@@ -185,7 +185,7 @@ async def test_https_with_verification_fails_on_a_private_ca_unless_its_ca_file_
 async def test_recorded_errors_and_targets_never_hold_query_strings(servers: ServerThread) -> None:
     port = servers.http(HttpBehaviour(status=500))
     report = await run_health_checks(
-        spec(f"http:GET http://127.0.0.1:{port}/h?sig=SECRET123&code={{outputs.api}} name=web", window=0.3),
+        spec(f"http:GET http://127.0.0.1:{port}/h?sig=SECRET123&code={{outputs.api}} name=web", window=1),
         outputs={"api": "ALSOSECRET"},
     )
     text = report.model_dump_json()
@@ -269,7 +269,7 @@ async def test_arm_availability_hook_tolerates_unknown_and_waits_out_unavailable
         f"{WEB}: Resource Health not available for this resource type"
     )
     degraded = FakeArm({ST: ["Succeeded"]}, availability={ST: "Degraded"})
-    report = await run_health_checks(spec(f"arm:{ST} availability=on", window=0.5), arm_reader=degraded)
+    report = await run_health_checks(spec(f"arm:{ST} availability=on", window=1), arm_reader=degraded)
     assert report.failed()[0].last_error == f"{ST} is Degraded in Resource Health"
 
 
@@ -293,7 +293,7 @@ async def test_the_live_table_shows_each_check_with_its_state_and_error(servers:
     dead = servers.reserve_port().getsockname()[1]
     tables: list[str] = []
     report = await run_health_checks(
-        spec(f"http:GET http://127.0.0.1:{ok}/ name=web", f"tcp:127.0.0.1:{dead} name=db", window=0.5),
+        spec(f"http:GET http://127.0.0.1:{ok}/ name=web", f"tcp:127.0.0.1:{dead} name=db", window=1),
         on_progress=lambda r: tables.append(format_health_table(r)),
     )
     final = format_health_table(report).splitlines()
