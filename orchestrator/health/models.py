@@ -20,6 +20,7 @@ from orchestrator.health.targets import (
     placeholder_probe,
     redact_url,
     validate_port,
+    validate_resource_id,
     validate_url,
 )
 
@@ -143,6 +144,20 @@ class ArmCheck(_Check):
     kind: Literal["arm"] = "arm"
     resources: list[str] = Field(default_factory=list)  # resource ids; empty → every resource the deployment produced
     availability: bool = False
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, resources: list[str]) -> list[str]:
+        checked = []
+        for resource in resources:
+            _placeholders_ok(resource)
+            if not has_placeholders(resource):  # an id from an output is checked once it is known
+                try:
+                    resource = validate_resource_id(resource)
+                except TargetError as exc:
+                    raise ValueError(str(exc)) from None
+            checked.append(resource.strip())
+        return checked
 
     def placeholder_texts(self) -> list[str]:
         return list(self.resources)

@@ -259,7 +259,8 @@ def _os_reason(exc: OSError, host: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- ARM
 
-_TERMINAL_STATES = {"failed", "canceled", "cancelled"}
+# Waiting will not change these: a resource that failed, was cancelled, or does not exist (ARM answered 404).
+_TERMINAL_STATES = {"failed", "canceled", "cancelled", "notfound"}
 
 
 async def probe_arm(resource_ids: Sequence[str], reader: ResourceStateReader, *, availability: bool) -> str | None:
@@ -269,7 +270,13 @@ async def probe_arm(resource_ids: Sequence[str], reader: ResourceStateReader, *,
     states = await asyncio.gather(*(reader.provisioning_state(rid) for rid in resource_ids))
     failed = [(rid, s) for rid, s in zip(resource_ids, states, strict=True) if s.lower() in _TERMINAL_STATES]
     if failed:
-        raise ProbeFailure("; ".join(f"{rid} is {state}" for rid, state in failed), final=True)
+        raise ProbeFailure(
+            "; ".join(
+                f"{rid} does not exist (ARM answered 404)" if state.lower() == "notfound" else f"{rid} is {state}"
+                for rid, state in failed
+            ),
+            final=True,
+        )
     waiting = [(rid, s) for rid, s in zip(resource_ids, states, strict=True) if s.lower() != "succeeded"]
     if waiting:
         raise ProbeFailure("; ".join(f"{rid} is {state}, not Succeeded" for rid, state in waiting))

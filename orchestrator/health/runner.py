@@ -25,7 +25,15 @@ from orchestrator.health.models import (
 )
 from orchestrator.health.policy import RequestPolicy
 from orchestrator.health.probes import ProbeFailure, ResourceStateReader, probe_arm, probe_http, probe_tcp
-from orchestrator.health.targets import TargetError, output_values, redact_url, substitute, validate_port, validate_url
+from orchestrator.health.targets import (
+    TargetError,
+    output_values,
+    redact_url,
+    substitute,
+    validate_port,
+    validate_resource_id,
+    validate_url,
+)
 
 ProgressCallback = Callable[[HealthCheckReport], None]
 """Called with a snapshot of every check after each attempt (a CLI redraws its table, an activity heartbeats)."""
@@ -45,7 +53,7 @@ def resolve_check(check: HealthCheck, outputs: Mapping[str, Any]) -> HealthCheck
         validate_url(url)
         headers = {name: substitute(value, plain) for name, value in check.headers.items()}
         return check.model_copy(update={"url": url, "headers": headers})
-    return check.model_copy(update={"resources": [substitute(r, plain) for r in check.resources]})
+    return check.model_copy(update={"resources": [validate_resource_id(substitute(r, plain)) for r in check.resources]})
 
 
 async def run_health_checks(

@@ -237,6 +237,29 @@ def validate_url(url: str) -> SplitResult:
     return parts
 
 
+_RESOURCE_ID = re.compile(
+    r"/subscriptions/[^/]+(/resourceGroups/[^/]+|(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+(/[^/]+/[^/]+)+)",
+    re.IGNORECASE,
+)
+
+
+def validate_resource_id(resource_id: str) -> str:
+    """An ARM resource id (``/subscriptions/S/resourceGroups/G/providers/NS/type/name[/type/name]...``), or
+    ``TargetError``. Ids are paths the worker requests with its ARM credential, so nothing that could step out of
+    them (``..``, a query, an escape) is accepted."""
+    text = resource_id.strip()
+    bad = next((c for c in ("..", "?", "#", "%", "\\", "//") if c in text), None)
+    if bad is None and any(c.isspace() for c in text):
+        bad = "whitespace"
+    if bad is not None or not _RESOURCE_ID.fullmatch(text):
+        why = f"it contains '{bad}'" if bad is not None else "it is not shaped like one"
+        raise TargetError(
+            f"'{text}' is not an ARM resource id ({why}); write "
+            "/subscriptions/SUB/resourceGroups/RG/providers/NAMESPACE/TYPE/NAME, or {outputs.NAME} for an id output"
+        )
+    return text
+
+
 def validate_port(port: int | str) -> int:
     try:
         number = int(str(port).strip())

@@ -91,7 +91,7 @@ async def test_arm_checks_read_provisioning_state_from_the_local_arm(local_arm: 
         bad = await ActivityEnvironment().run(
             activities.run_health_checks,
             HealthCheckInput(
-                spec=spec("arm name=resources", window="1s"),
+                spec=spec("arm name=resources", window="20s"),
                 deployment_name="d",
                 subscription_id=local_arm.subscription_id,
                 resources=[present, missing],
@@ -99,7 +99,9 @@ async def test_arm_checks_read_provisioning_state_from_the_local_arm(local_arm: 
             ),
         )
     [failed] = bad.failed()
-    assert failed.last_error == f"{missing} is NotFound, not Succeeded"
+    # A resource that does not exist will not appear by waiting: the check fails at once, not after the window.
+    assert failed.last_error == f"{missing} does not exist (ARM answered 404)"
+    assert failed.attempts == 1 and bad.elapsed_seconds < 10
 
 
 async def test_arm_checks_without_a_client_say_so(servers: ServerThread) -> None:

@@ -381,3 +381,29 @@ def test_timing_and_sizes_have_bounds(
     assert result.code == ExitCode.USAGE, result.err[-2000:]
     assert expected in result.err and "Traceback" not in result.err
     assert time.monotonic() - started < 5  # refused, not worked through (a 1 MB flag took minutes)
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_an_arm_check_on_a_missing_resource_fails_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    first = run_cli(deploy_argv("e2e-arm-missing", "--output", "json"), capsys)
+    assert first.code == ExitCode.OK, first.err
+    group = json.loads(first.out)["resources"][0].split("/providers/")[0]
+    missing = f"{group}/providers/Microsoft.Storage/storageAccounts/stnosuchaccount1"
+    result = run_cli(
+        deploy_argv("e2e-arm-missing", "--health-check", f"arm:{missing} name=gone", "--health-window", "60s",
+                    "--output", "json"),
+        capsys,
+    )  # fmt: skip
+    assert result.code == ExitCode.ENVIRONMENTAL, result.err
+    [check] = json.loads(result.out)["health_checks"]["checks"]
+    assert check["attempts"] == 1 and check["elapsed_seconds"] < 20, check  # not the 60 s window
+    assert check["last_error"] == f"{missing} does not exist (ARM answered 404)"
+
+
+def test_an_arm_check_needs_a_resource_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))
+    result = run_cli(deploy_argv("e2e-arm-bad", "--health-check", "arm:not-a-resource-id"), capsys)
+    assert result.code == ExitCode.USAGE, result.err
+    assert "'not-a-resource-id' is not an ARM resource id" in result.err and "Traceback" not in result.err

@@ -77,9 +77,26 @@ def test_flag_forms() -> None:
 
     arm = parse_health_check_flag("arm")
     assert isinstance(arm, ArmCheck) and arm.resources == [] and not arm.availability
-    arm2 = parse_health_check_flag("arm:/subscriptions/s/x,/subscriptions/s/y availability=on")
-    assert isinstance(arm2, ArmCheck) and arm2.resources == ["/subscriptions/s/x", "/subscriptions/s/y"]
+    x = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x"
+    y = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x/slots/y"
+    arm2 = parse_health_check_flag(f"arm:{x},{y} availability=on")
+    assert isinstance(arm2, ArmCheck) and arm2.resources == [x, y]
     assert arm2.availability
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "not-a-resource-id",
+        "/subscriptions/s/x",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/../../../../admin/faults",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x?api-version=1",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/%2e%2e",
+    ],
+)
+def test_arm_resources_must_be_resource_ids(resource: str) -> None:
+    with pytest.raises(HealthDeclarationError, match="is not an ARM resource id"):
+        parse_health_check_flag(f"arm:{resource}")
 
 
 @pytest.mark.parametrize(
