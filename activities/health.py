@@ -102,6 +102,12 @@ class HealthActivities:
 
             async def check(health: Any, resource_id: str) -> tuple[str, str | None, str | None]:
                 """(id, problem or None, note or None), waiting out transitional states within the window."""
+                try:
+                    return await wait_for(health, resource_id)
+                finally:
+                    waiting.pop(resource_id, None)
+
+            async def wait_for(health: Any, resource_id: str) -> tuple[str, str | None, str | None]:
                 started = time.monotonic()
                 while True:
                     problem = await read_state(resource_id)
@@ -127,10 +133,13 @@ class HealthActivities:
                     if time.monotonic() + interval >= deadline:
                         waited = time.monotonic() - started
                         return resource_id, f"{problem} (still after {waited:.0f} s)", None
+                    waiting[resource_id] = problem  # in the heartbeat: a following CLI shows what it waits for
                     await asyncio.sleep(interval)
 
+            waiting: dict[str, str] = {}  # resource id -> the state being waited out; heartbeated as it changes
             async with (
-                heartbeating("verify-health", inp.deployment_name),
+                # the first beat once the first reads are in: it tells a following CLI what is being waited for
+                heartbeating("verify-health", inp.deployment_name, waiting, first_after=min(interval * 1.5, 2.0)),
                 resource_health_client(self._clients, sub) as health,
             ):
                 results = await asyncio.gather(*(check(health, i) for i in inp.resources))

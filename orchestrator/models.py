@@ -337,6 +337,8 @@ class RollbackReport(_Model):
     parameters_provided_by: str | None = None
     failure: FailureInfo | None = None  # the rollback's own error, when it did not succeed
     note: str | None = None
+    # The rollback's own attempts per stage (the deployment's are DeploymentStatus.stages: never added together).
+    stages: dict[DeploymentStage, StageProgress] = Field(default_factory=dict)
 
 
 class DeploymentStatus(_Model):
@@ -356,6 +358,8 @@ class DeploymentStatus(_Model):
     outcome: DeployOutcome | None = None
     rollback: RollbackReport | None = None  # set once a rollback started (issue 6)
     refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # issue 7: recorded, ignored
+    # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown"), once its check finished.
+    health_notes: dict[str, str] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -378,7 +382,9 @@ class DeployResult(_Model):
     failure: FailureInfo | None = None
     transitions: list[StageTransition] = Field(default_factory=list)
     skipped_health: bool = False
-    health_checks: HealthCheckReport | None = None  # the declared checks' outcome (None: none ran)
+    health_checks: HealthCheckReport | None = None
+    # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown" passes with this note).
+    health_notes: dict[str, str] = Field(default_factory=dict)  # the declared checks' outcome (None: none ran)
     template_hash: str | None = None
     git_sha: str | None = None
     initiator: str | None = None

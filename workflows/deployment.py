@@ -112,6 +112,7 @@ class DeploymentWorkflow:
         self._last_health: HealthReport | None = None
         self._rollback_parameters: RollbackParametersSignal | None = None
         self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
+        self._rolling_back = False  # stage attempts go to the rollback's own record while set
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -267,6 +268,7 @@ class DeploymentWorkflow:
                     heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
                 )
                 self._last_health = health
+                self._status.health_notes = dict(health.notes)  # shown by a following CLI (Resource Health Unknown)
                 if health.unhealthy:
                     first = next(iter(health.unhealthy.items()))
                     self._fail(
@@ -481,9 +483,12 @@ class DeploymentWorkflow:
         ``local``: run it as a local activity, on the worker running the workflow, without a round trip through
         the server's task queue — for the offline stages (validation and lint make no Azure call). Their results
         are still recorded in history (as markers)."""
-        progress = self._status.stages.setdefault(stage, StageProgress())
+        # A rollback counts its own attempts (RollbackReport.stages), never adding them to the deployment's.
+        stages = self._status.rollback.stages if self._rolling_back and self._status.rollback else self._status.stages
+        progress = stages.setdefault(stage, StageProgress())
         if progress.started_at is None:
             progress.started_at = workflow.now()
+        progress.finished_at = None  # running (again): VERIFYING_HEALTH runs two activities, each may be retried
         schedule = self._settings.retry
         retries = 0
         while True:
@@ -728,6 +733,7 @@ class DeploymentWorkflow:
             by=failed.by,
         )
         saved = (self._status.plan, self._last_deploy, self._health_checks, self._last_health)
+        self._rolling_back = True
         try:
             lookup = await workflow.execute_local_activity(
                 ActivityName.LOAD_LAST_GOOD,
@@ -939,6 +945,7 @@ class DeploymentWorkflow:
             transitions=list(self._status.transitions),
             skipped_health=self._request.skip_health,
             health_checks=self._health_checks,
+            health_notes=dict(health.notes) if health else {},
             template_hash=self._request.template.digest,
             git_sha=self._request.git_sha,
             initiator=self._request.initiator,

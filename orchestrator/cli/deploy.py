@@ -59,6 +59,7 @@ from orchestrator.health import (
     live_health_progress,
 )
 from orchestrator.health.bundles import store_ca_bundles
+from orchestrator.health.live import live_resource_wait, resource_wait_line
 from orchestrator.inputs import (
     DeploymentInputs,
     InputError,
@@ -501,6 +502,11 @@ async def follow(
     silent_since = loop.time()
     hinted = False
     failures_shown: dict[DeploymentStage, int] = {}
+    rollback_failures_shown: dict[DeploymentStage, int] = {}
+    rollback_plan_shown = False
+    rolling_back = False
+    notes_shown: set[str] = set()
+    waiting_shown: dict[str, str] | None = None
     try:
         while not result_task.done():
             status = await _try_status(handle)
@@ -517,15 +523,41 @@ async def follow(
                     if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
                         plan_shown = True
                         _show_plan(status.plan, store, output)
+                    # The rollback's plan likewise, deletions or not: what will be redeployed over the failed one.
+                    rollback = status.rollback
+                    if (
+                        rollback is not None
+                        and rollback.plan is not None
+                        and not rollback_plan_shown
+                        and rolling_back
+                        and transition.stage in (DeploymentStage.AWAITING_CONFIRMATION, DeploymentStage.DEPLOYING)
+                    ):
+                        rollback_plan_shown = True
+                        if output == "text":
+                            progress("  Rollback plan (the last good deployment over the current state):")
+                        _show_plan(rollback.plan, store, output)
                     progress(_transition_line(transition.stage, transition.detail, transition.by))
+                    rolling_back = rolling_back or "rolling back to the last good" in transition.detail
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
                     progress(line)
+                rollback = status.rollback
+                if rollback is not None:
+                    for line in _retry_lines(status, rollback_failures_shown, rollback=True):
+                        progress(line)
+                for resource_id, note in status.health_notes.items():
+                    if resource_id not in notes_shown and output != "json":
+                        notes_shown.add(resource_id)
+                        progress(f"  [VERIFYING_HEALTH] note: {resource_id}: {note}")
                 pending = status.pending_confirmation
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
                     prompt = _ask(status, target, handle.id, output)
             if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH and output != "json":
+                waiting = await _resource_wait(handle)
+                if waiting and waiting != waiting_shown:  # once per change of what it waits for, not every poll
+                    progress(resource_wait_line(waiting))
+                waiting_shown = waiting if waiting else waiting_shown
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
                 await _answer(handle, status_set(status), prompt.future.result())
@@ -536,12 +568,19 @@ async def follow(
         if not result_task.done():
             result_task.cancel()
     if output != "json":
-        health_table.show_report(result.health_checks)  # the final state, exact
+        # The final state, exact: after a rollback, the rollback's own checks (the failed ones were drawn live and
+        # are in the failure); redrawing the failing table last would read as the outcome.
+        final = result.rollback.health_checks if result.rollback is not None else result.health_checks
+        health_table.show_report(final, final=True)
     for transition in result.transitions[seen:]:
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
         progress(_transition_line(transition.stage, transition.detail, transition.by))
+    for resource_id, note in result.health_notes.items():  # ended before a poll saw them
+        if resource_id not in notes_shown and output != "json":
+            notes_shown.add(resource_id)
+            progress(f"  [VERIFYING_HEALTH] note: {resource_id}: {note}")
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -549,11 +588,14 @@ async def follow(
     return result
 
 
-def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) -> list[str]:
+def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int], *, rollback: bool = False) -> list[str]:
     """A line for each failed attempt not reported yet, with when the stage tries again: retries can take minutes
-    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed."""
+    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed.
+    ``rollback``: the rollback's own stages (labelled as such)."""
     lines = []
-    for stage, sp in status.stages.items():
+    stages = status.rollback.stages if rollback and status.rollback is not None else status.stages
+    label = "rollback " if rollback else ""
+    for stage, sp in stages.items():
         if not sp.last_error_code or sp.finished_at is not None:
             continue
         # Waiting out a backoff: the latest attempt failed. Running again: the one before it did.
@@ -568,7 +610,7 @@ def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) ->
             then = f"trying again in {wait:.0f} s ({sp.retry_at.astimezone().strftime('%H:%M:%S')})"
         else:
             then = "trying again now"
-        lines.append(f"  [{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
+        lines.append(f"  [{label}{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
     return lines
 
 
@@ -592,6 +634,14 @@ def check_request_size(request: DeployRequest) -> None:
         f"workflow input may take; {culprit} make up {culprit_size / 1024:.0f} KiB of it. Make them smaller (put "
         "large values in the template or a Key Vault reference); nothing was started."
     )
+
+
+async def _resource_wait(handle: WorkflowHandle[Any, Any]) -> dict[str, str] | None:
+    """What the resource-state wait of VERIFYING_HEALTH waits for, from its heartbeat (None when not running)."""
+    try:
+        return await live_resource_wait(handle, data_converter())
+    except Exception:  # a describe() hiccup must not stop following the deployment
+        return None
 
 
 async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:

@@ -407,3 +407,55 @@ def test_an_arm_check_needs_a_resource_id(
     result = run_cli(deploy_argv("e2e-arm-bad", "--health-check", "arm:not-a-resource-id"), capsys)
     assert result.code == ExitCode.USAGE, result.err
     assert "'not-a-resource-id' is not an ARM resource id" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.usefixtures("on_stack")
+def test_a_person_watching_sees_each_wait_and_retry_once(
+    stack: EmbeddedDefault, servers: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `deploy` prints while VERIFYING_HEALTH and a rollback wait: the Resource Health "Unknown" note, what the
+    resource-state wait waits for (once per change, not every poll), the table of a failing check only when a check
+    changes (not every heartbeat), the rollback's plan though it deletes nothing, the rollback's own retried stage
+    (labelled, its attempts kept apart from the deployment's in `status`), and last the rollback's table."""
+    from local_arm.admin import AdminClient, Fault
+
+    assert stack.instance is not None and stack.instance.arm_endpoint and stack.instance.arm_ca_file
+    admin = AdminClient(stack.instance.arm_endpoint, ca_file=stack.instance.arm_ca_file)
+    admin.add_faults(Fault.availability("Unknown", resource_type="Microsoft.Storage/storageAccounts"))
+    try:
+        good = run_cli(deploy_argv("e2e-watching"), capsys)
+    finally:
+        admin.clear_faults()
+    assert good.code == ExitCode.OK, good.err
+    assert "[VERIFYING_HEALTH] note: " in good.err and "Resource Health reports Unknown (tolerated)" in good.err
+
+    dead = servers.reserve_port().getsockname()[1]
+    admin.add_faults(
+        Fault.stays_updating(resource_type="Microsoft.Web/sites", count=6),
+        # the failed deployment's PUT passes; the rollback's first PUT gets a 503 and is retried
+        Fault.error(503, code="ServiceUnavailable", operation="Deployments_CreateOrUpdate", skip=1, count=1),
+    )
+    try:
+        result = run_cli(
+            deploy_argv(
+                "e2e-watching", "--health-check", f"tcp:127.0.0.1:{dead} name=db", "--health-window", "25s",
+                "--health-interval", "0.5s", "--rollback-on-failure",
+            ),
+            capsys,
+        )  # fmt: skip
+    finally:
+        admin.clear_faults()
+    assert result.code == ExitCode.ROLLED_BACK, result.err
+    err = result.err
+    waits = [line for line in err.splitlines() if "[VERIFYING_HEALTH] waiting for 1 resource(s)" in line]
+    assert len(waits) == 1 and "Microsoft.Web/sites/" in waits[0] and "Updating" in waits[0], err
+    failing_tables = err.count("db     pending")  # the failing check's live frames (not a frame per heartbeat)
+    assert 1 <= failing_tables <= 3, err
+    assert "Rollback plan (the last good deployment over the current state):" in err
+    assert "[rollback DEPLOYING] attempt 1 failed, ENVIRONMENTAL" in err, err
+    tables = err.split("  CHECK  STATE")
+    assert "✗ db" not in tables[-1], "the last table drawn is the original failing one, not the rollback's"
+    workflow_id = next(line.split()[2] for line in err.splitlines() if line.startswith("Started workflow "))
+    status = run_cli(["status", workflow_id, "--local"], capsys)
+    assert "    DEPLOYING: 1 attempt(s)" in status.out, status.out
+    assert "    rollback DEPLOYING: 2 attempt(s)" in status.out, status.out
