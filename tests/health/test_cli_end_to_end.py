@@ -459,3 +459,40 @@ def test_a_person_watching_sees_each_wait_and_retry_once(
     status = run_cli(["status", workflow_id, "--local"], capsys)
     assert "    DEPLOYING: 1 attempt(s)" in status.out, status.out
     assert "    rollback DEPLOYING: 2 attempt(s)" in status.out, status.out
+
+
+BICEP_OUTPUTS = """// output commented string = 'x'
+/* output blocked string = 'y'
+*/
+var notes = '''
+output inString string = 'z'
+'''
+@secure()
+@description('the key')
+output key string = 'k'
+output site object = { host: 'h' }
+"""
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("http:GET https://h.example/?k={outputs.key}", "uses the output 'key', which is declared securestring"),
+        ("tcp:{outputs.inString}:80", "uses the output 'inString', which the template does not declare"),
+        ("tcp:{outputs.commented}:80", "uses the output 'commented', which the template does not declare"),
+        ("tcp:{outputs.blocked}:80", "It declares: key, site."),
+    ],
+)
+def test_bicep_outputs_are_read_as_bicep_reads_them(
+    flag: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`@secure()` on the line above an output makes it secure; outputs inside comments or strings are not outputs."""
+    monkeypatch.setenv("ORCHESTRATOR_STATE_DIR", str(tmp_path / "no-stack-here"))
+    template = tmp_path / "main.bicep"
+    template.write_text(BICEP_OUTPUTS)
+    result = run_cli(
+        ["deploy", "--local", "-g", "rg-bicep-outputs", "-l", "eastus", "-t", str(template), "--health-check", flag],
+        capsys,
+    )
+    assert result.code == ExitCode.USAGE, result.err
+    assert expected in result.err and "Traceback" not in result.err

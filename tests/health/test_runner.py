@@ -327,3 +327,33 @@ def test_the_live_table_redraws_in_place_on_a_terminal_and_only_on_change() -> N
     drawn = screen.getvalue()
     assert drawn.count("\x1b[3F\x1b[J") == 1  # moved back over the 3-line table once, then redrew it
     assert drawn.endswith("1/1 passed, 0.0 s of the 60 s window\n")
+
+
+async def test_a_certificate_for_another_address_is_not_blamed_on_the_ca(servers: ServerThread, pki: Pki) -> None:
+    """The server's certificate names 127.0.0.1 and is issued by the given CA; reached as 127.0.0.2 (or as
+    localhost) verification fails because of the name, which the message says, instead of "not issued by the CA"."""
+    import asyncio
+    import contextlib
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.2", 0, ssl=pki.server_context)
+    port = server.sockets[0].getsockname()[1]
+    on_loopback = servers.http(tls=pki.server_context)
+    try:
+        report = await run_health_checks(
+            spec(
+                f"http:GET https://127.0.0.2:{port}/ ca={pki.ca_file} name=by-ip",
+                f"http:GET https://localhost:{on_loopback}/ ca={pki.ca_file} name=by-name",
+                window=1,
+            )
+        )
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+    errors = {c.name: c.last_error or "" for c in report.checks}
+    assert "the server's certificate does not name '127.0.0.2'" in errors["by-ip"], errors
+    assert "not issued by the CA" not in errors["by-ip"]
+    assert "the server's certificate does not name 'localhost'" in errors["by-name"], errors
