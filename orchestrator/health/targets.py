@@ -173,8 +173,8 @@ def _bicep_code(source: str) -> str:
                 out.append("\n" if ch == "\n" else " ")
             i += 1
             continue
-        if source.startswith("\'\'\'", i):  # a multi-line string: no escapes, no interpolation
-            end = source.find("\'\'\'", i + 3)
+        if source.startswith("'''", i):  # a multi-line string: no escapes, no interpolation
+            end = source.find("'''", i + 3)
             end = n if end < 0 else end + 3
             out.append("".join("\n" if c == "\n" else " " for c in source[i:end]))
             i = end
