@@ -164,6 +164,13 @@ def test_a_check_that_would_change_the_local_arm_is_refused_and_never_rolls_back
     assert "HealthDeclarationFailed" in shown and "refused by the worker's request policy" in shown
     assert "the method DELETE is not allowed" in shown
     assert "[ROLLED_BACK]" not in result.err and "rolled back" not in result.out
+    # The decision is in the audit record (from history): what was refused and why.
+    audit_json = next(
+        line.split("Audit record: ")[1].split(", ")[0] for line in result.err.splitlines() if "Audit record: " in line
+    )
+    checks = {c["name"]: c for c in json.loads(Path(audit_json).read_text())["health_checks"]["checks"]}
+    assert checks["wipe"]["request_policy"].startswith("refused: the method DELETE is not allowed")
+    assert checks["post"]["declaration_error"] is True
 
 
 @pytest.mark.parametrize(
