@@ -123,11 +123,13 @@ async def test_metadata_and_link_local_stay_refused_when_private_addresses_are_a
         "http:GET http://169.254.169.254/metadata/identity/oauth2/token name=imds",
         "tcp:[::ffff:169.254.169.254]:80 name=mapped-imds",
         "tcp:[64:ff9b::a9fe:a9fe]:80 name=nat64-imds",
+        "http:GET http://2852039166/metadata/instance name=decimal-imds",  # 169.254.169.254 as one number
+        "http:GET http://0xA9FEA9FE/metadata/instance name=hex-imds",
     )
     checks = {c.name: c for c in report.checks}
     assert checks["local"].state is CheckState.PASSED, report.summary()
     assert checks["local"].request_policy == (f"allowed: 127.0.0.1:{web}, loopback address in an allow-listed network")
-    for name in ("imds", "mapped-imds", "nat64-imds"):
+    for name in ("imds", "mapped-imds", "nat64-imds", "decimal-imds", "hex-imds"):
         assert checks[name].state is CheckState.FAILED and checks[name].declaration_error, checks[name]
         assert "link-local" in (checks[name].last_error or "")
     assert servers.connections == [web]
