@@ -42,6 +42,32 @@ def on_stack(stack: EmbeddedDefault, monkeypatch: pytest.MonkeyPatch) -> Embedde
     return stack
 
 
+def replay_history(stack: EmbeddedDefault, workflow_id: str) -> None:
+    """Replay the run's history on today's workflow code (as a worker taking it over would): new patch markers and
+    commands must line up."""
+    import asyncio
+
+    from temporalio.worker import Replayer
+
+    from orchestrator.temporal_client import connect, data_converter
+    from workflows.deployment import DeploymentWorkflow
+
+    assert stack.instance is not None
+
+    async def replay() -> None:
+        client = await connect(address=stack.instance.temporal_address, namespace="default")  # type: ignore[union-attr]
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter())
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+        assert result.replay_failure is None
+
+    asyncio.run(replay())
+
+
+def started_workflow(err: str) -> str:
+    return next(line.split()[2] for line in err.splitlines() if line.startswith("Started workflow "))
+
+
 def deploy_argv(rg: str, *extra: str) -> list[str]:
     return [
         "deploy", "--local", "-g", rg, "-l", "eastus",
@@ -171,6 +197,7 @@ def test_a_check_that_would_change_the_local_arm_is_refused_and_never_rolls_back
     checks = {c["name"]: c for c in json.loads(Path(audit_json).read_text())["health_checks"]["checks"]}
     assert checks["wipe"]["request_policy"].startswith("refused: the method DELETE is not allowed")
     assert checks["post"]["declaration_error"] is True
+    replay_history(stack, started_workflow(result.err))  # the health-declaration-logic patch marker lines up
 
 
 @pytest.mark.parametrize(
@@ -462,7 +489,8 @@ def test_a_person_watching_sees_each_wait_and_retry_once(
     assert "[rollback DEPLOYING] attempt 1 failed, ENVIRONMENTAL" in err, err
     tables = err.split("  CHECK  STATE")
     assert "✗ db" not in tables[-1], "the last table drawn is the original failing one, not the rollback's"
-    workflow_id = next(line.split()[2] for line in err.splitlines() if line.startswith("Started workflow "))
+    workflow_id = started_workflow(err)
+    replay_history(stack, workflow_id)
     status = run_cli(["status", workflow_id, "--local"], capsys)
     assert "    DEPLOYING: 1 attempt(s)" in status.out, status.out
     assert "    rollback DEPLOYING: 2 attempt(s)" in status.out, status.out
