@@ -190,16 +190,17 @@ _PARAMETER_ISSUES = frozenset(
 )
 
 
-def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
-    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
+def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> dict[str, Any] | None:
+    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1).
+    Returns the outputs whose values the engine already knows (name → value), or None when it could not expand."""
     try:
         from arm_engine.template import expand_template
     except ImportError:  # the engine's entry point is not built yet: the workflow's validation stage still runs
-        return
+        return None
     scope = DeploymentScope(resource_group=resource_group, location=location)
     file_parameters = {k: v for k, v in inputs.parameters.items() if k not in inputs.overrides}
     try:
-        expand_template(
+        expanded = expand_template(
             inputs.template,
             parameters=file_parameters,
             overrides=inputs.overrides or None,
@@ -212,7 +213,7 @@ def check_against_template(inputs: DeploymentInputs, *, resource_group: str, loc
         # stage, which reports it with the rest of the deployment's record.
         issues = [i for i in exc.issues if i.code in _PARAMETER_ISSUES]
         if not issues:
-            return
+            return None
         source = str(inputs.template_path)
         lines = []
         for issue in issues[:10]:
@@ -226,6 +227,23 @@ def check_against_template(inputs: DeploymentInputs, *, resource_group: str, loc
             + ". Fix the parameters file, the --param values or the template; no workflow was started.",
             ExitCode.LOGIC_FAILURE,
         ) from None
+    return {
+        name: output.value
+        for name, output in expanded.outputs.items()
+        if not output.deferred and not _holds_deferred(output.value)
+    }
+
+
+def _holds_deferred(value: Any) -> bool:
+    from arm_engine.values import Deferred
+
+    if isinstance(value, Deferred):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_deferred(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_deferred(v) for v in value)
+    return False
 
 
 def marked_secret_values(inputs: DeploymentInputs, names: list[str]) -> list[str]:
@@ -294,6 +312,7 @@ async def _check_arm_reachable(target: Target) -> None:
 
 async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
     bicep = is_bicep_deployment(args.template, args.parameters)
+    known_outputs: dict[str, Any] | None = None  # outputs the engine knows before deploying (ARM JSON only)
     if bicep:  # compiled and checked on the worker at LINTING (issue 5); here only what needs no compiler
         resource_group = validate_resource_group_name(args.resource_group)
         location = validate_location(args.location)
@@ -309,7 +328,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         inputs, resource_group, location = read_inputs(args)
         hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
         try:
-            check_against_template(inputs, resource_group=resource_group, location=location)
+            known_outputs = check_against_template(inputs, resource_group=resource_group, location=location)
         except CommandError as exc:  # the engine masks securestring values; --secret-param ones are masked here
             raise CommandError(redact(str(exc), hidden), exc.code) from None
         template_path = inputs.template_path
@@ -322,6 +341,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             else declared_outputs(inputs.template)
         ),
         skip_health=args.skip_health,
+        known_outputs=known_outputs,
     )
     git_sha = args.git_sha or detect_git_sha(template_path)
     if args.subscription or not args.local:

@@ -26,7 +26,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.health.models import CHECK_KINDS, MAX_TEXT, HealthCheck, HealthSpec, TcpCheck, bounded_duration
-from orchestrator.health.targets import TargetError, check_declared, check_port_declared, redact_urls_in
+from orchestrator.health.targets import (
+    TargetError,
+    check_declared,
+    check_port_declared,
+    output_references,
+    redact_urls_in,
+    substitute,
+)
 from orchestrator.inputs import InputError
 
 HEALTH_FILE_SUFFIXES: tuple[str, ...] = (".health.json", ".health.yaml", ".health.yml")
@@ -65,6 +72,7 @@ def load_health_spec(
     template_path: str | Path | None,
     flags: Sequence[str] = (),
     declared_outputs: Mapping[str, str | None] | Iterable[str] = (),
+    known_outputs: Mapping[str, Any] | None = None,
     health_file: str | Path | None = None,
     window: float | str | None = None,
     timeout: float | str | None = None,
@@ -111,6 +119,8 @@ def load_health_spec(
                 check_port_declared(check.port, declared)
             except TargetError as exc:
                 raise HealthDeclarationError(f"{label}: {exc}") from None
+        if known_outputs:
+            _check_known(label, check, known_outputs)
     source = str(file_path) if file_path else "the command line"
     try:
         return HealthSpec(checks=checks, **settings)
@@ -216,6 +226,22 @@ def _validate(fields: dict[str, Any], *, label: str) -> HealthCheck:
         return TypeAdapter(HealthCheck).validate_python(fields)
     except ValidationError as exc:
         raise HealthDeclarationError(f"{label}: {_pydantic_message(exc)}") from None
+
+
+def _check_known(label: str, check: HealthCheck, known: Mapping[str, Any]) -> None:
+    """Placeholders whose outputs the engine already knows before deploying (literal objects, values computed from
+    parameters) are substituted now: a field the value does not have, a null, or an object where a text is needed
+    fails here (exit 2) rather than after deploying. Only the shape is judged; no value is quoted."""
+    known_names = {name.lower() for name in known}
+    for text in check.placeholder_texts():
+        refs = output_references(text)
+        if refs and all(path[0].lower() in known_names for path in refs):
+            try:
+                substitute(text, known)
+            except TargetError as exc:
+                raise HealthDeclarationError(
+                    f"{label}: {_without_header_values(str(exc), check)} (known from the template before deploying)."
+                ) from None
 
 
 def _without_header_values(message: str, check: HealthCheck) -> str:

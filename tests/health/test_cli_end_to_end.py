@@ -295,13 +295,31 @@ def test_the_window_is_the_whole_stages(
 
 
 def outputs_template(tmp_path: Path) -> Path:
-    """A template with no resources whose outputs are an object and an int, as a database's would be."""
+    """A storage account, and outputs as a database's would be: a literal object (known before deploying), the
+    account as ARM returns it (known only after), an int."""
+    import uuid
+
+    account = "stlate" + uuid.uuid4().hex[:12]
     template = {
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
-        "resources": [],
+        "resources": [
+            {
+                "type": "Microsoft.Storage/storageAccounts",
+                "apiVersion": "2023-05-01",
+                "name": account,
+                "location": "eastus",
+                "sku": {"name": "Standard_LRS"},
+                "kind": "StorageV2",
+            }
+        ],
         "outputs": {
             "db": {"type": "object", "value": {"host": "127.0.0.1", "name": "orders"}},
+            "account": {
+                "type": "object",
+                "value": f"[reference(resourceId('Microsoft.Storage/storageAccounts', '{account}'), '2023-05-01', "
+                "'Full')]",
+            },
             "port": {"type": "int", "value": 5432},
         },
     }
@@ -328,21 +346,26 @@ def test_what_the_template_says_about_outputs_is_checked_before_anything_starts(
     assert result.code == ExitCode.USAGE, result.err
     assert "uses the output 'db' as a whole, but it is declared as object" in result.err
     assert "{outputs.db.field}" in result.err and "Traceback" not in result.err
+    # The engine knows the literal object's fields before deploying: a field it lacks is refused now too.
+    missing = run_cli(outputs_argv(template, "e2e-outputs", "--health-check", "tcp:{outputs.db.hostname}:5432"), capsys)
+    assert missing.code == ExitCode.USAGE, missing.err
+    assert "the output outputs.db has no field 'hostname' (it has: host, name)" in missing.err
 
 
 @pytest.mark.usefixtures("on_stack")
 def test_a_declaration_that_fails_only_after_deploying_is_logic_and_never_rolls_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A field the object output turns out not to have is only known after deploying: the check fails with zero
-    attempts as a fault of its declaration — LOGIC (exit 1), HealthDeclarationFailed, no rollback — not as an
-    environmental failure (exit 3) that rolls a healthy deployment back."""
+    """A field the object output — the account as ARM returns it — turns out not to have is only known after
+    deploying: the check fails with zero attempts as a fault of its declaration — LOGIC (exit 1),
+    HealthDeclarationFailed, no rollback — not as an environmental failure (exit 3) that rolls a healthy deployment
+    back."""
     template = outputs_template(tmp_path)
     first = run_cli(outputs_argv(template, "e2e-late-declaration"), capsys)
     assert first.code == ExitCode.OK, first.err
     result = run_cli(
         outputs_argv(
-            template, "e2e-late-declaration", "--health-check", "tcp:{outputs.db.hostname}:{outputs.port} name=db",
+            template, "e2e-late-declaration", "--health-check", "tcp:{outputs.account.hostname}:{outputs.port} name=db",
             "--rollback-on-failure", "--output", "json",
         ),
         capsys,
@@ -352,7 +375,7 @@ def test_a_declaration_that_fails_only_after_deploying_is_logic_and_never_rolls_
     assert doc["failure"]["code"] == "HealthDeclarationFailed" and doc["failure"]["failure_class"] == "LOGIC"
     [check] = doc["health_checks"]["checks"]
     assert check["attempts"] == 0 and check["declaration_error"]
-    assert "the output outputs.db has no field 'hostname' (it has: host, name)" in check["last_error"]
+    assert "the output outputs.account has no field 'hostname' (it has: " in check["last_error"]
     assert doc["rollback"] is None and doc["outcome"] == "LOGIC_FAILURE"
 
 
