@@ -248,6 +248,7 @@ class StageProgress(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retry_at: datetime | None = None  # while waiting out a backoff after a failed attempt: when the next one starts
+    failures: int = 0  # failed attempts so far (a stage may run two activities: VERIFYING_HEALTH)
 
 
 class FailureInfo(_Model):

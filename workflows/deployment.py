@@ -532,6 +532,7 @@ class DeploymentWorkflow:
                 self._stage_span(stage, attempt, attempt_started, classification)
                 progress.last_error = classification.message
                 progress.last_error_code = classification.code
+                progress.failures += 1
                 progress.last_error_class = classification.failure_class
                 give_up = classification.failure_class is FailureClass.LOGIC or retries >= schedule.maximum_retries
                 if give_up:

@@ -618,8 +618,9 @@ def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int], *,
     for stage, sp in stages.items():
         if not sp.last_error_code or sp.finished_at is not None:
             continue
-        # Waiting out a backoff: the latest attempt failed. Running again: the one before it did.
-        failed = sp.attempts if sp.retry_at is not None else sp.attempts - 1
+        # Failed attempts as the workflow counts them; from an older worker: waiting out a backoff, the latest
+        # attempt failed, running again, the one before it did.
+        failed = sp.failures or (sp.attempts if sp.retry_at is not None else sp.attempts - 1)
         if failed < 1 or failed <= shown.get(stage, 0):
             continue
         shown[stage] = failed
