@@ -94,6 +94,12 @@ async def probe_http(check: HttpCheck, *, timeout: float, policy: RequestPolicy)
     phase = f"connecting to {host}:{port}"
     writer: asyncio.StreamWriter | None = None
     decision: str | None = None
+    if https and check.ca_digest and not check.ca_pem:  # never fall back to the system trust store silently
+        raise ProbeFailure(
+            f"{check.method} {shown}: the CA file {check.ca_file} was not loaded from the content store "
+            f"({check.ca_digest}); the worker must share the starter's content store",
+            final=True,
+        )
     try:
         policy.check_method(check.method)
         context = _tls_context(check) if https else None
