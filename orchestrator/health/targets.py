@@ -316,8 +316,7 @@ def validate_url(url: str) -> SplitResult:
 
 
 _RESOURCE_ID = re.compile(
-    r"/subscriptions/[^/]+(/resourceGroups/[^/]+|(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+(/[^/]+/[^/]+)+)",
-    re.IGNORECASE,
+    r"/subscriptions/[^/]+(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+(/[^/]+/[^/]+)+", re.IGNORECASE
 )
 
 
