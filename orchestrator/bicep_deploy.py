@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .bicep import BicepError, check_using_matches, read_using
-from .blobstore import BlobStore, put_json
-from .deployments import _store_secure
-from .inputs import InputError, load_parameters_file, load_template, parse_param_overrides
-from .lint import is_bicep, is_bicepparam
-from .models import BICEP_MEDIA_TYPE, DeploymentMode, DeployRequest
+from orchestrator.bicep import BicepError, check_using_matches, read_using
+from orchestrator.blobstore import BlobStore, put_json
+from orchestrator.deployments import _store_secure
+from orchestrator.inputs import InputError, load_parameters_file, load_template, parse_param_overrides
+from orchestrator.lint import is_bicep, is_bicepparam
+from orchestrator.models import BICEP_MEDIA_TYPE, DeploymentMode, DeployRequest
 
 
 def is_bicep_deployment(template: str | None, parameters: str | None) -> bool:

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from .models import BlobRef
+from orchestrator.models import BlobRef
 
 BLOB_DIR_ENV = "ORCHESTRATOR_BLOB_DIR"
 

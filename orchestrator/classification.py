@@ -29,7 +29,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from .models import Classification, FailureClass
+from orchestrator.models import Classification, FailureClass
 
 LOGIC = FailureClass.LOGIC
 ENVIRONMENTAL = FailureClass.ENVIRONMENTAL

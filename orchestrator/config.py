@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.pipeline.transport import AsyncioRequestsTransport
 
-from .models import ApprovalPolicy, WorkerSettings
-from .retry import schedule_from_env
-from .temporal_client import DEFAULT_TASK_QUEUE
+from orchestrator.models import ApprovalPolicy, WorkerSettings
+from orchestrator.retry import schedule_from_env
+from orchestrator.temporal_client import DEFAULT_TASK_QUEUE
 
 AZURE_PUBLIC_ARM = "https://management.azure.com"
 ARM_SCOPE = "https://management.azure.com/.default"

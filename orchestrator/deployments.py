@@ -24,11 +24,11 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError
 
-from .audit.registration import attributes_registered
-from .audit.search_attributes import is_missing_attribute_error, missing_attributes_message, start_search_attributes
-from .blobstore import BlobStore, put_json, seal_json
-from .codec import KeyRing
-from .models import (
+from orchestrator.audit.registration import attributes_registered
+from orchestrator.audit.search_attributes import is_missing_attribute_error, missing_attributes_message, start_search_attributes
+from orchestrator.blobstore import BlobStore, put_json, seal_json
+from orchestrator.codec import KeyRing
+from orchestrator.models import (
     QUERY_STATUS,
     WORKFLOW_NAME,
     DeploymentMode,
@@ -39,8 +39,8 @@ from .models import (
     DeployResult,
     FailureInfo,
 )
-from .naming import workflow_id_for
-from .temporal_client import DEFAULT_TASK_QUEUE
+from orchestrator.naming import workflow_id_for
+from orchestrator.temporal_client import DEFAULT_TASK_QUEUE
 
 log = logging.getLogger(__name__)
 

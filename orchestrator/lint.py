@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from arm_engine.json_source import blank_comments, duplicate_property, locate, value_positions
 
-from .bicep import (
+from orchestrator.bicep import (
     BicepCompiler,
     BicepError,
     BicepNotFoundError,

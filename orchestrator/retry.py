@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from .models import RetrySchedule
+from orchestrator.models import RetrySchedule
 
 ENV_INITIAL = "ORCHESTRATOR_RETRY_INITIAL_SECONDS"
 ENV_COEFFICIENT = "ORCHESTRATOR_RETRY_BACKOFF_COEFFICIENT"

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .blobstore import BlobStore, get_json, open_json, put_json, seal_json
-from .health.models import HealthSpec, HttpCheck
-from .health.targets import redact_url
-from .models import (
+from orchestrator.blobstore import BlobStore, get_json, open_json, put_json, seal_json
+from orchestrator.health.models import HealthSpec, HttpCheck
+from orchestrator.health.targets import redact_url
+from orchestrator.models import (
     SIGNAL_ROLLBACK_PARAMETERS,
     BlobRef,
     DeployRequest,

@@ -17,10 +17,10 @@ from activities.lint import Linter
 from activities.lint_gate import lint_gate
 from workflows.deployment import DeploymentWorkflow
 
-from .blobstore import BlobStore, LocalBlobStore
-from .config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
-from .health.policy import RequestPolicy
-from .temporal_client import connect
+from orchestrator.blobstore import BlobStore, LocalBlobStore
+from orchestrator.config import DISTRIBUTION, ArmClients, WorkerConfig, package_version
+from orchestrator.health.policy import RequestPolicy
+from orchestrator.temporal_client import connect
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile
 
-from .codec import EncryptionCodec, KeyRing
-from .telemetry import client_interceptors, temporal_runtime
+from orchestrator.codec import EncryptionCodec, KeyRing
+from orchestrator.telemetry import client_interceptors, temporal_runtime
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
