@@ -34,6 +34,7 @@ from contract.version import DISTRIBUTION, package_version
 from services.codec import KeyRing
 from services.config import ArmClients, ConfigError, WorkerConfig, worker_config_from_env
 from services.content_store import BlobStore, LocalBlobStore
+from services.health.policy import RequestPolicy
 from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
 from workflows.deployment import DeploymentWorkflow
@@ -77,7 +78,9 @@ def build_worker(
         workflows=[DeploymentWorkflow],
         activities=activities
         if activities is not None
-        else build_activities(clients=clients, store=store, settings=config.settings, linter=linter),
+        else build_activities(
+            clients=clients, store=store, settings=config.settings, linter=linter, health_policy=config.health_policy
+        ),
         max_concurrent_activities=config.max_concurrent_activities,
         max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
         max_concurrent_local_activities=config.max_concurrent_local_activities,
@@ -117,6 +120,8 @@ async def run_worker(
             config.arm.endpoint,
             store.root,
         )
+        policy = config.health_policy or RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint)
+        log.info("%s", policy.describe())
         async with worker:
             if stop is None:
                 await asyncio.Event().wait()
@@ -234,6 +239,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             os.environ[PROMETHEUS_ENV] = args.prometheus_bind
         TelemetrySettings.from_environment()
         KeyRing.from_environment()
+        RequestPolicy.from_environment()  # the health checks' request policy (ORCHESTRATOR_HEALTH_*)
     except (ConfigError, ValueError) as exc:
         print(f"worker.py: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from typing import Any
 from contract.models import WorkerSettings
 from services.config import ArmClients
 from services.content_store import BlobStore
+from services.health.policy import RequestPolicy
 
 from .deploy import DeployActivities
 from .health import HealthActivities
@@ -29,7 +30,12 @@ def build_activities(
     store: BlobStore,
     settings: WorkerSettings,
     linter: Linter = lint_gate,
+    health_policy: RequestPolicy | None = None,
 ) -> list[Callable[..., Any]]:
+    """``health_policy``: what declared health checks may reach (default: from the ``ORCHESTRATOR_HEALTH_*``
+    variables, with the worker's own ARM endpoint always refused)."""
+    if health_policy is None:
+        health_policy = RequestPolicy.from_environment(arm_endpoint=clients.config.endpoint)
     deploy = DeployActivities(clients, store)
     rollback = RollbackActivities(store)
     return [
@@ -42,7 +48,10 @@ def build_activities(
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
         HealthCheckActivities(
-            clients.resources, resource_health=lambda sub: resource_health_client(clients, sub)
+            clients.resources,
+            resource_health=lambda sub: resource_health_client(clients, sub),
+            policy=health_policy,
+            store=store,
         ).run_health_checks,
         rollback.record_last_good,
         rollback.load_last_good,

@@ -18,7 +18,7 @@ from services.content_store import BlobStore
 from .errors import classified
 from .heartbeat import heartbeating
 from .parameters import deployment_parameters, load_template
-from .resource_health import availability_of, provider_api_version, resource_health_client
+from .resource_health import ProviderLookupFailed, availability_of, provider_api_version, resource_health_client
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 from .validate import expand, scope_for
 
@@ -65,7 +65,10 @@ class HealthActivities:
         NotFound end that resource's wait at once."""
         sub = inp.request.subscription_id
         spec = inp.request.health
-        deadline = time.monotonic() + self._window(spec.window_seconds)
+        # One convergence window for the whole stage: it began when the workflow entered VERIFYING_HEALTH (also
+        # for a retried attempt), and the declared checks after this wait get only what is left of it.
+        elapsed = max(0.0, time.time() - inp.window_started_at) if inp.window_started_at else 0.0
+        deadline = time.monotonic() + max(0.0, self._window(spec.window_seconds) - elapsed)
         interval = min(spec.retry_interval_seconds, 5.0)
         report = HealthReport()
         async with classified():
@@ -76,9 +79,12 @@ class HealthActivities:
             async def read_state(resource_id: str) -> str | None:
                 """None: healthy provisioningState; else the state (or the problem)."""
                 async with semaphore:
-                    api = versions.get(resource_id.lower()) or await self._provider_api_version(
-                        sub, resource_id, report.request_retries
-                    )
+                    try:
+                        api = versions.get(resource_id.lower()) or await self._provider_api_version(
+                            sub, resource_id, report.request_retries
+                        )
+                    except ProviderLookupFailed as exc:
+                        return str(exc)  # no answer yet: read again within the window, like a transitional state
                     if api is None:
                         return NO_API_VERSION
                     try:
@@ -96,6 +102,12 @@ class HealthActivities:
 
             async def check(health: Any, resource_id: str) -> tuple[str, str | None, str | None]:
                 """(id, problem or None, note or None), waiting out transitional states within the window."""
+                try:
+                    return await wait_for(health, resource_id)
+                finally:
+                    waiting.pop(resource_id, None)
+
+            async def wait_for(health: Any, resource_id: str) -> tuple[str, str | None, str | None]:
                 started = time.monotonic()
                 while True:
                     problem = await read_state(resource_id)
@@ -121,10 +133,13 @@ class HealthActivities:
                     if time.monotonic() + interval >= deadline:
                         waited = time.monotonic() - started
                         return resource_id, f"{problem} (still after {waited:.0f} s)", None
+                    waiting[resource_id] = problem  # in the heartbeat: a following CLI shows what it waits for
                     await asyncio.sleep(interval)
 
+            waiting: dict[str, str] = {}  # resource id -> the state being waited out; heartbeated as it changes
             async with (
-                heartbeating("verify-health", inp.deployment_name),
+                # the first beat once the first reads are in: it tells a following CLI what is being waited for
+                heartbeating("verify-health", inp.deployment_name, waiting, first_after=min(interval * 1.5, 2.0)),
                 resource_health_client(self._clients, sub) as health,
             ):
                 results = await asyncio.gather(*(check(health, i) for i in inp.resources))

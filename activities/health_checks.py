@@ -25,10 +25,13 @@ from contract.health import (
     HealthProgress,
     health_activity_timeouts,
 )
+from services.health.bundles import load_ca_bundles
+from services.health.policy import RequestPolicy
 from services.health.probes import ProbeFailure, ResourceStateReader
 from services.health.runner import run_health_checks
 
-from .resource_health import availability_of, provider_api_version
+from .errors import classified
+from .resource_health import ProviderLookupFailed, availability_of, provider_api_version
 
 __all__ = [
     "RUN_HEALTH_CHECKS",
@@ -81,10 +84,15 @@ class ArmResourceStateReader:
             ) from None
 
     async def _provider_api_version(self, resource_id: str) -> str | None:
+        """Only answers are cached: a lookup that failed (a 503, a throttle) is a failed attempt of the check,
+        which reads the provider again next time — never "no api-version known" for the rest of the window."""
         tail = resource_id.split("/providers/")[-1].split("/")
         key = f"{tail[0]}/{'/'.join(tail[1::2])}".lower()
         if key not in self._provider_versions:
-            self._provider_versions[key] = await provider_api_version(self._client.providers.get, resource_id)
+            try:
+                self._provider_versions[key] = await provider_api_version(self._client.providers.get, resource_id)
+            except ProviderLookupFailed as exc:
+                raise ProbeFailure(str(exc)) from None
         return self._provider_versions[key]
 
 
@@ -93,23 +101,31 @@ class HealthCheckActivities:
     worker passes ``ArmClients.resources``); without it, arm checks fail saying no reader is configured."""
 
     def __init__(
-        self, resources_client: Any = None, *, resource_health: Any = None, heartbeat_every: float = 5.0
+        self,
+        resources_client: Any = None,
+        *,
+        resource_health: Any = None,
+        heartbeat_every: float = 5.0,
+        policy: RequestPolicy | None = None,
+        store: Any = None,
     ) -> None:
         self._resources_client = resources_client
         # subscription id -> an async ResourceHealthMgmtClient (used with ``async with``), for availability=on
         self._resource_health = resource_health
         self._heartbeat_every = heartbeat_every
+        # What checks may reach (services/health/policy.py); the worker builds it from its environment.
+        self._policy = policy or RequestPolicy()
+        self._store = store  # the content store, where deploy put the checks' CA bundles
 
     @activity.defn(name=RUN_HEALTH_CHECKS)
     async def run_health_checks(self, inp: HealthCheckInput) -> HealthCheckReport:
         spec = inp.spec
-        started_at = _window_start(activity.info().heartbeat_details)
-        if started_at is None:
-            started_at = time.time()
-        else:
-            # A retried attempt: the window began with the first attempt. Every check still gets one try.
-            left = spec.window_seconds - max(0.0, time.time() - started_at)
-            spec = spec.model_copy(update={"window_seconds": max(left, spec.timeout_seconds)})
+        if self._store is not None:
+            async with classified():
+                spec = await asyncio.to_thread(load_ca_bundles, spec, self._store)
+        # The window began when the workflow entered VERIFYING_HEALTH (shared with the resource-state wait and
+        # kept across attempts), or — for a caller that does not say — with the first attempt's heartbeat.
+        started_at = inp.window_started_at or _window_start(activity.info().heartbeat_details) or time.time()
         async with contextlib.AsyncExitStack() as stack:
             health_client = None
             if self._resource_health is not None and any(getattr(c, "availability", False) for c in spec.checks):
@@ -147,6 +163,9 @@ class HealthCheckActivities:
                 output_resource_ids=inp.resources,
                 arm_reader=reader,
                 on_progress=on_progress,
+                policy=self._policy,
+                window_started_at=started_at,
+                resume=inp.resume or _previous_report(activity.info().heartbeat_details),
             )
         finally:
             ticker.cancel()
@@ -156,6 +175,15 @@ class HealthCheckActivities:
             "health checks of %s: %s", inp.deployment_name, "healthy" if report.healthy else report.summary()
         )
         return report
+
+
+def _previous_report(details: Any) -> HealthCheckReport | None:
+    for item in details or ():
+        if isinstance(item, HealthProgress):
+            return item.report
+        if isinstance(item, Mapping) and isinstance(item.get("report"), Mapping):
+            return HealthCheckReport.model_validate(item["report"])
+    return None
 
 
 def _window_start(details: Any) -> float | None:

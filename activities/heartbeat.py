@@ -13,11 +13,16 @@ from temporalio import activity
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(*details: Any) -> AsyncIterator[None]:
+async def heartbeating(*details: Any, first_after: float = 0.0) -> AsyncIterator[None]:
+    """``first_after``: seconds before the first beat. The SDK sends the first heartbeat at once and later ones at
+    most every 0.8 × the heartbeat timeout, so details that are only known after a moment (what a wait waits for)
+    should go out with the first one."""
     timeout = activity.info().heartbeat_timeout
     interval = max(timeout.total_seconds() / 3, 0.05) if timeout else 10.0
+    first_after = min(first_after, interval)
 
     async def beat() -> None:
+        await asyncio.sleep(first_after)
         while True:
             activity.heartbeat(*details)
             await asyncio.sleep(interval)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.transport import AsyncioRequestsTransport
 
 from services.config import ArmClients
@@ -68,15 +68,30 @@ async def availability_of(client: Any, resource_id: str) -> Availability:
     return Availability(str(state) if state else UNKNOWN, summary)
 
 
+class ProviderLookupFailed(Exception):
+    """The resource provider could not be read (5xx, throttled, no answer): no answer about api-versions, so the
+    caller must try again later and never remember it as "none known"."""
+
+
 async def provider_api_version(get_provider: Callable[[str], Awaitable[Any]], resource_id: str) -> str | None:
     """The first api-version the resource provider lists for the resource's type (``get_provider`` is
-    ``providers.get`` of a resources client, possibly wrapped), or None when it cannot be read or lists none."""
+    ``providers.get`` of a resources client, possibly wrapped), or None when the provider does not exist or lists
+    none for the type. A failed read raises ``ProviderLookupFailed``."""
     tail = resource_id.split("/providers/")[-1].split("/")
     namespace, wanted = tail[0], "/".join(tail[1::2]).lower()
     try:
         provider = await get_provider(namespace)
-    except HttpResponseError:
-        return None
+    except ResourceNotFoundError:
+        return None  # no such provider namespace: an answer
+    except HttpResponseError as err:
+        raise ProviderLookupFailed(
+            f"the resource provider {namespace} could not be read ({err.status_code} {err.reason or ''}".rstrip()
+            + "); trying again"
+        ) from None
+    except (ServiceRequestError, ServiceResponseError) as err:
+        raise ProviderLookupFailed(
+            f"the resource provider {namespace} could not be read ({type(err).__name__}); trying again"
+        ) from None
     for rt in provider.resource_types or []:
         if (rt.resource_type or "").lower() == wanted and rt.api_versions:
             return str(rt.api_versions[0])

@@ -17,7 +17,7 @@ from contract.models import (
 )
 from services.codec import KeyRing
 from services.content_store import BlobStore
-from services.last_good import LastGoodStore, last_good_record
+from services.last_good import LastGoodStore, last_good_record, open_last_good
 
 from .errors import classified
 
@@ -39,6 +39,8 @@ class RollbackActivities:
             record = await asyncio.to_thread(
                 LastGoodStore(self._store).load, query.subscription_id, query.resource_group
             )
+            if record is not None:
+                record = await asyncio.to_thread(open_last_good, record, self._store, KeyRing.from_environment())
         except Exception as exc:  # unreadable or missing documents: the rollback says so, the failure stands
             return LastGoodLookup(problem=f"the last good record could not be read: {exc}")
         if record is None:

@@ -3,6 +3,7 @@ reported as a ``TemplateError(InvalidJson)`` with the line and column in the use
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -67,6 +68,19 @@ def parse_json(text: str | bytes, *, source: str | None = None, what: str = "tem
             ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    duplicate = duplicate_property(text)
+    if duplicate is not None:
+        name, line, column = duplicate
+        raise TemplateError(
+            TemplateIssue(
+                IssueCode.INVALID_JSON,
+                f"the {what} names the property '{name}' twice in one object (line {line}, column {column}); ARM "
+                "rejects duplicate property names — keep one",
+                source=source,
+                line=line,
+                column=column,
+            )
+        )
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -92,6 +106,86 @@ def parse_json(text: str | bytes, *, source: str | None = None, what: str = "tem
         raise TemplateError(
             TemplateIssue(IssueCode.INVALID_JSON, f"the {what} nests too deeply to read", source=source)
         ) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def duplicate_property(text: str) -> tuple[str, int, int] | None:
+    """(property name, line, column of its second occurrence) for the first object in ``text`` that names a
+    property twice — ARM rejects such a document, while Python's json keeps the last value silently. None when
+    there is none (or ``text`` is not JSON: that is reported elsewhere)."""
+    source = blank_comments(text[1:] if text.startswith("\ufeff") else text)
+    try:
+        json.loads(source, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey:
+        pass
+    except (ValueError, RecursionError):
+        return None
+    else:
+        return None
+    decoder = json.JSONDecoder()
+    n = len(source)
+
+    def where(offset: int) -> tuple[int, int]:
+        line = source.count("\n", 0, offset) + 1
+        return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
+
+    def skip(i: int) -> int:
+        while i < n and source[i] in " \t\r\n":
+            i += 1
+        return i
+
+    found: list[tuple[str, int, int]] = []
+
+    def value(i: int) -> int:
+        i = skip(i)
+        ch = source[i]
+        if ch == "{":
+            seen: set[str] = set()
+            i = skip(i + 1)
+            if source[i] == "}":
+                return i + 1
+            while True:
+                i = skip(i)
+                start = i
+                key, i = decoder.raw_decode(source, i)
+                if key in seen and not found:
+                    found.append((str(key), *where(start)))
+                seen.add(key)
+                i = skip(i)
+                i = value(i + 1)
+                i = skip(i)
+                if source[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+        if ch == "[":
+            i = skip(i + 1)
+            if source[i] == "]":
+                return i + 1
+            while True:
+                i = skip(value(i))
+                if source[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+        _, end = decoder.raw_decode(source, i)
+        return int(end)
+
+    with contextlib.suppress(ValueError, IndexError, RecursionError):
+        value(0)
+    return found[0] if found else None
 
 
 def _path_key(path: str, key: str) -> str:

@@ -54,6 +54,7 @@ ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
 ENV_ARM_CA_FILE = "ORCHESTRATOR_ARM_CA_FILE"
 ENV_ARM_CREDENTIAL = "ORCHESTRATOR_ARM_CREDENTIAL"
+ENV_HEALTH_ALLOW_PRIVATE = "ORCHESTRATOR_HEALTH_ALLOW_PRIVATE"  # services/health/policy.py
 
 
 class EmbeddedError(Exception):
@@ -649,6 +650,9 @@ class EmbeddedDefault:
     def _start_worker(self, instance: DevInstance) -> None:
         env = dict(os.environ)
         env.update(worker_environment(instance))
+        # The embedded default serves one developer on loopback (local ARM, test servers): its health checks may
+        # reach private and loopback addresses unless the environment says otherwise (docs/SECURITY.md).
+        env.setdefault(ENV_HEALTH_ALLOW_PRIVATE, "1")
         env.update(self.worker_env)
         child = self._spawn(
             "worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], env=env, stop_signal=signal.SIGINT

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arm_engine.json_source import blank_comments
+from arm_engine.json_source import blank_comments, duplicate_property
 from services.input_files import (  # noqa: F401  (the CLI's input errors and limits are these)
     ARM_REQUEST_BYTES,
     MAX_PARAMETER_VALUES_BYTES,
@@ -102,6 +102,13 @@ def read_json_file(path: str | Path, *, what: str, flag: str, max_bytes: int = M
             f"The {what} '{path}' given with {flag} is not UTF-8 text (bad byte at offset {exc.start}). "
             "Save it as UTF-8 JSON."
         ) from None
+    duplicate = duplicate_property(text)
+    if duplicate is not None:
+        name, line, column = duplicate
+        raise InputError(
+            f"The {what} '{path}' given with {flag} names the property '{name}' twice in one object (line {line}, "
+            f"column {column}). ARM rejects duplicate property names; keep one."
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_field, field_validator, model_validator
 
 from contract.health_targets import (
     TargetError,
@@ -20,6 +20,7 @@ from contract.health_targets import (
     placeholder_probe,
     redact_url,
     validate_port,
+    validate_resource_id,
     validate_url,
 )
 
@@ -28,6 +29,17 @@ HEALTH_CHECK_ACTIVITY = "run_health_checks"  # the activity's name (contract.mod
 DEFAULT_WINDOW_SECONDS = 600.0
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRY_INTERVAL_SECONDS = 5.0
+
+# Bounds of the timing settings, in seconds (docs/HEALTH.md, Timing). A window under a second cannot hold an attempt
+# and a pause; one over an hour outlives any rollout worth waiting for (and holds a worker slot). A pause under 0.2 s
+# turns a few checks into a request flood against the service being verified.
+DURATION_BOUNDS: dict[str, tuple[float, float]] = {
+    "window_seconds": (1.0, 3600.0),
+    "timeout_seconds": (0.1, 300.0),
+    "retry_interval_seconds": (0.2, 600.0),
+}
+MAX_CHECKS = 100
+MAX_TEXT = 8 * 1024  # a URL, a header value, an expected body text
 
 _METHOD = re.compile(r"[A-Z]{1,20}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
@@ -45,6 +57,25 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"'{value}' is not a duration; write seconds (30) or a text like '500ms', '30s', '10m'")
     number = float(match.group(1))
     return number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+
+
+def bounded_duration(key: str, value: Any) -> float:
+    """``parse_duration`` checked against ``DURATION_BOUNDS[key]``; the message says the bound and its unit."""
+    seconds = parse_duration(value)
+    low, high = DURATION_BOUNDS[key]
+    if seconds < low:
+        raise ValueError(f"'{value}' is shorter than the minimum of {_seconds(low)}")
+    if seconds > high:
+        raise ValueError(f"'{value}' is longer than the maximum of {_seconds(high)}")
+    return seconds
+
+
+def _seconds(value: float) -> str:
+    if value >= 3600 and value % 3600 == 0:
+        return f"{value / 3600:g} h"
+    if value >= 60 and value % 60 == 0:
+        return f"{value / 60:g} min"
+    return f"{value:g} s"
 
 
 def parse_status_ranges(expect: str) -> list[tuple[int, int]]:
@@ -79,13 +110,20 @@ class _Check(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = ""  # filled by the loader when the user gives none
-    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)  # one attempt; None → the spec's default
-    retry_interval_seconds: float | None = Field(default=None, gt=0, le=3600)
+    timeout_seconds: float | None = None  # one attempt; None → the spec's default
+    retry_interval_seconds: float | None = None
 
     @field_validator("timeout_seconds", "retry_interval_seconds", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value)
+    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
+        return None if value is None else bounded_duration(str(info.field_name), value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if len(name) > 200:
+            raise ValueError(f"the name is {len(name)} characters long; keep it under 200")
+        return name
 
     def placeholder_texts(self) -> list[str]:
         """The fields that may hold ``{outputs.*}`` placeholders."""
@@ -106,6 +144,20 @@ class ArmCheck(_Check):
     kind: Literal["arm"] = "arm"
     resources: list[str] = Field(default_factory=list)  # resource ids; empty → every resource the deployment produced
     availability: bool = False
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, resources: list[str]) -> list[str]:
+        checked = []
+        for resource in resources:
+            _placeholders_ok(resource)
+            if not has_placeholders(resource):  # an id from an output is checked once it is known
+                try:
+                    resource = validate_resource_id(resource)
+                except TargetError as exc:
+                    raise ValueError(str(exc)) from None
+            checked.append(resource.strip())
+        return checked
 
     def placeholder_texts(self) -> list[str]:
         return list(self.resources)
@@ -172,11 +224,15 @@ class HttpCheck(_Check):
     verify_tls: bool = True
     ca_file: str | None = None  # as the user wrote it, for messages
     ca_pem: str | None = None  # the CA certificates read from ca_file by the loader, so the worker needs no file
+    # Where deploy put ca_pem instead of the request (services/health/bundles.py): the content store's digest.
+    ca_digest: str | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
         url = url.strip()
+        if len(url) > MAX_TEXT:
+            raise ValueError(f"the URL is {len(url) // 1024} KiB long; at most {MAX_TEXT // 1024} KiB")
         _placeholders_ok(url)
         # A URL that starts with a placeholder gets its scheme and host from an output: checked after deployment.
         if not url.startswith("{") or url.startswith("{{"):
@@ -209,13 +265,21 @@ class HttpCheck(_Check):
     @classmethod
     def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
+            if len(value) > MAX_TEXT:
+                raise ValueError(f"the value of header '{name}' is {len(value) // 1024} KiB; at most 8 KiB")
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"the header name '{name}' is not a valid HTTP header name")
             if "\r" in value or "\n" in value:
                 raise ValueError(f"the value of header '{name}' contains a line break")
             if name.lower() in ("host", "content-length", "transfer-encoding", "connection"):
                 raise ValueError(f"the header '{name}' is set by the check itself; leave it out")
-            _placeholders_ok(value)
+            try:
+                output_references(value)
+            except TargetError:  # the message would quote the value, and header values are secrets
+                raise ValueError(
+                    f"the value of header '{name}' has a malformed placeholder or a lone brace; write "
+                    "{outputs.NAME} for a deployment output, or double the brace ('{{' or '}}') for a literal one"
+                ) from None
         return headers
 
     @model_validator(mode="after")
@@ -224,6 +288,8 @@ class HttpCheck(_Check):
             raise ValueError("body_contains needs a body, and a HEAD answer has none; use GET")
         if self.body_contains == "":
             raise ValueError("body_contains is empty; give the text the body must contain, or leave it out")
+        if self.body_contains is not None and len(self.body_contains) > MAX_TEXT:
+            raise ValueError(f"body_contains is {len(self.body_contains) // 1024} KiB; at most 8 KiB of text")
         if self.ca_file and not self.verify_tls:
             raise ValueError("ca_file is given but verify_tls is false; keep verification on to use the CA file")
         if self.url.lower().startswith("http://") and self.ca_file:
@@ -254,14 +320,21 @@ class HealthSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     checks: list[HealthCheck] = Field(default_factory=list)
-    window_seconds: float = Field(default=DEFAULT_WINDOW_SECONDS, gt=0, le=24 * 3600)
-    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=3600)
-    retry_interval_seconds: float = Field(default=DEFAULT_RETRY_INTERVAL_SECONDS, gt=0, le=3600)
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    retry_interval_seconds: float = DEFAULT_RETRY_INTERVAL_SECONDS
 
     @field_validator("window_seconds", "timeout_seconds", "retry_interval_seconds", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
+    def _duration(cls, value: Any, info: ValidationInfo) -> Any:
+        return bounded_duration(str(info.field_name), value)
+
+    @field_validator("checks")
+    @classmethod
+    def _few_enough(cls, checks: list[Any]) -> list[Any]:
+        if len(checks) > MAX_CHECKS:
+            raise ValueError(f"there are {len(checks)} checks; at most {MAX_CHECKS} run in one deployment")
+        return checks
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -282,6 +355,12 @@ class CheckResult(BaseModel):
     last_error: str | None = None  # the error of the latest failed attempt (kept after a pass, for the audit)
     note: str | None = None  # something tolerated, e.g. Resource Health "Unknown"
     elapsed_seconds: float = 0.0  # from the start of the stage to this check's last attempt
+    # The worker's request policy on the latest attempt: "allowed: 10.0.0.5:443, private address, ..." (the address
+    # contacted and why) or "refused: ..." (nothing was sent). None for arm checks, which only talk to ARM.
+    request_policy: str | None = None
+    # The declaration itself is at fault (its target cannot be resolved from the outputs, or the request policy
+    # refuses it): a LOGIC failure that says nothing about the deployment, so it is never a reason to roll back.
+    declaration_error: bool = False
 
 
 class HealthCheckReport(BaseModel):
@@ -296,6 +375,11 @@ class HealthCheckReport(BaseModel):
 
     def failed(self) -> list[CheckResult]:
         return [c for c in self.checks if c.state is CheckState.FAILED]
+
+    def only_declaration_errors(self) -> bool:
+        """Every check that did not pass failed because of its declaration (none because of the deployment)."""
+        bad = [c for c in self.checks if c.state is not CheckState.PASSED]
+        return bool(bad) and all(c.declaration_error for c in bad)
 
     def summary(self) -> str:
         """One line per check that did not pass, for an error message; or a short all-clear."""
@@ -331,6 +415,12 @@ class HealthCheckInput(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)  # the deployment's outputs, ARM-shaped or plain
     resources: list[str] = Field(default_factory=list)  # ids of the deployed resources (ARM outputResources)
     api_versions: dict[str, str] = Field(default_factory=dict)  # resource id (any case) → api-version, if known
+    # When VERIFYING_HEALTH began (Unix time, fixed by the workflow): the convergence window is the whole stage's,
+    # shared with the resource-state wait before it and kept across attempts. None: the attempt's own start.
+    window_started_at: float | None = None
+    # The report of a previous attempt that was lost (its last heartbeat): checks that ended keep their result, the
+    # others continue with their tries counted, so the final report holds every attempt's tries.
+    resume: HealthCheckReport | None = None
 
 
 def health_activity_timeouts(spec: HealthSpec, *, heartbeat_seconds: float = 10.0) -> tuple[timedelta, timedelta]:

@@ -81,6 +81,25 @@ def check_declared(text: str, declared: Mapping[str, str | None]) -> None:
                 f"'{text}' reads the field '{'.'.join(path[1:])}' of the output '{name}', but that output is "
                 f"declared as {declared_type}, which has no fields; write {{outputs.{name}}}"
             )
+        if len(path) == 1 and declared_type and declared_type.lower() in ("object", "array"):
+            # Known before deploying: a whole object or array cannot be a host, a port or a URL part.
+            example = "field" if declared_type.lower() == "object" else "0"
+            raise TargetError(
+                f"'{text}' uses the output '{name}' as a whole, but it is declared as {declared_type}; "
+                f"name the part to use, e.g. {{outputs.{name}.{example}}}"
+            )
+
+
+def check_port_declared(text: str, declared: Mapping[str, str | None]) -> None:
+    """A port that is one placeholder must name an output that can hold a number (int, or string)."""
+    lowered = {name.lower(): name for name in declared}
+    refs = output_references(text)
+    if len(refs) == 1 and len(refs[0]) == 1 and refs[0][0].lower() in lowered:
+        declared_type = declared[lowered[refs[0][0].lower()]]
+        if declared_type and declared_type.lower() == "bool":
+            raise TargetError(
+                f"the port '{text}' uses the output '{refs[0][0]}', which is declared bool; use an int output"
+            )
 
 
 def declared_outputs(template: Mapping[str, Any]) -> dict[str, str | None]:
@@ -95,14 +114,92 @@ def declared_outputs(template: Mapping[str, Any]) -> dict[str, str | None]:
     return result
 
 
-_BICEP_OUTPUT = re.compile(r"^[ \t]*output[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
+_BICEP_OUTPUT = re.compile(
+    r"^[ \t]*((?:@[A-Za-z_][\w.]*\([^\n]*?\)[ \t]*)*)"  # decorators before `output` on the same line
+    r"output[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)"
+)
+_BICEP_DECORATOR_LINE = re.compile(r"^[ \t]*@([A-Za-z_][\w.]*)")
 _BICEP_TYPES = {"string": "string", "int": "int", "bool": "bool", "object": "object", "array": "array"}
+_BICEP_SECURE = {"string": "securestring", "object": "secureObject"}
 
 
 def declared_outputs_from_bicep(source: str) -> dict[str, str | None]:
     """The ``output NAME TYPE = ...`` declarations of a Bicep file (its own, not its modules'), so declarations can
-    be checked before the worker compiles it. User-defined and resource types map to None (fields not checked)."""
-    return {m.group(1): _BICEP_TYPES.get(m.group(2).lower()) for m in _BICEP_OUTPUT.finditer(source)}
+    be checked before the worker compiles it. User-defined and resource types map to None (fields not checked).
+    ``@secure()`` — on the line above or before ``output`` — makes ``securestring``/``secureObject``; text inside
+    comments and strings (``'...'``, ``\'\'\'...\'\'\'``) is not read as declarations."""
+    outputs: dict[str, str | None] = {}
+    secure_pending = False
+    for line in _bicep_code(source).splitlines():
+        match = _BICEP_OUTPUT.match(line)
+        if match:
+            decorators, name, kind = match.group(1), match.group(2), match.group(3).lower()
+            secure = secure_pending or "@secure(" in decorators.replace(" ", "").lower()
+            declared = _BICEP_SECURE.get(kind) if secure else None
+            outputs[name] = declared or _BICEP_TYPES.get(kind)
+            secure_pending = False
+            continue
+        decorator = _BICEP_DECORATOR_LINE.match(line)
+        if decorator:
+            secure_pending = secure_pending or decorator.group(1).lower() in ("secure", "sys.secure")
+        elif line.strip():
+            secure_pending = False  # a decorator belongs to the declaration right after it
+    return outputs
+
+
+def _bicep_code(source: str) -> str:
+    """``source`` with comments and string contents blanked (newlines kept), so only code is matched. Strings may
+    hold ``${...}`` interpolations, which are code again (and may hold strings)."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    stack: list[str] = []  # "'" inside a string; "{" inside an interpolation
+    while i < n:
+        ch = source[i]
+        top = stack[-1] if stack else None
+        if top == "'":
+            if ch == "\\" and i + 1 < n:
+                out.append("  " if source[i + 1] != "\n" else " \n")
+                i += 2
+                continue
+            if ch == "'":
+                stack.pop()
+                out.append("'")
+            elif source.startswith("${", i):
+                stack.append("{")
+                out.append("  ")
+                i += 2
+                continue
+            else:
+                out.append("\n" if ch == "\n" else " ")
+            i += 1
+            continue
+        if source.startswith("'''", i):  # a multi-line string: no escapes, no interpolation
+            end = source.find("'''", i + 3)
+            end = n if end < 0 else end + 3
+            out.append("".join("\n" if c == "\n" else " " for c in source[i:end]))
+            i = end
+            continue
+        if source.startswith("//", i):
+            end = source.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        if source.startswith("/*", i):
+            end = source.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append("".join("\n" if c == "\n" else " " for c in source[i:end]))
+            i = end
+            continue
+        if ch == "'":
+            stack.append("'")
+        elif ch == "{" and top == "{":
+            stack.append("{")
+        elif ch == "}" and top == "{":
+            stack.pop()
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def output_values(outputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,6 +298,12 @@ def validate_url(url: str) -> SplitResult:
         )
     if not parts.hostname:
         raise TargetError(f"the URL '{redact_url(url)}' is malformed: it has no host; write {parts.scheme}://HOST/PATH")
+    if "@" in parts.netloc:
+        # Not sent as Basic authentication: a password in a URL ends up in logs, shell history and process lists.
+        raise TargetError(
+            f"the URL '{redact_url(url)}' holds credentials (user:password@), which a health check does not send; "
+            "remove them and give a header instead, e.g. header=Authorization:Basic <base64 of user:password>"
+        )
     try:
         port = parts.port
     except ValueError:
@@ -210,6 +313,28 @@ def validate_url(url: str) -> SplitResult:
     if port is not None:
         validate_port(port)
     return parts
+
+
+_RESOURCE_ID = re.compile(
+    r"/subscriptions/[^/]+(/resourceGroups/[^/]+)?/providers/[A-Za-z0-9.]+(/[^/]+/[^/]+)+", re.IGNORECASE
+)
+
+
+def validate_resource_id(resource_id: str) -> str:
+    """An ARM resource id (``/subscriptions/S/resourceGroups/G/providers/NS/type/name[/type/name]...``), or
+    ``TargetError``. Ids are paths the worker requests with its ARM credential, so nothing that could step out of
+    them (``..``, a query, an escape) is accepted."""
+    text = resource_id.strip()
+    bad = next((c for c in ("..", "?", "#", "%", "\\", "//") if c in text), None)
+    if bad is None and any(c.isspace() for c in text):
+        bad = "whitespace"
+    if bad is not None or not _RESOURCE_ID.fullmatch(text):
+        why = f"it contains '{bad}'" if bad is not None else "it is not shaped like one"
+        raise TargetError(
+            f"'{text}' is not an ARM resource id ({why}); write "
+            "/subscriptions/SUB/resourceGroups/RG/providers/NAMESPACE/TYPE/NAME, or {outputs.NAME} for an id output"
+        )
+    return text
 
 
 def validate_port(port: int | str) -> int:

@@ -338,6 +338,7 @@ class StageProgress(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retry_at: datetime | None = None  # while waiting out a backoff after a failed attempt: when the next one starts
+    failures: int = 0  # failed attempts so far (a stage may run two activities: VERIFYING_HEALTH)
 
 
 class FailureInfo(_Model):
@@ -370,7 +371,11 @@ class LastGoodDeployment(_Model):
     secure_parameter_names: list[str] = Field(default_factory=list)
     unrecoverable_secure_parameters: list[str] = Field(default_factory=list)
     mode: DeploymentMode = DeploymentMode.INCREMENTAL
+    # The health checks. With a key ring they are sealed whole in ``sealed_health`` (header values, URL query
+    # strings and credentials are secrets) and ``health`` keeps only a redacted copy; loading the record for a
+    # rollback opens them again.
     health: HealthSpec = Field(default_factory=HealthSpec)
+    sealed_health: BlobRef | None = None
     resources: list[str] = Field(default_factory=list)
     git_sha: str | None = None
     initiator: str | None = None
@@ -423,6 +428,8 @@ class RollbackReport(_Model):
     parameters_provided_by: str | None = None
     failure: FailureInfo | None = None  # the rollback's own error, when it did not succeed
     note: str | None = None
+    # The rollback's own attempts per stage (the deployment's are DeploymentStatus.stages: never added together).
+    stages: dict[DeploymentStage, StageProgress] = Field(default_factory=dict)
 
 
 class DeploymentStatus(_Model):
@@ -443,6 +450,8 @@ class DeploymentStatus(_Model):
     rollback: RollbackReport | None = None  # set once a rollback started
     refused_decisions: list[RefusedDecision] = Field(default_factory=list)  # the latest MAX_REFUSED_KEPT
     refused_total: int = 0  # every refused decision, also those no longer in the list
+    # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown"), once its check finished.
+    health_notes: dict[str, str] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -465,7 +474,9 @@ class DeployResult(_Model):
     failure: FailureInfo | None = None
     transitions: list[StageTransition] = Field(default_factory=list)
     skipped_health: bool = False
-    health_checks: HealthCheckReport | None = None  # the declared checks' outcome (None: none ran)
+    health_checks: HealthCheckReport | None = None
+    # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown" passes with this note).
+    health_notes: dict[str, str] = Field(default_factory=dict)  # the declared checks' outcome (None: none ran)
     template_hash: str | None = None
     git_sha: str | None = None
     initiator: str | None = None
@@ -654,6 +665,9 @@ class VerifyInput(_Model):
     request: DeployRequest
     deployment_name: str
     resources: list[str] = Field(default_factory=list)
+    # When the workflow entered VERIFYING_HEALTH (Unix time): the stage's one convergence window starts here, for
+    # every attempt of the resource-state wait and for the declared checks after it. None: the attempt's start.
+    window_started_at: float | None = None
 
 
 class HealthReport(_Model):

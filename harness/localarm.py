@@ -16,6 +16,7 @@ from client.deployments import build_deploy_request
 from contract.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
 from services.config import ArmClients, ArmConfig, WorkerConfig
 from services.content_store import LocalBlobStore
+from services.health.policy import RequestPolicy
 from worker import build_worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,12 +81,19 @@ async def real_worker(
 ) -> AsyncIterator[Worker]:
     config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
                           settings=settings or fast_settings())  # fmt: skip
+    # Like the embedded default, a worker beside a loopback local ARM lets health checks reach loopback addresses
+    # (the test servers); its own ARM endpoint stays refused.
+    config.health_policy = RequestPolicy(allow_private=True, refused_endpoints=_endpoint(config.arm.endpoint))
     clients = ArmClients(config.arm, credential)
     try:
         async with build_worker(client, config, clients=clients, store=LocalBlobStore(blob_dir)) as worker:
             yield worker
     finally:
         await clients.close()
+
+
+def _endpoint(url: str) -> tuple[tuple[str, int], ...]:
+    return RequestPolicy.from_environment({}, arm_endpoint=url).refused_endpoints
 
 
 def request_for(

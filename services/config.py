@@ -190,6 +190,9 @@ class WorkerConfig:
     # hands over at once (it leaves the ARM deployment running for the next worker), so a short grace is enough.
     graceful_shutdown_seconds: float = 10.0
     build_id: str | None = None  # None: the package version (worker.default_build_id)
+    # What declared health checks may reach (services/health/policy.py). None: from the ORCHESTRATOR_HEALTH_*
+    # variables when the activities are built, with the ARM endpoint refused.
+    health_policy: Any = None
 
 
 def _float_env(env: Mapping[str, str], name: str) -> float | None:

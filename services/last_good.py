@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from contract.health import HealthSpec, HttpCheck
+from contract.health_targets import redact_url
 from contract.models import (
     SIGNAL_ROLLBACK_PARAMETERS,
     BlobRef,
@@ -98,6 +100,12 @@ def last_good_record(inp: RecordLastGoodInput, store: BlobStore, key_ring: Any) 
             sealed = seal_json(store, secure, key_ring)
         else:
             unrecoverable = sorted(secure)
+    health, sealed_health = request.health, None
+    if key_ring is not None and request.health.checks:
+        # Declarations carry secrets (an Authorization header, a SAS query, user:password@): sealed like secure
+        # parameters; the record itself keeps a redacted copy, so the store holds no plaintext secret.
+        sealed_health = seal_json(store, request.health.model_dump(mode="json"), key_ring)
+        health = redacted_health_spec(request.health)
     return LastGoodDeployment(
         subscription_id=request.subscription_id,
         resource_group=request.resource_group,
@@ -113,11 +121,38 @@ def last_good_record(inp: RecordLastGoodInput, store: BlobStore, key_ring: Any) 
         secure_parameter_names=sorted(secure),
         unrecoverable_secure_parameters=unrecoverable,
         mode=request.mode,
-        health=request.health,
+        health=health,
+        sealed_health=sealed_health,
         resources=list(inp.resources),
         git_sha=request.git_sha,
         initiator=request.initiator,
     )
+
+
+def redacted_health_spec(spec: HealthSpec) -> HealthSpec:
+    """``spec`` with every part that may be secret replaced: header values, URL query strings, fragments and
+    credentials (``redact_url``), and the expected body text."""
+    checks = []
+    for check in spec.checks:
+        if isinstance(check, HttpCheck):
+            check = check.model_copy(
+                update={
+                    "url": redact_url(check.url),
+                    "headers": {name: "<redacted>" for name in check.headers},
+                    "body_contains": None if check.body_contains is None else "<redacted>",
+                }
+            )
+        checks.append(check)
+    return spec.model_copy(update={"checks": checks})
+
+
+def open_last_good(record: LastGoodDeployment, store: BlobStore, key_ring: Any) -> LastGoodDeployment:
+    """The record as a rollback needs it: its sealed health checks opened (``BlobKeyMissingError`` without the
+    key that sealed them)."""
+    if record.sealed_health is None:
+        return record
+    health = HealthSpec.model_validate(open_json(store, record.sealed_health, key_ring))
+    return record.model_copy(update={"health": health})
 
 
 async def provide_rollback_parameters(

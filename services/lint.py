@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from arm_engine.json_source import blank_comments, locate, value_positions
+from arm_engine.json_source import blank_comments, duplicate_property, locate, value_positions
 from services.bicep import (
     BicepCompiler,
     BicepError,
@@ -428,6 +428,11 @@ def check_arm_template(
     locate = _Locator(text)
     if not isinstance(doc, dict):
         return None, [_error(file, 1, 1, "InvalidTemplate", "the top level is not a JSON object, so not a template")]
+    duplicate = duplicate_property(text)
+    if duplicate is not None:
+        name, line, col = duplicate
+        message = f"the property '{name}' is named twice in one object; ARM rejects duplicate property names"
+        return doc, [_error(file, line, col, "DuplicateProperty", message)]
     diagnostics = _check_shape(doc, file, locate)
     diagnostics += _check_secure_defaults(doc, file, locate)
     diagnostics += _check_expressions(doc, file, locate)
@@ -642,11 +647,17 @@ def _engine_checks(
 ) -> list[Diagnostic]:
     """The ARM engine's validation (parameter types and values, expressions, references, dependency cycles).
 
-    It needs the deployment's parameters: without them it is skipped, because every check after the first missing
-    parameter would be noise (in the workflow, VALIDATING_PARAMETERS has already run it with the real ones).
+    It needs the deployment's parameters: without them it is skipped unless every parameter has a default, because
+    every check after the first missing parameter would be noise (in the workflow, VALIDATING_PARAMETERS has already
+    run it with the real ones).
     """
     if parameters is None:
-        return []
+        # Without a parameters file the engine still runs when every parameter has a default: nothing would be noise.
+        declared = doc.get("parameters")
+        declared = declared if isinstance(declared, Mapping) else {}
+        if not all(isinstance(p, Mapping) and "defaultValue" in p for p in declared.values()):
+            return []
+        parameters = {}
     from arm_engine import DeploymentScope, TemplateError, expand_template
 
     try:

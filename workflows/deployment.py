@@ -14,6 +14,7 @@ returns a ``DeploymentStatus``. Secure parameter values never pass through here 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
@@ -24,7 +25,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from contract import spans
-    from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
+    from contract.health import HealthCheckInput, HealthCheckReport, HealthProgress, health_activity_timeouts
     from contract.models import (
         MAX_REFUSED_KEPT,
         QUERY_STATUS,
@@ -92,7 +93,11 @@ PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upser
 # recorded as refused, and --no-confirm-deletes is refused under a four-eyes policy that does not allow it.
 PATCH_DECISION_RECORDS = "decision-records"
 PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also carries the outcome (list's column)
+# Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
+# request policy refuses) fail as LOGIC and never roll back (older runs failed them as HealthCheckFailed).
+PATCH_HEALTH_DECLARATION_LOGIC = "health-declaration-logic"
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
+HEALTH_DECLARATION_FAILED = "HealthDeclarationFailed"
 DETAILS_PLAN_LINES = 60  # the plan in the UI's current details is cut after this many lines (the query has it all)
 
 
@@ -119,6 +124,7 @@ class DeploymentWorkflow:
         self._last_health: HealthReport | None = None
         self._rollback_parameters: RollbackParametersSignal | None = None
         self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
+        self._rolling_back = False  # stage attempts go to the rollback's own record while set
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
             deployment_name=deployment_name_for(
@@ -401,6 +407,7 @@ class DeploymentWorkflow:
                 self._transition(DeploymentStage.VERIFYING_HEALTH, "skipped (--skip-health)", by=request.initiator)
             else:
                 self._transition(DeploymentStage.VERIFYING_HEALTH, f"{len(deployed.resources)} resources")
+                window_start = workflow.now().timestamp()  # the stage's one convergence window
                 health = await self._stage_activity(
                     DeploymentStage.VERIFYING_HEALTH,
                     ActivityName.VERIFY_HEALTH,
@@ -408,11 +415,13 @@ class DeploymentWorkflow:
                         request=request,
                         deployment_name=self._status.deployment_name,
                         resources=deployed.resources,
+                        window_started_at=window_start,
                     ),
                     HealthReport,
                     heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
                 )
                 self._last_health = health
+                self._status.health_notes = dict(health.notes)  # shown by a following CLI (Resource Health Unknown)
                 if health.unhealthy:
                     first = next(iter(health.unhealthy.items()))
                     self._fail(
@@ -423,7 +432,7 @@ class DeploymentWorkflow:
                         DeployOutcome.ENVIRONMENTAL_FAILURE,
                     )
                 if request.health.checks:
-                    await self._run_health_checks(request, deployed)
+                    await self._run_health_checks(request, deployed, window_start)
                 if workflow.patched(PATCH_RECORD_LAST_GOOD):
                     await self._record_last_good(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
@@ -641,9 +650,12 @@ class DeploymentWorkflow:
         ``local``: run it as a local activity, on the worker running the workflow, without a round trip through
         the server's task queue — for the offline stages (validation and lint make no Azure call). Their results
         are still recorded in history (as markers)."""
-        progress = self._status.stages.setdefault(stage, StageProgress())
+        # A rollback counts its own attempts (RollbackReport.stages), never adding them to the deployment's.
+        stages = self._status.rollback.stages if self._rolling_back and self._status.rollback else self._status.stages
+        progress = stages.setdefault(stage, StageProgress())
         if progress.started_at is None:
             progress.started_at = workflow.now()
+        progress.finished_at = None  # running (again): VERIFYING_HEALTH runs two activities, each may be retried
         schedule = self._settings.retry
         retries = 0
         while True:
@@ -687,6 +699,7 @@ class DeploymentWorkflow:
                 self._stage_span(stage, attempt, attempt_started, classification)
                 progress.last_error = classification.message
                 progress.last_error_code = classification.code
+                progress.failures += 1
                 progress.last_error_class = classification.failure_class
                 give_up = classification.failure_class is FailureClass.LOGIC or retries >= schedule.maximum_retries
                 if give_up:
@@ -909,6 +922,7 @@ class DeploymentWorkflow:
         if (
             self._request.rollback_on_failure
             and failed.failure.stage in (DeploymentStage.DEPLOYING, DeploymentStage.VERIFYING_HEALTH)
+            and failed.failure.code != HEALTH_DECLARATION_FAILED  # a wrong declaration, not a broken deployment
             and workflow.patched(PATCH_ROLLBACK)
         ):
             try:
@@ -938,6 +952,7 @@ class DeploymentWorkflow:
             by=failed.by,
         )
         saved = (self._status.plan, self._last_deploy, self._health_checks, self._last_health)
+        self._rolling_back = True
         try:
             lookup = await workflow.execute_local_activity(
                 ActivityName.LOAD_LAST_GOOD,
@@ -986,10 +1001,16 @@ class DeploymentWorkflow:
             report.resources = deployed.resources
             report.state = "VERIFYING_HEALTH"
             self._transition(DeploymentStage.VERIFYING_HEALTH, f"rollback: {len(deployed.resources)} resources")
+            window_start = workflow.now().timestamp()
             health = report.health = await self._stage_activity(
                 DeploymentStage.VERIFYING_HEALTH,
                 ActivityName.VERIFY_HEALTH,
-                lambda attempt: VerifyInput(request=request, deployment_name=name, resources=deployed.resources),
+                lambda attempt: VerifyInput(
+                    request=request,
+                    deployment_name=name,
+                    resources=deployed.resources,
+                    window_started_at=window_start,
+                ),
                 HealthReport,
                 heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
             )
@@ -1005,7 +1026,7 @@ class DeploymentWorkflow:
             if request.health.checks:
                 self._health_checks = None
                 try:
-                    await self._run_health_checks(request, deployed)
+                    await self._run_health_checks(request, deployed, window_start)
                 finally:
                     report.health_checks = self._health_checks
         except StageFailed as rollback_failed:
@@ -1062,12 +1083,25 @@ class DeploymentWorkflow:
         report.parameters_provided_by = self._rollback_parameters.provided_by
         return self._rollback_parameters.secure_parameters
 
-    async def _run_health_checks(self, request: DeployRequest, deployed: DeployOutcomeDetails) -> None:
+    async def _run_health_checks(
+        self, request: DeployRequest, deployed: DeployOutcomeDetails, window_start: float | None = None
+    ) -> None:
         """The user's declared checks, after the provisioningState check: one activity that retries
-        within the convergence window itself, so a failing check fails the stage instead of retrying it."""
+        within the convergence window itself, so a failing check fails the stage instead of retrying it.
+
+        The window is the stage's (``window_start``). An attempt lost with its worker hands its last heartbeat
+        (every check's tries so far) to the next one, which continues from it."""
         start_to_close, heartbeat = health_activity_timeouts(
             request.health, heartbeat_seconds=min(10.0, self._settings.heartbeat_timeout_seconds)
         )
+        lost: list[HealthCheckReport] = []
+
+        def on_timeout(err: TemporalTimeoutError) -> None:
+            for detail in err.last_heartbeat_details or ():
+                with contextlib.suppress(ValueError, TypeError):
+                    progress = detail if isinstance(detail, HealthProgress) else HealthProgress.model_validate(detail)
+                    lost.append(progress.report)
+
         report = await self._stage_activity(
             DeploymentStage.VERIFYING_HEALTH,
             ActivityName.RUN_HEALTH_CHECKS,
@@ -1077,13 +1111,26 @@ class DeploymentWorkflow:
                 subscription_id=request.subscription_id,
                 outputs=deployed.outputs,
                 resources=deployed.resources,
+                window_started_at=window_start,
+                resume=lost[-1] if lost else None,
             ),
             HealthCheckReport,
             start_to_close=start_to_close,
             heartbeat=heartbeat,
+            on_timeout=on_timeout,
         )
         self._health_checks = report
         if not report.healthy:
+            if report.only_declaration_errors() and workflow.patched(PATCH_HEALTH_DECLARATION_LOGIC):
+                # The declaration is wrong (known only now, with the outputs or the worker's policy): nothing says
+                # the deployment is unhealthy, so this is the user's to fix and never a reason to roll back.
+                self._fail(
+                    DeploymentStage.VERIFYING_HEALTH,
+                    FailureClass.LOGIC,
+                    HEALTH_DECLARATION_FAILED,
+                    "the health check declaration cannot be used: " + report.summary(),
+                    DeployOutcome.LOGIC_FAILURE,
+                )
             self._fail(
                 DeploymentStage.VERIFYING_HEALTH,
                 FailureClass.ENVIRONMENTAL,
@@ -1117,6 +1164,7 @@ class DeploymentWorkflow:
             transitions=list(self._status.transitions),
             skipped_health=self._request.skip_health,
             health_checks=self._health_checks,
+            health_notes=dict(health.notes) if health else {},
             template_hash=self._request.template.digest,
             git_sha=self._request.git_sha,
             initiator=self._request.initiator,

@@ -52,7 +52,7 @@ from client.deployments import (
 )
 from client.exit_codes import ExitCode
 from client.health.cli import add_health_arguments, health_spec_from_args
-from client.health.live import LiveHealthTable, live_health_progress
+from client.health.live import LiveHealthTable, live_health_progress, live_resource_wait, resource_wait_line
 from client.inputs import (
     MAX_TEMPLATE_FILE_BYTES,
     DeploymentInputs,
@@ -83,6 +83,7 @@ from contract.plan_text import plan_documents, render_plan
 from services.classification import retried_within_stage
 from services.codec import CodecKeyError
 from services.content_store import LocalBlobStore
+from services.health.bundles import store_ca_bundles
 from services.last_good import rollback_summary
 from services.secrets import redact, secret_strings
 from services.temporal_client import data_converter
@@ -202,14 +203,15 @@ _PARAMETER_ISSUES = frozenset(
 )
 
 
-def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> None:
-    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1)."""
+def check_against_template(inputs: DeploymentInputs, *, resource_group: str, location: str) -> dict[str, Any] | None:
+    """Unknown parameter names and wrong types, found offline by the ARM engine: a logic failure (exit 1).
+    Returns the outputs whose values the engine already knows (name → value), or None when it could not expand."""
     from arm_engine.template import expand_template
 
     scope = DeploymentScope(resource_group=resource_group, location=location)
     file_parameters = {k: v for k, v in inputs.parameters.items() if k not in inputs.overrides}
     try:
-        expand_template(
+        expanded = expand_template(
             inputs.template,
             parameters=file_parameters,
             overrides=inputs.overrides or None,
@@ -222,7 +224,7 @@ def check_against_template(inputs: DeploymentInputs, *, resource_group: str, loc
         # stage, which reports it with the rest of the deployment's record.
         issues = [i for i in exc.issues if i.code in _PARAMETER_ISSUES]
         if not issues:
-            return
+            return None
         source = str(inputs.template_path)
         lines = []
         for issue in issues[:10]:
@@ -236,6 +238,23 @@ def check_against_template(inputs: DeploymentInputs, *, resource_group: str, loc
             + ". Fix the parameters file, the --param values or the template; no workflow was started.",
             ExitCode.LOGIC_FAILURE,
         ) from None
+    return {
+        name: output.value
+        for name, output in expanded.outputs.items()
+        if not output.deferred and not _holds_deferred(output.value)
+    }
+
+
+def _holds_deferred(value: Any) -> bool:
+    from arm_engine.values import Deferred
+
+    if isinstance(value, Deferred):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_deferred(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_deferred(v) for v in value)
+    return False
 
 
 def marked_secret_values(inputs: DeploymentInputs, names: list[str]) -> list[str]:
@@ -299,6 +318,7 @@ async def _check_arm_reachable(target: Target) -> None:
 
 async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> int:
     bicep = is_bicep_deployment(args.template, args.parameters)
+    known_outputs: dict[str, Any] | None = None  # outputs the engine knows before deploying (ARM JSON only)
     if bicep:  # compiled and checked on the worker at LINTING; here only what needs no compiler
         resource_group = validate_resource_group_name(args.resource_group)
         location = validate_location(args.location)
@@ -316,7 +336,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
         args.secret_param = sorted({*getattr(args, "secret_param", []), *from_elsewhere})
         hidden = marked_secret_values(inputs, getattr(args, "secret_param", []))
         try:
-            check_against_template(inputs, resource_group=resource_group, location=location)
+            known_outputs = check_against_template(inputs, resource_group=resource_group, location=location)
         except CommandError as exc:  # the engine masks securestring values; --secret-param ones are masked here
             raise CommandError(redact(str(exc), hidden), exc.code) from None
         template_path = inputs.template_path
@@ -333,6 +353,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             else declared_outputs(inputs.template)
         ),
         skip_health=args.skip_health,
+        known_outputs=known_outputs,
     )
     confirmation_timeout(args)  # a bad value is refused before connecting
     git_sha = validate_git_sha(args.git_sha) if args.git_sha is not None else detect_git_sha(template_path)
@@ -360,7 +381,16 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
             ExitCode.ENVIRONMENTAL,
         ) from None
+    try:  # CA bundles go to the content store once, not into every check of the request (payload limit)
+        health = store_ca_bundles(health, store)
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot write a health check's CA file to the content store at {store.root} ({exc.strerror or exc}); "
+            "nothing was started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
     request = request.model_copy(update={"health": health})
+    check_request_size(request)
     handle = await _start(target, request, wait=args.wait)
     progress(f"Started workflow {handle.id} (run {handle.result_run_id}) on task queue {target.task_queue}.")
     if target.instance:
@@ -575,6 +605,11 @@ async def follow(
     silent_since = loop.time()
     hinted = False
     failures_shown: dict[DeploymentStage, int] = {}
+    rollback_failures_shown: dict[DeploymentStage, int] = {}
+    rollback_plan_shown = False
+    rolling_back = False
+    notes_shown: set[str] = set()
+    waiting_shown: dict[str, str] | None = None
     try:
         while not result_task.done():
             status = await _try_status(handle)
@@ -591,6 +626,19 @@ async def follow(
                     if status.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
                         plan_shown = True
                         _show_plan(status.plan, store, output)
+                    # The rollback's plan likewise, deletions or not: what will be redeployed over the failed one.
+                    rollback = status.rollback
+                    if (
+                        rollback is not None
+                        and rollback.plan is not None
+                        and not rollback_plan_shown
+                        and rolling_back
+                        and transition.stage in (DeploymentStage.AWAITING_CONFIRMATION, DeploymentStage.DEPLOYING)
+                    ):
+                        rollback_plan_shown = True
+                        if output == "text":
+                            progress("  Rollback plan (the last good deployment over the current state):")
+                        _show_plan(rollback.plan, store, output)
                     progress(
                         _transition_line(
                             transition.stage,
@@ -600,15 +648,27 @@ async def follow(
                             at=transition.at,
                         )
                     )
+                    rolling_back = rolling_back or "rolling back to the last good" in transition.detail
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
                     progress(line)
+                rollback = status.rollback
+                if rollback is not None:
+                    for line in _retry_lines(status, rollback_failures_shown, rollback=True):
+                        progress(line)
+                for resource_id, note in status.health_notes.items():
+                    if resource_id not in notes_shown and output != "json":
+                        notes_shown.add(resource_id)
+                        progress(f"  [VERIFYING_HEALTH] note: {resource_id}: {note}")
                 pending = status.pending_confirmation
                 if status.stage == DeploymentStage.AWAITING_CONFIRMATION and pending and pending.round > asked_round:
                     asked_round = pending.round
                     prompt = _ask(status, target, handle.id, output)
             if status is not None and status.stage == DeploymentStage.VERIFYING_HEALTH:
-                # On stderr, like every other progress line — also with --output json (stdout stays one document).
+                waiting = await _resource_wait(handle)
+                if waiting and waiting != waiting_shown:  # once per change of what it waits for, not every poll
+                    progress(resource_wait_line(waiting))
+                waiting_shown = waiting if waiting else waiting_shown
                 health_table.show(await _health_progress(handle))
             if prompt is not None and prompt.future.done():
                 await _answer(handle, status, prompt.future.result())
@@ -618,7 +678,10 @@ async def follow(
     finally:
         if not result_task.done():
             result_task.cancel()
-    health_table.show_report(result.health_checks)  # the final state, exact (stderr)
+    # The final state, exact (stderr): after a rollback, the rollback's own checks (the failed ones were drawn live
+    # and are in the failure); redrawing the failing table last would read as the outcome.
+    final = result.rollback.health_checks if result.rollback is not None else result.health_checks
+    health_table.show_report(final, final=True)
     for transition in result.transitions[seen:]:
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
@@ -632,6 +695,10 @@ async def follow(
                 at=transition.at,
             )
         )
+    for resource_id, note in result.health_notes.items():  # ended before a poll saw them
+        if resource_id not in notes_shown:
+            notes_shown.add(resource_id)
+            progress(f"  [VERIFYING_HEALTH] note: {resource_id}: {note}")
     if not plan_shown and result.plan is not None:
         _show_plan(result.plan, store, output)
     if prompt is not None:
@@ -639,15 +706,19 @@ async def follow(
     return result
 
 
-def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) -> list[str]:
+def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int], *, rollback: bool = False) -> list[str]:
     """A line for each failed attempt not reported yet, with when the stage tries again: retries can take minutes
-    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed."""
+    (5, 10, 20, 40, 80 s by default), and silence would look like a hang. ``shown`` remembers what was printed.
+    ``rollback``: the rollback's own stages (labelled as such)."""
     lines = []
-    for stage, sp in status.stages.items():
+    stages = status.rollback.stages if rollback and status.rollback is not None else status.stages
+    label = "rollback " if rollback else ""
+    for stage, sp in stages.items():
         if not sp.last_error_code or sp.finished_at is not None:
             continue
-        # Waiting out a backoff: the latest attempt failed. Running again: the one before it did.
-        failed = sp.attempts if sp.retry_at is not None else sp.attempts - 1
+        # Failed attempts as the workflow counts them; from an older worker: waiting out a backoff, the latest
+        # attempt failed, running again, the one before it did.
+        failed = sp.failures or (sp.attempts if sp.retry_at is not None else sp.attempts - 1)
         if failed < 1 or failed <= shown.get(stage, 0):
             continue
         shown[stage] = failed
@@ -658,8 +729,38 @@ def _retry_lines(status: DeploymentStatus, shown: dict[DeploymentStage, int]) ->
             then = f"trying again in {wait:.0f} s ({sp.retry_at.astimezone().strftime('%H:%M:%S')})"
         else:
             then = "trying again now"
-        lines.append(f"  [{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
+        lines.append(f"  [{label}{stage.value}] attempt {failed} failed, {cls}{sp.last_error_code}: {message}; {then}")
     return lines
+
+
+# Temporal refuses payloads over 2 MB; the request is one, and history repeats it in activity inputs.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def check_request_size(request: DeployRequest) -> None:
+    """Refuse, naming the input, a request too large to start (templates and secret values are already references,
+    so only inline parts can make it so: parameter values and health declarations)."""
+    size = len(request.model_dump_json())
+    if size <= MAX_REQUEST_BYTES:
+        return
+    parts = {
+        "the health checks (--health-check / the health file)": len(request.health.model_dump_json()),
+        "the parameter values (-p / --param)": len(json.dumps(request.parameters, default=str)),
+    }
+    culprit, culprit_size = max(parts.items(), key=lambda item: item[1])
+    raise InputError(
+        f"The deployment request would be {size / 1024:.0f} KiB, over the {MAX_REQUEST_BYTES // 1024} KiB a "
+        f"workflow input may take; {culprit} make up {culprit_size / 1024:.0f} KiB of it. Make them smaller (put "
+        "large values in the template or a Key Vault reference); nothing was started."
+    )
+
+
+async def _resource_wait(handle: WorkflowHandle[Any, Any]) -> dict[str, str] | None:
+    """What the resource-state wait of VERIFYING_HEALTH waits for, from its heartbeat (None when not running)."""
+    try:
+        return await live_resource_wait(handle, data_converter())
+    except Exception:  # a describe() hiccup must not stop following the deployment
+        return None
 
 
 async def _health_progress(handle: WorkflowHandle[Any, Any]) -> HealthProgress | None:

@@ -172,6 +172,12 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
             print(f"  not retried again: {within}")
     if current.rollback is not None:
         print(f"  {rollback_line(current.rollback)}")
+        for stage, progress in current.rollback.stages.items():  # the rollback's own attempts, never added in
+            line = f"    rollback {stage.value}: {progress.attempts} attempt(s)"
+            if progress.last_error:
+                cls = f"{progress.last_error_class.value} " if progress.last_error_class else ""
+                line += f", last error {cls}{progress.last_error_code or ''}: {progress.last_error}"
+            print(line)
         if current.rollback.state == "AWAITING_PARAMETERS":
             names = " ".join(f"--param {n}" for n in current.rollback.missing_secure_parameters)
             print(f"  provide them: python starter.py rollback-params {args.workflow_id}{local} {names}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from client.health.declare import HealthDeclarationError, load_health_spec
 from contract.health import HealthSpec
@@ -38,6 +39,7 @@ def health_spec_from_args(
     template_path: str | Path | None,
     declared_outputs: Mapping[str, str | None] | Iterable[str],
     skip_health: bool = False,
+    known_outputs: Mapping[str, Any] | None = None,
 ) -> HealthSpec:
     """The checks to run at VERIFYING_HEALTH. ``declared_outputs``: ``targets.declared_outputs(template)`` for ARM
     JSON, ``targets.declared_outputs_from_bicep(source)`` for Bicep. With ``skip_health`` nothing is read (an
@@ -65,6 +67,7 @@ def health_spec_from_args(
         template_path=template_path,
         flags=args.health_check,
         declared_outputs=declared_outputs,
+        known_outputs=known_outputs,
         health_file=args.health_file,
         window=args.health_window,
         timeout=args.health_timeout,

@@ -16,6 +16,7 @@ Targets may use the deployment's outputs: ``{outputs.NAME}`` or ``{outputs.NAME.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,8 +26,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from client.inputs import MAX_SMALL_FILE_BYTES, InputError, read_input_file
-from contract.health import CHECK_KINDS, HealthCheck, HealthSpec, parse_duration
-from contract.health_targets import TargetError, check_declared, redact_urls_in
+from contract.health import CHECK_KINDS, MAX_TEXT, HealthCheck, HealthSpec, TcpCheck, bounded_duration
+from contract.health_targets import (
+    TargetError,
+    check_declared,
+    check_port_declared,
+    output_references,
+    redact_urls_in,
+    substitute,
+)
 
 HEALTH_FILE_SUFFIXES: tuple[str, ...] = (".health.json", ".health.yaml", ".health.yml")
 FLAG = "--health-check"
@@ -64,6 +72,7 @@ def load_health_spec(
     template_path: str | Path | None,
     flags: Sequence[str] = (),
     declared_outputs: Mapping[str, str | None] | Iterable[str] = (),
+    known_outputs: Mapping[str, Any] | None = None,
     health_file: str | Path | None = None,
     window: float | str | None = None,
     timeout: float | str | None = None,
@@ -85,7 +94,8 @@ def load_health_spec(
         settings, from_file = read_health_file(file_path)
         labelled.extend(from_file)
     for value in flags:
-        labelled.append((f"{FLAG} '{value}'", parse_health_check_flag(value)))
+        check = parse_health_check_flag(value)  # first: it refuses an oversized value before anything reads it
+        labelled.append((flag_label(value), check))
     for key, given, what in (
         ("window_seconds", window, "--health-window"),
         ("timeout_seconds", timeout, "--health-timeout"),
@@ -93,12 +103,9 @@ def load_health_spec(
     ):
         if given is not None:
             try:
-                seconds = parse_duration(given)
+                settings[key] = bounded_duration(key, given)
             except ValueError as exc:
-                raise HealthDeclarationError(f"{what} {exc}.") from None
-            if seconds <= 0:
-                raise HealthDeclarationError(f"{what} '{given}' is not a positive duration; write e.g. 30s or 10m.")
-            settings[key] = seconds
+                raise HealthDeclarationError(f"{what} {exc}; see docs/HEALTH.md (Timing) for the bounds.") from None
     declared = _declared_mapping(declared_outputs)
     checks = _named(labelled)
     for label, check in zip((lbl for lbl, _ in labelled), checks, strict=True):
@@ -106,7 +113,14 @@ def load_health_spec(
             try:
                 check_declared(text, declared)
             except TargetError as exc:
+                raise HealthDeclarationError(f"{label}: {_without_header_values(str(exc), check)}") from None
+        if isinstance(check, TcpCheck) and isinstance(check.port, str):
+            try:
+                check_port_declared(check.port, declared)
+            except TargetError as exc:
                 raise HealthDeclarationError(f"{label}: {exc}") from None
+        if known_outputs:
+            _check_known(label, check, known_outputs)
     source = str(file_path) if file_path else "the command line"
     try:
         return HealthSpec(checks=checks, **settings)
@@ -216,6 +230,30 @@ def _validate(fields: dict[str, Any], *, label: str) -> HealthCheck:
         raise HealthDeclarationError(f"{label}: {_pydantic_message(exc)}") from None
 
 
+def _check_known(label: str, check: HealthCheck, known: Mapping[str, Any]) -> None:
+    """Placeholders whose outputs the engine already knows before deploying (literal objects, values computed from
+    parameters) are substituted now: a field the value does not have, a null, or an object where a text is needed
+    fails here (exit 2) rather than after deploying. Only the shape is judged; no value is quoted."""
+    known_names = {name.lower() for name in known}
+    for text in check.placeholder_texts():
+        refs = output_references(text)
+        if refs and all(path[0].lower() in known_names for path in refs):
+            try:
+                substitute(text, known)
+            except TargetError as exc:
+                raise HealthDeclarationError(
+                    f"{label}: {_without_header_values(str(exc), check)} (known from the template before deploying)."
+                ) from None
+
+
+def _without_header_values(message: str, check: HealthCheck) -> str:
+    """``message`` with any header value of ``check`` replaced by a name for it: header values are secrets."""
+    for name, value in getattr(check, "headers", {}).items():
+        if value:
+            message = message.replace(value, f"<value of header {name}>")
+    return message
+
+
 def _pydantic_message(exc: ValidationError) -> str:
     """The first problem, said plainly: which field and what is wrong."""
     err = exc.errors(include_url=False)[0]
@@ -253,9 +291,34 @@ def _read_ca(ca_file: str, *, base_dir: Path, label: str) -> str:
 # --------------------------------------------------------------------------------------------------- the flag
 
 
+def flag_label(value: str) -> str:
+    """How messages name a ``--health-check`` value: as given, but with header values replaced (they are tokens:
+    an ``Authorization`` header) — URLs' queries and credentials are redacted by ``HealthDeclarationError``."""
+    if len(value) > 2 * MAX_TEXT:
+        return f"{FLAG} '{value.partition(':')[0]}:…'"
+    try:
+        tokens = shlex.split(value)
+    except ValueError:
+        masked = _HEADER_OPTION.sub(r"\1<redacted>", value)
+        return f"{FLAG} '{masked}'"
+    shown = [
+        f"header={t[7:].partition(':')[0]}:<redacted>" if t.lower().startswith("header=") and ":" in t else t
+        for t in tokens
+    ]
+    return f"{FLAG} '{shlex.join(shown)}'" if shown != tokens else f"{FLAG} '{value}'"
+
+
+_HEADER_OPTION = re.compile(r"(header=[^:\s'\"]*:).*", re.IGNORECASE | re.DOTALL)
+
+
 def parse_health_check_flag(value: str) -> HealthCheck:
     """One ``--health-check`` value → a check (syntax in this module's docstring)."""
-    label = f"{FLAG} '{value}'"
+    if len(value) > 2 * MAX_TEXT:
+        raise HealthDeclarationError(
+            f"{FLAG} '{value.partition(':')[0]}:…' is {len(value) // 1024} KiB long; one flag declares one check "
+            f"(at most {2 * MAX_TEXT // 1024} KiB) — put larger declarations in a health file."
+        )
+    label = flag_label(value)
     try:
         tokens = shlex.split(value)
     except ValueError as exc:

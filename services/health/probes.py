@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from contract.health import HttpCheck, status_matches
 from contract.health_targets import redact_url
+from services.health.policy import RequestPolicy, RequestRefused
 
 MAX_BODY_BYTES = 1024 * 1024  # body_contains looks at the first MiB
 _USER_AGENT = "bicep-deployment-orchestrator-health/1"
@@ -25,11 +26,21 @@ _USER_AGENT = "bicep-deployment-orchestrator-health/1"
 
 class ProbeFailure(Exception):
     """One failed attempt. ``final`` marks a state that waiting will not change (a resource in Failed), so the
-    runner stops retrying that check."""
+    runner stops retrying that check. ``declaration`` marks a fault of the declaration itself (a target the
+    worker's request policy refuses): waiting cannot fix it, and it says nothing about the deployment.
+    ``decision`` is the request policy's verdict, for the record."""
 
-    def __init__(self, message: str, *, final: bool = False) -> None:
+    def __init__(
+        self, message: str, *, final: bool = False, declaration: bool = False, decision: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.final = final
+        self.final = final or declaration
+        self.declaration = declaration
+        self.decision = decision
+
+
+def _refused(exc: RequestRefused) -> ProbeFailure:
+    return ProbeFailure(f"refused by the worker's request policy: {exc}", declaration=True, decision=f"refused: {exc}")
 
 
 class ResourceStateReader(Protocol):
@@ -48,37 +59,54 @@ class ResourceStateReader(Protocol):
 # --------------------------------------------------------------------------------------------------- TCP
 
 
-async def probe_tcp(host: str, port: int, *, timeout: float) -> None:
+async def probe_tcp(host: str, port: int, *, timeout: float, policy: RequestPolicy) -> str:
+    """One connection; returns the request policy's decision (which address was contacted, and why)."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    decision: str | None = None
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host, port)
+            address, decision = await policy.resolve(host, port)
+            _, writer = await asyncio.open_connection(address, port)
+    except RequestRefused as exc:
+        raise _refused(exc) from None
     except TimeoutError:
-        raise ProbeFailure(f"no TCP connection to {where} within {timeout:g} s") from None
+        raise ProbeFailure(f"no TCP connection to {where} within {timeout:g} s", decision=decision) from None
     except OSError as exc:
-        raise ProbeFailure(f"cannot connect to {where}: {_os_reason(exc, host)}") from None
+        raise ProbeFailure(f"cannot connect to {where}: {_os_reason(exc, host)}", decision=decision) from None
     writer.close()
     with contextlib.suppress(OSError, ssl.SSLError):
         await writer.wait_closed()
+    return decision
 
 
 # --------------------------------------------------------------------------------------------------- HTTP(S)
 
 
-async def probe_http(check: HttpCheck, *, timeout: float) -> str:
-    """One request; returns the status line on success. ``check`` has its placeholders already resolved."""
+async def probe_http(check: HttpCheck, *, timeout: float, policy: RequestPolicy) -> str:
+    """One request; returns the request policy's decision on success. ``check`` has its placeholders already
+    resolved. The method and the address are judged by ``policy`` before anything is sent; the connection goes to
+    the address that was judged (TLS still verifies the certificate against the URL's host)."""
     shown = redact_url(check.url)
     parts = urlsplit(check.url)
     host = parts.hostname or ""
     https = parts.scheme.lower() == "https"
     port = parts.port or (443 if https else 80)
-    context = _tls_context(check) if https else None
     phase = f"connecting to {host}:{port}"
     writer: asyncio.StreamWriter | None = None
+    decision: str | None = None
+    if https and check.ca_digest and not check.ca_pem:  # never fall back to the system trust store silently
+        raise ProbeFailure(
+            f"{check.method} {shown}: the CA file {check.ca_file} was not loaded from the content store "
+            f"({check.ca_digest}); the worker must share the starter's content store",
+            final=True,
+        )
     try:
+        policy.check_method(check.method)
+        context = _tls_context(check) if https else None
         async with asyncio.timeout(timeout):
+            address, decision = await policy.resolve(host, port)
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=context, server_hostname=host if context else None
+                address, port, ssl=context, server_hostname=host if context else None
             )
             phase = "waiting for the response"
             writer.write(_request_bytes(check, parts.netloc.rpartition("@")[2]))
@@ -94,34 +122,59 @@ async def probe_http(check: HttpCheck, *, timeout: float) -> str:
                         f"{check.method} {shown} answered {status} {reason} but the body "
                         f"({len(body)} bytes read) does not contain {check.body_contains!r}"
                     )
-            return f"{status} {reason}".strip()
-    except ProbeFailure:
+            return decision
+    except RequestRefused as exc:
+        raise _refused(exc) from None
+    except ProbeFailure as exc:
+        exc.decision = decision
         raise
     except TimeoutError:
-        raise ProbeFailure(f"{check.method} {shown}: no answer within {timeout:g} s ({phase})") from None
+        raise ProbeFailure(
+            f"{check.method} {shown}: no answer within {timeout:g} s ({phase})", decision=decision
+        ) from None
     except ssl.SSLCertVerificationError as exc:
-        hint = (
-            "give the CA that issued the server's certificate with ca_file (or ca= on the flag)"
-            if not check.ca_pem
-            else f"the server's certificate is not issued by the CA in {check.ca_file}"
-        )
         raise ProbeFailure(
             f"{check.method} {shown}: TLS certificate verification failed: {exc.verify_message or exc.reason}; "
-            f"{hint}, or turn verification off with verify_tls=false (tls=off) for a test system"
+            f"{_certificate_hint(check, exc, host)}, or turn verification off with verify_tls=false (tls=off) for "
+            "a test system",
+            decision=decision,
         ) from None
     except ssl.SSLError as exc:
-        raise ProbeFailure(f"{check.method} {shown}: TLS handshake failed: {exc.reason or exc}") from None
+        raise ProbeFailure(
+            f"{check.method} {shown}: TLS handshake failed: {exc.reason or exc}", decision=decision
+        ) from None
     except (ConnectionError, OSError) as exc:
-        raise ProbeFailure(f"{check.method} {shown}: {phase}: {_os_reason(exc, host)}") from None
+        raise ProbeFailure(f"{check.method} {shown}: {phase}: {_os_reason(exc, host)}", decision=decision) from None
     except asyncio.IncompleteReadError:
-        raise ProbeFailure(f"{check.method} {shown}: the connection closed in the middle of the answer") from None
+        raise ProbeFailure(
+            f"{check.method} {shown}: the connection closed in the middle of the answer", decision=decision
+        ) from None
     except (ValueError, UnicodeError) as exc:
-        raise ProbeFailure(f"{check.method} {shown}: the server's answer is not HTTP/1.x ({exc})") from None
+        raise ProbeFailure(
+            f"{check.method} {shown}: the server's answer is not HTTP/1.x ({exc})", decision=decision
+        ) from None
     finally:
         if writer is not None:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
+
+
+# OpenSSL's verify codes for a certificate that is trusted but names another host or address.
+_NAME_MISMATCH_CODES = frozenset({62, 63, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, _EMAIL_, _IP_ADDRESS_MISMATCH
+
+
+def _certificate_hint(check: HttpCheck, exc: ssl.SSLCertVerificationError, host: str) -> str:
+    """What to do about a failed verification: a name/IP mismatch is not a trust problem, so it is not blamed on
+    the CA."""
+    if exc.verify_code in _NAME_MISMATCH_CODES:
+        return (
+            f"the server's certificate does not name '{host}' (check its subject alternative names, or use the "
+            "host name the certificate was issued for)"
+        )
+    if check.ca_pem:
+        return f"the server's certificate is not issued by the CA in {check.ca_file}"
+    return "give the CA that issued the server's certificate with ca_file (or ca= on the flag)"
 
 
 def _tls_context(check: HttpCheck) -> ssl.SSLContext:
@@ -212,7 +265,8 @@ def _os_reason(exc: OSError, host: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- ARM
 
-_TERMINAL_STATES = {"failed", "canceled", "cancelled"}
+# Waiting will not change these: a resource that failed, was cancelled, or does not exist (ARM answered 404).
+_TERMINAL_STATES = {"failed", "canceled", "cancelled", "notfound"}
 
 
 async def probe_arm(resource_ids: Sequence[str], reader: ResourceStateReader, *, availability: bool) -> str | None:
@@ -222,7 +276,13 @@ async def probe_arm(resource_ids: Sequence[str], reader: ResourceStateReader, *,
     states = await asyncio.gather(*(reader.provisioning_state(rid) for rid in resource_ids))
     failed = [(rid, s) for rid, s in zip(resource_ids, states, strict=True) if s.lower() in _TERMINAL_STATES]
     if failed:
-        raise ProbeFailure("; ".join(f"{rid} is {state}" for rid, state in failed), final=True)
+        raise ProbeFailure(
+            "; ".join(
+                f"{rid} does not exist (ARM answered 404)" if state.lower() == "notfound" else f"{rid} is {state}"
+                for rid, state in failed
+            ),
+            final=True,
+        )
     waiting = [(rid, s) for rid, s in zip(resource_ids, states, strict=True) if s.lower() != "succeeded"]
     if waiting:
         raise ProbeFailure("; ".join(f"{rid} is {state}, not Succeeded" for rid, state in waiting))

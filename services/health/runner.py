@@ -23,7 +23,16 @@ from contract.health import (
     HttpCheck,
     TcpCheck,
 )
-from contract.health_targets import TargetError, output_values, redact_url, substitute, validate_port, validate_url
+from contract.health_targets import (
+    TargetError,
+    output_values,
+    redact_url,
+    substitute,
+    validate_port,
+    validate_resource_id,
+    validate_url,
+)
+from services.health.policy import RequestPolicy
 from services.health.probes import ProbeFailure, ResourceStateReader, probe_arm, probe_http, probe_tcp
 
 ProgressCallback = Callable[[HealthCheckReport], None]
@@ -44,7 +53,7 @@ def resolve_check(check: HealthCheck, outputs: Mapping[str, Any]) -> HealthCheck
         validate_url(url)
         headers = {name: substitute(value, plain) for name, value in check.headers.items()}
         return check.model_copy(update={"url": url, "headers": headers})
-    return check.model_copy(update={"resources": [substitute(r, plain) for r in check.resources]})
+    return check.model_copy(update={"resources": [validate_resource_id(substitute(r, plain)) for r in check.resources]})
 
 
 async def run_health_checks(
@@ -54,16 +63,29 @@ async def run_health_checks(
     output_resource_ids: Sequence[str] = (),
     arm_reader: ResourceStateReader | None = None,
     on_progress: ProgressCallback | None = None,
+    policy: RequestPolicy | None = None,
+    window_started_at: float | None = None,
+    resume: HealthCheckReport | None = None,
 ) -> HealthCheckReport:
     """Run every check of ``spec`` in parallel and report each one's attempts, last error and final state.
 
     ``outputs`` are the deployment's outputs; ``output_resource_ids`` the ids of the resources it produced (what
-    an ``arm`` check without explicit ``resources`` verifies); ``arm_reader`` answers ``arm`` checks.
+    an ``arm`` check without explicit ``resources`` verifies); ``arm_reader`` answers ``arm`` checks; ``policy`` is
+    the worker's request policy (default: the strict one — public addresses, GET and HEAD).
+
+    ``window_started_at`` (Unix time) is when the convergence window began, if before this call (the stage's
+    start); ``resume`` is a lost attempt's report: its ended checks are kept and its pending ones continue with
+    their tries counted.
     """
-    started = time.monotonic()
+    policy = policy or RequestPolicy()
+    started_wall = time.time() if window_started_at is None else min(window_started_at, time.time())
+    started = time.monotonic() - (time.time() - started_wall)
     deadline = started + spec.window_seconds
+    earlier = {c.name: c for c in (resume.checks if resume else [])}
     results = [
-        CheckResult(name=c.name, kind=c.kind, target=c.describe_target(), state=CheckState.PENDING) for c in spec.checks
+        earlier.get(c.name)
+        or CheckResult(name=c.name, kind=c.kind, target=c.describe_target(), state=CheckState.PENDING)
+        for c in spec.checks
     ]
 
     def snapshot() -> HealthCheckReport:
@@ -80,30 +102,50 @@ async def run_health_checks(
             on_progress(snapshot())
 
     async def run_one(index: int, declared: HealthCheck) -> None:
+        if results[index].state is not CheckState.PENDING:
+            return  # ended in an earlier attempt
         try:
             check = resolve_check(declared, outputs or {})
         except TargetError as exc:
-            record(index, state=CheckState.FAILED, last_error=f"cannot resolve the target: {exc}")
+            record(
+                index,
+                state=CheckState.FAILED,
+                last_error=f"cannot resolve the target: {exc}",
+                declaration_error=True,
+            )
             return
         record(index, target=_target(check))
-        attempt = _attempt_function(check, output_resource_ids, arm_reader)
+        attempt = _attempt_function(check, output_resource_ids, arm_reader, policy)
         timeout = check.timeout_seconds or spec.timeout_seconds
         interval = check.retry_interval_seconds or spec.retry_interval_seconds
-        attempts = 0
+        attempts = results[index].attempts
         while True:
+            if attempts and time.monotonic() >= deadline:  # resumed after the window closed: no new attempt
+                record(index, state=CheckState.FAILED)
+                return
             attempts += 1
             try:
-                note = await attempt(timeout)
+                note, decision = await attempt(timeout)
             except Exception as exc:  # a ProbeFailure, or anything a probe or an ARM reader did not foresee
-                final = isinstance(exc, ProbeFailure) and exc.final
-                message = str(exc) if isinstance(exc, ProbeFailure) else _unexpected(exc, check)
+                failure = exc if isinstance(exc, ProbeFailure) else None
+                final = failure is not None and failure.final
+                message = str(exc) if failure is not None else _unexpected(exc, check)
+                policy_record = failure.decision if failure is not None else None
+                declaration = failure is not None and failure.declaration
                 if final or time.monotonic() + interval >= deadline:
-                    record(index, state=CheckState.FAILED, attempts=attempts, last_error=message)
+                    record(
+                        index,
+                        state=CheckState.FAILED,
+                        attempts=attempts,
+                        last_error=message,
+                        request_policy=policy_record,
+                        declaration_error=declaration,
+                    )
                     return
-                record(index, attempts=attempts, last_error=message)
+                record(index, attempts=attempts, last_error=message, request_policy=policy_record)
                 await asyncio.sleep(interval)
                 continue
-            record(index, state=CheckState.PASSED, attempts=attempts, note=note)
+            record(index, state=CheckState.PASSED, attempts=attempts, note=note, request_policy=decision)
             return
 
     async with asyncio.TaskGroup() as group:
@@ -113,33 +155,34 @@ async def run_health_checks(
 
 
 def _attempt_function(
-    check: HealthCheck, output_resource_ids: Sequence[str], arm_reader: ResourceStateReader | None
+    check: HealthCheck,
+    output_resource_ids: Sequence[str],
+    arm_reader: ResourceStateReader | None,
+    policy: RequestPolicy,
 ) -> Callable[[float], Any]:
-    """``async (timeout) -> note | None`` for one attempt of ``check``."""
+    """``async (timeout) -> (note | None, request policy decision | None)`` for one attempt of ``check``."""
     if isinstance(check, TcpCheck):
         host, port = check.host, int(check.port)
 
-        async def tcp(timeout: float) -> str | None:
-            await probe_tcp(host, port, timeout=timeout)
-            return None
+        async def tcp(timeout: float) -> tuple[str | None, str | None]:
+            return None, await probe_tcp(host, port, timeout=timeout, policy=policy)
 
         return tcp
     if isinstance(check, HttpCheck):
 
-        async def http(timeout: float) -> str | None:
-            await probe_http(check, timeout=timeout)
-            return None
+        async def http(timeout: float) -> tuple[str | None, str | None]:
+            return None, await probe_http(check, timeout=timeout, policy=policy)
 
         return http
     assert isinstance(check, ArmCheck)
     resources = list(check.resources) or list(output_resource_ids)
 
-    async def arm(timeout: float) -> str | None:
+    async def arm(timeout: float) -> tuple[str | None, str | None]:
         if arm_reader is None:
             raise ProbeFailure("no ARM state reader is configured for arm checks in this worker", final=True)
         try:
             async with asyncio.timeout(timeout):
-                return await probe_arm(resources, arm_reader, availability=check.availability)
+                return await probe_arm(resources, arm_reader, availability=check.availability), None
         except TimeoutError:
             raise ProbeFailure(f"ARM did not answer within {timeout:g} s") from None
 

@@ -13,7 +13,7 @@ from activities.health_checks import HealthCheckActivities, HealthCheckInput, he
 from client.health.declare import load_health_spec
 from contract.health import CheckState, HealthProgress, HealthSpec
 from local_arm.testing import LocalArm
-from tests.support.health_servers import ServerThread
+from tests.support.health_servers import LOOPBACK_POLICY, ServerThread
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -40,7 +40,7 @@ async def test_activity_runs_the_checks_against_the_outputs_and_heartbeats_their
         subscription_id=SUB,
         outputs={"web": {"type": "String", "value": f"127.0.0.1:{port}"}},
     )
-    report = await env.run(HealthCheckActivities(heartbeat_every=0.1).run_health_checks, inp)
+    report = await env.run(HealthCheckActivities(heartbeat_every=0.1, policy=LOOPBACK_POLICY).run_health_checks, inp)
     assert report.healthy, report.summary()
     assert report.checks[0].attempts > 1
     assert all(isinstance(b, HealthProgress) for b in beats)
@@ -57,7 +57,7 @@ async def test_a_retried_activity_uses_only_what_is_left_of_the_window(servers: 
         spec=spec(f"tcp:127.0.0.1:{dead} name=db", window="10m"), deployment_name="d", subscription_id=SUB
     )
     started = time.monotonic()
-    report = await env.run(HealthCheckActivities().run_health_checks, inp)
+    report = await env.run(HealthCheckActivities(policy=LOOPBACK_POLICY).run_health_checks, inp)
     assert time.monotonic() - started < 4  # not another 10 minutes
     assert report.checks[0].state is CheckState.FAILED and report.checks[0].attempts >= 1
 
@@ -92,7 +92,7 @@ async def test_arm_checks_read_provisioning_state_from_the_local_arm(local_arm: 
         bad = await ActivityEnvironment().run(
             activities.run_health_checks,
             HealthCheckInput(
-                spec=spec("arm name=resources", window="1s"),
+                spec=spec("arm name=resources", window="20s"),
                 deployment_name="d",
                 subscription_id=local_arm.subscription_id,
                 resources=[present, missing],
@@ -100,12 +100,14 @@ async def test_arm_checks_read_provisioning_state_from_the_local_arm(local_arm: 
             ),
         )
     [failed] = bad.failed()
-    assert failed.last_error == f"{missing} is NotFound, not Succeeded"
+    # A resource that does not exist will not appear by waiting: the check fails at once, not after the window.
+    assert failed.last_error == f"{missing} does not exist (ARM answered 404)"
+    assert failed.attempts == 1 and bad.elapsed_seconds < 10
 
 
 async def test_arm_checks_without_a_client_say_so(servers: ServerThread) -> None:
     report = await ActivityEnvironment().run(
-        HealthCheckActivities().run_health_checks,
+        HealthCheckActivities(policy=LOOPBACK_POLICY).run_health_checks,
         HealthCheckInput(spec=spec("arm"), deployment_name="d", subscription_id=SUB, resources=["/subscriptions/x"]),
     )
     assert report.failed()[0].last_error == "no ARM state reader is configured for arm checks in this worker"

@@ -70,9 +70,26 @@ def test_flag_forms() -> None:
 
     arm = parse_health_check_flag("arm")
     assert isinstance(arm, ArmCheck) and arm.resources == [] and not arm.availability
-    arm2 = parse_health_check_flag("arm:/subscriptions/s/x,/subscriptions/s/y availability=on")
-    assert isinstance(arm2, ArmCheck) and arm2.resources == ["/subscriptions/s/x", "/subscriptions/s/y"]
+    x = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x"
+    y = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x/slots/y"
+    arm2 = parse_health_check_flag(f"arm:{x},{y} availability=on")
+    assert isinstance(arm2, ArmCheck) and arm2.resources == [x, y]
     assert arm2.availability
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "not-a-resource-id",
+        "/subscriptions/s/x",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/../../../../admin/faults",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/x?api-version=1",
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Web/sites/%2e%2e",
+    ],
+)
+def test_arm_resources_must_be_resource_ids(resource: str) -> None:
+    with pytest.raises(HealthDeclarationError, match="is not an ARM resource id"):
+        parse_health_check_flag(f"arm:{resource}")
 
 
 @pytest.mark.parametrize(
@@ -240,7 +257,7 @@ def test_two_health_files_are_ambiguous(tmp_path: Path) -> None:
             '{"checks": [{"kind": "http", "url": "https://{outputs.nope}/"}]}',
             "check #1: 'https://{outputs.nope}/' uses the output 'nope', which the template does not declare",
         ),
-        ('{"checks": [], "window_seconds": 0}', "window_seconds: Input should be greater than 0"),
+        ('{"checks": [], "window_seconds": 0}', "window_seconds: '0' is shorter than the minimum of 1 s"),
         (
             '{"checks": [{"kind": "tcp", "name": "a", "host": "h", "port": 1}, '
             '{"kind": "tcp", "name": "a", "host": "h", "port": 2}]}',
@@ -266,7 +283,28 @@ def test_a_missing_health_file_given_explicitly(tmp_path: Path) -> None:
 
 def test_bad_command_line_timing() -> None:
     assert refused(window="ten minutes").startswith("--health-window 'ten minutes' is not a duration")
-    assert refused(timeout=0) == "--health-timeout '0' is not a positive duration; write e.g. 30s or 10m."
+    assert refused(timeout=0) == (
+        "--health-timeout '0' is shorter than the minimum of 0.1 s; see docs/HEALTH.md (Timing) for the bounds."
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ({"retry_interval": "1ms"}, "--health-interval '1ms' is shorter than the minimum of 0.2 s"),
+        ({"window": "0.0001ms"}, "--health-window '0.0001ms' is shorter than the minimum of 1 s"),
+        ({"window": "24h"}, "--health-window '24h' is longer than the maximum of 1 h"),
+        ({"timeout": "10m"}, "--health-timeout '10m' is longer than the maximum of 5 min"),
+        ({"flags": ["tcp:db:5432 interval=1ms"]}, "retry_interval_seconds: '1ms' is shorter than the minimum of 0.2 s"),
+    ],
+)
+def test_timing_has_a_floor_and_a_ceiling(setting: dict[str, object], expected: str) -> None:
+    assert expected in refused(**setting)  # type: ignore[arg-type]
+
+
+def test_a_file_window_out_of_bounds_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.health.json", '{"window_seconds": "0.0001ms", "checks": []}')
+    assert "window_seconds: '0.0001ms' is shorter than the minimum of 1 s" in refused(health_file=path)
 
 
 def test_secure_outputs_cannot_feed_a_check() -> None:

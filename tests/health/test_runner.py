@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -12,8 +13,11 @@ from client.health.declare import load_health_spec
 from client.health.live import LiveHealthTable
 from client.health.table import format_health_table
 from contract.health import CheckResult, CheckState, HealthCheckReport, HealthProgress, HealthSpec
-from services.health.runner import run_health_checks
-from tests.support.health_servers import HttpBehaviour, Pki, ServerThread
+from services.health.runner import run_health_checks as run_with_policy
+from tests.support.health_servers import LOOPBACK_POLICY, HttpBehaviour, Pki, ServerThread
+
+# The servers are on 127.0.0.1: run with the embedded default's request policy (see tests/health/servers.py).
+run_health_checks = functools.partial(run_with_policy, policy=LOOPBACK_POLICY)
 
 
 def spec(
@@ -119,7 +123,7 @@ async def test_status_range_and_body_substring(servers: ServerThread) -> None:
             f"http:GET http://127.0.0.1:{broken}/ expect=2xx name=broken",
             f"http:GET http://127.0.0.1:{wrong_body}/ contains=ready name=wrong-body",
             f"http:GET http://127.0.0.1:{broken}/ expect=200,503 name=503-expected",
-            window=0.5,
+            window=1,
         )
     )
     states = {c.name: c.state for c in report.checks}
@@ -155,7 +159,7 @@ async def test_https_with_verification_fails_on_a_private_ca_unless_its_ca_file_
             f"http:GET {url} ca={pki.ca_file} name=with-ca",
             f"http:GET {url} ca={pki.other_ca_file} name=wrong-ca",
             f"http:GET {url} tls=off name=unverified",
-            window=0.5,
+            window=1,
         )
     )
     results = {c.name: c for c in report.checks}
@@ -175,7 +179,7 @@ async def test_https_with_verification_fails_on_a_private_ca_unless_its_ca_file_
 async def test_recorded_errors_and_targets_never_hold_query_strings(servers: ServerThread) -> None:
     port = servers.http(HttpBehaviour(status=500))
     report = await run_health_checks(
-        spec(f"http:GET http://127.0.0.1:{port}/h?sig=SECRET123&code={{outputs.api}} name=web", window=0.3),
+        spec(f"http:GET http://127.0.0.1:{port}/h?sig=SECRET123&code={{outputs.api}} name=web", window=1),
         outputs={"api": "ALSOSECRET"},
     )
     text = report.model_dump_json()
@@ -259,7 +263,7 @@ async def test_arm_availability_hook_tolerates_unknown_and_waits_out_unavailable
         f"{WEB}: Resource Health not available for this resource type"
     )
     degraded = FakeArm({ST: ["Succeeded"]}, availability={ST: "Degraded"})
-    report = await run_health_checks(spec(f"arm:{ST} availability=on", window=0.5), arm_reader=degraded)
+    report = await run_health_checks(spec(f"arm:{ST} availability=on", window=1), arm_reader=degraded)
     assert report.failed()[0].last_error == f"{ST} is Degraded in Resource Health"
 
 
@@ -283,7 +287,7 @@ async def test_the_live_table_shows_each_check_with_its_state_and_error(servers:
     dead = servers.reserve_port().getsockname()[1]
     tables: list[str] = []
     report = await run_health_checks(
-        spec(f"http:GET http://127.0.0.1:{ok}/ name=web", f"tcp:127.0.0.1:{dead} name=db", window=0.5),
+        spec(f"http:GET http://127.0.0.1:{ok}/ name=web", f"tcp:127.0.0.1:{dead} name=db", window=1),
         on_progress=lambda r: tables.append(format_health_table(r)),
     )
     final = format_health_table(report).splitlines()
@@ -317,3 +321,33 @@ def test_the_live_table_redraws_in_place_on_a_terminal_and_only_on_change() -> N
     drawn = screen.getvalue()
     assert drawn.count("\x1b[3F\x1b[J") == 1  # moved back over the 3-line table once, then redrew it
     assert drawn.endswith("1/1 passed, 0.0 s of the 60 s window\n")
+
+
+async def test_a_certificate_for_another_address_is_not_blamed_on_the_ca(servers: ServerThread, pki: Pki) -> None:
+    """The server's certificate names 127.0.0.1 and is issued by the given CA; reached as 127.0.0.2 (or as
+    localhost) verification fails because of the name, which the message says, instead of "not issued by the CA"."""
+    import asyncio
+    import contextlib
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.2", 0, ssl=pki.server_context)
+    port = server.sockets[0].getsockname()[1]
+    on_loopback = servers.http(tls=pki.server_context)
+    try:
+        report = await run_health_checks(
+            spec(
+                f"http:GET https://127.0.0.2:{port}/ ca={pki.ca_file} name=by-ip",
+                f"http:GET https://localhost:{on_loopback}/ ca={pki.ca_file} name=by-name",
+                window=1,
+            )
+        )
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+    errors = {c.name: c.last_error or "" for c in report.checks}
+    assert "the server's certificate does not name '127.0.0.2'" in errors["by-ip"], errors
+    assert "not issued by the CA" not in errors["by-ip"]
+    assert "the server's certificate does not name 'localhost'" in errors["by-name"], errors

@@ -17,7 +17,7 @@ from client.health.live import LiveHealthTable, live_health_progress
 from client.health.table import format_health_table
 from contract.health import CheckState, HealthCheckReport, HealthProgress
 from services.temporal_client import data_converter
-from tests.support.health_servers import ServerThread
+from tests.support.health_servers import LOOPBACK_POLICY, ServerThread
 from tests.support.health_stage_workflow import HealthStageWorkflow
 from tests.support.temporal import temporal_cli
 
@@ -56,7 +56,7 @@ async def test_health_stage_on_a_real_temporal_server(servers: ServerThread) -> 
             env.client,
             task_queue=queue,
             workflows=[HealthStageWorkflow],
-            activities=[HealthCheckActivities(heartbeat_every=0.2).run_health_checks],
+            activities=[HealthCheckActivities(heartbeat_every=0.2, policy=LOOPBACK_POLICY).run_health_checks],
         ):
             handle = await env.client.start_workflow(
                 HealthStageWorkflow.run, inp, id=f"health-{uuid.uuid4()}", task_queue=queue

@@ -68,3 +68,12 @@ def count_workflows(embedded: EmbeddedDefault) -> int:
         return n
 
     return asyncio.run(count())
+
+
+def health_deploy_argv(rg: str, *extra: str) -> list[str]:
+    """``deploy --local`` of the example with short health timings (the health end-to-end tests add checks)."""
+    return [
+        "deploy", "--local", "-g", rg, "-l", "eastus",
+        "-t", str(EXAMPLE / "azuredeploy.json"), "-p", str(EXAMPLE / "azuredeploy.parameters.json"),
+        "--health-timeout", "1s", "--health-interval", "0.3s", *extra,
+    ]  # fmt: skip

@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from services.health.policy import RequestPolicy
+
+# These servers listen on 127.0.0.1, which the strict default request policy refuses: the tests that probe them run
+# with the embedded default's policy (private and loopback addresses allowed).
+LOOPBACK_POLICY = RequestPolicy(allow_private=True)
+
 
 @dataclass
 class HttpBehaviour:
@@ -27,6 +33,7 @@ class HttpBehaviour:
     body: bytes = b"ok"
     answer_after: float = 0.0  # seconds between reading the request and answering
     chunked: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (e.g. Location)
 
 
 class ServerThread:
@@ -40,6 +47,7 @@ class ServerThread:
         self._pending: list[asyncio.Future[Any]] = []
         self._sockets: list[socket.socket] = []
         self.requests: list[bytes] = []
+        self.connections: list[int] = []  # the port of every server that accepted a connection
         self._handlers: set[asyncio.Task[Any]] = set()
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -63,6 +71,7 @@ class ServerThread:
         self, behaviour: HttpBehaviour | None = None, *, start_after: float = 0.0, tls: ssl.SSLContext | None = None
     ) -> int:
         b = behaviour or HttpBehaviour()
+        extra = "".join(f"\r\n{name}: {value}" for name, value in b.headers.items())
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -70,7 +79,7 @@ class ServerThread:
                 self.requests.append(head)
                 if b.answer_after:
                     await asyncio.sleep(b.answer_after)
-                lines = [f"HTTP/1.1 {b.status} {'OK' if b.status < 400 else 'Trouble'}", "Connection: close"]
+                lines = [f"HTTP/1.1 {b.status} {'OK' if b.status < 400 else 'Trouble'}", "Connection: close" + extra]
                 if b.chunked:
                     lines.append("Transfer-Encoding: chunked")
                     half = len(b.body) // 2
@@ -98,6 +107,7 @@ class ServerThread:
             task = asyncio.current_task()
             assert task is not None
             self._handlers.add(task)
+            self.connections.append(port)
             try:
                 await handle(reader, writer)
             finally:

@@ -43,6 +43,7 @@ def start_worker_process(address: str, task_queue: str, local_arm: LocalArm, blo
             "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
             "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
             "ORCHESTRATOR_RETRY_INITIAL_SECONDS": "0.5",
+            "ORCHESTRATOR_HEALTH_ALLOW_PRIVATE": "1",  # the health checks' test servers are on 127.0.0.1
         }
     )
     cmd = [
@@ -222,3 +223,62 @@ async def test_graceful_worker_stop_while_deploying_leaves_the_arm_deployment_ru
     deploying = status.stages[DeploymentStage.DEPLOYING]
     assert deploying.attempts >= 2
     assert deploying.last_error_code in ("WorkerShutdown", "ActivityCancelled", "HeartbeatTimeout")
+
+
+async def test_sigkill_during_health_checks_resumes_the_window_and_keeps_every_try(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+):
+    """A worker lost 4 s into a 20 s health window: the next attempt continues the same window (the stage ends about
+    20 s after it began, not 20 s after the new attempt) from the lost attempt's last heartbeat, so the final report
+    counts every try the server saw."""
+    from client.health.declare import load_health_spec
+    from client.health.live import live_health_progress
+    from services.temporal_client import data_converter
+    from tests.support.health_servers import HttpBehaviour, running_servers
+
+    client = dev_env.client
+    address = client.service_client.config.target_host
+    blob_dir = tmp_path / "blobs"
+    log = tmp_path / "workers.log"
+    with running_servers() as servers:
+        web = servers.http(HttpBehaviour(status=503))
+        health = load_health_spec(
+            template_path=None,
+            flags=[f"http:GET http://127.0.0.1:{web}/health name=web"],
+            window="20s",
+            timeout="1s",
+            retry_interval="0.5s",
+        )
+        request = request_for(local_arm, blob_dir, resource_group, storage_template(["stcrashhc01"])).model_copy(
+            update={"health": health}
+        )
+        first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        second = None
+        try:
+            handle = await start_deployment(client, request, task_queue=task_queue)
+
+            async def checking_for_a_while() -> bool:
+                live = await live_health_progress(handle, data_converter())
+                return live is not None and live.report.checks[0].attempts >= 4
+
+            await wait_until(checking_for_a_while, 90, "the health checks to be trying")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+            tries_before_loss = len(servers.requests)
+            second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+            result = await asyncio.wait_for(result_of(handle), 120)
+        finally:
+            stop(first)
+            if second is not None:
+                stop(second)
+        tries = len(servers.requests)
+    assert result.outcome is DeployOutcome.ENVIRONMENTAL_FAILURE, (result.failure, log.read_text()[-3000:])
+    assert result.failure is not None and result.failure.code == "HealthCheckFailed"
+    [check] = result.health_checks.checks
+    assert tries > tries_before_loss >= 4
+    assert check.attempts == tries, f"the report counts {check.attempts} tries; the server saw {tries}"
+    stages = [(t.stage, t.at) for t in result.transitions]
+    began = next(at for stage, at in stages if stage is DeploymentStage.VERIFYING_HEALTH)
+    ended = next(at for stage, at in stages if stage is DeploymentStage.FAILED)
+    took = (ended - began).total_seconds()
+    assert took <= 20 + 1 + 3, f"VERIFYING_HEALTH took {took:.1f} s for a 20 s window"  # window + timeout + margin

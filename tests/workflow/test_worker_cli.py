@@ -41,3 +41,25 @@ def test_unreachable_temporal_names_the_address() -> None:
     assert proc.returncode == 3
     assert address in proc.stderr and "TEMPORAL_ADDRESS" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unusable_health_request_policy_is_a_usage_error() -> None:
+    import os
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "worker.py"),
+            "--arm-endpoint",
+            "https://127.0.0.1:8443",
+            "--arm-credential",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "ORCHESTRATOR_HEALTH_METHODS": "GET;DELETE"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "ORCHESTRATOR_HEALTH_METHODS" in proc.stderr and "Traceback" not in proc.stderr
