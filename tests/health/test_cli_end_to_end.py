@@ -181,6 +181,7 @@ def test_hints_name_local_when_the_deployment_runs_on_the_local_stack(
     import sys
 
     from harness.secret_template import random_token, secret_template
+    from services.audit.store import DATABASE_NAME
     from tests.support.cli_env import REPO
     from tests.support.doc_commands import command_argv, parse_failure
 
@@ -193,9 +194,10 @@ def test_hints_name_local_when_the_deployment_runs_on_the_local_stack(
     first = run_cli(base, capsys)
     assert first.code == ExitCode.OK, first.err
 
-    # The audit record cannot be written (the audit "folder" is a file): the hint to rebuild it names --local.
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
+    # The audit record cannot be written (the folder is fine when deploy checks it, but its audit.db is a folder):
+    # the hint to rebuild it names --local.
+    blocker = tmp_path / "audit"
+    (blocker / DATABASE_NAME).mkdir(parents=True)
     again = run_cli([*base, "--audit-dir", str(blocker)], capsys)
     assert again.code == ExitCode.OK, again.err
     hint = re.search(r"Rebuild it with `([^`]+)`", again.err)
@@ -485,11 +487,19 @@ def test_a_request_too_large_to_start_is_refused_naming_the_input(
     workflow input may take: refused before starting, naming the health checks (exit 2), not exit 3 from the server."""
     checks = [
         {"kind": "http", "name": f"c{n}", "url": "https://h.example/", "headers": {"A": "a" * 6000, "B": "b" * 6000}}
-        for n in range(100)
+        for n in range(66)
     ]
     health = tmp_path / "big.health.json"
-    health.write_text(json.dumps({"checks": checks}))
-    result = run_cli(deploy_argv("e2e-huge", "--health-file", str(health)), capsys)
+    health.write_text(json.dumps({"checks": checks}))  # under the 1 MB a health file may have
+    flags = [
+        arg
+        for n in range(66, 100)
+        for arg in (
+            "--health-check",
+            f"http:GET https://h.example/ name=c{n} 'header=A: {'a' * 6000}' 'header=B: {'b' * 6000}'",
+        )
+    ]
+    result = run_cli(deploy_argv("e2e-huge", "--health-file", str(health), *flags), capsys)
     assert result.code == ExitCode.USAGE, result.err[-2000:]
     assert "the health checks (--health-check / the health file) make up" in result.err
     assert "nothing was started" in result.err and "Traceback" not in result.err
