@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.approvals import ApprovalProof, ApprovalStatement, DecisionEvidence, TrustPolicy, VerificationResult
 from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
 
 # ------------------------------------------------------------------------------------------------------ enums
@@ -235,6 +236,10 @@ class ApprovalSignal(_Model):
     decision_id: str | None = Field(default=None, max_length=80)
     # Where the sender took the identity from (our CLI: "os-account"); informational, never verified.
     identity_source: str | None = Field(default=None, max_length=80)
+    # Verified approvals (contract/approvals.py): the signed statement and its proof. Under an approval policy the
+    # statement decides (approver, reason and plan above are then ignored); without one they are kept, unverified.
+    statement: ApprovalStatement | None = None
+    proof: ApprovalProof | None = None
 
 
 class LegacyApprovalSignal(_Model):
@@ -305,7 +310,10 @@ class ConfirmationRecord(_Model):
     # records of older runs, a timeout or --no-confirm-deletes.
     bound_by: str | None = None
     decision_id: str | None = None  # the sender's id (our CLI), when it sent one
-    identity_verified: bool = False  # ``by`` is what the signal claimed; nothing verifies it yet
+    identity_verified: bool = False  # ``by`` is what the signal claimed, unless every decision below verified
+    # Under an approval policy: every decision counted (N of M approvals, or the rejection), with its statement,
+    # proof and verification result.
+    decisions: list[DecisionEvidence] = Field(default_factory=list)
 
 
 class PendingConfirmation(_Model):
@@ -318,6 +326,9 @@ class PendingConfirmation(_Model):
     approve_command: str = ""  # the exact Temporal CLI command that approves (bound to this plan)
     plan_hash: str | None = None  # what a decision must name (``WhatIfPlan.plan_hash``); None on older runs
     approval_policy: ApprovalPolicy | None = None  # who may decide (four eyes); None: anyone
+    # Under an approval policy file: how many distinct approvers this round needs, and who has approved so far.
+    required_approvals: int = 1
+    approved_by: list[str] = Field(default_factory=list)
 
 
 class StageTransition(_Model):
@@ -512,6 +523,9 @@ class ApprovalPolicy(_Model):
     # else's is refused when the policy is on.
     skip_confirmation_allowed: list[str] = Field(default_factory=list)
     source: str = ""  # where the list came from (variable or file), for messages
+    # The operator's approval policy file (ORCHESTRATOR_APPROVAL_POLICY): proofs, trust roots and rules. When set it
+    # decides instead of the fields above; None: the claimed-name rules above (the embedded default).
+    trust: TrustPolicy | None = None
 
     def refusal(self, *, approver: str, initiator: str, approving: bool) -> str | None:
         """Why ``approver`` may not decide, or None. A self-rejection is always allowed (it deploys nothing)."""
@@ -558,6 +572,8 @@ class RefusedDecision(_Model):
     plan_hash: str | None = None  # the plan the decision named, if any
     decision_id: str | None = None
     identity_verified: bool = False
+    statement_digest: str | None = None  # a signed decision's statement (contract/approvals.py)
+    verification: VerificationResult | None = None  # what checking its proof found, when it was checked
 
 
 class WorkerSettings(_Model):
@@ -752,6 +768,7 @@ class ActivityName:
     RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
     RECORD_LAST_GOOD = "record_last_good"
     LOAD_LAST_GOOD = "load_last_good"
+    VERIFY_APPROVAL = "verify_approval"
 
 
 def rollback_request(

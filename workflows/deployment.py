@@ -19,12 +19,22 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from contract import spans
+    from contract.approvals import (
+        PROOF_UNVERIFIED,
+        DecisionEvidence,
+        TrustPolicy,
+        VerificationResult,
+        VerifyApprovalInput,
+        statement_digest,
+        statement_problem,
+        utc_text,
+    )
     from contract.health import HealthCheckInput, HealthCheckReport, HealthProgress, health_activity_timeouts
     from contract.models import (
         MAX_REFUSED_KEPT,
@@ -92,6 +102,10 @@ PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upser
 # refused, never dropped), bound to the plan it names (the unbound plain form only in round 1), a late one is
 # recorded as refused, and --no-confirm-deletes is refused under a four-eyes policy that does not allow it.
 PATCH_DECISION_RECORDS = "decision-records"
+# Verified approvals (docs/SECURITY.md): under an approval policy file, a signed decision's statement is checked
+# against the pending round, its proof by the verify_approval activity, and N of M distinct approvers are counted.
+PATCH_VERIFIED_DECISIONS = "verified-decisions"
+VERIFY_APPROVAL_TIMEOUT = timedelta(seconds=60)
 PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also carries the outcome (list's column)
 # Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
 # request policy refuses) fail as LOGIC and never roll back (older runs failed them as HealthCheckFailed).
@@ -119,6 +133,11 @@ class DeploymentWorkflow:
         self._request = request
         self._settings = WorkerSettings()
         self._decision: tuple[ConfirmationDecision, ApprovalSignal, str | None] | None = None
+        # Verified approvals: signed decisions waiting for their proof's check, statements already used (a replay is
+        # refused), and the decisions counted in the pending round (N of M).
+        self._to_verify: list[tuple[ConfirmationDecision, ApprovalSignal]] = []
+        self._used_statements: set[str] = set()
+        self._round_evidence: list[DecisionEvidence] = []
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
@@ -215,6 +234,19 @@ class DeploymentWorkflow:
         if pending is None or self._decision is not None:
             refuse(self._why_late(), "late")
             return
+        trust = self._settings.approval.trust
+        if trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS):
+            if signal.statement is not None or signal.proof is not None:
+                self._on_signed_decision(decision, signal, trust)
+                return
+            if not trust.accepts(PROOF_UNVERIFIED):
+                refuse(
+                    f"an unsigned decision (a claimed name) is refused: the approval policy ({trust.source or 'file'}, "
+                    f"{trust.digest()[:19]}…) accepts only {', '.join(trust.accepted_proofs)} proofs; sign it with "
+                    f"`python starter.py approve {workflow.info().workflow_id} --key ~/.ssh/id_ed25519`",
+                    "unverified",
+                )
+                return
         expected = sorted(c.resource_id.lower() for c in pending.destructive_changes)
         if signal.plan_hash is not None and signal.plan_hash != pending.plan_hash:
             refuse(
@@ -241,6 +273,18 @@ class DeploymentWorkflow:
                 "an approval must name the plan it is for (plan_hash, as `status` prints it)",
                 "unbound",
             )
+            return
+        if trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS):
+            claimed = VerificationResult(
+                verified=False,
+                proof_kind=PROOF_UNVERIFIED,
+                identity=signal.approver,
+                why="no proof: a claimed name, accepted because the policy accepts unverified decisions",
+                failure="unverified",
+                policy_digest=trust.digest(),
+                checked_at=utc_text(workflow.now()),
+            )
+            self._take_policy_decision(decision, signal, trust, claimed, bound_by or "unbound")
             return
         workflow.patched(PATCH_FOUR_EYES)  # recorded as before: the policy applies to every run with this marker
         why_not = self._settings.approval.refusal(
@@ -275,6 +319,7 @@ class DeploymentWorkflow:
         kind: str,
         round_number: int,
         signal: ApprovalSignal | None = None,
+        verification: VerificationResult | None = None,
     ) -> None:
         """Record a refused decision (status, memo — one event in history — and the log) and otherwise ignore it."""
         refused = RefusedDecision(
@@ -287,11 +332,207 @@ class DeploymentWorkflow:
             kind=kind,
             plan_hash=signal.plan_hash if signal else None,
             decision_id=signal.decision_id if signal else None,
+            statement_digest=statement_digest(signal.statement) if signal and signal.statement else None,
+            verification=verification,
+            identity_verified=verification.verified if verification is not None else False,
         )
         self._status.refused_decisions = [*self._status.refused_decisions, refused][-MAX_REFUSED_KEPT:]
         self._status.refused_total += 1
         self._upsert_memo({"refused_decision": refused.model_dump(mode="json")})
         workflow.logger.warning("%s by %s refused and ignored: %s", decision.value, excerpt(by, 80), why)
+
+    # ------------------------------------------------------------------------------------ verified approvals
+
+    def _on_signed_decision(self, decision: ConfirmationDecision, signal: ApprovalSignal, trust: TrustPolicy) -> None:
+        """A decision with a statement and a proof: the statement must be for this run, round and plan, current and
+        not used before (pure checks, here); its proof is checked by the verify_approval activity while the
+        confirmation waits (``_verify_pending``)."""
+        pending = self._status.pending_confirmation
+        assert pending is not None
+        info = workflow.info()
+        refuse = lambda why, kind: self._refuse(  # noqa: E731
+            decision,
+            by=signal.statement.identity if signal.statement else signal.approver,
+            reason=signal.statement.reason if signal.statement else signal.reason,
+            why=why,
+            kind=kind,
+            round_number=pending.round,
+            signal=signal,
+        )
+        statement, proof = signal.statement, signal.proof
+        if statement is None or proof is None:
+            refuse("a signed decision needs both a statement and a proof", "malformed")
+            return
+        problem = statement_problem(
+            statement,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            round_number=pending.round,
+            plan_hash=pending.plan_hash,
+            destructive_set=[c.resource_id for c in pending.destructive_changes],
+            decision="approve" if decision is ConfirmationDecision.APPROVED else "reject",
+            now=workflow.now(),
+            lifetime_seconds=trust.statement_lifetime_seconds,
+        )
+        if problem is not None:
+            refuse(f"{problem[0]} statement refused: {problem[1]}", problem[0])
+            return
+        digest = statement_digest(statement)
+        if digest in self._used_statements:
+            refuse(f"replay refused: statement {digest[:19]}… was already received in this run", "replay")
+            return
+        self._used_statements.add(digest)
+        if not trust.accepts(proof.kind):
+            refuse(
+                f"the approval policy does not accept {proof.kind} proofs (it accepts "
+                f"{', '.join(trust.accepted_proofs)})",
+                "proof-kind",
+            )
+            return
+        self._to_verify.append((decision, signal))
+
+    async def _verify_pending(self, trust: TrustPolicy) -> None:
+        """Check the proofs of the signed decisions received, one activity each, until a decision is taken; what is
+        left once it is, is late."""
+        while self._to_verify and self._decision is None:
+            decision, signal = self._to_verify.pop(0)
+            assert signal.statement is not None and signal.proof is not None
+            pending = self._status.pending_confirmation
+            assert pending is not None
+            try:
+                result = await workflow.execute_activity(
+                    ActivityName.VERIFY_APPROVAL,
+                    VerifyApprovalInput(statement=signal.statement, proof=signal.proof, policy=trust),
+                    result_type=VerificationResult,
+                    start_to_close_timeout=VERIFY_APPROVAL_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary=f"verify {signal.statement.identity}'s {signal.proof.kind} proof",
+                )
+            except ActivityError as exc:
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"the proof could not be checked: {exc.cause or exc}",
+                    kind="unverifiable",
+                    round_number=pending.round,
+                    signal=signal,
+                )
+                continue
+            if not result.verified:
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"proof refused: {result.why}",
+                    kind=result.failure or "bad-proof",
+                    round_number=pending.round,
+                    signal=signal,
+                    verification=result,
+                )
+                continue
+            signed = signal.model_copy(update={"approver": result.identity, "reason": signal.statement.reason})
+            self._take_policy_decision(decision, signed, result.policy or trust, result, "statement")
+        for decision, signal in self._to_verify:
+            assert signal.statement is not None
+            self._refuse(
+                decision,
+                by=signal.statement.identity,
+                reason=signal.statement.reason,
+                why=self._why_late(),
+                kind="late",
+                round_number=self._status.pending_confirmation.round if self._status.pending_confirmation else 0,
+                signal=signal,
+            )
+        self._to_verify = []
+
+    def _take_policy_decision(
+        self,
+        decision: ConfirmationDecision,
+        signal: ApprovalSignal,
+        policy: TrustPolicy,
+        verification: VerificationResult,
+        bound_by: str,
+    ) -> None:
+        """Apply the approval policy's rules to an identity (verified, or claimed where the policy accepts that):
+        allowed approvers of the scope, initiator may not approve, N of M distinct approvers. A rejection by an
+        allowed person decides at once."""
+        pending = self._status.pending_confirmation
+        assert pending is not None
+        approving = decision is ConfirmationDecision.APPROVED
+        request = self._request
+        refuse = lambda why, kind: self._refuse(  # noqa: E731
+            decision,
+            by=verification.identity,
+            reason=signal.reason,
+            why=why,
+            kind=kind,
+            round_number=pending.round,
+            signal=signal,
+            verification=verification,
+        )
+        why = policy.refusal(
+            identity=verification.identity,
+            initiator=request.initiator,
+            approving=approving,
+            subscription=request.subscription_id,
+            resource_group=request.resource_group,
+        )
+        if why is not None:
+            refuse(why, "policy")
+            return
+        evidence = DecisionEvidence(
+            decision="approve" if approving else "reject",
+            identity=verification.identity,
+            reason=signal.reason,
+            statement=signal.statement,
+            proof=signal.proof,
+            verification=verification,
+            at=utc_text(workflow.now()),
+        )
+        if not approving:
+            self._round_evidence = [evidence]
+            self._decision = (decision, signal, bound_by)
+            return
+        approvers = {e.identity.lower() for e in self._round_evidence}
+        if verification.identity.lower() in approvers:
+            refuse(
+                f"{verification.identity!r} already approved round {pending.round}; the policy counts distinct "
+                "approvers",
+                "duplicate",
+            )
+            return
+        self._round_evidence.append(evidence)
+        pending.approved_by = [e.identity for e in self._round_evidence]
+        required = policy.required_approvals(request.subscription_id, request.resource_group)
+        if len(self._round_evidence) >= required:
+            self._decision = (decision, signal, bound_by)
+        else:
+            workflow.logger.info(
+                "approval %d of %d by %s recorded", len(self._round_evidence), required, verification.identity
+            )
+
+    async def _wait_for_verified_decision(self, trust: TrustPolicy, deadline: Any) -> None:
+        """Wait for a decision, checking each signed one's proof as it arrives; TimeoutError at ``deadline``."""
+        while self._decision is None:
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                raise TimeoutError
+            await workflow.wait_condition(
+                lambda: self._decision is not None or bool(self._to_verify),
+                timeout=timedelta(seconds=remaining),
+                timeout_summary="confirmation timeout",
+            )
+            await self._verify_pending(trust)
+
+    def _skip_refusal(self, request: DeployRequest) -> str | None:
+        """Why --no-confirm-deletes is refused for this request's initiator, or None."""
+        trust = self._settings.approval.trust
+        if trust is not None:
+            return trust.skip_refusal(
+                initiator=request.initiator, subscription=request.subscription_id, resource_group=request.resource_group
+            )
+        return self._settings.approval.skip_refusal(request.initiator)
 
     def _on_decision_before_records(self, decision: ConfirmationDecision, value: Any) -> None:
         """How decisions were handled before PATCH_DECISION_RECORDS, for replaying older histories: a payload the
@@ -356,7 +597,7 @@ class DeploymentWorkflow:
                 summary="read the worker's settings",
             )
             if hardened and request.no_confirm_deletes:
-                why = self._settings.approval.skip_refusal(request.initiator)
+                why = self._skip_refusal(request)
                 if why is not None:  # before any stage: nothing is planned, nothing deployed
                     self._fail(
                         DeploymentStage.INITIALIZED,
@@ -510,28 +751,43 @@ class DeploymentWorkflow:
             if bound
             else '{"approver":"<you>","reason":"<why>"}'
         )
+        approve_command = (
+            f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
+            f"--input '{signal_input}'"
+        )
+        trust = self._settings.approval.trust
+        verified = trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS)
+        required = 1
+        if trust is not None and verified:
+            self._round_evidence = []
+            required = trust.required_approvals(self._request.subscription_id, self._request.resource_group)
+            if not trust.accepts(PROOF_UNVERIFIED):  # a plain signal would be refused: show the signing command
+                approve_command = (
+                    f"python starter.py approve {info.workflow_id} --key ~/.ssh/id_ed25519 --reason '<why>'"
+                )
         self._status.pending_confirmation = PendingConfirmation(
             destructive_changes=plan.destructive_changes,
             asked_at=now,
             deadline=now + timedelta(seconds=timeout),
             round=round_number,
-            approve_command=(
-                f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
-                f"--input '{signal_input}'"
-            ),
+            approve_command=approve_command,
             approval_policy=self._approval_policy(),
             plan_hash=plan_hash,
+            required_approvals=required,
         )
         self._transition(
             DeploymentStage.AWAITING_CONFIRMATION,
             f"{len(plan.destructive_changes)} deletion(s) need approval (round {round_number})",
         )
         try:
-            await workflow.wait_condition(
-                lambda: self._decision is not None,
-                timeout=timedelta(seconds=timeout),
-                timeout_summary="confirmation timeout",
-            )
+            if trust is not None and verified:
+                await self._wait_for_verified_decision(trust, now + timedelta(seconds=timeout))
+            else:
+                await workflow.wait_condition(
+                    lambda: self._decision is not None,
+                    timeout=timedelta(seconds=timeout),
+                    timeout_summary="confirmation timeout",
+                )
         except TimeoutError:
             self._decision = None
             self._status.pending_confirmation = None
@@ -568,6 +824,11 @@ class DeploymentWorkflow:
             bound_by=bound_by,
             decision_id=signal.decision_id,
         )
+        if trust is not None and verified:  # every decision counted, with its evidence (N of M)
+            evidence, self._round_evidence = self._round_evidence, []
+            record.decisions = evidence
+            record.by = ", ".join(e.identity for e in evidence) or record.by
+            record.identity_verified = bool(evidence) and all(e.verification.verified for e in evidence)
         self._status.confirmations.append(record)
         self._upsert_memo({"confirmation": record.model_dump(mode="json")})
         self._confirmation_span(record, now)
