@@ -314,6 +314,7 @@ class ConfirmationRecord(_Model):
     # Under an approval policy: every decision counted (N of M approvals, or the rejection), with its statement,
     # proof and verification result.
     decisions: list[DecisionEvidence] = Field(default_factory=list)
+    policy: TrustPolicy | None = None  # the approval policy those were verified against (the trust root)
 
 
 class PendingConfirmation(_Model):

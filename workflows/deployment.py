@@ -829,6 +829,7 @@ class DeploymentWorkflow:
             record.decisions = evidence
             record.by = ", ".join(e.identity for e in evidence) or record.by
             record.identity_verified = bool(evidence) and all(e.verification.verified for e in evidence)
+            record.policy = trust
         self._status.confirmations.append(record)
         self._upsert_memo({"confirmation": record.model_dump(mode="json")})
         self._confirmation_span(record, now)

@@ -314,13 +314,16 @@ class _Builder:
             self.on_confirmation(event, confirmation)
         refused = values.get("refused_decision")
         if isinstance(refused, dict):  # four eyes: a decision the approval policy refused (recorded, ignored)
-            self.refused.append({**refused, "identity_verified": False})
+            self.refused.append({**refused, "identity_verified": refused.get("identity_verified") is True})
             self.add(
                 event,
                 "decision_refused",
                 f"{str(refused.get('decision', '')).lower()} by {refused.get('by')} refused: {refused.get('why')}",
                 **{k: refused.get(k) for k in ("decision", "by", "reason", "why", "round", "at", "kind", "plan_hash")},
-                identity_verified=False,
+                identity_verified=refused.get("identity_verified") is True,
+                kind_of_proof=(refused.get("verification") or {}).get("proof_kind")
+                if isinstance(refused.get("verification"), dict)
+                else None,
             )
         other = {k: v for k, v in values.items() if k not in _KNOWN_MEMO}
         if other:  # a memo key this reader does not know yet: kept, not interpreted
@@ -347,6 +350,9 @@ class _Builder:
             signal_received_at=signal.received_at if signal and decision in ("APPROVED", "REJECTED") else None,
             plan_hash=record.get("plan_hash") if isinstance(record.get("plan_hash"), str) else None,
             bound_by=record.get("bound_by") if isinstance(record.get("bound_by"), str) else None,
+            identity_verified=record.get("identity_verified") is True,
+            decisions=[d for d in record.get("decisions") or [] if isinstance(d, dict)],
+            policy=record.get("policy") if isinstance(record.get("policy"), dict) else None,
         )
         self.approvals.append(approval)
         self.add(
