@@ -870,6 +870,17 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
         progress(f"  - {resource_id}")
     policy = pending.approval_policy
     me = current_user()
+    if policy is not None and policy.trust is not None:  # verified approvals: each approver signs (docs/SECURITY.md)
+        trust = policy.trust
+        progress(
+            f"The approval policy ({trust.source or 'the worker'}) needs {pending.required_approvals} approval(s) "
+            f"proven by {' or '.join(trust.accepted_proofs)}; each approver runs:"
+        )
+        progress(
+            f"  python starter.py approve {workflow_id}{local_flag(target)} --key ~/.ssh/id_ed25519 --reason '...'"
+        )
+        progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --key ... --reason '...'")
+        return None
     if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes
         who = ", ".join(policy.allowed_approvers or []) or "anyone but you"
         progress(f"Four eyes: you started this deployment, so another person must approve it ({who}), with:")

@@ -111,7 +111,11 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     except Exception:  # no worker to answer the query: say what Temporal itself knows
         current = None
     if args.output == "json":
-        doc: dict[str, Any] = {"workflow_id": args.workflow_id, "workflow_status": workflow_state}
+        doc: dict[str, Any] = {
+            "workflow_id": args.workflow_id,
+            "run_id": description.run_id,
+            "workflow_status": workflow_state,
+        }
         if current is not None:
             doc.update(current.model_dump(mode="json"))
         print_json(doc)
