@@ -159,7 +159,7 @@ def verify_ssh(
         command = [ssh_keygen(), "-Y", "verify", "-f", str(signers), "-I", statement.identity,
                    "-n", APPROVAL_NAMESPACE, "-s", str(signature)]  # fmt: skip
         if at is not None:
-            command[2:2] = ["-O", f"verify-time={at.astimezone(UTC).strftime('%Y%m%d%H%M%S')}Z"]
+            command[3:3] = ["-O", f"verify-time={at.astimezone(UTC).strftime('%Y%m%d%H%M%S')}Z"]
         try:
             done = subprocess.run(
                 command, input=canonical_statement(statement), capture_output=True, timeout=SSH_TIMEOUT_SECONDS
@@ -185,7 +185,9 @@ def verify_ssh(
 
 def _ssh_failure(text: str) -> dict[str, str]:
     lowered = text.lower()
-    if "expired" in lowered or "not yet valid" in lowered or "valid-before" in lowered or "valid-after" in lowered:
+    if "usage:" in lowered:
+        failure, why = "verifier-error", "ssh-keygen refused the verification command"
+    elif "expired" in lowered or "not yet valid" in lowered or "valid-before" in lowered or "valid-after" in lowered:
         failure, why = "signer-not-valid", "the signing key is outside its validity window in allowed_signers"
     elif "namespace" in lowered:
         failure, why = "bad-signature", "the signature is for another namespace"

@@ -377,11 +377,12 @@ class DeploymentWorkflow:
         if problem is not None:
             refuse(f"{problem[0]} statement refused: {problem[1]}", problem[0])
             return
+        # A replay: a statement already counted in this run. (Only counted ones: marking every statement received
+        # would let anyone who saw a pending statement block it by sending it first with a bogus proof.)
         digest = statement_digest(statement)
         if digest in self._used_statements:
-            refuse(f"replay refused: statement {digest[:19]}… was already received in this run", "replay")
+            refuse(f"replay refused: statement {digest[:19]}… was already counted in this run", "replay")
             return
-        self._used_statements.add(digest)
         if not trust.accepts(proof.kind):
             refuse(
                 f"the approval policy does not accept {proof.kind} proofs (it accepts "
@@ -399,6 +400,18 @@ class DeploymentWorkflow:
             assert signal.statement is not None and signal.proof is not None
             pending = self._status.pending_confirmation
             assert pending is not None
+            digest = statement_digest(signal.statement)
+            if digest in self._used_statements:  # the same statement was queued twice and counted meanwhile
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"replay refused: statement {digest[:19]}… was already counted in this run",
+                    kind="replay",
+                    round_number=pending.round,
+                    signal=signal,
+                )
+                continue
             try:
                 result = await workflow.execute_activity(
                     ActivityName.VERIFY_APPROVAL,
@@ -490,6 +503,8 @@ class DeploymentWorkflow:
             verification=verification,
             at=utc_text(workflow.now()),
         )
+        if signal.statement is not None:
+            self._used_statements.add(statement_digest(signal.statement))
         if not approving:
             self._round_evidence = [evidence]
             self._decision = (decision, signal, bound_by)
