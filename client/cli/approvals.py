@@ -173,7 +173,8 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
     assert pending is not None
     destructive_set = sorted({c.resource_id.lower() for c in pending.destructive_changes})
     trust = pending.approval_policy.trust if pending.approval_policy is not None else None
-    signing = args.key is not None or (trust is not None and trust.accepts(PROOF_SSH))
+    key = getattr(args, "key", None)  # callers building the namespace themselves may leave it out
+    signing = key is not None or (trust is not None and trust.accepts(PROOF_SSH))
     approver = signer_identity(args, trust, status) if signing else None
     if approver is None:
         approver = decider(args, pending.approval_policy, initiator=_initiator(status))
@@ -194,8 +195,8 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
             args, pending, run_id=run_id, identity=approver, destructive_set=destructive_set, trust=trust
         )
         progress(f"  plan {pending.plan_hash} (round {pending.round}), statement {statement_digest(statement)}")
-        progress(f"  signing as {approver} (expires {statement.expires_at}) with {args.key or 'ssh-agent'}")
-        proof = sign_statement(statement, key=args.key)
+        progress(f"  signing as {approver} (expires {statement.expires_at}) with {key or 'ssh-agent'}")
+        proof = sign_statement(statement, key=key)
     decision_id = uuid.uuid4().hex
     await handle.signal(
         args.signal,
