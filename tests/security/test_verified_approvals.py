@@ -278,3 +278,34 @@ def test_a_trusted_relay_attestation_approves_and_no_confirm_deletes_is_refused(
     assert skip.returncode == 2, skip.stdout + skip.stderr[-2000:]
     assert "--no-confirm-deletes is refused" in skip.stdout + skip.stderr
     assert "approval-policy.toml" in skip.stdout + skip.stderr
+
+
+def test_a_signer_removed_from_allowed_signers_no_longer_verifies_even_for_a_run_that_waits(
+    stack: EmbeddedDefault, keys: ApprovalKeys, tmp_path: Path
+) -> None:
+    signers = keys.folder / "allowed_signers"
+    saved = signers.read_text()
+    waiting = Waiting(stack, f"rg-revoke-{uuid.uuid4().hex[:8]}", tmp_path / "audit")
+    try:
+        wid, bo = waiting.workflow_id, str(keys.keys["bo"])
+        # The operator revokes bo while the deployment waits (the worker re-reads its policy at each check).
+        signers.write_text("".join(line + "\n" for line in saved.splitlines() if not line.startswith("bo ")))
+        try:
+            revoked = starter(stack, "approve", wid, "--local", "--as", "bo", "--key", bo, "--reason", "after revoke")
+        finally:
+            signers.write_text(saved)
+        assert revoked.returncode == 2, revoked.stdout + revoked.stderr
+        assert "not in allowed_signers" in revoked.stderr and "recorded as refused" in revoked.stderr
+        refused = status(stack, wid)["refused_decisions"][-1]
+        assert refused["kind"] == "unknown-signer"
+        # the policy that refused it differs from the run's: the refusal keeps it, by digest and document
+        assert (
+            refused["verification"]["policy"] is not None
+            and "bo " not in refused["verification"]["policy"]["allowed_signers"]
+        )
+        # Re-listed, bo's next signed approval verifies and deploys.
+        again = starter(stack, "approve", wid, "--local", "--as", "bo", "--key", bo, "--reason", "re-listed")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert waiting.proc.wait(timeout=180) == 0, "".join(waiting.lines)[-3000:]
+    finally:
+        waiting.close()
