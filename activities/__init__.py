@@ -42,7 +42,7 @@ def build_activities(
     deploy = DeployActivities(clients, store)
     rollback = RollbackActivities(store)
     return [
-        SettingsActivities(settings).resolve_settings,
+        SettingsActivities(settings, approval_policy_path).resolve_settings,
         ValidateActivities(store).validate_parameters,
         LintActivities(store, linter).lint_template,
         ResourceGroupActivities(clients).ensure_resource_group,

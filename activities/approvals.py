@@ -26,6 +26,11 @@ class ApprovalActivities:
     @activity.defn(name=ActivityName.VERIFY_APPROVAL)
     async def verify_approval(self, inp: VerifyApprovalInput) -> VerificationResult:
         policy = inp.policy
+        statement = inp.statement or inp.start
+        if statement is None:
+            return VerificationResult(
+                verified=False, proof_kind=inp.proof.kind, identity="", why="no statement", failure="malformed"
+            )
         if self._policy_path is not None:
             try:
                 policy = load_policy(self._policy_path)
@@ -33,10 +38,10 @@ class ApprovalActivities:
                 return VerificationResult(
                     verified=False,
                     proof_kind=inp.proof.kind,
-                    identity=inp.statement.identity,
+                    identity=statement.identity,
                     why=f"the worker cannot read its approval policy: {exc}",
                     failure="no-trust-root",
                 )
-        result = verify_proof(inp.statement, inp.proof, policy=policy)
+        result = verify_proof(statement, inp.proof, policy=policy)
         changed = result.policy_digest != inp.policy.digest()
         return result.model_copy(update={"policy": policy}) if changed else result

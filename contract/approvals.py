@@ -74,14 +74,31 @@ class ApprovalStatement(_Model):
     expires_at: str = Field(max_length=32)
 
 
-def canonical_statement(statement: ApprovalStatement) -> bytes:
+class StartStatement(_Model):
+    """What an initiator signs when the approval policy requires a verified start (``require_signed_start``): this
+    deployment of this template into this resource group, by this person. Same canonical form and proofs as the
+    approval statement; ``identity`` must be the request's initiator."""
+
+    statement_version: int = STATEMENT_VERSION
+    kind: Literal["start"] = "start"
+    workflow_id: str = Field(max_length=400)
+    subscription_id: str = Field(max_length=80)
+    resource_group: str = Field(max_length=200)
+    template_digest: str = Field(max_length=80)
+    mode: str = Field(max_length=20)
+    identity: str = Field(max_length=256)
+    issued_at: str = Field(max_length=32)
+    expires_at: str = Field(max_length=32)
+
+
+def canonical_statement(statement: ApprovalStatement | StartStatement) -> bytes:
     """The bytes a proof signs: the one canonical form of a statement."""
     return json.dumps(
         statement.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")
 
 
-def statement_digest(statement: ApprovalStatement) -> str:
+def statement_digest(statement: ApprovalStatement | StartStatement) -> str:
     return "sha256:" + hashlib.sha256(canonical_statement(statement)).hexdigest()
 
 
@@ -144,6 +161,9 @@ class TrustPolicy(_Model):
     accepted_proofs: list[str] = Field(default_factory=lambda: [PROOF_SSH])
     statement_lifetime_seconds: int = Field(default=DEFAULT_STATEMENT_LIFETIME_SECONDS, ge=30)
     initiator_may_approve: bool = False
+    # The initiator proves who they are too (``deploy --key``): "approver ≠ initiator" then compares two verified
+    # identities. A start without a valid signed start statement is refused before any stage.
+    require_signed_start: bool = False
     allowed_signers: str = ""  # the allowed_signers document's text (OpenSSH format)
     relays: list[RelayKey] = Field(default_factory=list)
     scopes: list[ApprovalScope] = Field(default_factory=list)  # none: any verified identity, one approval
@@ -273,9 +293,38 @@ class VerifyApprovalInput(_Model):
     the worker has no policy file of its own (the activity otherwise reads its current file: a signer removed since
     no longer verifies)."""
 
-    statement: ApprovalStatement
+    statement: ApprovalStatement | None = None
     proof: ApprovalProof
     policy: TrustPolicy
+    start: StartStatement | None = None  # a signed start instead of a decision
+
+
+def start_problem(
+    statement: StartStatement,
+    *,
+    workflow_id: str,
+    subscription_id: str,
+    resource_group: str,
+    template_digest: str,
+    mode: str,
+    initiator: str,
+    now: datetime,
+    lifetime_seconds: int,
+) -> str | None:
+    """Whether a start statement is for this request, now: None, or why not."""
+    expected = (workflow_id, subscription_id.lower(), resource_group.lower(), template_digest, mode, initiator)
+    found = (statement.workflow_id, statement.subscription_id.lower(), statement.resource_group.lower(),
+             statement.template_digest, statement.mode, statement.identity)  # fmt: skip
+    if found != expected:
+        names = ("workflow id", "subscription", "resource group", "template digest", "mode", "initiator")
+        wrong = [n for n, a, b in zip(names, found, expected, strict=True) if a != b]
+        return f"the start statement names another {', '.join(wrong)} than this deployment"
+    issued, expires = parse_utc(statement.issued_at), parse_utc(statement.expires_at)
+    if issued is None or expires is None or expires < issued:
+        return "issued_at and expires_at must read YYYY-MM-DDTHH:MM:SSZ, in that order"
+    if expires - issued > timedelta(seconds=lifetime_seconds) or now >= expires or issued > now + CLOCK_SKEW:
+        return f"the start statement is not current (issued {statement.issued_at}, expires {statement.expires_at})"
+    return None
 
 
 VerificationResult.model_rebuild()

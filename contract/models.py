@@ -19,7 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from contract.approvals import ApprovalProof, ApprovalStatement, DecisionEvidence, TrustPolicy, VerificationResult
+from contract.approvals import (
+    ApprovalProof,
+    ApprovalStatement,
+    DecisionEvidence,
+    StartStatement,
+    TrustPolicy,
+    VerificationResult,
+)
 from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
 
 # ------------------------------------------------------------------------------------------------------ enums
@@ -132,6 +139,10 @@ class DeployRequest(_Model):
     # when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
     # completed healthy (see services.last_good). Off by default, like az's --rollback-on-error.
     rollback_on_failure: bool = False
+    # Verified approvals: the initiator's signed start statement (``deploy --key``), checked when the worker's
+    # approval policy requires a verified start (docs/SECURITY.md).
+    start_statement: StartStatement | None = None
+    start_proof: ApprovalProof | None = None
 
 
 # ------------------------------------------------------------------------------------------------------ plan
@@ -464,6 +475,8 @@ class DeploymentStatus(_Model):
     refused_total: int = 0  # every refused decision, also those no longer in the list
     # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown"), once its check finished.
     health_notes: dict[str, str] = Field(default_factory=dict)
+    # Verified approvals: the check of the initiator's signed start statement, when there was one.
+    initiator_verification: VerificationResult | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- result

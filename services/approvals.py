@@ -30,6 +30,7 @@ from contract.approvals import (
     PROOF_SSH,
     ApprovalProof,
     ApprovalStatement,
+    StartStatement,
     TrustPolicy,
     VerificationResult,
     canonical_statement,
@@ -116,7 +117,7 @@ def policy_from_env(environ: dict[str, str] | os._Environ[str]) -> TrustPolicy |
 _GOOD = re.compile(r'Good "[^"]*" signature for (?P<principal>.+?) with (?P<type>\S+) key (?P<fp>SHA256:\S+)')
 
 
-def sign_ssh(statement: ApprovalStatement, *, key: str, environ: dict[str, str] | None = None) -> str:
+def sign_ssh(statement: ApprovalStatement | StartStatement, *, key: str, environ: dict[str, str] | None = None) -> str:
     """Sign with ``ssh-keygen -Y sign`` (``key``: a private key file, or a public key whose private half ssh-agent
     holds). Returns the armored signature. Raises ``RuntimeError`` with ssh-keygen's own words on failure."""
     done = subprocess.run(
@@ -133,7 +134,7 @@ def sign_ssh(statement: ApprovalStatement, *, key: str, environ: dict[str, str] 
 
 
 def verify_ssh(
-    statement: ApprovalStatement,
+    statement: ApprovalStatement | StartStatement,
     proof: ApprovalProof,
     *,
     allowed_signers: str,
@@ -251,14 +252,16 @@ def _relay_key(text: str) -> Any:
         return None
 
 
-def sign_relay(statement: ApprovalStatement, *, private_key: Any, key_id: str) -> ApprovalProof:
+def sign_relay(statement: ApprovalStatement | StartStatement, *, private_key: Any, key_id: str) -> ApprovalProof:
     """What a relay sends: its Ed25519 signature over the canonical statement (``private_key``: an
     ``Ed25519PrivateKey``)."""
     signature = private_key.sign(canonical_statement(statement))
     return ApprovalProof(kind="relay", signature=base64.b64encode(signature).decode("ascii"), key_id=key_id)
 
 
-def verify_relay(statement: ApprovalStatement, proof: ApprovalProof, *, policy: TrustPolicy) -> VerificationResult:
+def verify_relay(
+    statement: ApprovalStatement | StartStatement, proof: ApprovalProof, *, policy: TrustPolicy
+) -> VerificationResult:
     from cryptography.exceptions import InvalidSignature
 
     result = VerificationResult(
@@ -290,7 +293,11 @@ def verify_relay(statement: ApprovalStatement, proof: ApprovalProof, *, policy: 
 
 
 def verify_proof(
-    statement: ApprovalStatement, proof: ApprovalProof, *, policy: TrustPolicy, at: datetime | None = None
+    statement: ApprovalStatement | StartStatement,
+    proof: ApprovalProof,
+    *,
+    policy: TrustPolicy,
+    at: datetime | None = None,
 ) -> VerificationResult:
     """Check one proof against ``policy`` (its kind must be accepted). The result names the policy by digest."""
     checked = at or datetime.now(UTC)
@@ -312,7 +319,10 @@ def verify_proof(
 
 
 def reverify(
-    statement: ApprovalStatement, proof: ApprovalProof, recorded: VerificationResult, policy: TrustPolicy
+    statement: ApprovalStatement | StartStatement,
+    proof: ApprovalProof,
+    recorded: VerificationResult,
+    policy: TrustPolicy,
 ) -> str | None:
     """Offline re-verification of a recorded decision (``verify-approvals``): None if it still verifies against the
     policy the record names, at the moment it was checked; otherwise why not."""

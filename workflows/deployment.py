@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         TrustPolicy,
         VerificationResult,
         VerifyApprovalInput,
+        start_problem,
         statement_digest,
         statement_problem,
         utc_text,
@@ -105,6 +106,7 @@ PATCH_DECISION_RECORDS = "decision-records"
 # Verified approvals (docs/SECURITY.md): under an approval policy file, a signed decision's statement is checked
 # against the pending round, its proof by the verify_approval activity, and N of M distinct approvers are counted.
 PATCH_VERIFIED_DECISIONS = "verified-decisions"
+PATCH_VERIFIED_START = "verified-start"  # the initiator's signed start statement checked before any stage
 VERIFY_APPROVAL_TIMEOUT = timedelta(seconds=60)
 PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also carries the outcome (list's column)
 # Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
@@ -540,6 +542,52 @@ class DeploymentWorkflow:
             )
             await self._verify_pending(trust)
 
+    async def _check_initiator(self, request: DeployRequest) -> None:
+        """Under an approval policy that requires a verified start (or when the request carries a signed start
+        statement), check it before any stage: this workflow, resource group, template, mode and initiator, current,
+        and its proof verified. A start that fails is refused (exit 2), nothing planned or deployed."""
+        trust = self._settings.approval.trust
+        signed = request.start_statement is not None and request.start_proof is not None
+        if trust is None or not (trust.require_signed_start or signed):
+            return
+        if not workflow.patched(PATCH_VERIFIED_START):
+            return
+
+        def refuse(why: str) -> NoReturn:
+            self._fail(DeploymentStage.INITIALIZED, None, "InitiatorNotVerified", why, DeployOutcome.REFUSED,
+                       by=request.initiator)  # fmt: skip
+
+        if request.start_statement is None or request.start_proof is None:
+            refuse(
+                f"the approval policy ({trust.source or trust.digest()}) requires the initiator to sign the start: "
+                "run deploy with --key ~/.ssh/id_ed25519 (the key allowed_signers lists for you)"
+            )
+        problem = start_problem(
+            request.start_statement,
+            workflow_id=workflow.info().workflow_id,
+            subscription_id=request.subscription_id,
+            resource_group=request.resource_group,
+            template_digest=request.template.digest,
+            mode=request.mode.value,
+            initiator=request.initiator,
+            now=workflow.now(),
+            lifetime_seconds=trust.statement_lifetime_seconds,
+        )
+        if problem is not None:
+            refuse(problem)
+        result = await workflow.execute_activity(
+            ActivityName.VERIFY_APPROVAL,
+            VerifyApprovalInput(start=request.start_statement, proof=request.start_proof, policy=trust),
+            result_type=VerificationResult,
+            start_to_close_timeout=VERIFY_APPROVAL_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary=f"verify the initiator {request.initiator}'s start statement",
+        )
+        self._status.initiator_verification = result
+        self._upsert_memo({"initiator_verification": result.model_dump(mode="json")})
+        if not result.verified:
+            refuse(f"the initiator's start statement did not verify: {result.why}")
+
     def _skip_refusal(self, request: DeployRequest) -> str | None:
         """Why --no-confirm-deletes is refused for this request's initiator, or None."""
         trust = self._settings.approval.trust
@@ -622,6 +670,7 @@ class DeploymentWorkflow:
                         DeployOutcome.REFUSED,
                         by=request.initiator,
                     )
+            await self._check_initiator(request)
             self._transition(DeploymentStage.VALIDATING_PARAMETERS)
             validation = await self._stage_activity(
                 DeploymentStage.VALIDATING_PARAMETERS,

@@ -58,6 +58,7 @@ from contract.approvals import (
     PROOF_SSH,
     ApprovalProof,
     ApprovalStatement,
+    StartStatement,
     TrustPolicy,
     statement_digest,
     utc_text,
@@ -359,7 +360,7 @@ def approval_statement(
     )
 
 
-def sign_statement(statement: ApprovalStatement, *, key: str | None) -> ApprovalProof:
+def sign_statement(statement: ApprovalStatement | StartStatement, *, key: str | None) -> ApprovalProof:
     """An SSH signature of the statement: with ``key``, else with the first key ssh-agent holds."""
     try:
         ssh_keygen()

@@ -309,3 +309,29 @@ def test_a_signer_removed_from_allowed_signers_no_longer_verifies_even_for_a_run
         assert waiting.proc.wait(timeout=180) == 0, "".join(waiting.lines)[-3000:]
     finally:
         waiting.close()
+
+
+def test_a_policy_requiring_a_signed_start_refuses_an_unsigned_or_unlisted_one_and_verifies_the_initiator(
+    stack: EmbeddedDefault, keys: ApprovalKeys, tmp_path: Path
+) -> None:
+    assert keys.policy is not None
+    saved = keys.policy.read_text()
+    rg = f"rg-start-{uuid.uuid4().hex[:8]}"
+    # The operator turns it on; the worker reads the policy again for each new deployment.
+    keys.policy.write_text("require_signed_start = true\n" + saved)
+    try:
+        unsigned = starter(stack, *deploy_args(rg, "azuredeploy.json"))
+        assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr[-2000:]
+        assert "requires the initiator to sign the start" in unsigned.stdout + unsigned.stderr
+        # cy's key claiming to be the initiator (the OS account): not listed under that name
+        forged = starter(stack, *deploy_args(rg, "azuredeploy.json", "--key", str(keys.keys["cy"])))
+        assert forged.returncode == 2, forged.stdout + forged.stderr[-2000:]
+        assert "start statement did not verify" in forged.stdout + forged.stderr
+        signed = starter(stack, *deploy_args(rg, "azuredeploy.json", "--key", str(keys.keys[ME])))
+        assert signed.returncode == 0, signed.stdout + signed.stderr[-2000:]
+        assert "Signing the start as" in signed.stderr
+    finally:
+        keys.policy.write_text(saved)
+    workflow_id = f"deploy-{stack.instance.subscription_id}-{rg}".lower()  # type: ignore[union-attr]
+    verification = status(stack, workflow_id)["initiator_verification"]
+    assert verification["verified"] is True and verification["identity"] == ME
