@@ -166,6 +166,8 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
             who = ", ".join(policy.allowed_approvers) if policy.allowed_approvers is not None else "anyone"
             self_ok = "may" if policy.allow_self_approval else "may not"
             print(f"  four eyes: approvers {who}; the initiator {self_ok} approve")
+    if current.initiator_verification is not None:
+        print(f"  initiator {current.initiator_verification.identity}: {summary_of(current.initiator_verification)}")
     if current.refused_total > len(current.refused_decisions):
         print(f"  {current.refused_total} decisions refused; the latest {len(current.refused_decisions)}:")
     for refused in current.refused_decisions:

@@ -51,7 +51,9 @@ from services.audit.record import (
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # "outcome" repeats what the result holds (the final transition carries it for `list`, patch outcome-memo).
-_KNOWN_MEMO = frozenset({"stage", "transition", "confirmation", "refused_decision", "outcome"})
+_KNOWN_MEMO = frozenset(
+    {"stage", "transition", "confirmation", "refused_decision", "outcome", "initiator_verification"}
+)
 _ATTEMPT_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+) attempt (?P<attempt>\d+)$")
 _RETRY_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+): retry (?P<retry>\d+) after (?P<code>\S+) \((?P<seconds>[\d.]+) s\)$")
 _CLOSE_STATUS = {
@@ -115,6 +117,7 @@ class _Builder:
         self.signals: list[AuditSignal] = []
         self.approvals: list[AuditApproval] = []
         self.refused: list[dict[str, Any]] = []
+        self.initiator_verification: dict[str, Any] | None = None
         self.plan: dict[str, Any] | None = None
         self.lint: dict[str, Any] | None = None
         self.deployed: dict[str, Any] | None = None
@@ -312,6 +315,15 @@ class _Builder:
         confirmation = values.get("confirmation")
         if isinstance(confirmation, dict):
             self.on_confirmation(event, confirmation)
+        initiator = values.get("initiator_verification")
+        if isinstance(initiator, dict):  # verified approvals: the check of the initiator's signed start statement
+            self.initiator_verification = initiator
+            self.add(
+                event,
+                "initiator_verified" if initiator.get("verified") is True else "initiator_not_verified",
+                f"initiator {initiator.get('identity')}: "
+                + ("verified" if initiator.get("verified") is True else f"not verified: {initiator.get('why')}"),
+            )
         refused = values.get("refused_decision")
         if isinstance(refused, dict):  # four eyes: a decision the approval policy refused (recorded, ignored)
             self.refused.append({**refused, "identity_verified": refused.get("identity_verified") is True})
@@ -674,6 +686,10 @@ class _Builder:
             plan=(result.plan.model_dump(mode="json") if result and result.plan else None) or self.plan,
             approvals=self.approvals,
             refused_decisions=self.refused,
+            initiator_verification=self.initiator_verification,
+            # True only when the initiator signed the start and every decision taken was verified
+            identities_verified=bool(self.initiator_verification and self.initiator_verification.get("verified"))
+            and all(a.identity_verified for a in self.approvals if a.decision in ("APPROVED", "REJECTED")),
             signals=self.signals,
             retries=self.retries,
             health_checks=(result.health_checks.model_dump(mode="json") if result and result.health_checks else None)

@@ -129,6 +129,8 @@ class AuditRecord(_Model):
     # Every person's identity in this record (initiator, approvers, refused deciders) is claimed by the client
     # that sent it (the OS account our CLI runs as, or whatever a Temporal client put in a signal): unverified.
     identities_verified: bool = False
+    # Verified approvals: the check of the initiator's signed start statement (None: the initiator is claimed)
+    initiator_verification: dict[str, Any] | None = None
     state: str | None = None  # the last stage reached
     template_hash: str | None = None  # sha256 of the template deployed (compiled, for Bicep)
     source_template_hash: str | None = None  # sha256 of the template as submitted (the .bicep source for Bicep)

@@ -335,3 +335,6 @@ def test_a_policy_requiring_a_signed_start_refuses_an_unsigned_or_unlisted_one_a
     workflow_id = f"deploy-{stack.instance.subscription_id}-{rg}".lower()  # type: ignore[union-attr]
     verification = status(stack, workflow_id)["initiator_verification"]
     assert verification["verified"] is True and verification["identity"] == ME
+    audit = starter(stack, "audit", workflow_id, "--local", "--output", "json", "--audit-dir", str(tmp_path / "a"))
+    assert audit.returncode == 0, audit.stderr
+    assert json.loads(audit.stdout)["initiator_verification"]["verified"] is True
