@@ -571,6 +571,18 @@ class ApprovalPolicy(_Model):
         )
 
 
+class DecisionAnswer(_Model):
+    """Result of the ``approve``/``reject`` update: the decision was taken (the round is decided) or counted (one of
+    the N approvals the policy needs)."""
+
+    outcome: str  # taken, counted
+    decision: ConfirmationDecision
+    identity: str
+    identity_verified: bool = False
+    round: int = 1
+    decision_id: str
+
+
 class RefusedDecision(_Model):
     """An approve/reject signal the workflow refused: recorded (status, memo, history) and otherwise ignored.
     Refused: the policy's refusals, malformed or oversized payloads (``by``/``reason`` then hold short excerpts),
@@ -720,6 +732,11 @@ class CancelInput(_Model):
 WORKFLOW_NAME = "DeploymentWorkflow"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
+# Workflow Updates with the same names and payload as the signals, for callers who need an answer: the result is a
+# ``DecisionAnswer``; a refused decision fails the update with the reason (type ``DecisionRefused``) and is recorded
+# as the signal's would be. The validator rejects only payloads that are not JSON or oversized (nothing in history).
+UPDATE_APPROVE = "approve"
+UPDATE_REJECT = "reject"
 QUERY_STATUS = "status"
 SIGNAL_ROLLBACK_PARAMETERS = "provide_rollback_parameters"
 

@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_APPROVE,
         SIGNAL_REJECT,
         SIGNAL_ROLLBACK_PARAMETERS,
+        UPDATE_APPROVE,
+        UPDATE_REJECT,
         WORKFLOW_NAME,
         ActivityName,
         ApprovalPolicy,
@@ -51,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Classification,
         ConfirmationDecision,
         ConfirmationRecord,
+        DecisionAnswer,
         DeployInput,
         DeploymentStage,
         DeploymentStatus,
@@ -140,6 +143,7 @@ class DeploymentWorkflow:
         self._to_verify: list[tuple[ConfirmationDecision, ApprovalSignal]] = []
         self._used_statements: set[str] = set()
         self._round_evidence: list[DecisionEvidence] = []
+        self._counted: dict[str, DecisionEvidence] = {}  # decision id → counted as one of N approvals (for updates)
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
@@ -176,6 +180,22 @@ class DeploymentWorkflow:
     def reject(self, payload: RawValue) -> None:
         self._on_decision(ConfirmationDecision.REJECTED, payload)
 
+    @workflow.update(name=UPDATE_APPROVE)
+    async def approve_update(self, payload: RawValue) -> DecisionAnswer:
+        return await self._decide_by_update(ConfirmationDecision.APPROVED, payload)
+
+    @approve_update.validator
+    def _validate_approve(self, payload: RawValue) -> None:
+        self._validate_decision_update(payload)
+
+    @workflow.update(name=UPDATE_REJECT)
+    async def reject_update(self, payload: RawValue) -> DecisionAnswer:
+        return await self._decide_by_update(ConfirmationDecision.REJECTED, payload)
+
+    @reject_update.validator
+    def _validate_reject(self, payload: RawValue) -> None:
+        self._validate_decision_update(payload)
+
     @workflow.signal(name=SIGNAL_ROLLBACK_PARAMETERS)
     def provide_rollback_parameters(self, payload: RawValue) -> None:
         """Secure values a rollback could not recover (a reference into the content store, never the values).
@@ -202,12 +222,74 @@ class DeploymentWorkflow:
     def status(self) -> DeploymentStatus:
         return self._status
 
-    def _on_decision(self, decision: ConfirmationDecision, payload: RawValue) -> None:
+    @staticmethod
+    def _decode_decision(payload: RawValue) -> tuple[Any, bool]:
         try:
-            value: Any = workflow.payload_converter().from_payload(payload.payload)
-            readable = True
+            return workflow.payload_converter().from_payload(payload.payload), True
         except Exception:  # not JSON (another encoding): refused like any malformed payload
-            value, readable = None, False
+            return None, False
+
+    def _on_decision(self, decision: ConfirmationDecision, payload: RawValue) -> None:
+        value, readable = self._decode_decision(payload)
+        self._on_decision_value(decision, value, readable)
+
+    def _validate_decision_update(self, payload: RawValue) -> None:
+        """An update that cannot be read or is oversized is rejected before it is written to history (a flood of
+        them cannot grow it); every other decision is accepted and then taken, counted or refused-and-recorded."""
+        value, readable = self._decode_decision(payload)
+        if not readable:
+            raise ValueError("the payload is not JSON")
+        signal, kind, why = parse_decision(value)
+        if signal is None and kind == "oversized":
+            raise ValueError(f"oversized decision refused: {why}")
+
+    async def _decide_by_update(self, decision: ConfirmationDecision, payload: RawValue) -> DecisionAnswer:
+        """The update's answer: handled exactly as the signal (and recorded the same way), then the caller learns
+        whether it was taken, counted, or refused and why (an ApplicationError ``DecisionRefused``)."""
+        value, readable = self._decode_decision(payload)
+        signal, kind, why = parse_decision(value)
+        if signal is None:
+            self._on_decision_value(decision, value, readable)
+            raise ApplicationError(f"{kind} decision refused: {why}", type="DecisionRefused", non_retryable=True)
+        info = workflow.current_update_info()
+        decision_id = signal.decision_id or f"update-{info.id if info else workflow.uuid4().hex}"[:80]
+        self._on_decision_value(decision, {**value, "decision_id": decision_id}, True)
+        await workflow.wait_condition(lambda: self._decision_answer(decision_id) is not None)
+        answer = self._decision_answer(decision_id)
+        assert answer is not None
+        if isinstance(answer, RefusedDecision):
+            raise ApplicationError(
+                f"{answer.kind} decision refused: {answer.why}", answer.kind, type="DecisionRefused", non_retryable=True
+            )
+        return answer
+
+    def _decision_answer(self, decision_id: str) -> DecisionAnswer | RefusedDecision | None:
+        for refused in reversed(self._status.refused_decisions):
+            if refused.decision_id == decision_id:
+                return refused
+        for record in self._status.confirmations:
+            if record.decision_id == decision_id:
+                return DecisionAnswer(
+                    outcome="taken",
+                    decision=record.decision,
+                    identity=record.by,
+                    identity_verified=record.identity_verified,
+                    round=record.round,
+                    decision_id=decision_id,
+                )
+        evidence = self._counted.get(decision_id)
+        if evidence is not None and self._status.pending_confirmation is not None:
+            return DecisionAnswer(
+                outcome="counted",
+                decision=ConfirmationDecision.APPROVED,
+                identity=evidence.identity,
+                identity_verified=evidence.verification.verified,
+                round=self._status.pending_confirmation.round,
+                decision_id=decision_id,
+            )
+        return None
+
+    def _on_decision_value(self, decision: ConfirmationDecision, value: Any, readable: bool) -> None:
         if not workflow.patched(PATCH_DECISION_RECORDS):
             self._on_decision_before_records(decision, value)
             return
@@ -448,6 +530,10 @@ class DeploymentWorkflow:
                 continue
             signed = signal.model_copy(update={"approver": result.identity, "reason": signal.statement.reason})
             self._take_policy_decision(decision, signed, result.policy or trust, result, "statement")
+        self._refuse_unverified_leftovers()
+
+    def _refuse_unverified_leftovers(self) -> None:
+        """Signed decisions still queued once the round is decided (or timed out) are late: recorded as such."""
         for decision, signal in self._to_verify:
             assert signal.statement is not None
             self._refuse(
@@ -525,6 +611,8 @@ class DeploymentWorkflow:
         if len(self._round_evidence) >= required:
             self._decision = (decision, signal, bound_by)
         else:
+            if signal.decision_id:
+                self._counted[signal.decision_id] = evidence
             workflow.logger.info(
                 "approval %d of %d by %s recorded", len(self._round_evidence), required, verification.identity
             )
@@ -853,6 +941,8 @@ class DeploymentWorkflow:
                     timeout_summary="confirmation timeout",
                 )
         except TimeoutError:
+            if self._to_verify:  # verified approvals only: queued signed decisions are late now
+                self._refuse_unverified_leftovers()
             self._decision = None
             self._status.pending_confirmation = None
             record = ConfirmationRecord(

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -338,3 +339,53 @@ def test_a_policy_requiring_a_signed_start_refuses_an_unsigned_or_unlisted_one_a
     audit = starter(stack, "audit", workflow_id, "--local", "--output", "json", "--audit-dir", str(tmp_path / "a"))
     assert audit.returncode == 0, audit.stderr
     assert json.loads(audit.stdout)["initiator_verification"]["verified"] is True
+
+
+def update(stack: EmbeddedDefault, workflow_id: str, payload: str, name: str = "approve"):
+    """``temporal workflow update execute``: a caller who needs the answer."""
+    inst = stack.instance
+    assert inst is not None
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:  # a 600 KB input is too long for argv
+        file.write(payload)
+        file.flush()
+        return subprocess.run(
+            [temporal_binary(), "workflow", "update", "execute", "--address", inst.temporal_address, "--namespace",
+             inst.namespace, "--workflow-id", workflow_id, "--name", name, "--input-file", file.name,
+             "--output", "json"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+
+
+def test_updates_answer_the_caller_refusals_are_recorded_and_oversized_ones_never_reach_history(
+    stack: EmbeddedDefault, keys: ApprovalKeys, tmp_path: Path
+) -> None:
+    waiting = Waiting(stack, f"rg-update-{uuid.uuid4().hex[:8]}", tmp_path / "audit")
+    try:
+        wid, k = waiting.workflow_id, keys.keys
+        # A forged proof: the update fails with the reason, and the attempt is recorded like a signal's.
+        forged = update(stack, wid, ssh_payload(waiting.statement("ana"), k["cy"]))
+        assert forged.returncode != 0 and "unknown-signer decision refused" in forged.stdout + forged.stderr, (
+            forged.stdout + forged.stderr
+        )
+        assert status(stack, wid)["refused_decisions"][-1]["kind"] == "unknown-signer"
+        # An oversized decision is rejected by the validator: answered, and not written to history.
+        big = update(stack, wid, json.dumps({"approver": "mallory", "reason": "x" * 600_000}))
+        assert big.returncode != 0 and "oversized" in big.stdout + big.stderr
+        inst = stack.instance
+        assert inst is not None
+        shown = subprocess.run(
+            [temporal_binary(), "workflow", "show", "--address", inst.temporal_address, "--namespace",
+             inst.namespace, "--workflow-id", wid, "--output", "json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert shown.returncode == 0 and len(shown.stdout) < 400_000 and "mallory" not in shown.stdout
+        assert status(stack, wid)["refused_total"] == 1
+        # ana's genuine approval: the answer says taken, verified; the deployment completes.
+        taken = update(stack, wid, ssh_payload(waiting.statement("ana"), k["ana"]))
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        answer = json.loads(taken.stdout)
+        answer = answer.get("result", answer)
+        assert answer["outcome"] == "taken" and answer["identity"] == "ana" and answer["identity_verified"] is True
+        assert waiting.proc.wait(timeout=180) == 0, "".join(waiting.lines)[-3000:]
+    finally:
+        waiting.close()
