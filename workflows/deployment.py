@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         start_problem,
         statement_digest,
         statement_problem,
+        summary_of,
         utc_text,
     )
     from contract.health import HealthCheckInput, HealthCheckReport, HealthProgress, health_activity_timeouts
@@ -1239,6 +1240,27 @@ class DeploymentWorkflow:
             if pending.approve_command:
                 lines.append(f"`{pending.approve_command}`")
             lines.append(f"reject with `python starter.py reject {status.workflow_id} --reason '...'`")
+            if pending.required_approvals > 1 or pending.approved_by:
+                so_far = ", ".join(pending.approved_by) or "none yet"
+                lines.append(f"{pending.required_approvals} distinct approvals needed; so far: {so_far}")
+        # Who decided, and whether that identity was verified (a claimed name is labelled so).
+        decided = [c for c in status.confirmations if c.decision in (ConfirmationDecision.APPROVED,
+                                                                      ConfirmationDecision.REJECTED)]  # fmt: skip
+        if decided or status.initiator_verification is not None:
+            lines.append("")
+        if status.initiator_verification is not None:
+            lines.append(f"initiator {status.initiator_verification.identity}: "
+                         f"{summary_of(status.initiator_verification)}")  # fmt: skip
+        for record in decided:
+            if record.decisions:
+                lines.extend(
+                    f"- round {record.round}: {e.decision} by {e.identity}, {summary_of(e.verification)}"
+                    for e in record.decisions
+                )
+            else:
+                lines.append(
+                    f"- round {record.round}: {record.decision.value.lower()} by {record.by}, unverified (claimed)"
+                )
         if status.failure is not None:
             failure = status.failure
             klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"

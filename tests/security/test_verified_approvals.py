@@ -258,6 +258,16 @@ def test_two_of_two_distinct_keys_and_a_replayed_statement_is_refused(
         record = done["confirmations"][0]
         assert record["by"] == "ana, bo" and record["identity_verified"] is True
         assert [e["identity"] for e in record["decisions"]] == ["ana", "bo"]
+        # The Temporal UI's current details label each decision with its verification.
+        inst = stack.instance
+        assert inst is not None
+        meta = subprocess.run(
+            [temporal_binary(), "workflow", "query", "--address", inst.temporal_address, "--namespace", inst.namespace,
+             "--workflow-id", wid, "--name", "__temporal_workflow_metadata", "--output", "json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert meta.returncode == 0, meta.stderr
+        assert "approve by ana, verified (ssh SHA256:" in meta.stdout and "approve by bo, verified" in meta.stdout
     finally:
         waiting.close()
 
