@@ -56,6 +56,7 @@ from client.exit_codes import ExitCode
 from contract.approvals import (
     DEFAULT_STATEMENT_LIFETIME_SECONDS,
     PROOF_SSH,
+    PROOF_UNVERIFIED,
     ApprovalProof,
     ApprovalStatement,
     StartStatement,
@@ -175,8 +176,16 @@ async def decide(args: argparse.Namespace, *, client: Client | None = None) -> i
     destructive_set = sorted({c.resource_id.lower() for c in pending.destructive_changes})
     trust = pending.approval_policy.trust if pending.approval_policy is not None else None
     key = getattr(args, "key", None)  # callers building the namespace themselves may leave it out
-    signing = key is not None or (trust is not None and trust.accepts(PROOF_SSH))
+    # Sign when given a key, or when the policy accepts SSH proofs and either needs one (no unverified decisions) or
+    # an agent may hold the key; a policy that also accepts claimed names then takes an unsigned decision.
+    signing = key is not None or (
+        trust is not None
+        and trust.accepts(PROOF_SSH)
+        and (not trust.accepts(PROOF_UNVERIFIED) or bool(os.environ.get("SSH_AUTH_SOCK")))
+    )
     approver = signer_identity(args, trust, status) if signing else None
+    if approver is None and trust is not None:  # unsigned, where the policy accepts claimed names
+        approver = signer_identity(args, trust, status)
     if approver is None:
         approver = decider(args, pending.approval_policy, initiator=_initiator(status))
     verb = "Approving" if args.signal == SIGNAL_APPROVE else "Rejecting"
