@@ -703,7 +703,9 @@ class _Expander:
         name = str(name) if isinstance(name, Deferred) else name
         if not isinstance(name, str):
             raise _issue(IssueCode.TYPE_ERROR, f"the resource name must be a string, got {name!r}", f"{path}.name")
-        if parent is not None and "/" not in rtype:
+        # A child's type is relative to its parent's ('blobServices/containers' under a storage account) unless it
+        # names its provider namespace ('Microsoft.Storage/storageAccounts/blobServices'): namespaces have a dot.
+        if parent is not None and "." not in rtype.split("/", 1)[0]:
             rtype = f"{parent.type}/{rtype}"
             name = f"{parent.name}/{name}"
         inst.type = rtype

@@ -432,12 +432,24 @@ class RollbackParametersSignal(_Model):
     secure_parameters: BlobRef
 
 
+class RollbackState(StrEnum):
+    """Where a rollback is; the values are the stage names it passes through, plus how it ended."""
+
+    PLANNING = "PLANNING"
+    AWAITING_PARAMETERS = "AWAITING_PARAMETERS"  # secure values the last good record could not keep
+    AWAITING_CONFIRMATION = "AWAITING_CONFIRMATION"
+    DEPLOYING = "DEPLOYING"
+    VERIFYING_HEALTH = "VERIFYING_HEALTH"
+    ROLLED_BACK = "ROLLED_BACK"
+    FAILED = "FAILED"
+    NOT_POSSIBLE = "NOT_POSSIBLE"  # no last good deployment, or its record could not be read
+
+
 class RollbackReport(_Model):
     """The rollback part of a deployment's result and status."""
 
     reason: FailureInfo  # why the deployment rolled back: the original failure
-    state: str = "PLANNING"  # PLANNING, AWAITING_PARAMETERS, AWAITING_CONFIRMATION, DEPLOYING, VERIFYING_HEALTH,
-    #                          ROLLED_BACK, FAILED, NOT_POSSIBLE
+    state: RollbackState = RollbackState.PLANNING
     target_workflow_id: str | None = None
     target_deployment_name: str | None = None  # the healthy ARM deployment being restored
     target_template_hash: str | None = None

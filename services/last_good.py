@@ -32,6 +32,7 @@ from contract.models import (
     RecordLastGoodInput,
     RollbackParametersSignal,
     RollbackReport,
+    RollbackState,
 )
 from services.content_store import BlobStore, get_json, open_json, put_json, seal_json
 
@@ -176,9 +177,9 @@ async def provide_rollback_parameters(
 def rollback_summary(report: RollbackReport) -> str:
     """One line for the CLI: what the rollback did."""
     target = f"{report.target_workflow_id}'s deployment {report.target_deployment_name}"
-    if report.state == "ROLLED_BACK":
+    if report.state is RollbackState.ROLLED_BACK:
         return f"rolled back: redeployed {target} as ARM deployment {report.deployment_name}; it is healthy"
-    if report.state == "NOT_POSSIBLE":
+    if report.state is RollbackState.NOT_POSSIBLE:
         return f"rollback not possible: {report.note}"
     if report.failure is not None:
         failure = report.failure

@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
         RefusedDecision,
         RollbackParametersSignal,
         RollbackReport,
+        RollbackState,
         StageInput,
         StageProgress,
         StageTransition,
@@ -791,44 +792,9 @@ class DeploymentWorkflow:
                     EnsureResourceGroupResult,
                 )
                 plan = await self._plan(stage_input)
-            plan = await self._confirm_deletions(stage_input, plan)
-
-            self._transition(DeploymentStage.DEPLOYING, f"ARM deployment {self._status.deployment_name}")
-            deployed = await self._deploy(request)
-
-            health = HealthReport()
-            if request.skip_health:
-                self._transition(DeploymentStage.VERIFYING_HEALTH, "skipped (--skip-health)", by=request.initiator)
-            else:
-                self._transition(DeploymentStage.VERIFYING_HEALTH, f"{len(deployed.resources)} resources")
-                window_start = workflow.now().timestamp()  # the stage's one convergence window
-                health = await self._stage_activity(
-                    DeploymentStage.VERIFYING_HEALTH,
-                    ActivityName.VERIFY_HEALTH,
-                    lambda attempt: VerifyInput(
-                        request=request,
-                        deployment_name=self._status.deployment_name,
-                        resources=deployed.resources,
-                        window_started_at=window_start,
-                    ),
-                    HealthReport,
-                    heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
-                )
-                self._last_health = health
-                self._status.health_notes = dict(health.notes)  # shown by a following CLI (Resource Health Unknown)
-                if health.unhealthy:
-                    first = next(iter(health.unhealthy.items()))
-                    self._fail(
-                        DeploymentStage.VERIFYING_HEALTH,
-                        FailureClass.ENVIRONMENTAL,
-                        "ResourceUnhealthy",
-                        f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
-                        DeployOutcome.ENVIRONMENTAL_FAILURE,
-                    )
-                if request.health.checks:
-                    await self._run_health_checks(request, deployed, window_start)
-                if workflow.patched(PATCH_RECORD_LAST_GOOD):
-                    await self._record_last_good(request, deployed)
+            deployed, health = await self._deploy_and_verify(stage_input, plan)
+            if not request.skip_health and workflow.patched(PATCH_RECORD_LAST_GOOD):
+                await self._record_last_good(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
             self._status.outcome = DeployOutcome.SUCCEEDED
             return self._result(DeployOutcome.SUCCEEDED, deployed=deployed, health=health)
@@ -998,6 +964,71 @@ class DeploymentWorkflow:
                 by=signal.approver,
             )
         return record
+
+    async def _deploy_and_verify(
+        self,
+        stage_input: StageInput,
+        plan: WhatIfPlan,
+        *,
+        rollback: RollbackReport | None = None,
+        target: str = "",
+    ) -> tuple[DeployOutcomeDetails, HealthReport]:
+        """Confirm the plan's deletions, deploy, verify health: the path of every deployment, a normal run's and a
+        rollback's. For a rollback (``rollback``, redeploying ``target``) its report follows each step and
+        deletions wait for a decision even with --no-confirm-deletes."""
+        request, name = stage_input.request, stage_input.deployment_name
+        label = "rollback: " if rollback is not None else ""
+        if rollback is not None and plan.destructive_changes:
+            rollback.state = RollbackState.AWAITING_CONFIRMATION
+        plan = await self._confirm_deletions(stage_input, plan, allow_skip=rollback is None)
+        if rollback is not None:
+            rollback.plan = plan
+            rollback.state = RollbackState.DEPLOYING
+        about = f" ({target})" if target else ""
+        self._transition(DeploymentStage.DEPLOYING, f"{label}ARM deployment {name}{about}")
+        deployed = await self._deploy(request, name)
+        if rollback is not None:
+            rollback.resources = deployed.resources
+            rollback.state = RollbackState.VERIFYING_HEALTH
+        if request.skip_health:  # never for a rollback (its request verifies)
+            self._transition(DeploymentStage.VERIFYING_HEALTH, "skipped (--skip-health)", by=request.initiator)
+            return deployed, HealthReport()
+        self._transition(DeploymentStage.VERIFYING_HEALTH, f"{label}{len(deployed.resources)} resources")
+        window_start = workflow.now().timestamp()  # the stage's one convergence window
+        health = await self._stage_activity(
+            DeploymentStage.VERIFYING_HEALTH,
+            ActivityName.VERIFY_HEALTH,
+            lambda attempt: VerifyInput(
+                request=request,
+                deployment_name=name,
+                resources=deployed.resources,
+                window_started_at=window_start,
+            ),
+            HealthReport,
+            heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
+        )
+        if rollback is not None:
+            rollback.health = health
+        else:
+            self._last_health = health
+            self._status.health_notes = dict(health.notes)  # shown by a following CLI (Resource Health Unknown)
+        if health.unhealthy:
+            first = next(iter(health.unhealthy.items()))
+            self._fail(
+                DeploymentStage.VERIFYING_HEALTH,
+                FailureClass.ENVIRONMENTAL,
+                "ResourceUnhealthy",
+                f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
+                DeployOutcome.ENVIRONMENTAL_FAILURE,
+            )
+        if request.health.checks:
+            self._health_checks = None
+            try:
+                await self._run_health_checks(request, deployed, window_start)
+            finally:
+                if rollback is not None:
+                    rollback.health_checks = self._health_checks
+        return deployed, health
 
     async def _deploy(self, request: DeployRequest, name: str | None = None) -> DeployOutcomeDetails:
         name = name or self._status.deployment_name
@@ -1297,7 +1328,7 @@ class DeploymentWorkflow:
     def _arm_deployment_name(self) -> str:
         """The ARM deployment this run is driving: the rollback's while it deploys, else the deployment's."""
         rollback = self._status.rollback
-        if rollback is not None and rollback.state == "DEPLOYING" and rollback.deployment_name:
+        if rollback is not None and rollback.state is RollbackState.DEPLOYING and rollback.deployment_name:
             return rollback.deployment_name
         return self._status.deployment_name
 
@@ -1406,7 +1437,7 @@ class DeploymentWorkflow:
             lookup = LastGoodLookup(problem=f"the last good record could not be read: {err.cause or err}")
         record = lookup.record
         if record is None:
-            report.state = "NOT_POSSIBLE"
+            report.state = RollbackState.NOT_POSSIBLE
             report.note = lookup.problem
             self._fail_workflow(failed, report)
         info = workflow.info()
@@ -1427,53 +1458,17 @@ class DeploymentWorkflow:
                 provided = await self._await_rollback_parameters(record, report)
             request = rollback_request(self._request, record, secure_parameters=provided)
             stage_input = StageInput(request=request, deployment_name=name)
-            report.state = "PLANNING"
+            report.state = RollbackState.PLANNING
             self._transition(DeploymentStage.PLANNING, f"rollback: what-if of {target}")
-            plan = report.plan = await self._plan(stage_input)
-            if plan.destructive_changes:
-                report.state = "AWAITING_CONFIRMATION"
-            plan = report.plan = await self._confirm_deletions(stage_input, plan, allow_skip=False)
-            report.state = "DEPLOYING"
-            self._transition(DeploymentStage.DEPLOYING, f"rollback: ARM deployment {name} ({target})")
-            deployed = await self._deploy(request, name)
-            report.resources = deployed.resources
-            report.state = "VERIFYING_HEALTH"
-            self._transition(DeploymentStage.VERIFYING_HEALTH, f"rollback: {len(deployed.resources)} resources")
-            window_start = workflow.now().timestamp()
-            health = report.health = await self._stage_activity(
-                DeploymentStage.VERIFYING_HEALTH,
-                ActivityName.VERIFY_HEALTH,
-                lambda attempt: VerifyInput(
-                    request=request,
-                    deployment_name=name,
-                    resources=deployed.resources,
-                    window_started_at=window_start,
-                ),
-                HealthReport,
-                heartbeat=timedelta(seconds=self._settings.heartbeat_timeout_seconds),
-            )
-            if health.unhealthy:
-                first = next(iter(health.unhealthy.items()))
-                self._fail(
-                    DeploymentStage.VERIFYING_HEALTH,
-                    FailureClass.ENVIRONMENTAL,
-                    "ResourceUnhealthy",
-                    f"{len(health.unhealthy)} resource(s) not healthy, e.g. {first[0]}: {first[1]}",
-                    DeployOutcome.ENVIRONMENTAL_FAILURE,
-                )
-            if request.health.checks:
-                self._health_checks = None
-                try:
-                    await self._run_health_checks(request, deployed, window_start)
-                finally:
-                    report.health_checks = self._health_checks
+            report.plan = await self._plan(stage_input)
+            await self._deploy_and_verify(stage_input, report.plan, rollback=report, target=target)
         except StageFailed as rollback_failed:
-            report.state = "FAILED"
+            report.state = RollbackState.FAILED
             report.failure = rollback_failed.failure
             self._status.plan, self._last_deploy, self._health_checks, self._last_health = saved
             self._fail_workflow(failed, report)
         self._status.plan, self._last_deploy, self._health_checks, self._last_health = saved
-        report.state = "ROLLED_BACK"
+        report.state = RollbackState.ROLLED_BACK
         self._status.failure = original
         self._status.outcome = DeployOutcome.ROLLED_BACK
         self._transition(
@@ -1493,7 +1488,7 @@ class DeploymentWorkflow:
         them instead of deploying without them."""
         names = ", ".join(record.unrecoverable_secure_parameters)
         timeout = self._request.confirmation_timeout_seconds or self._settings.confirmation_timeout_seconds
-        report.state = "AWAITING_PARAMETERS"
+        report.state = RollbackState.AWAITING_PARAMETERS
         report.missing_secure_parameters = list(record.unrecoverable_secure_parameters)
         self._rollback_parameters = None
         self._transition(

@@ -673,15 +673,7 @@ async def follow(
                         if output == "text":
                             progress("  Rollback plan (the last good deployment over the current state):")
                         _show_plan(rollback.plan, store, output)
-                    progress(
-                        _transition_line(
-                            transition.stage,
-                            _localized(transition.detail, handle.id, target),
-                            transition.by,
-                            since=_started(status),
-                            at=transition.at,
-                        )
-                    )
+                    progress(_stage_line(transition, status, handle.id, target))
                     rolling_back = rolling_back or "rolling back to the last good" in transition.detail
                 seen = len(status.transitions)
                 for line in _retry_lines(status, failures_shown):
@@ -720,15 +712,7 @@ async def follow(
         if result.plan is not None and not plan_shown and transition.stage in _AFTER_PLANNING:
             plan_shown = True
             _show_plan(result.plan, store, output)
-        progress(
-            _transition_line(
-                transition.stage,
-                _localized(transition.detail, handle.id, target),
-                transition.by,
-                since=_started(result),
-                at=transition.at,
-            )
-        )
+        progress(_stage_line(transition, result, handle.id, target))
     for resource_id, note in result.health_notes.items():  # ended before a poll saw them
         if resource_id not in notes_shown:
             notes_shown.add(resource_id)
@@ -855,9 +839,17 @@ def _started(status: DeploymentStatus | DeployResult) -> datetime | None:
     return status.transitions[0].at if status.transitions else None
 
 
-def _stage_line(transition: StageTransition, status: DeploymentStatus | DeployResult) -> str:
+def _stage_line(
+    transition: StageTransition, status: DeploymentStatus | DeployResult, workflow_id: str, target: Target
+) -> str:
+    """A transition as the user reads it while following: coloured stage, time since the request, and any command
+    the workflow names spelled as this CLI must type it."""
     return _transition_line(
-        transition.stage, transition.detail, transition.by, since=_started(status), at=transition.at
+        transition.stage,
+        _localized(transition.detail, workflow_id, target),
+        transition.by,
+        since=_started(status),
+        at=transition.at,
     )
 
 

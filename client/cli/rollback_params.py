@@ -29,6 +29,7 @@ from client.cli._common import (
 )
 from client.deployments import query_status
 from client.exit_codes import ExitCode
+from contract.models import RollbackState
 from services.codec import KeyRing
 from services.content_store import LocalBlobStore
 from services.last_good import provide_rollback_parameters
@@ -91,7 +92,7 @@ async def provide(args: argparse.Namespace, *, client: Client | None = None) -> 
             ExitCode.ENVIRONMENTAL,
         ) from None
     rollback = status.rollback
-    if rollback is None or rollback.state != "AWAITING_PARAMETERS":
+    if rollback is None or rollback.state is not RollbackState.AWAITING_PARAMETERS:
         raise CommandError(
             f"Deployment '{args.workflow_id}' is not waiting for rollback parameters (it is at {status.stage.value}). "
             "Nothing was sent.",

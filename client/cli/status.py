@@ -29,7 +29,7 @@ from client.exit_codes import ExitCode
 from client.inputs import InputError, validate_git_sha
 from contract import search_attributes
 from contract.approvals import summary_of
-from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport
+from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport, RollbackState
 from contract.plan_text import plan_documents, render_plan, summary_line
 from services.classification import retried_within_stage
 from services.codec import CodecKeyError
@@ -196,7 +196,7 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
                 cls = f"{progress.last_error_class.value} " if progress.last_error_class else ""
                 line += f", last error {cls}{progress.last_error_code or ''}: {progress.last_error}"
             print(line)
-        if current.rollback.state == "AWAITING_PARAMETERS":
+        if current.rollback.state is RollbackState.AWAITING_PARAMETERS:
             names = " ".join(f"--param {n}" for n in current.rollback.missing_secure_parameters)
             print(f"  provide them: python starter.py rollback-params {args.workflow_id}{local} {names}")
     return int(ExitCode.OK)
@@ -244,10 +244,10 @@ async def _wait_for_stage(
 
 def rollback_line(report: RollbackReport) -> str:
     """The finished rollback's summary, or where a running one is."""
-    if report.state in ("ROLLED_BACK", "NOT_POSSIBLE", "FAILED"):
+    if report.state in (RollbackState.ROLLED_BACK, RollbackState.NOT_POSSIBLE, RollbackState.FAILED):
         return rollback_summary(report)
     target = report.target_deployment_name or "the last healthy deployment"
-    if report.state == "AWAITING_PARAMETERS":
+    if report.state is RollbackState.AWAITING_PARAMETERS:
         missing = ", ".join(report.missing_secure_parameters)
         return f"rollback to {target} waits for secure parameter value(s) it could not recover: {missing}"
     return f"rolling back to {target}: {report.state}"

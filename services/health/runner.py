@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from contract.health import (
     ArmCheck,
@@ -56,6 +56,31 @@ def resolve_check(check: HealthCheck, outputs: Mapping[str, Any]) -> HealthCheck
     return check.model_copy(update={"resources": [validate_resource_id(substitute(r, plain)) for r in check.resources]})
 
 
+class Clock(Protocol):
+    """The runner's time: a monotonic clock for the window, the wall clock the window's start is given in, and
+    waiting. Tests pass a clock of their own, so a 20-second convergence is checked without waiting 20 seconds."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
 async def run_health_checks(
     spec: HealthSpec,
     *,
@@ -66,6 +91,7 @@ async def run_health_checks(
     policy: RequestPolicy | None = None,
     window_started_at: float | None = None,
     resume: HealthCheckReport | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> HealthCheckReport:
     """Run every check of ``spec`` in parallel and report each one's attempts, last error and final state.
 
@@ -75,11 +101,11 @@ async def run_health_checks(
 
     ``window_started_at`` (Unix time) is when the convergence window began, if before this call (the stage's
     start); ``resume`` is a lost attempt's report: its ended checks are kept and its pending ones continue with
-    their tries counted.
+    their tries counted. ``clock`` measures the window and waits between attempts.
     """
     policy = policy or RequestPolicy()
-    started_wall = time.time() if window_started_at is None else min(window_started_at, time.time())
-    started = time.monotonic() - (time.time() - started_wall)
+    started_wall = clock.time() if window_started_at is None else min(window_started_at, clock.time())
+    started = clock.monotonic() - (clock.time() - started_wall)
     deadline = started + spec.window_seconds
     earlier = {c.name: c for c in (resume.checks if resume else [])}
     results = [
@@ -91,12 +117,12 @@ async def run_health_checks(
     def snapshot() -> HealthCheckReport:
         return HealthCheckReport(
             window_seconds=spec.window_seconds,
-            elapsed_seconds=round(time.monotonic() - started, 3),
+            elapsed_seconds=round(clock.monotonic() - started, 3),
             checks=[r.model_copy() for r in results],
         )
 
     def record(index: int, **changes: Any) -> None:
-        changes["elapsed_seconds"] = round(time.monotonic() - started, 3)
+        changes["elapsed_seconds"] = round(clock.monotonic() - started, 3)
         results[index] = results[index].model_copy(update=changes)
         if on_progress is not None:
             on_progress(snapshot())
@@ -120,7 +146,7 @@ async def run_health_checks(
         interval = check.retry_interval_seconds or spec.retry_interval_seconds
         attempts = results[index].attempts
         while True:
-            if attempts and time.monotonic() >= deadline:  # resumed after the window closed: no new attempt
+            if attempts and clock.monotonic() >= deadline:  # resumed after the window closed: no new attempt
                 record(index, state=CheckState.FAILED)
                 return
             attempts += 1
@@ -132,7 +158,7 @@ async def run_health_checks(
                 message = str(exc) if failure is not None else _unexpected(exc, check)
                 policy_record = failure.decision if failure is not None else None
                 declaration = failure is not None and failure.declaration
-                if final or time.monotonic() + interval >= deadline:
+                if final or clock.monotonic() + interval >= deadline:
                     record(
                         index,
                         state=CheckState.FAILED,
@@ -143,7 +169,7 @@ async def run_health_checks(
                     )
                     return
                 record(index, attempts=attempts, last_error=message, request_policy=policy_record)
-                await asyncio.sleep(interval)
+                await clock.sleep(interval)
                 continue
             record(index, state=CheckState.PASSED, attempts=attempts, note=note, request_policy=decision)
             return

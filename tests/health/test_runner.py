@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import json
+import threading
 import time
-
-import pytest
 
 from client.health.declare import load_health_spec
 from client.health.live import LiveHealthTable
@@ -272,14 +272,52 @@ async def test_arm_check_without_a_reader_fails_saying_so() -> None:
     assert report.failed()[0].last_error == "no ARM state reader is configured for arm checks in this worker"
 
 
-@pytest.mark.slow
+class SteppingClock:
+    """Time that passes only when the runner waits: a 20-second convergence takes a fraction of a second. Events fire
+    when the clock passes their time (a server coming up); each wait still yields briefly to real I/O."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.events: list[tuple[float, threading.Event]] = []
+
+    def at(self, seconds: float) -> threading.Event:
+        event = threading.Event()
+        self.events.append((self.now + seconds, event))
+        return event
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for when, event in self.events:
+            if when <= self.now:
+                event.set()
+        await asyncio.sleep(0.05)  # a server that just came up starts listening, in real time
+
+
 async def test_a_server_that_comes_up_after_twenty_seconds_passes(servers: ServerThread) -> None:
-    """The issue's scenario at full length (about 20 s)."""
-    port = servers.http(start_after=20)
-    report = await run_health_checks(spec(f"http:GET http://127.0.0.1:{port}/", window=40, retry_interval_seconds=1))
+    """A check keeps trying until the server comes up 20 s in, within a 40 s window, 1 s between attempts — on a
+    clock that only moves when the runner waits, so the test takes well under a second of real time."""
+    clock = SteppingClock()
+    port = servers.http(start_when=clock.at(20))
+    checks = spec(f"http:GET http://127.0.0.1:{port}/", window=40, retry_interval_seconds=1)
+    report = await run_health_checks(checks, clock=clock)
     assert report.healthy, report.summary()
-    assert report.checks[0].attempts >= 15
-    assert 19.5 < report.elapsed_seconds < 25
+    assert report.checks[0].attempts >= 20  # one a second until the server was up
+    assert 20 <= report.elapsed_seconds <= 22
+
+
+async def test_a_server_that_never_comes_up_fails_when_the_window_closes(servers: ServerThread) -> None:
+    clock = SteppingClock()
+    port = servers.http(start_when=clock.at(3600))
+    report = await run_health_checks(spec(f"http:GET http://127.0.0.1:{port}/", window=30), clock=clock)
+    assert not report.healthy and report.checks[0].state is CheckState.FAILED
+    assert report.elapsed_seconds <= 30 + 5  # the window, plus no more than one interval
+    assert "connection refused" in (report.checks[0].last_error or "")
 
 
 async def test_the_live_table_shows_each_check_with_its_state_and_error(servers: ServerThread) -> None:

@@ -168,7 +168,9 @@ def test_expressions_and_existing_resources_are_not_judged(no_compiler: None, tm
     path = tmp_path / "t.json"
     path.write_text(
         '{"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",'
-        ' "contentVersion": "1.0.0.0", "parameters": {"p": {"type": "object", "defaultValue": {}}}, "resources": ['
+        ' "contentVersion": "1.0.0.0",'
+        ' "parameters": {"p": {"type": "object", "defaultValue": {"name": "Standard_LRS", "tier": "Hot"}}},'
+        ' "resources": ['
         ' {"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2023-05-01", "name": "a",'
         '  "location": "[resourceGroup().location]", "sku": "[parameters(\'p\')]", "kind": "StorageV2",'
         '  "properties": {"accessTier": "[parameters(\'p\').tier]", "allowBlobPublicAccess": "[equals(1, 1)]"}},'

@@ -68,7 +68,12 @@ class ServerThread:
         return self._start(handle, start_after=start_after, tls=None)
 
     def http(
-        self, behaviour: HttpBehaviour | None = None, *, start_after: float = 0.0, tls: ssl.SSLContext | None = None
+        self,
+        behaviour: HttpBehaviour | None = None,
+        *,
+        start_after: float = 0.0,
+        tls: ssl.SSLContext | None = None,
+        start_when: threading.Event | None = None,
     ) -> int:
         b = behaviour or HttpBehaviour()
         extra = "".join(f"\r\n{name}: {value}" for name, value in b.headers.items())
@@ -97,9 +102,18 @@ class ServerThread:
             finally:
                 writer.close()
 
-        return self._start(handle, start_after=start_after, tls=tls)
+        return self._start(handle, start_after=start_after, tls=tls, start_when=start_when)
 
-    def _start(self, handle: Any, *, start_after: float, tls: ssl.SSLContext | None) -> int:
+    def _start(
+        self,
+        handle: Any,
+        *,
+        start_after: float,
+        tls: ssl.SSLContext | None,
+        start_when: threading.Event | None = None,
+    ) -> int:
+        """Listen on a reserved port: at once, after ``start_after`` seconds, or once ``start_when`` is set (a test
+        clock decides when a server comes up)."""
         sock = self.reserve_port()
         port: int = sock.getsockname()[1]
 
@@ -116,9 +130,11 @@ class ServerThread:
         async def start() -> None:
             if start_after:
                 await asyncio.sleep(start_after)
+            if start_when is not None:
+                await asyncio.to_thread(start_when.wait)
             self._servers.append(await asyncio.start_server(tracked, sock=sock, ssl=tls))
 
-        if start_after:
+        if start_after or start_when is not None:
             self._pending.append(asyncio.run_coroutine_threadsafe(start(), self.loop))
         else:
             self._run(start())
