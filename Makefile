@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 BROWSER_STAMP := $(VENV)/.browser
 
-.PHONY: test lint demo clean browser
+.PHONY: test lint demo clean browser ssh-keygen
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,7 +40,22 @@ browser: $(STAMP)
 	@[ -f $(BROWSER_STAMP) ] || { $(PY) -m pip install -q playwright && touch $(BROWSER_STAMP); } \
 		|| echo "warning: pip could not install playwright; the browser test will be skipped"
 
-test: lint browser
+# The verified-approval tests (tests/security/test_verified_approvals.py) make real keys and sign with OpenSSH's
+# ssh-keygen, and the worker verifies with it: installed here like chromium (skipped, saying why, where it cannot be).
+ssh-keygen:
+	@if command -v ssh-keygen >/dev/null 2>&1; then \
+		echo "ssh-keygen: $$(command -v ssh-keygen)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client) >/dev/null \
+			|| echo "warning: apt-get could not install openssh-client; the verified-approval tests will be skipped"; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -q && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client) \
+			>/dev/null || echo "warning: apt-get could not install openssh-client; those tests will be skipped"; \
+	else \
+		echo "warning: cannot install openssh-client here; the verified-approval tests will be skipped"; \
+	fi
+
+test: lint browser ssh-keygen
 	$(VENV)/bin/pytest
 
 demo: $(STAMP)

@@ -79,7 +79,12 @@ def build_worker(
         activities=activities
         if activities is not None
         else build_activities(
-            clients=clients, store=store, settings=config.settings, linter=linter, health_policy=config.health_policy
+            clients=clients,
+            store=store,
+            settings=config.settings,
+            linter=linter,
+            health_policy=config.health_policy,
+            approval_policy_path=config.approval_policy_path,
         ),
         max_concurrent_activities=config.max_concurrent_activities,
         max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,

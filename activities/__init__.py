@@ -4,6 +4,7 @@ activity callable, bound to the clients and the content store it built once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from contract.models import WorkerSettings
@@ -11,6 +12,7 @@ from services.config import ArmClients
 from services.content_store import BlobStore
 from services.health.policy import RequestPolicy
 
+from .approvals import ApprovalActivities
 from .deploy import DeployActivities
 from .health import HealthActivities
 from .health_checks import HealthCheckActivities
@@ -31,6 +33,7 @@ def build_activities(
     settings: WorkerSettings,
     linter: Linter = lint_gate,
     health_policy: RequestPolicy | None = None,
+    approval_policy_path: Path | None = None,
 ) -> list[Callable[..., Any]]:
     """``health_policy``: what declared health checks may reach (default: from the ``ORCHESTRATOR_HEALTH_*``
     variables, with the worker's own ARM endpoint always refused)."""
@@ -39,7 +42,7 @@ def build_activities(
     deploy = DeployActivities(clients, store)
     rollback = RollbackActivities(store)
     return [
-        SettingsActivities(settings).resolve_settings,
+        SettingsActivities(settings, approval_policy_path).resolve_settings,
         ValidateActivities(store).validate_parameters,
         LintActivities(store, linter).lint_template,
         ResourceGroupActivities(clients).ensure_resource_group,
@@ -55,6 +58,7 @@ def build_activities(
         ).run_health_checks,
         rollback.record_last_good,
         rollback.load_last_good,
+        ApprovalActivities(approval_policy_path).verify_approval,
     ]
 
 

@@ -19,6 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.approvals import (
+    ApprovalProof,
+    ApprovalStatement,
+    DecisionEvidence,
+    StartStatement,
+    TrustPolicy,
+    VerificationResult,
+)
 from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
 
 # ------------------------------------------------------------------------------------------------------ enums
@@ -131,6 +139,10 @@ class DeployRequest(_Model):
     # when DEPLOYING or VERIFYING_HEALTH fails, redeploy the last deployment of this resource group that
     # completed healthy (see services.last_good). Off by default, like az's --rollback-on-error.
     rollback_on_failure: bool = False
+    # Verified approvals: the initiator's signed start statement (``deploy --key``), checked when the worker's
+    # approval policy requires a verified start (docs/SECURITY.md).
+    start_statement: StartStatement | None = None
+    start_proof: ApprovalProof | None = None
 
 
 # ------------------------------------------------------------------------------------------------------ plan
@@ -235,6 +247,10 @@ class ApprovalSignal(_Model):
     decision_id: str | None = Field(default=None, max_length=80)
     # Where the sender took the identity from (our CLI: "os-account"); informational, never verified.
     identity_source: str | None = Field(default=None, max_length=80)
+    # Verified approvals (contract/approvals.py): the signed statement and its proof. Under an approval policy the
+    # statement decides (approver, reason and plan above are then ignored); without one they are kept, unverified.
+    statement: ApprovalStatement | None = None
+    proof: ApprovalProof | None = None
 
 
 class LegacyApprovalSignal(_Model):
@@ -305,7 +321,11 @@ class ConfirmationRecord(_Model):
     # records of older runs, a timeout or --no-confirm-deletes.
     bound_by: str | None = None
     decision_id: str | None = None  # the sender's id (our CLI), when it sent one
-    identity_verified: bool = False  # ``by`` is what the signal claimed; nothing verifies it yet
+    identity_verified: bool = False  # ``by`` is what the signal claimed, unless every decision below verified
+    # Under an approval policy: every decision counted (N of M approvals, or the rejection), with its statement,
+    # proof and verification result.
+    decisions: list[DecisionEvidence] = Field(default_factory=list)
+    policy: TrustPolicy | None = None  # the approval policy those were verified against (the trust root)
 
 
 class PendingConfirmation(_Model):
@@ -318,6 +338,9 @@ class PendingConfirmation(_Model):
     approve_command: str = ""  # the exact Temporal CLI command that approves (bound to this plan)
     plan_hash: str | None = None  # what a decision must name (``WhatIfPlan.plan_hash``); None on older runs
     approval_policy: ApprovalPolicy | None = None  # who may decide (four eyes); None: anyone
+    # Under an approval policy file: how many distinct approvers this round needs, and who has approved so far.
+    required_approvals: int = 1
+    approved_by: list[str] = Field(default_factory=list)
 
 
 class StageTransition(_Model):
@@ -464,6 +487,8 @@ class DeploymentStatus(_Model):
     refused_total: int = 0  # every refused decision, also those no longer in the list
     # What VERIFYING_HEALTH tolerated, per resource id (e.g. Resource Health "Unknown"), once its check finished.
     health_notes: dict[str, str] = Field(default_factory=dict)
+    # Verified approvals: the check of the initiator's signed start statement, when there was one.
+    initiator_verification: VerificationResult | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- result
@@ -524,6 +549,9 @@ class ApprovalPolicy(_Model):
     # else's is refused when the policy is on.
     skip_confirmation_allowed: list[str] = Field(default_factory=list)
     source: str = ""  # where the list came from (variable or file), for messages
+    # The operator's approval policy file (ORCHESTRATOR_APPROVAL_POLICY): proofs, trust roots and rules. When set it
+    # decides instead of the fields above; None: the claimed-name rules above (the embedded default).
+    trust: TrustPolicy | None = None
 
     def refusal(self, *, approver: str, initiator: str, approving: bool) -> str | None:
         """Why ``approver`` may not decide, or None. A self-rejection is always allowed (it deploys nothing)."""
@@ -555,6 +583,18 @@ class ApprovalPolicy(_Model):
         )
 
 
+class DecisionAnswer(_Model):
+    """Result of the ``approve``/``reject`` update: the decision was taken (the round is decided) or counted (one of
+    the N approvals the policy needs)."""
+
+    outcome: str  # taken, counted
+    decision: ConfirmationDecision
+    identity: str
+    identity_verified: bool = False
+    round: int = 1
+    decision_id: str
+
+
 class RefusedDecision(_Model):
     """An approve/reject signal the workflow refused: recorded (status, memo, history) and otherwise ignored.
     Refused: the policy's refusals, malformed or oversized payloads (``by``/``reason`` then hold short excerpts),
@@ -570,6 +610,8 @@ class RefusedDecision(_Model):
     plan_hash: str | None = None  # the plan the decision named, if any
     decision_id: str | None = None
     identity_verified: bool = False
+    statement_digest: str | None = None  # a signed decision's statement (contract/approvals.py)
+    verification: VerificationResult | None = None  # what checking its proof found, when it was checked
 
 
 class WorkerSettings(_Model):
@@ -702,6 +744,11 @@ class CancelInput(_Model):
 WORKFLOW_NAME = "DeploymentWorkflow"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
+# Workflow Updates with the same names and payload as the signals, for callers who need an answer: the result is a
+# ``DecisionAnswer``; a refused decision fails the update with the reason (type ``DecisionRefused``) and is recorded
+# as the signal's would be. The validator rejects only payloads that are not JSON or oversized (nothing in history).
+UPDATE_APPROVE = "approve"
+UPDATE_REJECT = "reject"
 QUERY_STATUS = "status"
 SIGNAL_ROLLBACK_PARAMETERS = "provide_rollback_parameters"
 
@@ -764,6 +811,7 @@ class ActivityName:
     RUN_HEALTH_CHECKS = HEALTH_CHECK_ACTIVITY
     RECORD_LAST_GOOD = "record_last_good"
     LOAD_LAST_GOOD = "load_last_good"
+    VERIFY_APPROVAL = "verify_approval"
 
 
 def rollback_request(

@@ -29,8 +29,10 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.pipeline.transport import AsyncioRequestsTransport
 
+from contract.approvals import TrustPolicy
 from contract.models import ApprovalPolicy, WorkerSettings
 from contract.retry import schedule_from_env
+from services.approvals import ENV_APPROVAL_POLICY, PolicyError, load_policy
 from services.temporal_client import DEFAULT_TASK_QUEUE
 
 AZURE_PUBLIC_ARM = "https://management.azure.com"
@@ -193,6 +195,9 @@ class WorkerConfig:
     # What declared health checks may reach (services/health/policy.py). None: from the ORCHESTRATOR_HEALTH_*
     # variables when the activities are built, with the ARM endpoint refused.
     health_policy: Any = None
+    # The approval policy file (ORCHESTRATOR_APPROVAL_POLICY, docs/SECURITY.md): the verify_approval activity
+    # re-reads it at each check, so a revoked signer stops verifying without a restart.
+    approval_policy_path: Path | None = None
 
 
 def _float_env(env: Mapping[str, str], name: str) -> float | None:
@@ -275,6 +280,12 @@ def approval_policy_from_env(environ: Mapping[str, str] | None = None) -> Approv
     )
 
 
+def verified_approval_policy(trust: TrustPolicy) -> ApprovalPolicy:
+    """The worker's approval settings under an approval policy file: the file decides (proofs, approvers, N of M,
+    --no-confirm-deletes); the claimed-name variables no longer apply."""
+    return ApprovalPolicy(enabled=True, trust=trust, source=trust.source or ENV_APPROVAL_POLICY)
+
+
 def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerConfig:
     env = os.environ if environ is None else environ
     settings = WorkerSettings(retry=schedule_from_env(env))
@@ -285,6 +296,13 @@ def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerCo
     if heartbeat is not None:
         settings.heartbeat_timeout_seconds = heartbeat
     settings.approval = approval_policy_from_env(env)
+    policy_path = env.get(ENV_APPROVAL_POLICY)
+    if policy_path:
+        try:
+            trust = load_policy(Path(policy_path))
+        except PolicyError as exc:
+            raise ConfigError(str(exc)) from None
+        settings.approval = verified_approval_policy(trust)
     config = WorkerConfig(
         arm=arm_config_from_env(env), task_queue=env.get(ENV_TASK_QUEUE) or DEFAULT_TASK_QUEUE, settings=settings
     )
@@ -298,6 +316,8 @@ def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerCo
         if grace < 0:
             raise ConfigError(f"{ENV_GRACEFUL_SHUTDOWN}={grace!r} must be >= 0 seconds")
         config.graceful_shutdown_seconds = grace
+    if policy_path:
+        config.approval_policy_path = Path(policy_path)
     config.build_id = env.get(ENV_BUILD_ID) or None
     return config
 

@@ -19,12 +19,24 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from contract import spans
+    from contract.approvals import (
+        PROOF_UNVERIFIED,
+        DecisionEvidence,
+        TrustPolicy,
+        VerificationResult,
+        VerifyApprovalInput,
+        start_problem,
+        statement_digest,
+        statement_problem,
+        summary_of,
+        utc_text,
+    )
     from contract.health import HealthCheckInput, HealthCheckReport, HealthProgress, health_activity_timeouts
     from contract.models import (
         MAX_REFUSED_KEPT,
@@ -32,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_APPROVE,
         SIGNAL_REJECT,
         SIGNAL_ROLLBACK_PARAMETERS,
+        UPDATE_APPROVE,
+        UPDATE_REJECT,
         WORKFLOW_NAME,
         ActivityName,
         ApprovalPolicy,
@@ -40,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         Classification,
         ConfirmationDecision,
         ConfirmationRecord,
+        DecisionAnswer,
         DeployInput,
         DeploymentStage,
         DeploymentStatus,
@@ -93,6 +108,11 @@ PATCH_STATE_SEARCH_ATTRIBUTE = "state-search-attribute"  # DeploymentState upser
 # refused, never dropped), bound to the plan it names (the unbound plain form only in round 1), a late one is
 # recorded as refused, and --no-confirm-deletes is refused under a four-eyes policy that does not allow it.
 PATCH_DECISION_RECORDS = "decision-records"
+# Verified approvals (docs/SECURITY.md): under an approval policy file, a signed decision's statement is checked
+# against the pending round, its proof by the verify_approval activity, and N of M distinct approvers are counted.
+PATCH_VERIFIED_DECISIONS = "verified-decisions"
+PATCH_VERIFIED_START = "verified-start"  # the initiator's signed start statement checked before any stage
+VERIFY_APPROVAL_TIMEOUT = timedelta(seconds=60)
 PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also carries the outcome (list's column)
 # Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
 # request policy refuses) fail as LOGIC and never roll back (older runs failed them as HealthCheckFailed).
@@ -120,6 +140,12 @@ class DeploymentWorkflow:
         self._request = request
         self._settings = WorkerSettings()
         self._decision: tuple[ConfirmationDecision, ApprovalSignal, str | None] | None = None
+        # Verified approvals: signed decisions waiting for their proof's check, statements already used (a replay is
+        # refused), and the decisions counted in the pending round (N of M).
+        self._to_verify: list[tuple[ConfirmationDecision, ApprovalSignal]] = []
+        self._used_statements: set[str] = set()
+        self._round_evidence: list[DecisionEvidence] = []
+        self._counted: dict[str, DecisionEvidence] = {}  # decision id → counted as one of N approvals (for updates)
         self._last_deploy: DeployOutcomeDetails | None = None
         self._health_checks: HealthCheckReport | None = None
         self._last_health: HealthReport | None = None
@@ -156,6 +182,22 @@ class DeploymentWorkflow:
     def reject(self, payload: RawValue) -> None:
         self._on_decision(ConfirmationDecision.REJECTED, payload)
 
+    @workflow.update(name=UPDATE_APPROVE)
+    async def approve_update(self, payload: RawValue) -> DecisionAnswer:
+        return await self._decide_by_update(ConfirmationDecision.APPROVED, payload)
+
+    @approve_update.validator
+    def _validate_approve(self, payload: RawValue) -> None:
+        self._validate_decision_update(payload)
+
+    @workflow.update(name=UPDATE_REJECT)
+    async def reject_update(self, payload: RawValue) -> DecisionAnswer:
+        return await self._decide_by_update(ConfirmationDecision.REJECTED, payload)
+
+    @reject_update.validator
+    def _validate_reject(self, payload: RawValue) -> None:
+        self._validate_decision_update(payload)
+
     @workflow.signal(name=SIGNAL_ROLLBACK_PARAMETERS)
     def provide_rollback_parameters(self, payload: RawValue) -> None:
         """Secure values a rollback could not recover (a reference into the content store, never the values).
@@ -182,12 +224,74 @@ class DeploymentWorkflow:
     def status(self) -> DeploymentStatus:
         return self._status
 
-    def _on_decision(self, decision: ConfirmationDecision, payload: RawValue) -> None:
+    @staticmethod
+    def _decode_decision(payload: RawValue) -> tuple[Any, bool]:
         try:
-            value: Any = workflow.payload_converter().from_payload(payload.payload)
-            readable = True
+            return workflow.payload_converter().from_payload(payload.payload), True
         except Exception:  # not JSON (another encoding): refused like any malformed payload
-            value, readable = None, False
+            return None, False
+
+    def _on_decision(self, decision: ConfirmationDecision, payload: RawValue) -> None:
+        value, readable = self._decode_decision(payload)
+        self._on_decision_value(decision, value, readable)
+
+    def _validate_decision_update(self, payload: RawValue) -> None:
+        """An update that cannot be read or is oversized is rejected before it is written to history (a flood of
+        them cannot grow it); every other decision is accepted and then taken, counted or refused-and-recorded."""
+        value, readable = self._decode_decision(payload)
+        if not readable:
+            raise ValueError("the payload is not JSON")
+        signal, kind, why = parse_decision(value)
+        if signal is None and kind == "oversized":
+            raise ValueError(f"oversized decision refused: {why}")
+
+    async def _decide_by_update(self, decision: ConfirmationDecision, payload: RawValue) -> DecisionAnswer:
+        """The update's answer: handled exactly as the signal (and recorded the same way), then the caller learns
+        whether it was taken, counted, or refused and why (an ApplicationError ``DecisionRefused``)."""
+        value, readable = self._decode_decision(payload)
+        signal, kind, why = parse_decision(value)
+        if signal is None:
+            self._on_decision_value(decision, value, readable)
+            raise ApplicationError(f"{kind} decision refused: {why}", type="DecisionRefused", non_retryable=True)
+        info = workflow.current_update_info()
+        decision_id = signal.decision_id or f"update-{info.id if info else workflow.uuid4().hex}"[:80]
+        self._on_decision_value(decision, {**value, "decision_id": decision_id}, True)
+        await workflow.wait_condition(lambda: self._decision_answer(decision_id) is not None)
+        answer = self._decision_answer(decision_id)
+        assert answer is not None
+        if isinstance(answer, RefusedDecision):
+            raise ApplicationError(
+                f"{answer.kind} decision refused: {answer.why}", answer.kind, type="DecisionRefused", non_retryable=True
+            )
+        return answer
+
+    def _decision_answer(self, decision_id: str) -> DecisionAnswer | RefusedDecision | None:
+        for refused in reversed(self._status.refused_decisions):
+            if refused.decision_id == decision_id:
+                return refused
+        for record in self._status.confirmations:
+            if record.decision_id == decision_id:
+                return DecisionAnswer(
+                    outcome="taken",
+                    decision=record.decision,
+                    identity=record.by,
+                    identity_verified=record.identity_verified,
+                    round=record.round,
+                    decision_id=decision_id,
+                )
+        evidence = self._counted.get(decision_id)
+        if evidence is not None and self._status.pending_confirmation is not None:
+            return DecisionAnswer(
+                outcome="counted",
+                decision=ConfirmationDecision.APPROVED,
+                identity=evidence.identity,
+                identity_verified=evidence.verification.verified,
+                round=self._status.pending_confirmation.round,
+                decision_id=decision_id,
+            )
+        return None
+
+    def _on_decision_value(self, decision: ConfirmationDecision, value: Any, readable: bool) -> None:
         if not workflow.patched(PATCH_DECISION_RECORDS):
             self._on_decision_before_records(decision, value)
             return
@@ -216,6 +320,19 @@ class DeploymentWorkflow:
         if pending is None or self._decision is not None:
             refuse(self._why_late(), "late")
             return
+        trust = self._settings.approval.trust
+        if trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS):
+            if signal.statement is not None or signal.proof is not None:
+                self._on_signed_decision(decision, signal, trust)
+                return
+            if not trust.accepts(PROOF_UNVERIFIED):
+                refuse(
+                    f"an unsigned decision (a claimed name) is refused: the approval policy ({trust.source or 'file'}, "
+                    f"{trust.digest()[:19]}…) accepts only {', '.join(trust.accepted_proofs)} proofs; sign it with "
+                    f"`python starter.py approve {workflow.info().workflow_id} --key ~/.ssh/id_ed25519`",
+                    "unverified",
+                )
+                return
         expected = sorted(c.resource_id.lower() for c in pending.destructive_changes)
         if signal.plan_hash is not None and signal.plan_hash != pending.plan_hash:
             refuse(
@@ -242,6 +359,18 @@ class DeploymentWorkflow:
                 "an approval must name the plan it is for (plan_hash, as `status` prints it)",
                 "unbound",
             )
+            return
+        if trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS):
+            claimed = VerificationResult(
+                verified=False,
+                proof_kind=PROOF_UNVERIFIED,
+                identity=signal.approver,
+                why="no proof: a claimed name, accepted because the policy accepts unverified decisions",
+                failure="unverified",
+                policy_digest=trust.digest(),
+                checked_at=utc_text(workflow.now()),
+            )
+            self._take_policy_decision(decision, signal, trust, claimed, bound_by or "unbound")
             return
         workflow.patched(PATCH_FOUR_EYES)  # recorded as before: the policy applies to every run with this marker
         why_not = self._settings.approval.refusal(
@@ -276,6 +405,7 @@ class DeploymentWorkflow:
         kind: str,
         round_number: int,
         signal: ApprovalSignal | None = None,
+        verification: VerificationResult | None = None,
     ) -> None:
         """Record a refused decision (status, memo — one event in history — and the log) and otherwise ignore it."""
         refused = RefusedDecision(
@@ -288,11 +418,274 @@ class DeploymentWorkflow:
             kind=kind,
             plan_hash=signal.plan_hash if signal else None,
             decision_id=signal.decision_id if signal else None,
+            statement_digest=statement_digest(signal.statement) if signal and signal.statement else None,
+            verification=verification,
+            identity_verified=verification.verified if verification is not None else False,
         )
         self._status.refused_decisions = [*self._status.refused_decisions, refused][-MAX_REFUSED_KEPT:]
         self._status.refused_total += 1
         self._upsert_memo({"refused_decision": refused.model_dump(mode="json")})
         workflow.logger.warning("%s by %s refused and ignored: %s", decision.value, excerpt(by, 80), why)
+
+    # ------------------------------------------------------------------------------------ verified approvals
+
+    def _on_signed_decision(self, decision: ConfirmationDecision, signal: ApprovalSignal, trust: TrustPolicy) -> None:
+        """A decision with a statement and a proof: the statement must be for this run, round and plan, current and
+        not used before (pure checks, here); its proof is checked by the verify_approval activity while the
+        confirmation waits (``_verify_pending``)."""
+        pending = self._status.pending_confirmation
+        assert pending is not None
+        info = workflow.info()
+        refuse = lambda why, kind: self._refuse(  # noqa: E731
+            decision,
+            by=signal.statement.identity if signal.statement else signal.approver,
+            reason=signal.statement.reason if signal.statement else signal.reason,
+            why=why,
+            kind=kind,
+            round_number=pending.round,
+            signal=signal,
+        )
+        statement, proof = signal.statement, signal.proof
+        if statement is None or proof is None:
+            refuse("a signed decision needs both a statement and a proof", "malformed")
+            return
+        problem = statement_problem(
+            statement,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            round_number=pending.round,
+            plan_hash=pending.plan_hash,
+            destructive_set=[c.resource_id for c in pending.destructive_changes],
+            decision="approve" if decision is ConfirmationDecision.APPROVED else "reject",
+            now=workflow.now(),
+            lifetime_seconds=trust.statement_lifetime_seconds,
+        )
+        if problem is not None:
+            refuse(f"{problem[0]} statement refused: {problem[1]}", problem[0])
+            return
+        # A replay: a statement already counted in this run. (Only counted ones: marking every statement received
+        # would let anyone who saw a pending statement block it by sending it first with a bogus proof.)
+        digest = statement_digest(statement)
+        if digest in self._used_statements:
+            refuse(f"replay refused: statement {digest[:19]}… was already counted in this run", "replay")
+            return
+        if not trust.accepts(proof.kind):
+            refuse(
+                f"the approval policy does not accept {proof.kind} proofs (it accepts "
+                f"{', '.join(trust.accepted_proofs)})",
+                "proof-kind",
+            )
+            return
+        self._to_verify.append((decision, signal))
+
+    async def _verify_pending(self, trust: TrustPolicy) -> None:
+        """Check the proofs of the signed decisions received, one activity each, until a decision is taken; what is
+        left once it is, is late."""
+        while self._to_verify and self._decision is None:
+            decision, signal = self._to_verify.pop(0)
+            assert signal.statement is not None and signal.proof is not None
+            pending = self._status.pending_confirmation
+            assert pending is not None
+            digest = statement_digest(signal.statement)
+            if digest in self._used_statements:  # the same statement was queued twice and counted meanwhile
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"replay refused: statement {digest[:19]}… was already counted in this run",
+                    kind="replay",
+                    round_number=pending.round,
+                    signal=signal,
+                )
+                continue
+            try:
+                result = await workflow.execute_activity(
+                    ActivityName.VERIFY_APPROVAL,
+                    VerifyApprovalInput(statement=signal.statement, proof=signal.proof, policy=trust),
+                    result_type=VerificationResult,
+                    start_to_close_timeout=VERIFY_APPROVAL_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                    summary=f"verify {signal.statement.identity}'s {signal.proof.kind} proof",
+                )
+            except ActivityError as exc:
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"the proof could not be checked: {exc.cause or exc}",
+                    kind="unverifiable",
+                    round_number=pending.round,
+                    signal=signal,
+                )
+                continue
+            if not result.verified:
+                self._refuse(
+                    decision,
+                    by=signal.statement.identity,
+                    reason=signal.statement.reason,
+                    why=f"proof refused: {result.why}",
+                    kind=result.failure or "bad-proof",
+                    round_number=pending.round,
+                    signal=signal,
+                    verification=result,
+                )
+                continue
+            signed = signal.model_copy(update={"approver": result.identity, "reason": signal.statement.reason})
+            self._take_policy_decision(decision, signed, result.policy or trust, result, "statement")
+        self._refuse_unverified_leftovers()
+
+    def _refuse_unverified_leftovers(self) -> None:
+        """Signed decisions still queued once the round is decided (or timed out) are late: recorded as such."""
+        for decision, signal in self._to_verify:
+            assert signal.statement is not None
+            self._refuse(
+                decision,
+                by=signal.statement.identity,
+                reason=signal.statement.reason,
+                why=self._why_late(),
+                kind="late",
+                round_number=self._status.pending_confirmation.round if self._status.pending_confirmation else 0,
+                signal=signal,
+            )
+        self._to_verify = []
+
+    def _take_policy_decision(
+        self,
+        decision: ConfirmationDecision,
+        signal: ApprovalSignal,
+        policy: TrustPolicy,
+        verification: VerificationResult,
+        bound_by: str,
+    ) -> None:
+        """Apply the approval policy's rules to an identity (verified, or claimed where the policy accepts that):
+        allowed approvers of the scope, initiator may not approve, N of M distinct approvers. A rejection by an
+        allowed person decides at once."""
+        pending = self._status.pending_confirmation
+        assert pending is not None
+        approving = decision is ConfirmationDecision.APPROVED
+        request = self._request
+        refuse = lambda why, kind: self._refuse(  # noqa: E731
+            decision,
+            by=verification.identity,
+            reason=signal.reason,
+            why=why,
+            kind=kind,
+            round_number=pending.round,
+            signal=signal,
+            verification=verification,
+        )
+        why = policy.refusal(
+            identity=verification.identity,
+            initiator=request.initiator,
+            approving=approving,
+            subscription=request.subscription_id,
+            resource_group=request.resource_group,
+        )
+        if why is not None:
+            refuse(why, "policy")
+            return
+        evidence = DecisionEvidence(
+            decision="approve" if approving else "reject",
+            identity=verification.identity,
+            reason=signal.reason,
+            statement=signal.statement,
+            proof=signal.proof,
+            verification=verification,
+            at=utc_text(workflow.now()),
+        )
+        if signal.statement is not None:
+            self._used_statements.add(statement_digest(signal.statement))
+        if not approving:
+            self._round_evidence = [evidence]
+            self._decision = (decision, signal, bound_by)
+            return
+        approvers = {e.identity.lower() for e in self._round_evidence}
+        if verification.identity.lower() in approvers:
+            refuse(
+                f"{verification.identity!r} already approved round {pending.round}; the policy counts distinct "
+                "approvers",
+                "duplicate",
+            )
+            return
+        self._round_evidence.append(evidence)
+        pending.approved_by = [e.identity for e in self._round_evidence]
+        required = policy.required_approvals(request.subscription_id, request.resource_group)
+        if len(self._round_evidence) >= required:
+            self._decision = (decision, signal, bound_by)
+        else:
+            if signal.decision_id:
+                self._counted[signal.decision_id] = evidence
+            workflow.logger.info(
+                "approval %d of %d by %s recorded", len(self._round_evidence), required, verification.identity
+            )
+
+    async def _wait_for_verified_decision(self, trust: TrustPolicy, deadline: Any) -> None:
+        """Wait for a decision, checking each signed one's proof as it arrives; TimeoutError at ``deadline``."""
+        while self._decision is None:
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                raise TimeoutError
+            await workflow.wait_condition(
+                lambda: self._decision is not None or bool(self._to_verify),
+                timeout=timedelta(seconds=remaining),
+                timeout_summary="confirmation timeout",
+            )
+            await self._verify_pending(trust)
+
+    async def _check_initiator(self, request: DeployRequest) -> None:
+        """Under an approval policy that requires a verified start (or when the request carries a signed start
+        statement), check it before any stage: this workflow, resource group, template, mode and initiator, current,
+        and its proof verified. A start that fails is refused (exit 2), nothing planned or deployed."""
+        trust = self._settings.approval.trust
+        signed = request.start_statement is not None and request.start_proof is not None
+        if trust is None or not (trust.require_signed_start or signed):
+            return
+        if not workflow.patched(PATCH_VERIFIED_START):
+            return
+
+        def refuse(why: str) -> NoReturn:
+            self._fail(DeploymentStage.INITIALIZED, None, "InitiatorNotVerified", why, DeployOutcome.REFUSED,
+                       by=request.initiator)  # fmt: skip
+
+        if request.start_statement is None or request.start_proof is None:
+            refuse(
+                f"the approval policy ({trust.source or trust.digest()}) requires the initiator to sign the start: "
+                "run deploy with --key ~/.ssh/id_ed25519 (the key allowed_signers lists for you)"
+            )
+        problem = start_problem(
+            request.start_statement,
+            workflow_id=workflow.info().workflow_id,
+            subscription_id=request.subscription_id,
+            resource_group=request.resource_group,
+            template_digest=request.template.digest,
+            mode=request.mode.value,
+            initiator=request.initiator,
+            now=workflow.now(),
+            lifetime_seconds=trust.statement_lifetime_seconds,
+        )
+        if problem is not None:
+            refuse(problem)
+        result = await workflow.execute_activity(
+            ActivityName.VERIFY_APPROVAL,
+            VerifyApprovalInput(start=request.start_statement, proof=request.start_proof, policy=trust),
+            result_type=VerificationResult,
+            start_to_close_timeout=VERIFY_APPROVAL_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+            summary=f"verify the initiator {request.initiator}'s start statement",
+        )
+        self._status.initiator_verification = result
+        self._upsert_memo({"initiator_verification": result.model_dump(mode="json")})
+        if not result.verified:
+            refuse(f"the initiator's start statement did not verify: {result.why}")
+
+    def _skip_refusal(self, request: DeployRequest) -> str | None:
+        """Why --no-confirm-deletes is refused for this request's initiator, or None."""
+        trust = self._settings.approval.trust
+        if trust is not None:
+            return trust.skip_refusal(
+                initiator=request.initiator, subscription=request.subscription_id, resource_group=request.resource_group
+            )
+        return self._settings.approval.skip_refusal(request.initiator)
 
     def _on_decision_before_records(self, decision: ConfirmationDecision, value: Any) -> None:
         """How decisions were handled before PATCH_DECISION_RECORDS, for replaying older histories: a payload the
@@ -357,7 +750,7 @@ class DeploymentWorkflow:
                 summary="read the worker's settings",
             )
             if hardened and request.no_confirm_deletes:
-                why = self._settings.approval.skip_refusal(request.initiator)
+                why = self._skip_refusal(request)
                 if why is not None:  # before any stage: nothing is planned, nothing deployed
                     self._fail(
                         DeploymentStage.INITIALIZED,
@@ -367,6 +760,7 @@ class DeploymentWorkflow:
                         DeployOutcome.REFUSED,
                         by=request.initiator,
                     )
+            await self._check_initiator(request)
             self._transition(DeploymentStage.VALIDATING_PARAMETERS)
             validation = await self._stage_activity(
                 DeploymentStage.VALIDATING_PARAMETERS,
@@ -476,29 +870,46 @@ class DeploymentWorkflow:
             if bound
             else '{"approver":"<you>","reason":"<why>"}'
         )
+        approve_command = (
+            f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
+            f"--input '{signal_input}'"
+        )
+        trust = self._settings.approval.trust
+        verified = trust is not None and workflow.patched(PATCH_VERIFIED_DECISIONS)
+        required = 1
+        if trust is not None and verified:
+            self._round_evidence = []
+            required = trust.required_approvals(self._request.subscription_id, self._request.resource_group)
+            if not trust.accepts(PROOF_UNVERIFIED):  # a plain signal would be refused: show the signing command
+                approve_command = (
+                    f"python starter.py approve {info.workflow_id} --key ~/.ssh/id_ed25519 --reason '<why>'"
+                )
         self._status.pending_confirmation = PendingConfirmation(
             destructive_changes=plan.destructive_changes,
             asked_at=now,
             deadline=now + timedelta(seconds=timeout),
             round=round_number,
-            approve_command=(
-                f"temporal workflow signal --workflow-id {info.workflow_id} --name {SIGNAL_APPROVE} "
-                f"--input '{signal_input}'"
-            ),
+            approve_command=approve_command,
             approval_policy=self._approval_policy(),
             plan_hash=plan_hash,
+            required_approvals=required,
         )
         self._transition(
             DeploymentStage.AWAITING_CONFIRMATION,
             f"{len(plan.destructive_changes)} deletion(s) need approval (round {round_number})",
         )
         try:
-            await workflow.wait_condition(
-                lambda: self._decision is not None,
-                timeout=timedelta(seconds=timeout),
-                timeout_summary="confirmation timeout",
-            )
+            if trust is not None and verified:
+                await self._wait_for_verified_decision(trust, now + timedelta(seconds=timeout))
+            else:
+                await workflow.wait_condition(
+                    lambda: self._decision is not None,
+                    timeout=timedelta(seconds=timeout),
+                    timeout_summary="confirmation timeout",
+                )
         except TimeoutError:
+            if self._to_verify:  # verified approvals only: queued signed decisions are late now
+                self._refuse_unverified_leftovers()
             self._decision = None
             self._status.pending_confirmation = None
             record = ConfirmationRecord(
@@ -534,6 +945,12 @@ class DeploymentWorkflow:
             bound_by=bound_by,
             decision_id=signal.decision_id,
         )
+        if trust is not None and verified:  # every decision counted, with its evidence (N of M)
+            evidence, self._round_evidence = self._round_evidence, []
+            record.decisions = evidence
+            record.by = ", ".join(e.identity for e in evidence) or record.by
+            record.identity_verified = bool(evidence) and all(e.verification.verified for e in evidence)
+            record.policy = trust
         self._status.confirmations.append(record)
         self._upsert_memo({"confirmation": record.model_dump(mode="json")})
         self._confirmation_span(record, now)
@@ -854,6 +1271,27 @@ class DeploymentWorkflow:
             if pending.approve_command:
                 lines.append(f"`{pending.approve_command}`")
             lines.append(f"reject with `python starter.py reject {status.workflow_id} --reason '...'`")
+            if pending.required_approvals > 1 or pending.approved_by:
+                so_far = ", ".join(pending.approved_by) or "none yet"
+                lines.append(f"{pending.required_approvals} distinct approvals needed; so far: {so_far}")
+        # Who decided, and whether that identity was verified (a claimed name is labelled so).
+        decided = [c for c in status.confirmations if c.decision in (ConfirmationDecision.APPROVED,
+                                                                      ConfirmationDecision.REJECTED)]  # fmt: skip
+        if decided or status.initiator_verification is not None:
+            lines.append("")
+        if status.initiator_verification is not None:
+            lines.append(f"initiator {status.initiator_verification.identity}: "
+                         f"{summary_of(status.initiator_verification)}")  # fmt: skip
+        for record in decided:
+            if record.decisions:
+                lines.extend(
+                    f"- round {record.round}: {e.decision} by {e.identity}, {summary_of(e.verification)}"
+                    for e in record.decisions
+                )
+            else:
+                lines.append(
+                    f"- round {record.round}: {record.decision.value.lower()} by {record.by}, unverified (claimed)"
+                )
         if status.failure is not None:
             failure = status.failure
             klass = failure.failure_class.value if failure.failure_class else "NOT_DEPLOYED"

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "client.cli.audit",
         "rebuild a deployment's audit record from Temporal's history and write it (JSON and/or SQLite)",
     ),
+    "verify-approvals": (
+        "client.cli.verify_approvals",
+        "re-verify a finished deployment's signed approvals offline, from its audit record alone",
+    ),
     "dev": (
         "client.cli.dev",
         "run the embedded default (Temporal dev server with UI, local ARM, worker) until Ctrl-C",

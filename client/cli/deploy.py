@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ from client.inputs import (
     validate_resource_group_name,
     validate_subscription_id,
 )
+from contract.approvals import StartStatement, statement_digest, utc_text
 from contract.health import HealthProgress, parse_duration
 from contract.health_targets import declared_outputs, declared_outputs_from_bicep
 from contract.models import (
@@ -79,6 +80,7 @@ from contract.models import (
     DeployResult,
     StageTransition,
 )
+from contract.naming import workflow_id_for
 from contract.plan_text import plan_documents, render_plan
 from services.classification import retried_within_stage
 from services.codec import CodecKeyError
@@ -135,6 +137,13 @@ def add_parser(subparsers: Any) -> None:
         help="deploy a plan that deletes resources without waiting for approval (recorded in the audit)",
     )
     p.add_argument("--skip-health", action="store_true", help="skip the post-deployment health verification")
+    p.add_argument(
+        "--key",
+        metavar="PATH",
+        default=None,
+        help="sign the start with this SSH key, as your OS account (an approval policy may require it: "
+        "docs/SECURITY.md)",
+    )
     p.add_argument(
         "--rollback-on-failure",
         action="store_true",
@@ -472,7 +481,32 @@ def _build_request(
     timeout = confirmation_timeout(args)
     if timeout is not None:
         request = request.model_copy(update={"confirmation_timeout_seconds": timeout})
+    if getattr(args, "key", None):
+        request = signed_start(request, key=args.key)
     return request
+
+
+START_STATEMENT_LIFETIME = timedelta(minutes=10)  # the start follows at once; the policy may allow less
+
+
+def signed_start(request: DeployRequest, *, key: str) -> DeployRequest:
+    """The request with the initiator's signed start statement (verified approvals, docs/SECURITY.md)."""
+    from client.cli.approvals import sign_statement
+
+    now = datetime.now(UTC)
+    statement = StartStatement(
+        workflow_id=workflow_id_for(request.subscription_id, request.resource_group),
+        subscription_id=request.subscription_id,
+        resource_group=request.resource_group,
+        template_digest=request.template.digest,
+        mode=request.mode.value,
+        identity=request.initiator,
+        issued_at=utc_text(now),
+        expires_at=utc_text(now + START_STATEMENT_LIFETIME),
+    )
+    progress(f"Signing the start as {request.initiator} with {key} (statement {statement_digest(statement)})")
+    proof = sign_statement(statement, key=key)
+    return request.model_copy(update={"start_statement": statement, "start_proof": proof})
 
 
 MAX_CONFIRMATION_TIMEOUT_SECONDS = 30 * 86400.0
@@ -862,6 +896,17 @@ def _ask(status: DeploymentStatus, target: Target, workflow_id: str, output: str
         progress(f"  - {resource_id}")
     policy = pending.approval_policy
     me = current_user()
+    if policy is not None and policy.trust is not None:  # verified approvals: each approver signs (docs/SECURITY.md)
+        trust = policy.trust
+        progress(
+            f"The approval policy ({trust.source or 'the worker'}) needs {pending.required_approvals} approval(s) "
+            f"proven by {' or '.join(trust.accepted_proofs)}; each approver runs:"
+        )
+        progress(
+            f"  python starter.py approve {workflow_id}{local_flag(target)} --key ~/.ssh/id_ed25519 --reason '...'"
+        )
+        progress(f"or reject with: python starter.py reject {workflow_id}{local_flag(target)} --key ... --reason '...'")
+        return None
     if policy is not None and policy.refusal(approver=me, initiator=me, approving=True):  # four eyes
         who = ", ".join(policy.allowed_approvers or []) or "anyone but you"
         progress(f"Four eyes: you started this deployment, so another person must approve it ({who}), with:")

@@ -28,6 +28,7 @@ from client.deployments import query_status
 from client.exit_codes import ExitCode
 from client.inputs import InputError, validate_git_sha
 from contract import search_attributes
+from contract.approvals import summary_of
 from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, RollbackReport, RollbackState
 from contract.plan_text import plan_documents, render_plan, summary_line
 from services.classification import retried_within_stage
@@ -110,7 +111,11 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     except Exception:  # no worker to answer the query: say what Temporal itself knows
         current = None
     if args.output == "json":
-        doc: dict[str, Any] = {"workflow_id": args.workflow_id, "workflow_status": workflow_state}
+        doc: dict[str, Any] = {
+            "workflow_id": args.workflow_id,
+            "run_id": description.run_id,
+            "workflow_status": workflow_state,
+        }
         if current is not None:
             doc.update(current.model_dump(mode="json"))
         print_json(doc)
@@ -150,19 +155,32 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
         print(f"       or: {approve_commands(target, args.workflow_id, destructive, pending.plan_hash)[1]}")
         print(f"  reject:  python starter.py reject {args.workflow_id}{local} --reason '...'")
         policy = pending.approval_policy
-        if policy is not None:
+        if policy is not None and policy.trust is not None:
+            trust = policy.trust
+            print(
+                f"  approval policy {trust.digest()[:19]}… ({trust.source or 'worker'}): proofs "
+                f"{', '.join(trust.accepted_proofs)}; {len(pending.approved_by)} of {pending.required_approvals} "
+                f"approval(s) so far" + (f" ({', '.join(pending.approved_by)})" if pending.approved_by else "")
+            )
+        elif policy is not None:
             who = ", ".join(policy.allowed_approvers) if policy.allowed_approvers is not None else "anyone"
             self_ok = "may" if policy.allow_self_approval else "may not"
             print(f"  four eyes: approvers {who}; the initiator {self_ok} approve")
+    if current.initiator_verification is not None:
+        print(f"  initiator {current.initiator_verification.identity}: {summary_of(current.initiator_verification)}")
     if current.refused_total > len(current.refused_decisions):
         print(f"  {current.refused_total} decisions refused; the latest {len(current.refused_decisions)}:")
     for refused in current.refused_decisions:
         print(
             f"  refused {refused.decision.value.lower()} by {refused.by} at "
-            f"{refused.at.isoformat(timespec='seconds')}: {refused.why}"
+            f"{refused.at.isoformat(timespec='seconds')} [{refused.kind}]: {refused.why}"
         )
     for record in current.confirmations:
         print(f"  {record.decision.value} by {record.by} at {record.at.isoformat(timespec='seconds')}: {record.reason}")
+        for evidence in record.decisions:  # under an approval policy: each decision and how its identity is known
+            print(f"    {evidence.decision} by {evidence.identity}: {summary_of(evidence.verification)}")
+        if not record.decisions and record.decision.value in ("APPROVED", "REJECTED"):
+            print(f"    identity {'verified' if record.identity_verified else 'unverified (claimed)'}")
     if current.failure is not None:
         f = current.failure
         cls = f"{f.failure_class.value} " if f.failure_class else ""

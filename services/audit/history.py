@@ -51,7 +51,9 @@ from services.audit.record import (
 
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
 # "outcome" repeats what the result holds (the final transition carries it for `list`, patch outcome-memo).
-_KNOWN_MEMO = frozenset({"stage", "transition", "confirmation", "refused_decision", "outcome"})
+_KNOWN_MEMO = frozenset(
+    {"stage", "transition", "confirmation", "refused_decision", "outcome", "initiator_verification"}
+)
 _ATTEMPT_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+) attempt (?P<attempt>\d+)$")
 _RETRY_SUMMARY = re.compile(r"^(?P<stage>[A-Z_]+): retry (?P<retry>\d+) after (?P<code>\S+) \((?P<seconds>[\d.]+) s\)$")
 _CLOSE_STATUS = {
@@ -115,6 +117,7 @@ class _Builder:
         self.signals: list[AuditSignal] = []
         self.approvals: list[AuditApproval] = []
         self.refused: list[dict[str, Any]] = []
+        self.initiator_verification: dict[str, Any] | None = None
         self.plan: dict[str, Any] | None = None
         self.lint: dict[str, Any] | None = None
         self.deployed: dict[str, Any] | None = None
@@ -312,15 +315,27 @@ class _Builder:
         confirmation = values.get("confirmation")
         if isinstance(confirmation, dict):
             self.on_confirmation(event, confirmation)
+        initiator = values.get("initiator_verification")
+        if isinstance(initiator, dict):  # verified approvals: the check of the initiator's signed start statement
+            self.initiator_verification = initiator
+            self.add(
+                event,
+                "initiator_verified" if initiator.get("verified") is True else "initiator_not_verified",
+                f"initiator {initiator.get('identity')}: "
+                + ("verified" if initiator.get("verified") is True else f"not verified: {initiator.get('why')}"),
+            )
         refused = values.get("refused_decision")
         if isinstance(refused, dict):  # four eyes: a decision the approval policy refused (recorded, ignored)
-            self.refused.append({**refused, "identity_verified": False})
+            self.refused.append({**refused, "identity_verified": refused.get("identity_verified") is True})
             self.add(
                 event,
                 "decision_refused",
                 f"{str(refused.get('decision', '')).lower()} by {refused.get('by')} refused: {refused.get('why')}",
                 **{k: refused.get(k) for k in ("decision", "by", "reason", "why", "round", "at", "kind", "plan_hash")},
-                identity_verified=False,
+                identity_verified=refused.get("identity_verified") is True,
+                kind_of_proof=(refused.get("verification") or {}).get("proof_kind")
+                if isinstance(refused.get("verification"), dict)
+                else None,
             )
         other = {k: v for k, v in values.items() if k not in _KNOWN_MEMO}
         if other:  # a memo key this reader does not know yet: kept, not interpreted
@@ -347,6 +362,9 @@ class _Builder:
             signal_received_at=signal.received_at if signal and decision in ("APPROVED", "REJECTED") else None,
             plan_hash=record.get("plan_hash") if isinstance(record.get("plan_hash"), str) else None,
             bound_by=record.get("bound_by") if isinstance(record.get("bound_by"), str) else None,
+            identity_verified=record.get("identity_verified") is True,
+            decisions=[d for d in record.get("decisions") or [] if isinstance(d, dict)],
+            policy=record.get("policy") if isinstance(record.get("policy"), dict) else None,
         )
         self.approvals.append(approval)
         self.add(
@@ -668,6 +686,10 @@ class _Builder:
             plan=(result.plan.model_dump(mode="json") if result and result.plan else None) or self.plan,
             approvals=self.approvals,
             refused_decisions=self.refused,
+            initiator_verification=self.initiator_verification,
+            # True only when the initiator signed the start and every decision taken was verified
+            identities_verified=bool(self.initiator_verification and self.initiator_verification.get("verified"))
+            and all(a.identity_verified for a in self.approvals if a.decision in ("APPROVED", "REJECTED")),
             signals=self.signals,
             retries=self.retries,
             health_checks=(result.health_checks.model_dump(mode="json") if result and result.health_checks else None)

@@ -67,9 +67,13 @@ class AuditApproval(_Model):
     signal_received_at: datetime | None = None
     plan_hash: str | None = None  # the plan decided on (absent for runs before decisions were bound)
     bound_by: str | None = None  # how the decision named the plan: plan_hash, destructive_set, unbound
-    # ``by`` is the identity the signal claimed; nothing verified it (docs/SECURITY.md). A verified approval
-    # (a signed statement) would set this True.
+    # ``by`` is the identity the signal claimed (docs/SECURITY.md), unless every decision below verified.
     identity_verified: bool = False
+    # Under an approval policy (verified approvals): each decision counted, with its statement, proof, verification
+    # result and the trust root's digest; ``policy`` is the policy document they were verified against
+    # (``starter.py verify-approvals`` checks them again offline).
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+    policy: dict[str, Any] | None = None
 
 
 class AuditSignal(_Model):
@@ -125,6 +129,8 @@ class AuditRecord(_Model):
     # Every person's identity in this record (initiator, approvers, refused deciders) is claimed by the client
     # that sent it (the OS account our CLI runs as, or whatever a Temporal client put in a signal): unverified.
     identities_verified: bool = False
+    # Verified approvals: the check of the initiator's signed start statement (None: the initiator is claimed)
+    initiator_verification: dict[str, Any] | None = None
     state: str | None = None  # the last stage reached
     template_hash: str | None = None  # sha256 of the template deployed (compiled, for Bicep)
     source_template_hash: str | None = None  # sha256 of the template as submitted (the .bicep source for Bicep)
