@@ -151,6 +151,7 @@ class DeploymentWorkflow:
         self._last_health: HealthReport | None = None
         self._rollback_parameters: RollbackParametersSignal | None = None
         self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
+        self._outcome_memo = False  # the final transition's memo carries the outcome (decided in run)
         self._rolling_back = False  # stage attempts go to the rollback's own record while set
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
@@ -740,6 +741,9 @@ class DeploymentWorkflow:
             PATCH_STATE_SEARCH_ATTRIBUTE
         )
         hardened = workflow.patched(PATCH_DECISION_RECORDS)  # first task: the marker precedes any signal's effect
+        # Decided in the first task too: asked only at the final transition, right after the record-last-good local
+        # activity, the marker could land in a later workflow task than on replay (a nondeterminism error).
+        self._outcome_memo = workflow.patched(PATCH_OUTCOME_MEMO)
         stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
         try:
             self._settings = await workflow.execute_local_activity(
@@ -1234,7 +1238,7 @@ class DeploymentWorkflow:
         workflow.set_current_details(self._current_details())
         memo: dict[str, Any] = {"stage": stage.value, "transition": transition.model_dump(mode="json")}
         outcome = self._final_outcome(stage)
-        if outcome is not None and workflow.patched(PATCH_OUTCOME_MEMO):
+        if outcome is not None and self._outcome_memo:
             memo["outcome"] = outcome.value
         self._upsert_memo(memo)
         if self._state_attribute:
