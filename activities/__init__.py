@@ -20,6 +20,7 @@ from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
 from .resource_health import resource_health_client
 from .rollback import RollbackActivities
+from .rollout import RolloutActivities
 from .settings import SettingsActivities
 from .validate import ValidateActivities
 
@@ -38,12 +39,14 @@ def build_activities(
         health_policy = RequestPolicy.from_environment(arm_endpoint=clients.config.endpoint)
     deploy = DeployActivities(clients, store)
     rollback = RollbackActivities(store)
+    plan = PlanActivities(clients, store)
+    validate = ValidateActivities(store)
     return [
         SettingsActivities(settings).resolve_settings,
-        ValidateActivities(store).validate_parameters,
+        validate.validate_parameters,
         LintActivities(store, linter).lint_template,
         ResourceGroupActivities(clients).ensure_resource_group,
-        PlanActivities(clients, store).plan_deployment,
+        plan.plan_deployment,
         deploy.deploy,
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
@@ -55,6 +58,7 @@ def build_activities(
         ).run_health_checks,
         rollback.record_last_good,
         rollback.load_last_good,
+        RolloutActivities(clients, plan, validate).preview_rollout_target,
     ]
 
 
