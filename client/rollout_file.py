@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,6 +141,16 @@ def read_rollout_file(path: str | Path) -> tuple[RolloutFile, Path]:
         raise InputError(f"The rollout file {p} is not valid: {_pydantic_message(exc)}. {DOCS}.") from None
 
 
+_FLAG = re.compile(r" given with (?:-[a-z]/)?--[a-z-]+")
+_CWD_HINT = re.compile(r" \(relative paths are resolved from the current directory, [^)]*\)")
+
+
+def _no_flags(message: str) -> str:
+    """A message of the single-deployment readers without the command-line flag it names (here the value came from
+    the rollout file, whose relative paths start at the file's folder)."""
+    return _CWD_HINT.sub(" (relative paths start at the rollout file's folder)", _FLAG.sub("", message))
+
+
 def _relative(base: Path, value: str) -> Path:
     candidate = Path(value)
     return candidate if candidate.is_absolute() else base / candidate
@@ -152,18 +163,36 @@ def _health(base: Path, value: str, *, field: str, outputs: Any, file: Path) -> 
         raise InputError(f"The rollout file {file}: {field}: {exc}") from None
 
 
-def build_rollout_request(
-    path: str | Path, *, store: BlobStore, initiator: str, git_sha: str | None = None, preview_only: bool = False
-) -> RolloutRequest:
-    """Check every target and put the template in the content store once; the request carries one entry per
-    target (a few hundred bytes), never a whole deployment request per target."""
+@dataclass
+class CheckedRollout:
+    """A rollout file with every field checked, before anything is stored or started."""
+
+    spec: RolloutFile
+    file: Path
+    template_path: Path
+    template: dict[str, Any]
+    parameters: dict[str, Any]
+    parameters_path: Path | None
+    health: HealthSpec
+    rings: list[RolloutRing]
+
+
+def check_rollout_file(path: str | Path) -> CheckedRollout:
+    """Read and check everything the file names (template, parameters, health files, every target): the whole
+    refusal happens here, before the CLI connects or writes anything."""
     spec, base = read_rollout_file(path)
     file = Path(path)
     template_path = _relative(base, spec.template)
-    template = load_template(template_path)
+    try:
+        template = load_template(template_path)
+    except InputError as exc:
+        raise InputError(f"The rollout file {file}: template: {_no_flags(str(exc))}") from None
     if not isinstance(template.get("resources"), list | dict):
         raise InputError(f"The rollout file {file}: template: {template_path} is not an ARM template with resources.")
-    parameters = load_parameters_file(_relative(base, spec.parameters)) if spec.parameters else {}
+    try:
+        parameters = load_parameters_file(_relative(base, spec.parameters)) if spec.parameters else {}
+    except InputError as exc:
+        raise InputError(f"The rollout file {file}: parameters: {_no_flags(str(exc))}") from None
     check_parameter_values(parameters, where=f"the parameters of rollout {spec.name}")
     declared = {k.lower() for k in (template.get("parameters") or {})}
     secure = secure_parameter_names(template)
@@ -190,8 +219,7 @@ def build_rollout_request(
                     raise InputError("no location: give the target a location, or the file one for every target")
                 location = validate_location(location)
             except InputError as exc:
-                text = str(exc).replace(" given with -g/--resource-group", "").replace(" given with -l/--location", "")
-                raise InputError(f"The rollout file {file}: {where}: {text}") from None
+                raise InputError(f"The rollout file {file}: {where}: {_no_flags(str(exc))}") from None
             key = f"{sub}/{rg.lower()}"
             if key in seen:
                 raise InputError(
@@ -250,25 +278,48 @@ def build_rollout_request(
         raise InputError(
             f"The rollout file {file} has {count} targets; at most {MAX_TARGETS} fit one rollout. Split it."
         )
-    first = rings[0].targets[0]
+    return CheckedRollout(
+        spec=spec,
+        file=file,
+        template_path=template_path,
+        template=template,
+        parameters=parameters,
+        parameters_path=_relative(base, spec.parameters) if spec.parameters else None,
+        health=shared_health,
+        rings=rings,
+    )
+
+
+def build_rollout_request(
+    checked: CheckedRollout | str | Path,
+    *,
+    store: BlobStore,
+    initiator: str,
+    git_sha: str | None = None,
+    preview_only: bool = False,
+) -> RolloutRequest:
+    """Put the template in the content store once; the request carries one entry per target (a few hundred
+    bytes), never a whole deployment request per target."""
+    c = checked if isinstance(checked, CheckedRollout) else check_rollout_file(checked)
+    first = c.rings[0].targets[0]
     base_request = build_deploy_request(
         store=store,
-        template=template,
+        template=c.template,
         subscription_id=first.subscription_id,
         resource_group=first.resource_group,
         location=first.location,
-        parameters=parameters,
-        template_path=str(template_path),
-        parameters_path=str(_relative(base, spec.parameters)) if spec.parameters else None,
-        mode=DeploymentMode(spec.mode),
+        parameters=c.parameters,
+        template_path=str(c.template_path),
+        parameters_path=str(c.parameters_path) if c.parameters_path else None,
+        mode=DeploymentMode(c.spec.mode),
         git_sha=git_sha,
         initiator=initiator,
-    ).model_copy(update={"health": shared_health})
+    ).model_copy(update={"health": c.health})
     return RolloutRequest(
-        name=spec.name,
+        name=c.spec.name,
         base=base_request,
-        rings=rings,
+        rings=c.rings,
         initiator=initiator,
-        rollout_file=str(file),
+        rollout_file=str(c.file),
         preview_only=preview_only,
     )

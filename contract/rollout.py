@@ -33,6 +33,9 @@ MAX_MESSAGE_CHARS = 300  # a target's failure message kept in the progress
 # The parent continues as new once its history holds this many events and no child is running (Temporal warns at
 # 10,240 events and stops a run at 51,200; one child costs about 8 events of the parent's history).
 CONTINUE_AS_NEW_EVENTS = 4000
+# ... or this many bytes: each child's start and completion events carry its DeployRequest and DeployResult (about
+# 8.5 KB per target with the fake stage set), and Temporal warns at 10 MB of history and stops a run at 50 MB.
+CONTINUE_AS_NEW_BYTES = 4 * 1024 * 1024
 
 
 def rollout_workflow_id(name: str) -> str:
@@ -85,6 +88,8 @@ class RolloutRequest(_Model):
     initiator: str = "unknown"
     rollout_file: str | None = None
     preview_only: bool = False  # `rollout plan`: what-if of every target, nothing deployed
+    # Continue as new once the history holds this many events and no child runs (tests and benchmarks lower it).
+    history_limit: int = Field(default=CONTINUE_AS_NEW_EVENTS, ge=100, le=40_000)
 
     def target_request(self, target: RolloutTarget) -> DeployRequest:
         """The child deployment's request: the shared one with the target's place, overrides and checks."""

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.naming import deployment_name_for, workflow_id_for
     from contract.retry import SINGLE_ATTEMPT
     from contract.rollout import (
-        CONTINUE_AS_NEW_EVENTS,
+        CONTINUE_AS_NEW_BYTES,
         MAX_MESSAGE_CHARS,
         PREVIEW_TARGET_ACTIVITY,
         QUERY_ROLLOUT_STATUS,
@@ -185,15 +185,18 @@ class RolloutWorkflow:
         )
 
     async def _continue_as_new_if_long(self, *, force: bool = False) -> None:
-        info = workflow.info()
-        if force or info.get_current_history_length() >= CONTINUE_AS_NEW_EVENTS or info.is_continue_as_new_suggested():
+        if force or self._history_long():
             await workflow.wait_condition(workflow.all_handlers_finished)
             self._progress.runs += 1
             workflow.continue_as_new(RolloutInput(request=self._request, progress=self._progress))
 
     def _history_long(self) -> bool:
         info = workflow.info()
-        return info.get_current_history_length() >= CONTINUE_AS_NEW_EVENTS or info.is_continue_as_new_suggested()
+        return (
+            info.get_current_history_length() >= self._request.history_limit
+            or info.get_current_history_size() >= CONTINUE_AS_NEW_BYTES
+            or info.is_continue_as_new_suggested()
+        )
 
     # ------------------------------------------------------------------------------------------------ a ring
     async def _run_ring(self, ring: RolloutRing, rp: RingProgress) -> None:

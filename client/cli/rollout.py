@@ -127,24 +127,39 @@ def run_signal(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- commands
 
 
-def _request(args: argparse.Namespace, target: Target | None, *, preview_only: bool) -> RolloutRequest:
+def _checked(args: argparse.Namespace) -> Any:
+    """The whole file checked (exit 2) before connecting."""
+    from client.inputs import validate_git_sha
+    from client.rollout_file import check_rollout_file
+
+    if getattr(args, "git_sha", None):
+        validate_git_sha(args.git_sha)
+    return check_rollout_file(args.file)
+
+
+def _request(args: argparse.Namespace, checked: Any, target: Target, *, preview_only: bool) -> RolloutRequest:
     from client.inputs import validate_git_sha
     from client.rollout_file import build_rollout_request
     from services.content_store import LocalBlobStore
 
-    store = LocalBlobStore(target.instance.blob_dir if target and target.instance else None)
+    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
     sha = validate_git_sha(args.git_sha) if getattr(args, "git_sha", None) else None
-    return build_rollout_request(
-        args.file, store=store, initiator=current_user(), git_sha=sha, preview_only=preview_only
-    )
+    try:
+        return build_rollout_request(
+            checked, store=store, initiator=current_user(), git_sha=sha, preview_only=preview_only
+        )
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot write the template to the content store at {store.root} ({exc.strerror or exc}); nothing was "
+            "started.",
+            ExitCode.ENVIRONMENTAL,
+        ) from None
 
 
 async def plan(args: argparse.Namespace) -> int:
-    from client.rollout_file import read_rollout_file
-
-    read_rollout_file(args.file)  # refused (exit 2) before connecting
+    checked = _checked(args)
     target = await resolve_target(args)
-    request = _request(args, target, preview_only=True)
+    request = _request(args, checked, target, preview_only=True)
     handle = await target.client.start_workflow(
         ROLLOUT_WORKFLOW_NAME,
         RolloutInput(request=request),
@@ -167,11 +182,9 @@ async def plan(args: argparse.Namespace) -> int:
 
 
 async def start(args: argparse.Namespace) -> int:
-    from client.rollout_file import read_rollout_file
-
-    read_rollout_file(args.file)
+    checked = _checked(args)
     target = await resolve_target(args)
-    request = _request(args, target, preview_only=False)
+    request = _request(args, checked, target, preview_only=False)
     wf_id = rollout_workflow_id(request.name)
     try:
         handle = await target.client.start_workflow(

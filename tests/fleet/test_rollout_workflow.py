@@ -244,3 +244,21 @@ async def test_a_ring_that_rolls_back_previews_then_redeploys_its_completed_targ
     assert result.state is RolloutState.HALTED
     done = result.rings[0].targets[:2]
     assert all(t.state is TargetState.SUCCEEDED and "no earlier good deployment" in (t.message or "") for t in done)
+
+
+async def test_a_long_rollout_continues_as_new_and_deploys_every_target_once(time_skipping_env, task_queue):
+    tag = uuid.uuid4().hex[:6]
+    rings = groups(tag, 2, 40)
+    fakes = FakeStages()
+    request = rollout(rings, tag=tag, max_parallel=10, bake_seconds=3600)
+    request.history_limit = 200
+    async with worker(time_skipping_env, fakes, task_queue):
+        handle = await start(time_skipping_env, request, task_queue)
+        result: RolloutStatus = await handle.result()
+    assert result.state is RolloutState.SUCCEEDED
+    assert result.runs >= 2, result.runs  # 80 children at 4-8 events each do not fit one run of 200 events
+    assert sorted(fakes.deployed) == sorted(rg for ring in rings for rg in ring)  # none twice, none lost
+    assert result.history_length < 200 + 10 * 12  # the last run stopped starting children at the limit
+    # The bake survived continue-as-new as a deadline: ring 2 started a full hour after ring 1 ended.
+    last_end = max(t.ended_at or 0 for t in result.rings[0].targets)
+    assert min(t.started_at or 0 for t in result.rings[1].targets) - last_end >= 3600
