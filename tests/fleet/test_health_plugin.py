@@ -151,3 +151,12 @@ def test_a_plugin_declaration_is_checked_like_any_check() -> None:
         HealthSpec.model_validate({"checks": [{"kind": "plugin", "plugin": "p", "secret_env": ["lower"]}]})
     with pytest.raises(ValidationError, match="bytes of JSON"):
         HealthSpec.model_validate({"checks": [{"kind": "plugin", "plugin": "p", "settings": {"x": "y" * 9000}}]})
+
+
+def test_the_documented_plugin_declaration_is_valid() -> None:
+    import re
+
+    doc = (REPO / "docs" / "HEALTH.md").read_text()
+    [block] = re.findall(r"```jsonc\n(.*?)```", doc, flags=re.S)
+    spec = HealthSpec.model_validate({"checks": [json.loads(block)]})
+    assert spec.checks[0].kind == "plugin"
