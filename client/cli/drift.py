@@ -172,8 +172,8 @@ async def enable(args: argparse.Namespace) -> int:
         verb = "Updated"
     progress(
         f"{verb} drift detection for {rg}: schedule {schedule_id}, every {args.every}, {len(allow)} allow-list "
-        f"entries; a check runs now (it takes the baseline). `python starter.py drift status -g {rg}"
-        f"{local_flag(target)}` shows the results."
+        f"entries; a check runs now (it takes the baseline). `python starter.py drift status -g {rg} --subscription "
+        f"{sub}{local_flag(target)}` shows the results."
     )
     if args.output == "json":
         print_json({"schedule_id": schedule_id, "every_seconds": every, "allow_list": len(allow)})
