@@ -195,6 +195,10 @@ class RingProgress(_Model):
     gate_checks: int = 0
     gate_failure: str | None = None
     approved_by: str | None = None
+    # A ring that needs approval: the hash of its targets' previews (each what-if's content digest), which the
+    # approval must name, and the approvals refused for naming another (the latest MAX_REFUSED_KEPT).
+    plan_hash: str | None = None
+    refused_approvals: list[str] = Field(default_factory=list)
     # The previous good deployment of each target (key ``sub/rg``), loaded before it deploys: what a rollback
     # redeploys. Kept only for rings that roll back, and dropped when the ring ends.
     previous: dict[str, LastGoodDeployment] = Field(default_factory=dict)
@@ -260,9 +264,13 @@ class AbortSignal(_Model):
     reason: str = ""
 
 
+MAX_REFUSED_KEPT = 20
+
+
 class ApproveRingSignal(_Model):
     ring: str
     by: str
+    plan_hash: str | None = None  # the ring's aggregate plan hash the approver saw (`rollout status`)
 
 
 class PreviewInput(_Model):

@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.rollout import (
         CONTINUE_AS_NEW_BYTES,
         MAX_MESSAGE_CHARS,
+        MAX_REFUSED_KEPT,
         PREVIEW_TARGET_ACTIVITY,
         QUERY_ROLLOUT_STATUS,
         ROLLOUT_WORKFLOW_NAME,
@@ -66,6 +68,10 @@ with workflow.unsafe.imports_passed_through():
         TargetProgress,
         TargetState,
     )
+
+# workflow.patched ids: each marks a change of the commands the workflow issues (tests/fleet/test_rollout_replay.py).
+# A ring that needs approval previews its targets first and binds the approval to the hash of those previews.
+PATCH_RING_PLAN_HASH = "ring-approval-plan-hash"
 
 ACTIVITY_TIMEOUT = timedelta(minutes=10)
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
@@ -122,8 +128,13 @@ class RolloutWorkflow:
     @workflow.signal(name=SIGNAL_APPROVE_RING)
     def approve_ring(self, signal: ApproveRingSignal) -> None:
         for ring in self._progress.rings:
-            if ring.name == signal.ring and ring.state is RingState.AWAITING_APPROVAL:
-                ring.approved_by = signal.by[:200]
+            if ring.name != signal.ring or ring.state is not RingState.AWAITING_APPROVAL:
+                continue
+            if ring.plan_hash is not None and signal.plan_hash != ring.plan_hash:
+                refused = f"{signal.by[:200]}: names plan {str(signal.plan_hash)[:80]}, the ring's is {ring.plan_hash}"
+                ring.refused_approvals = [*ring.refused_approvals, refused][-MAX_REFUSED_KEPT:]
+                continue
+            ring.approved_by = signal.by[:200]
 
     @workflow.query(name=QUERY_ROLLOUT_STATUS)
     def status(self) -> RolloutStatus:
@@ -211,6 +222,8 @@ class RolloutWorkflow:
             if self._aborted:
                 return
             if ring.requires_approval and rp.approved_by is None:
+                if workflow.patched(PATCH_RING_PLAN_HASH):
+                    rp.plan_hash = await self._ring_plan_hash(ring, rp)
                 rp.state = RingState.AWAITING_APPROVAL
                 await workflow.wait_condition(lambda: rp.approved_by is not None or self._aborted)
                 if self._aborted:
@@ -353,6 +366,19 @@ class RolloutWorkflow:
         if lookup.record is not None:
             rp.previous[target.key] = lookup.record
 
+    async def _ring_plan_hash(self, ring: RolloutRing, rp: RingProgress) -> str:
+        """Preview every target of the ring (what-if; the plan counts go to the status) and hash the previews: each
+        what-if's content digest (or, for a group that does not exist yet, the count it would create)."""
+        lines: list[str] = []
+        rollout_id = workflow.info().workflow_id
+        for target, tp in zip(ring.targets, rp.targets, strict=True):
+            request = self._request.target_request(target)
+            name = deployment_name_for(resource_group=target.resource_group, workflow_id=rollout_id, run_id="approval")
+            counts, digest = await self._preview_with_digest(request, name)
+            tp.plan = counts
+            lines.append(f"{target.key}={digest}")
+        return "sha256:" + hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
     # ------------------------------------------------------------------------------------------------- bake
     async def _bake(self, ring: RolloutRing, rp: RingProgress) -> str | None:
         """Wait until ``bake_until`` (what remains of it after a restart), running the gates every interval and at
@@ -445,6 +471,9 @@ class RolloutWorkflow:
 
     # -------------------------------------------------------------------------------------------- preview
     async def _preview(self, request: DeployRequest, name: str) -> PlanCounts:
+        return (await self._preview_with_digest(request, name))[0]
+
+    async def _preview_with_digest(self, request: DeployRequest, name: str) -> tuple[PlanCounts, str]:
         try:
             preview = await workflow.execute_activity(
                 PREVIEW_TARGET_ACTIVITY,
@@ -455,10 +484,18 @@ class RolloutWorkflow:
                 summary=f"what-if of {request.resource_group}",
             )
         except ActivityError as err:
-            return PlanCounts(error=_short(str(err.cause or err)))
+            message = _short(str(err.cause or err))
+            return PlanCounts(error=message), f"error:{message}"
         if not preview.resource_group_exists:
-            return PlanCounts(creates=preview.resource_count, new_resource_group=True)
-        return PlanCounts.of(preview.plan)
+            counts = PlanCounts(creates=preview.resource_count, new_resource_group=True)
+            return counts, f"new:{preview.resource_count}"
+        plan = preview.plan
+        if plan is not None and plan.full_result is not None:
+            digest = plan.full_result.digest
+        else:
+            changes = [(c.resource_id.lower(), c.change_type.value) for c in (plan.changes if plan else [])]
+            digest = "changes:" + hashlib.sha256(repr(sorted(changes)).encode()).hexdigest()
+        return PlanCounts.of(plan), digest
 
     async def _preview_all(self) -> None:
         jobs: list[tuple[RolloutTarget, TargetProgress]] = []

@@ -40,6 +40,7 @@ from contract.rollout import (
     ApproveRingSignal,
     PlanCounts,
     RingProgress,
+    RingState,
     RolloutInput,
     RolloutRequest,
     RolloutState,
@@ -280,7 +281,21 @@ async def send_signal(args: argparse.Namespace) -> int:
         elif kind == "abort":
             await handle.signal(SIGNAL_ABORT, AbortSignal(by=current_user(), reason=args.reason))
         else:
-            await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring=args.ring, by=current_user()))
+            # Bound to the plan the ring waits with (its targets' previews, hashed): an approval of another plan —
+            # the ring was re-previewed, or the user looked at an older status — is refused by the workflow.
+            s = await handle.query(QUERY_ROLLOUT_STATUS, result_type=RolloutStatus)
+            ring = next((r for r in s.rings if r.name == args.ring), None)
+            if ring is None or ring.state is not RingState.AWAITING_APPROVAL:
+                state = ring.state.value if ring else "no such ring"
+                raise CommandError(
+                    f"Ring '{args.ring}' of rollout {handle.id} is not waiting for approval ({state}); `python "
+                    f"starter.py rollout status {handle.id}{local_flag(target)}` shows its rings.",
+                    ExitCode.USAGE,
+                )
+            progress(f"Approving ring {ring.name}: plan {ring.plan_hash or '(not bound)'}, {_ring_counts(ring)}.")
+            await handle.signal(
+                SIGNAL_APPROVE_RING, ApproveRingSignal(ring=args.ring, by=current_user(), plan_hash=ring.plan_hash)
+            )
     except RPCError as exc:
         raise CommandError(
             f"Could not {kind} rollout {handle.id}: {exc.message} (has it ended? `python starter.py rollout status "
@@ -331,10 +346,22 @@ def _print_plan(result: RolloutStatus, out: TextIO | None = None) -> None:
     out.flush()
 
 
+def _ring_counts(ring: RingProgress) -> str:
+    c = PlanCounts()
+    for t in ring.targets:
+        p = t.plan or PlanCounts()
+        c.creates, c.modifies, c.deletes = c.creates + p.creates, c.modifies + p.modifies, c.deletes + p.deletes
+    return f"creates {c.creates}, modifies {c.modifies}, deletes {c.deletes}"
+
+
 def _ring_line(ring: RingProgress) -> str:
     extra = ""
+    if ring.plan_hash:
+        extra += f", plan {ring.plan_hash[:19]}… ({_ring_counts(ring)})"
     if ring.approved_by:
         extra += f", approved by {ring.approved_by}"
+    for refused in ring.refused_approvals[-3:]:
+        extra += f"\n  refused approval: {refused}"
     if ring.bake_until is not None:
         from datetime import UTC, datetime
 

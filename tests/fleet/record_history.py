@@ -88,7 +88,8 @@ async def record(tag: str) -> None:
                         if s.rings[2].state is RingState.AWAITING_APPROVAL:
                             break
                         await asyncio.sleep(0.1)
-                    await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring="ring3", by="alice"))
+                    approval = ApproveRingSignal(ring="ring3", by="alice", plan_hash=s.rings[2].plan_hash)
+                    await handle.signal(SIGNAL_APPROVE_RING, approval)
                 await handle.result()
                 history = await env.client.get_workflow_handle(handle.id).fetch_history()
             out = HERE / f"{scenario}.{tag}.json"

@@ -210,10 +210,19 @@ async def test_a_ring_needing_approval_waits_for_it(time_skipping_env, task_queu
         s = await wait_for(handle, lambda s: s.rings[1].state is RingState.AWAITING_APPROVAL)
         assert s.rings[0].state is RingState.SUCCEEDED
         assert not set(rings[1]) & set(fakes.deployed)
-        await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring="ring2", by="alice"))
+        # The ring waits with its targets previewed and the previews hashed; the approval must name that hash.
+        plan_hash = s.rings[1].plan_hash
+        assert plan_hash and plan_hash.startswith("sha256:") and fakes.calls["preview"] == 2
+        assert all(t.plan is not None and t.plan.creates == 1 for t in s.rings[1].targets)
+        await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring="ring2", by="mallory", plan_hash="sha256:0"))
+        await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring="ring2", by="eve"))
+        s = await wait_for(handle, lambda s: len(s.rings[1].refused_approvals) == 2)
+        assert s.rings[1].state is RingState.AWAITING_APPROVAL and s.rings[1].approved_by is None
+        await handle.signal(SIGNAL_APPROVE_RING, ApproveRingSignal(ring="ring2", by="alice", plan_hash=plan_hash))
         result: RolloutStatus = await handle.result()
     assert result.state is RolloutState.SUCCEEDED
     assert result.rings[1].approved_by == "alice"
+    assert "mallory" in result.rings[1].refused_approvals[0]
 
 
 async def test_abort_stops_before_the_next_ring(time_skipping_env, task_queue):
