@@ -92,3 +92,15 @@ async def test_a_long_pause_fails_the_request_as_throttled_with_the_wait_for_the
     c = classify_failure(caught.value)
     assert (c.failure_class, c.code) == (FailureClass.ENVIRONMENTAL, "TooManyRequests")
     assert c.retry_after_seconds is not None and 40 <= c.retry_after_seconds <= 45
+
+
+def test_the_reserve_comes_from_the_environment_and_a_bad_value_is_refused() -> None:
+    from services.config import ConfigError, arm_config_from_env
+
+    base = {"ORCHESTRATOR_ARM_ENDPOINT": "https://127.0.0.1:8443"}
+    assert arm_config_from_env(base).request_reserve == 20
+    assert arm_config_from_env({**base, "ORCHESTRATOR_ARM_RESERVE": "50"}).request_reserve == 50
+    assert arm_config_from_env({**base, "ORCHESTRATOR_ARM_RESERVE": "off"}).request_reserve is None
+    for bad in ("lots", "-1", "5000"):
+        with pytest.raises(ConfigError, match="ORCHESTRATOR_ARM_RESERVE"):
+            arm_config_from_env({**base, "ORCHESTRATOR_ARM_RESERVE": bad})
