@@ -38,6 +38,8 @@ from services.health.policy import RequestPolicy
 from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
 from workflows.deployment import DeploymentWorkflow
+from workflows.drift import DriftCheckWorkflow
+from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=config.task_queue,
-        workflows=[DeploymentWorkflow],
+        workflows=[DeploymentWorkflow, RolloutWorkflow, DriftCheckWorkflow],
         activities=activities
         if activities is not None
         else build_activities(

@@ -14,6 +14,7 @@ from services.health.policy import RequestPolicy
 
 from .approvals import ApprovalActivities
 from .deploy import DeployActivities
+from .drift import DriftActivities
 from .health import HealthActivities
 from .health_checks import HealthCheckActivities
 from .lint import LintActivities, Linter
@@ -22,6 +23,7 @@ from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
 from .resource_health import resource_health_client
 from .rollback import RollbackActivities
+from .rollout import RolloutActivities
 from .settings import SettingsActivities
 from .validate import ValidateActivities
 
@@ -41,12 +43,14 @@ def build_activities(
         health_policy = RequestPolicy.from_environment(arm_endpoint=clients.config.endpoint)
     deploy = DeployActivities(clients, store)
     rollback = RollbackActivities(store)
+    plan = PlanActivities(clients, store)
+    validate = ValidateActivities(store)
     return [
         SettingsActivities(settings, approval_policy_path).resolve_settings,
-        ValidateActivities(store).validate_parameters,
+        validate.validate_parameters,
         LintActivities(store, linter).lint_template,
         ResourceGroupActivities(clients).ensure_resource_group,
-        PlanActivities(clients, store).plan_deployment,
+        plan.plan_deployment,
         deploy.deploy,
         deploy.cancel_deployment,
         HealthActivities(clients, store).verify_health,
@@ -59,6 +63,8 @@ def build_activities(
         rollback.record_last_good,
         rollback.load_last_good,
         ApprovalActivities(approval_policy_path).verify_approval,
+        RolloutActivities(clients, plan, validate).preview_rollout_target,
+        DriftActivities(store, plan).check_drift,
     ]
 
 

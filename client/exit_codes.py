@@ -14,3 +14,5 @@ class ExitCode(IntEnum):
     ENVIRONMENTAL = 3
     REJECTED = 4  # a destructive plan was rejected, or not confirmed in time
     ROLLED_BACK = 5  # the deployment failed and --rollback-on-failure redeployed the last healthy one
+    CHANGES = 6  # `rollout plan`: the what-if of at least one target changes something (0: nothing changes)
+    DRIFT = 7  # `drift status`: the latest check found configuration or destructive drift

@@ -6,6 +6,7 @@ are small and JSON-friendly: no attempt log, only the count, the last error and 
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -303,6 +304,68 @@ class HttpCheck(_Check):
         return f"{self.method} {redact_url(self.url)}"
 
 
+PLUGIN_ENTRY_POINT_GROUP = "bicep_orchestrator.health_checks"
+_PLUGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
+MAX_PLUGIN_SETTINGS_BYTES = 8192
+
+
+class PluginCheck(_Check):
+    """A team's own check, from an installed package registered under the entry-point group
+    ``bicep_orchestrator.health_checks`` (docs/HEALTH.md, "Plugin checks"). ``settings`` are plain JSON values
+    (texts may hold ``{outputs.*}`` placeholders); ``secret_env`` names worker environment variables the plugin
+    receives as secrets — their values never enter the declaration, history or the report."""
+
+    kind: Literal["plugin"] = "plugin"
+    plugin: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secret_env: list[str] = Field(default_factory=list)
+
+    @field_validator("plugin")
+    @classmethod
+    def _plugin(cls, value: str) -> str:
+        if not _PLUGIN_NAME.fullmatch(value):
+            raise ValueError(
+                f"'{value[:80]}' is not a plugin name (the entry point's name: lower-case letters, digits, '-', '_', "
+                "'.')"
+            )
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, default=str))
+        if size > MAX_PLUGIN_SETTINGS_BYTES:
+            raise ValueError(f"the settings are {size} bytes of JSON; keep them under {MAX_PLUGIN_SETTINGS_BYTES}")
+        for text in _texts(value):
+            _placeholders_ok(text)
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"'{name[:80]}' is not an environment variable name (upper-case, digits, '_')")
+        return value
+
+    def placeholder_texts(self) -> list[str]:
+        return list(_texts(self.settings))
+
+    def describe_target(self) -> str:
+        return f"plugin {self.plugin}"
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
 def _placeholders_ok(text: str) -> None:
     try:
         output_references(text)
@@ -310,8 +373,8 @@ def _placeholders_ok(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-HealthCheck = Annotated[ArmCheck | TcpCheck | HttpCheck, Field(discriminator="kind")]
-CHECK_KINDS: tuple[str, ...] = ("arm", "tcp", "http")
+HealthCheck = Annotated[ArmCheck | TcpCheck | HttpCheck | PluginCheck, Field(discriminator="kind")]
+CHECK_KINDS: tuple[str, ...] = ("arm", "tcp", "http", "plugin")
 
 
 class HealthSpec(BaseModel):

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.settings import SettingsActivities
+from contract.health import HealthCheckInput, HealthCheckReport
 from contract.models import (
     ActivityName,
     BlobRef,
@@ -40,6 +41,7 @@ from contract.models import (
     WhatIfPlan,
     WorkerSettings,
 )
+from contract.rollout import PREVIEW_TARGET_ACTIVITY, PreviewInput, TargetPreview
 
 
 def classified_error(failure_class: FailureClass, code: str, retry_after: float | None = None) -> ApplicationError:
@@ -81,6 +83,11 @@ class FakeStages:
     deploy: Behaviour | None = None
     health: Behaviour | None = None
     calls: dict[str, int] = field(default_factory=dict)
+    # Fleet rollouts: resource groups whose deploy fails (a LOGIC failure), the resource groups deployed in order,
+    # and the health gates' behaviour (None: no gate activity registered; call number -> HealthCheckReport).
+    fail_resource_groups: set[str] = field(default_factory=set)
+    deployed: list[str] = field(default_factory=list)
+    gates: Behaviour | None = None
 
     def _count(self, name: str) -> int:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -118,6 +125,9 @@ class FakeStages:
         @activity.defn(name=ActivityName.DEPLOY)
         async def deploy(inp: DeployInput) -> DeployOutcomeDetails:
             n = fakes._count("deploy")
+            fakes.deployed.append(inp.request.resource_group)
+            if inp.request.resource_group in fakes.fail_resource_groups:
+                raise classified_error(FailureClass.LOGIC, "InjectedDeployFailure")
             if fakes.deploy:
                 return fakes.deploy(n)  # type: ignore[no-any-return]
             return DeployOutcomeDetails(
@@ -153,7 +163,21 @@ class FakeStages:
         async def load_last_good(inp: LastGoodQuery) -> LastGoodLookup:
             return LastGoodLookup(problem="the test fakes keep no last good deployment")
 
+        @activity.defn(name=PREVIEW_TARGET_ACTIVITY)
+        async def preview_rollout_target(inp: PreviewInput) -> TargetPreview:
+            fakes._count("preview")
+            return TargetPreview(plan=plan_of(1))
+
+        @activity.defn(name=ActivityName.RUN_HEALTH_CHECKS)
+        async def run_health_checks(inp: HealthCheckInput) -> HealthCheckReport:
+            n = fakes._count("gates")
+            assert fakes.gates is not None
+            return fakes.gates(n)  # type: ignore[no-any-return]
+
+        gate = [run_health_checks] if self.gates is not None else []
         return [
+            *gate,
+            preview_rollout_target,
             SettingsActivities(self.settings).resolve_settings,
             validate_parameters,
             lint_template,

@@ -55,9 +55,11 @@ def storage_template(names: list[str], *, extra: dict[str, Any] | None = None) -
     return template
 
 
-def arm_config(local_arm: Any) -> ArmConfig:
+def arm_config(local_arm: Any, *, request_reserve: int | None = None) -> ArmConfig:
+    """The shared ARM request budget is off unless asked for: its pauses run on the wall clock, which the
+    time-skipping test server does not skip (tests/fleet/test_arm_budget.py tests it)."""
     return ArmConfig(endpoint=local_arm.endpoint, ca_file=Path(local_arm.ca_file), credential="local",
-                     polling_interval=0.02)  # fmt: skip
+                     polling_interval=0.02, request_reserve=request_reserve)  # fmt: skip
 
 
 def fast_settings(**kw: Any) -> WorkerSettings:

@@ -200,6 +200,11 @@ class AdminClient:
         """Clear faults and counters; with ``state=True`` also every resource group, resource and deployment."""
         self._call("POST", "/admin/reset", {"state": state})
 
+    def change_resource(self, resource_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Change a deployed resource out of band (a JSON merge patch, a null removes a key): drift for tests."""
+        result: dict[str, Any] = self._call("PATCH", "/admin/resources", {"id": resource_id, "patch": patch})
+        return result
+
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/admin/health")
         return result

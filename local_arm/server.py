@@ -108,6 +108,26 @@ class LocalArmServer:
         return {"endpoint": self.endpoint, "ca_file": str(self.ca_file), "state_dir": str(self.state_dir)}
 
     # -- admin -------------------------------------------------------------------------------------------------
+    def _change_out_of_band(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a deployed resource behind the deployments' back, as someone in the portal would (drift tests):
+        ``{"id": ..., "patch": {...}}`` merges the patch into the stored resource (RFC 7386: a null removes a key).
+        No deployment, operation or counter records it."""
+        resource_id, patch = body.get("id"), body.get("patch")
+        if not isinstance(resource_id, str) or not isinstance(patch, dict):
+            raise ArmError(400, "InvalidRequest", 'give {"id": "<resource id>", "patch": {...}}')
+        if self.store is None:
+            raise ArmError(503, "NotReady", "the local ARM is not started")
+        record = self.store.get_resource(resource_id)
+        if record is None:
+            raise ArmError(404, "ResourceNotFound", f"no resource {resource_id}")
+        change = {k: v for k, v in patch.items() if k not in ("id", "name", "type", "apiVersion")}
+        for part in ("body", "payload"):  # as deployed (what-if compares it) and as GET returns it
+            if isinstance(record.get(part), dict):
+                _merge(record[part], change)
+        parts = record["id"].split("/")
+        self.store.put_resource(parts[2], parts[4], record)
+        return record
+
     def admin(self, req: Request) -> Response:
         path = req.path.rstrip("/").lower()
         method = req.method
@@ -156,6 +176,8 @@ class LocalArmServer:
                         raise ArmError(400, "InvalidConfig", f"setting '{key}' must be >= 0, got {value!r}")
                     setattr(self.config, key, converted)
                 return Response(200, self.config.settings())
+        if path == "/admin/resources" and method == "PATCH":
+            return Response(200, self._change_out_of_band(req.json_object()))
         if path == "/admin/reset" and method == "POST":
             body = req.json_object(required=False)
             self.faults.reset(counters=True, rules=True)
@@ -163,6 +185,17 @@ class LocalArmServer:
                 self.store.wipe()
             return Response(204)
         raise ArmError(404, "NotFound", f"Unknown admin endpoint {method} {req.path}.")
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """JSON merge patch (RFC 7386): objects merge, a null removes the key, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
 
 
 class _Server(ThreadingHTTPServer):

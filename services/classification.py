@@ -315,7 +315,11 @@ def classify_failure(exc: BaseException) -> Classification:
         return Classification(failure_class=ENVIRONMENTAL, code="ConnectionError", message=str(exc))
     code = getattr(exc, "code", None)
     if isinstance(code, str) and code.lower() in ERROR_CODES:
-        return Classification(failure_class=ERROR_CODES[code.lower()], code=code, message=str(exc))
+        # The shared ARM request budget's pause (services/arm_budget.py) says how long to wait, like a 429 would.
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        return Classification(
+            failure_class=ERROR_CODES[code.lower()], code=code, message=str(exc), retry_after_seconds=retry_after
+        )
     return Classification(failure_class=LOGIC, code=type(exc).__name__, message=str(exc) or type(exc).__name__)
 
 

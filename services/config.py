@@ -42,6 +42,9 @@ ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
 ENV_ARM_CA_FILE = "ORCHESTRATOR_ARM_CA_FILE"
 ENV_ARM_CREDENTIAL = "ORCHESTRATOR_ARM_CREDENTIAL"
 ENV_ARM_POLL_INTERVAL = "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS"
+# The shared ARM request budget per subscription (services/arm_budget.py): the reserve it keeps in each of ARM's
+# buckets, or "off" to send without it.
+ENV_ARM_RESERVE = "ORCHESTRATOR_ARM_RESERVE"
 ENV_TASK_QUEUE = "ORCHESTRATOR_TASK_QUEUE"
 ENV_CONFIRMATION_TIMEOUT = "ORCHESTRATOR_CONFIRMATION_TIMEOUT_SECONDS"
 ENV_HEARTBEAT_TIMEOUT = "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS"
@@ -151,6 +154,8 @@ class ArmConfig:
     # azure-core's own retries (its default is 3 on 408/429/5xx). 0: the workflow's schedule is the only retry
     # policy, so every retry is an attempt in history and the 5/10/20/40/80 s schedule is what ARM sees.
     sdk_retries: int = 0
+    # Requests wait while a subscription's ARM bucket is at or below this many tokens (None: no budget).
+    request_reserve: int | None = 20
 
     def validate(self) -> None:
         if not self.endpoint.startswith("https://"):
@@ -219,11 +224,22 @@ def arm_config_from_env(environ: Mapping[str, str] | None = None) -> ArmConfig:
     # public cloud or a sovereign one — gets DefaultAzureCredential unless told otherwise.
     kind = env.get(ENV_ARM_CREDENTIAL) or ("local" if loopback else "default")
     poll = _float_env(env, ENV_ARM_POLL_INTERVAL)
+    reserve_text = (env.get(ENV_ARM_RESERVE) or "20").strip().lower()
+    if reserve_text in ("off", "none", "0-off"):
+        reserve: int | None = None
+    else:
+        try:
+            reserve = int(reserve_text)
+        except ValueError:
+            raise ConfigError(f"{ENV_ARM_RESERVE}={reserve_text!r} is not a number of requests (or 'off')") from None
+        if not 0 <= reserve <= 1000:
+            raise ConfigError(f"{ENV_ARM_RESERVE}={reserve} is outside 0 .. 1000")
     config = ArmConfig(
         endpoint=endpoint.rstrip("/"),
         ca_file=Path(ca) if ca else None,
         credential=kind,  # type: ignore[arg-type]
         polling_interval=poll if poll is not None else (1.0 if loopback else 30.0),
+        request_reserve=reserve,
     )
     return config
 
@@ -343,10 +359,21 @@ class ArmClients:
         self.credential = credential if credential is not None else config.make_credential()
         self._deployments: dict[str, Any] = {}
         self._resources: dict[str, Any] = {}
+        self.budget: Any = None
+        if config.request_reserve is not None:
+            from services.arm_budget import ArmBudget
+
+            self.budget = ArmBudget(reserve=config.request_reserve)  # one per worker, shared by every client
 
     def _client_kwargs(self) -> dict[str, Any]:
         verify: bool | str = str(self.config.ca_file) if self.config.ca_file else True
+        policies: dict[str, Any] = {}
+        if self.budget is not None:
+            from services.arm_budget import ArmBudgetPolicy
+
+            policies["per_retry_policies"] = [ArmBudgetPolicy(self.budget)]
         return {
+            **policies,
             "base_url": self.config.endpoint,
             "transport": AsyncioRequestsTransport(connection_verify=verify),
             "polling_interval": self.config.polling_interval,

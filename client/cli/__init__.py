@@ -56,6 +56,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "expand an ARM template offline: parameters, resources, deployment order, outputs",
     ),
     "lint": ("client.cli.lint", "run the lint gate on a template (Bicep or ARM JSON) without deploying"),
+    "rollout": (
+        "client.cli.rollout",
+        "roll a template out to many resource groups ring by ring: plan, start, status, pause, resume, abort, approve",
+    ),
+    "drift": (
+        "client.cli.drift",
+        "detect drift on a schedule: what-if of a resource group's last good deployment against the live state",
+    ),
     "codec-server": (
         "client.cli.codec_server",
         "serve Temporal's codec protocol so the Web UI and CLI can read encrypted payloads",

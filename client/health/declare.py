@@ -327,6 +327,10 @@ def parse_health_check_flag(value: str) -> HealthCheck:
         raise HealthDeclarationError(f"{FLAG} is empty; write e.g. {FLAG} 'tcp:db.example.com:5432'.")
     kind, _, rest = tokens[0].partition(":")
     kind = kind.lower()
+    if kind == "plugin":
+        raise HealthDeclarationError(
+            f"{label}: plugin checks are declared in a health file (their settings are JSON); see docs/HEALTH.md."
+        )
     if kind not in CHECK_KINDS:
         raise HealthDeclarationError(
             f"{label} has the kind '{kind}'; known kinds: {', '.join(CHECK_KINDS)} "

@@ -21,6 +21,7 @@ from contract.health import (
     HealthCheckReport,
     HealthSpec,
     HttpCheck,
+    PluginCheck,
     TcpCheck,
 )
 from contract.health_targets import (
@@ -53,6 +54,8 @@ def resolve_check(check: HealthCheck, outputs: Mapping[str, Any]) -> HealthCheck
         validate_url(url)
         headers = {name: substitute(value, plain) for name, value in check.headers.items()}
         return check.model_copy(update={"url": url, "headers": headers})
+    if isinstance(check, PluginCheck):
+        return check.model_copy(update={"settings": _substituted(check.settings, plain)})
     return check.model_copy(update={"resources": [validate_resource_id(substitute(r, plain)) for r in check.resources]})
 
 
@@ -79,6 +82,16 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def _substituted(value: Any, plain: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return substitute(value, plain)
+    if isinstance(value, dict):
+        return {k: _substituted(v, plain) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substituted(v, plain) for v in value]
+    return value
 
 
 async def run_health_checks(
@@ -141,7 +154,7 @@ async def run_health_checks(
             )
             return
         record(index, target=_target(check))
-        attempt = _attempt_function(check, output_resource_ids, arm_reader, policy)
+        attempt = _attempt_function(check, output_resource_ids, arm_reader, policy, outputs or {})
         timeout = check.timeout_seconds or spec.timeout_seconds
         interval = check.retry_interval_seconds or spec.retry_interval_seconds
         attempts = results[index].attempts
@@ -185,8 +198,11 @@ def _attempt_function(
     output_resource_ids: Sequence[str],
     arm_reader: ResourceStateReader | None,
     policy: RequestPolicy,
+    outputs: Mapping[str, Any] | None = None,
 ) -> Callable[[float], Any]:
     """``async (timeout) -> (note | None, request policy decision | None)`` for one attempt of ``check``."""
+    if isinstance(check, PluginCheck):
+        return _plugin_attempt(check, output_resource_ids, outputs or {})
     if isinstance(check, TcpCheck):
         host, port = check.host, int(check.port)
 
@@ -213,6 +229,39 @@ def _attempt_function(
             raise ProbeFailure(f"ARM did not answer within {timeout:g} s") from None
 
     return arm
+
+
+def _plugin_attempt(
+    check: PluginCheck, output_resource_ids: Sequence[str], outputs: Mapping[str, Any]
+) -> Callable[[float], Any]:
+    from services.health.plugins import PluginCheckFailed, PluginContext, call_plugin, load_plugin, secrets_for
+
+    async def plugin(timeout: float) -> tuple[str | None, str | None]:
+        try:
+            fn = load_plugin(check.plugin)
+            secrets = secrets_for(check)
+        except LookupError as exc:  # not installed on this worker, or its secret is not configured here
+            raise ProbeFailure(str(exc), declaration=True) from None
+        ctx = PluginContext(settings=check.settings, outputs=output_values(outputs),
+                            resources=list(output_resource_ids), timeout=timeout, secrets=secrets)  # fmt: skip
+        try:
+            async with asyncio.timeout(timeout):
+                return await call_plugin(fn, ctx), None
+        except TimeoutError:
+            raise ProbeFailure(f"the plugin did not answer within {timeout:g} s") from None
+        except PluginCheckFailed as exc:
+            raise ProbeFailure(_redacted(str(exc), secrets)) from None
+        except Exception as exc:
+            raise ProbeFailure(_redacted(f"{type(exc).__name__}: {exc}", secrets)) from None
+
+    return plugin
+
+
+def _redacted(text: str, secrets: Mapping[str, str]) -> str:
+    for value in secrets.values():
+        if value:
+            text = text.replace(value, "***")
+    return text
 
 
 def _unexpected(exc: Exception, check: HealthCheck) -> str:

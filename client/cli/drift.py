@@ -1,0 +1,260 @@
+"""``starter.py drift enable|status|disable``: a Temporal Schedule per resource group that runs what-if of its last
+good deployment against the live state and classifies the result (docs/FLEET.md)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    WorkflowExecutionStatus,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from client.cli._common import (
+    CommandError,
+    Target,
+    add_target_args,
+    local_flag,
+    print_json,
+    progress,
+    resolve_target,
+    run_command,
+)
+from client.exit_codes import ExitCode
+from client.inputs import InputError, validate_resource_group_name
+from contract.drift import (
+    DRIFT_WORKFLOW_NAME,
+    MAX_ALLOW_ENTRIES,
+    AllowEntry,
+    DriftCheckInput,
+    DriftClass,
+    DriftReport,
+    drift_schedule_id,
+)
+from contract.health import parse_duration
+
+MIN_EVERY = 60.0
+MAX_EVERY = 30 * 24 * 3600.0
+STATUS_RUNS = 5
+MAX_ALLOW_LIST_BYTES = 1024 * 1024
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "drift",
+        help="detect drift on a schedule: what-if of a resource group's last good deployment against the live state",
+        description="Drift detection (docs/FLEET.md). `enable` creates a Temporal Schedule that checks the resource "
+        "group every --every (and once at once, which takes the baseline); `status` shows the latest checks and "
+        "exits 7 when the latest found configuration or destructive drift; `disable` deletes the schedule.",
+    )
+    sub = p.add_subparsers(dest="drift_command", metavar="ACTION")
+    sub.required = True
+    q = sub.add_parser("enable", help="check the resource group on a schedule")
+    _place(q)
+    q.add_argument("--every", default="6h", help="how often (60s .. 30d; e.g. 15m, 6h; default 6h)")
+    q.add_argument(
+        "--allow-list",
+        metavar="FILE",
+        help="YAML/JSON list of {resource_type, api_version, path, expires, who, why}: differences that are not drift",
+    )
+    add_target_args(q)
+    q.set_defaults(run=run_enable)
+    q = sub.add_parser("status", help="the latest checks of the resource group")
+    _place(q)
+    add_target_args(q)
+    q.set_defaults(run=run_status)
+    q = sub.add_parser("disable", help="delete the resource group's drift schedule")
+    _place(q)
+    add_target_args(q)
+    q.set_defaults(run=run_disable)
+
+
+def _place(q: Any) -> None:
+    q.add_argument("-g", "--resource-group", required=True, help="the resource group")
+    q.add_argument("--subscription", help="subscription id (default: AZURE_SUBSCRIPTION_ID, or --local's)")
+
+
+def run_enable(args: argparse.Namespace) -> int:
+    return run_command(lambda: enable(args), output=args.output)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    return run_command(lambda: status(args), output=args.output)
+
+
+def run_disable(args: argparse.Namespace) -> int:
+    return run_command(lambda: disable(args), output=args.output)
+
+
+def read_allow_list(path: str) -> list[AllowEntry]:
+    import json
+
+    import yaml
+    from pydantic import ValidationError
+
+    from services.input_files import read_input_file
+
+    raw = read_input_file(Path(path), what="allow-list", flag="--allow-list", max_bytes=MAX_ALLOW_LIST_BYTES)
+    try:
+        doc = json.loads(raw) if path.endswith(".json") else yaml.safe_load(raw.decode("utf-8"))
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputError(f"The allow-list {path} cannot be read: {str(exc).splitlines()[0][:200]}.") from None
+    if not isinstance(doc, list):
+        raise InputError(f"The allow-list {path} must be a list of entries (docs/FLEET.md, Drift).")
+    if len(doc) > MAX_ALLOW_ENTRIES:
+        raise InputError(f"The allow-list {path} has {len(doc)} entries; at most {MAX_ALLOW_ENTRIES}.")
+    entries = []
+    for i, item in enumerate(doc):
+        try:
+            entry = AllowEntry.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "entry"
+            msg = "is required" if err["type"] == "missing" else err["msg"]
+            raise InputError(f"The allow-list {path}: [{i}].{field}: {msg} (docs/FLEET.md, Drift).") from None
+        if entry.expires.tzinfo is None:
+            entry = entry.model_copy(update={"expires": entry.expires.replace(tzinfo=UTC)})
+        entries.append(entry)
+    return entries
+
+
+def _every(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise InputError(f"--every {exc}.") from None
+    if not MIN_EVERY <= seconds <= MAX_EVERY:
+        raise InputError(f"--every '{text}' is outside 60s .. 30d.")
+    return seconds
+
+
+def _subscription(args: argparse.Namespace, target: Target | None) -> str:
+    from client.cli.deploy import resolve_subscription
+
+    return resolve_subscription(args, target)
+
+
+async def enable(args: argparse.Namespace) -> int:
+    rg = validate_resource_group_name(args.resource_group)
+    every = _every(args.every)
+    allow = read_allow_list(args.allow_list) if args.allow_list else []
+    if args.subscription or not args.local:
+        _subscription(args, None)
+    target = await resolve_target(args)
+    sub = _subscription(args, target)
+    schedule_id = drift_schedule_id(sub, rg)
+    inp = DriftCheckInput(subscription_id=sub, resource_group=rg, allow_list=allow)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            DRIFT_WORKFLOW_NAME, inp, id=f"{schedule_id}-check", task_queue=target.task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=every))]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await target.client.create_schedule(schedule_id, schedule, trigger_immediately=True)
+        verb = "Enabled"
+    except ScheduleAlreadyRunningError:
+        handle = target.client.get_schedule_handle(schedule_id)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        await handle.trigger()
+        verb = "Updated"
+    progress(
+        f"{verb} drift detection for {rg}: schedule {schedule_id}, every {args.every}, {len(allow)} allow-list "
+        f"entries; a check runs now (it takes the baseline). `python starter.py drift status -g {rg} --subscription "
+        f"{sub}{local_flag(target)}` shows the results."
+    )
+    if args.output == "json":
+        print_json({"schedule_id": schedule_id, "every_seconds": every, "allow_list": len(allow)})
+    return ExitCode.OK
+
+
+async def _schedule(args: argparse.Namespace) -> tuple[Target, Any, str]:
+    rg = validate_resource_group_name(args.resource_group)
+    if args.subscription or not args.local:
+        _subscription(args, None)
+    target = await resolve_target(args)
+    schedule_id = drift_schedule_id(_subscription(args, target), rg)
+    handle = target.client.get_schedule_handle(schedule_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise CommandError(
+                f"Drift detection is not enabled for {rg} (no schedule {schedule_id}): `python starter.py drift "
+                f"enable -g {rg}{local_flag(target)}` enables it.",
+                ExitCode.USAGE,
+            ) from None
+        raise CommandError(f"Could not read schedule {schedule_id}: {exc.message}.", ExitCode.ENVIRONMENTAL) from None
+    return target, description, schedule_id
+
+
+async def status(args: argparse.Namespace) -> int:
+    target, description, schedule_id = await _schedule(args)
+    reports: list[tuple[str, DriftReport | None, str | None]] = []
+    for action in list(description.info.recent_actions)[-STATUS_RUNS:][::-1]:
+        run = action.action
+        run_id = run.first_execution_run_id
+        wf = target.client.get_workflow_handle(run.workflow_id, run_id=run_id, result_type=DriftReport)
+        try:
+            if (await wf.describe()).status is WorkflowExecutionStatus.RUNNING:
+                reports.append((run_id, None, "running"))
+                continue
+            reports.append((run_id, await wf.result(follow_runs=False), None))
+        except Exception as exc:  # a failed check, or one whose history is gone: shown as such
+            reports.append((run_id, None, (str(exc).splitlines() or [type(exc).__name__])[0][:200]))
+    latest = next((r for _, r, _ in reports if r is not None), None)
+    if args.output == "json":
+        print_json(
+            {
+                "schedule_id": schedule_id,
+                "checks": [
+                    {"run_id": run_id, "report": r.model_dump(mode="json") if r else None, "error": err}
+                    for run_id, r, err in reports
+                ],
+            }
+        )
+    else:
+        print(f"Drift schedule {schedule_id}: {len(description.info.recent_actions)} recent checks")
+        for run_id, r, err in reports:
+            if r is None:
+                print(f"  run {run_id}: {err}")
+                continue
+            print(
+                f"  {r.checked_at:%Y-%m-%d %H:%M:%S}Z  {r.classification.value:<20} suppressed: "
+                f"{r.suppressed_baseline} by the baseline, {r.suppressed_allow_list} by the allow-list"
+                + ("  (baseline taken)" if r.baseline_captured else "")
+            )
+            if r.problem:
+                print(f"      {r.problem}")
+            for f in r.findings:
+                gone = f.change_type == "Create"
+                what = "gone (deleted out of band)" if gone else ", ".join(f.paths) or f.change_type
+                print(f"      {f.resource_id}: {what}")
+            for e in r.expired_entries:
+                print(f"      expired allow-list entry (not applied): {e}")
+    drifted = latest is not None and latest.classification in (
+        DriftClass.CONFIGURATION_DRIFT,
+        DriftClass.DESTRUCTIVE_DRIFT,
+    )
+    return ExitCode.DRIFT if drifted else ExitCode.OK
+
+
+async def disable(args: argparse.Namespace) -> int:
+    target, _description, schedule_id = await _schedule(args)
+    await target.client.get_schedule_handle(schedule_id).delete()
+    progress(f"Disabled drift detection: schedule {schedule_id} deleted (its past checks stay in Temporal's history).")
+    if args.output == "json":
+        print_json({"schedule_id": schedule_id, "deleted": True})
+    return ExitCode.OK

@@ -1,0 +1,8 @@
+"""This folder's fixtures: the shared ones from ``tests.support.workflow_env``."""
+
+from tests.support.workflow_env import (  # noqa: F401
+    dev_env,
+    find_binary,
+    task_queue,
+    time_skipping_env,
+)
