@@ -271,9 +271,11 @@ def run_dev(args: argparse.Namespace) -> int:
             return started
         embedded, instance = started
         if getattr(args, "output", "text") == "json":
-            # One line, the same fields as dev.json: a script reads the addresses from stdout while it runs.
-            print(json.dumps(asdict(instance), sort_keys=True), flush=True)
+            # One line, the same fields as dev.json: a script reads the addresses from stdout while it runs (the
+            # human line first: a script may stop it as soon as it has read the addresses).
             sys.stderr.write("Embedded default running (Ctrl-C stops it).\n")
+            sys.stderr.flush()
+            print(json.dumps(asdict(instance), sort_keys=True), flush=True)
             return _block_until_interrupted(embedded)
         print("Embedded default running (Ctrl-C stops it):")
         print(describe(instance))
