@@ -7,6 +7,7 @@ tested against the local ARM in test_acceptance_local_arm.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -86,6 +87,7 @@ class FakeStages:
     # Fleet rollouts: resource groups whose deploy fails (a LOGIC failure), the resource groups deployed in order,
     # and the health gates' behaviour (None: no gate activity registered; call number -> HealthCheckReport).
     fail_resource_groups: set[str] = field(default_factory=set)
+    slow_resource_groups: dict[str, float] = field(default_factory=dict)  # deploy takes this many (real) seconds
     deployed: list[str] = field(default_factory=list)
     gates: Behaviour | None = None
 
@@ -128,6 +130,8 @@ class FakeStages:
             fakes.deployed.append(inp.request.resource_group)
             if inp.request.resource_group in fakes.fail_resource_groups:
                 raise classified_error(FailureClass.LOGIC, "InjectedDeployFailure")
+            if inp.request.resource_group in fakes.slow_resource_groups:
+                await asyncio.sleep(fakes.slow_resource_groups[inp.request.resource_group])
             if fakes.deploy:
                 return fakes.deploy(n)  # type: ignore[no-any-return]
             return DeployOutcomeDetails(

@@ -21,6 +21,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
@@ -318,7 +319,8 @@ class RolloutWorkflow:
         except ChildWorkflowError as err:
             tp.outcome, message = _child_outcome(err)
             tp.message = _short(message)
-            tp.state = TargetState.CANCELLED if tp.outcome is DeployOutcome.CANCELLED else TargetState.FAILED
+            cancelled = tp.outcome is DeployOutcome.CANCELLED or isinstance(err.cause, TemporalCancelledError)
+            tp.state = TargetState.CANCELLED if cancelled else TargetState.FAILED
         except WorkflowAlreadyStartedError:
             tp.state = TargetState.FAILED
             tp.message = f"another deployment of {target.resource_group} is running ({tp.workflow_id})"

@@ -27,6 +27,7 @@ from contract.rollout import (
     AbortSignal,
     ApproveRingSignal,
     OnFailure,
+    OnHalt,
     RingState,
     RolloutInput,
     RolloutRequest,
@@ -271,3 +272,17 @@ async def test_a_long_rollout_continues_as_new_and_deploys_every_target_once(tim
     # The bake survived continue-as-new as a deadline: ring 2 started a full hour after ring 1 ended.
     last_end = max(t.ended_at or 0 for t in result.rings[0].targets)
     assert min(t.started_at or 0 for t in result.rings[1].targets) - last_end >= 3600
+
+
+async def test_on_halt_cancel_cancels_the_targets_still_running(time_skipping_env, task_queue):
+    tag = uuid.uuid4().hex[:6]
+    rings = groups(tag, 2, 3)
+    fakes = FakeStages(fail_resource_groups={rings[0][0]}, slow_resource_groups={rings[0][1]: 3, rings[0][2]: 3})
+    request = rollout(rings, tag=tag, max_parallel=3, on_halt=OnHalt.CANCEL)
+    async with worker(time_skipping_env, fakes, task_queue):
+        handle = await start(time_skipping_env, request, task_queue)
+        result: RolloutStatus = await handle.result()
+    assert result.state is RolloutState.HALTED
+    states = [t.state for t in result.rings[0].targets]
+    assert states == [TargetState.FAILED, TargetState.CANCELLED, TargetState.CANCELLED], states
+    assert not set(rings[1]) & set(fakes.deployed)
