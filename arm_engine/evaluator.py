@@ -23,6 +23,7 @@ carrying the JSON path and the expression text.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from typing import Any, Final
 
 from . import functions as _functions  # noqa: F401  (registers the library)
@@ -262,30 +263,33 @@ def _arity_problem(node: Call, spec: Any) -> str | None:
     return f"the template function '{node.name}' expects {expected} argument(s) but got {argc}"
 
 
+def calls_in(expr: Expr) -> Iterator[Call]:
+    """Every function call in a parsed expression, outer calls before the calls in their arguments."""
+    if isinstance(expr, Call):
+        yield expr
+        for arg in expr.args:
+            yield from calls_in(arg)
+    elif isinstance(expr, Property):
+        yield from calls_in(expr.target)
+    elif isinstance(expr, Index):
+        yield from calls_in(expr.target)
+        yield from calls_in(expr.index)
+
+
 def call_problems(expr: Expr) -> list[tuple[str, str]]:
     """Unknown template functions and wrong argument counts anywhere in a parsed expression — what evaluation would
     report one at a time, found without evaluating (the lint gate lists every one)."""
     found: list[tuple[str, str]] = []
-
-    def walk(node: Expr) -> None:
-        if isinstance(node, Call):
-            if node.namespace is None:
-                spec = REGISTRY.get(node.key) or (REGISTRY["list"] if node.key.startswith("list") else None)
-                if spec is None:
-                    found.append((IssueCode.UNKNOWN_FUNCTION, _unknown_function_message(node.name)))
-                else:
-                    arity = _arity_problem(node, spec)
-                    if arity is not None:
-                        found.append((IssueCode.WRONG_ARITY, arity))
-            for arg in node.args:
-                walk(arg)
-        elif isinstance(node, Property):
-            walk(node.target)
-        elif isinstance(node, Index):
-            walk(node.target)
-            walk(node.index)
-
-    walk(expr)
+    for node in calls_in(expr):
+        if node.namespace is not None:
+            continue
+        spec = REGISTRY.get(node.key) or (REGISTRY["list"] if node.key.startswith("list") else None)
+        if spec is None:
+            found.append((IssueCode.UNKNOWN_FUNCTION, _unknown_function_message(node.name)))
+        else:
+            arity = _arity_problem(node, spec)
+            if arity is not None:
+                found.append((IssueCode.WRONG_ARITY, arity))
     return found
 
 
@@ -449,20 +453,10 @@ def expression_references(text: str, path: str = "") -> list[tuple[str, list[Any
     """Every function call in an expression with its literal arguments, without evaluating (see module doc)."""
     if not is_expression(text):
         return []
-    expr = parse_expression(text, path)
-    found: list[tuple[str, list[Any]]] = []
-
-    def walk(node: Expr) -> None:
-        if isinstance(node, Call):
-            name = f"{node.namespace}.{node.name}".lower() if node.namespace else node.key
-            found.append((name, [a.value if isinstance(a, Literal) else UNKNOWN for a in node.args]))
-            for a in node.args:
-                walk(a)
-        elif isinstance(node, Property):
-            walk(node.target)
-        elif isinstance(node, Index):
-            walk(node.target)
-            walk(node.index)
-
-    walk(expr)
-    return found
+    return [
+        (
+            f"{node.namespace}.{node.name}".lower() if node.namespace else node.key,
+            [a.value if isinstance(a, Literal) else UNKNOWN for a in node.args],
+        )
+        for node in calls_in(parse_expression(text, path))
+    ]

@@ -152,6 +152,7 @@ class DeploymentWorkflow:
         self._rollback_parameters: RollbackParametersSignal | None = None
         self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
         self._outcome_memo = False  # the final transition's memo carries the outcome (decided in run)
+        self._verified_start = False  # a signed start is checked (decided in run)
         self._rolling_back = False  # stage attempts go to the rollback's own record while set
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
@@ -641,7 +642,7 @@ class DeploymentWorkflow:
         signed = request.start_statement is not None and request.start_proof is not None
         if trust is None or not (trust.require_signed_start or signed):
             return
-        if not workflow.patched(PATCH_VERIFIED_START):
+        if not self._verified_start:
             return
 
         def refuse(why: str) -> NoReturn:
@@ -744,6 +745,7 @@ class DeploymentWorkflow:
         # Decided in the first task too: asked only at the final transition, right after the record-last-good local
         # activity, the marker could land in a later workflow task than on replay (a nondeterminism error).
         self._outcome_memo = workflow.patched(PATCH_OUTCOME_MEMO)
+        self._verified_start = workflow.patched(PATCH_VERIFIED_START)  # likewise: used after the settings activity
         stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
         try:
             self._settings = await workflow.execute_local_activity(
