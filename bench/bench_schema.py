@@ -17,12 +17,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench_lint import big_template as storage_template  # noqa: E402  (the same 800-resource template)
+from bench_lint import timed  # noqa: E402
 
 SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 
@@ -48,37 +49,6 @@ def load(namespaces: list[str], repeat: int) -> tuple[list[float], list[int]]:
         times.append(float(out[0]))
         mems.append(int(out[1]))
     return times, mems
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
-def storage_template(n: int) -> dict:
-    """bench_lint.py's 800-resource template: storage accounts, each depending on the previous one."""
-    return {
-        "$schema": SCHEMA,
-        "contentVersion": "1.0.0.0",
-        "parameters": {"prefix": {"type": "string", "defaultValue": "st"}},
-        "resources": [
-            {
-                "type": "Microsoft.Storage/storageAccounts",
-                "apiVersion": "2023-01-01",
-                "name": f"[concat(parameters('prefix'), '{i}', uniqueString(resourceGroup().id))]",
-                "location": "[resourceGroup().location]",
-                "sku": {"name": "Standard_LRS"},
-                "kind": "StorageV2",
-                "dependsOn": [] if i == 0 else [f"[resourceId('Microsoft.Storage/storageAccounts', 'st{i - 1}')]"],
-                "properties": {"minimumTlsVersion": "TLS1_2"},
-            }
-            for i in range(n)
-        ],
-    }
 
 
 def mixed_template(n: int) -> dict:
