@@ -130,8 +130,10 @@ class ServerThread:
         async def start() -> None:
             if start_after:
                 await asyncio.sleep(start_after)
-            if start_when is not None:
-                await asyncio.to_thread(start_when.wait)
+            # Polled on the loop, never waited for in a thread: a thread blocked on an event that is never set
+            # (a server meant never to come up) keeps the interpreter from exiting after the last test.
+            while start_when is not None and not start_when.is_set():
+                await asyncio.sleep(0.01)
             self._servers.append(await asyncio.start_server(tracked, sock=sock, ssl=tls))
 
         if start_after or start_when is not None:
