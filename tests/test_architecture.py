@@ -21,6 +21,7 @@ OURS = {
     "contract",
     "services",
     "client",
+    "api",
     "workflows",
     "activities",
     "arm_engine",
@@ -35,7 +36,18 @@ OURS = {
 STDLIB = set(sys.stdlib_module_names)
 # Everything tests and benchmarks drive: the product, its emulator and the worker's assembly.
 PRODUCT = frozenset(
-    {"contract", "services", "client", "workflows", "activities", "arm_engine", "azure_types", "local_arm", "worker"}
+    {
+        "contract",
+        "services",
+        "client",
+        "api",
+        "workflows",
+        "activities",
+        "arm_engine",
+        "azure_types",
+        "local_arm",
+        "worker",
+    }
 )
 
 
@@ -77,6 +89,13 @@ RULES = [
         frozenset({"client", "contract", "services", "arm_engine"}),
         None,
         "the client side talks to workflows through the contract; only the embedded default may start the local ARM",
+    ),
+    Rule(
+        "api",
+        frozenset({"api", "client", "contract", "services"}),
+        None,
+        "the team service starts and follows deployments like the CLI does (the contract, the client's helpers, the "
+        "worker-independent services); it never imports activities, workflows, worker.py or the local ARM",
     ),
     Rule(
         "arm_engine",
@@ -124,6 +143,8 @@ RULES = [
 # Single modules allowed one import their room otherwise forbids, with the reason.
 EXCEPTIONS = {
     ("client/embedded.py", "local_arm"): "the embedded default runs the local ARM for `dev`, `demo` and `local-arm`",
+    ("client/embedded.py", "api"): "the embedded default runs the team service for `dev` and `demo --keep-running`",
+    ("client/cli/api.py", "api"): "`starter.py api` runs the team service",
 }
 
 
