@@ -4,6 +4,7 @@ the login; the certificate is checked (the system's CAs, or ``ca_file``'s)."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from .delivery import Delivered, DeliveryError, approval_link, detail_lines, lin
 
 def email_message(event: NotificationEvent, public_url: str | None, sender: str, recipients: list[str]) -> EmailMessage:
     link = approval_link(public_url, event.deployment_id)
-    message = EmailMessage()
+    # Headers are not folded below RFC 5322's hard limit: the library folds a long subject right after "Subject:",
+    # which some readers show with a leading blank.
+    message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
     message["Subject"] = event.headline()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
