@@ -88,8 +88,7 @@ class EmailSink:
             transient = 400 <= exc.smtp_code < 500
             answer = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
             raise DeliveryError(
-                f"sink {self.name}: the SMTP server answered {exc.smtp_code} "
-                f"{answer[:200]}",
+                f"sink {self.name}: the SMTP server answered {exc.smtp_code} {answer[:200]}",
                 retryable=transient,
             ) from None
         except (smtplib.SMTPException, OSError) as exc:

@@ -7,6 +7,7 @@ SMTP level (what the orchestrator sends is what they would receive)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -77,6 +78,15 @@ class HttpReceiver:
                     raise AssertionError(f"the receiver got {len(self.requests)} request(s), expected {count}")
                 self.arrived.wait(left)
             return list(self.requests)
+
+    async def arrival(self, count: int, timeout: float) -> list[Received]:
+        """``wait_for`` without blocking the event loop (an in-process worker runs on it)."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the receiver got {len(self.requests)} request(s), expected {count}")
+            await asyncio.sleep(0.05)
+        return list(self.requests)
 
     def processed(self) -> dict[str, Received]:
         """What a deduplicating receiver handles: the first request of each event id."""
@@ -162,6 +172,14 @@ class _Mailbox:
                 self.arrived.wait(left)
             return list(self.messages)
 
+    async def arrival(self, count: int, timeout: float) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the SMTP server got {len(self.messages)} message(s), expected {count}")
+            await asyncio.sleep(0.05)
+        return list(self.messages)
+
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
     ok = (
@@ -183,6 +201,7 @@ class SmtpServer:
 @contextlib.contextmanager
 def smtp_server(directory: Path, *, starttls: bool = True) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1: STARTTLS required before anything (and a login) when ``starttls``; plain otherwise."""
+    directory.mkdir(parents=True, exist_ok=True)
     pki = make_pki(directory)
     mailbox = _Mailbox()
     port = free_port()
