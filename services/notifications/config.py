@@ -84,11 +84,10 @@ class Notifier:
 def notifier_from_env(environ: Mapping[str, str] | None = None) -> Notifier | None:
     """The notifier ``ORCHESTRATOR_NOTIFICATIONS`` names (None when unset)."""
     env = os.environ if environ is None else environ
-    public_url = _public_url(env)
     path = env.get(ENV_NOTIFICATIONS)
     if not path:
         return None
-    return load_notifications(Path(path), env, public_url=public_url)
+    return load_notifications(Path(path), env, public_url=_public_url(env))
 
 
 def _public_url(env: Mapping[str, str]) -> str | None:

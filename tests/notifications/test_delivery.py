@@ -6,7 +6,6 @@ here is what reaches the receiver: how often, with which id, and that the deploy
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from temporalio.worker import Replayer, Worker
 from activities.notify import NotifyActivities
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentStage, DeployOutcome, FailureClass
-from contract.notifications import NotificationKind, NotificationReport, event_id, notification_workflow_id
+from contract.notifications import NotificationKind, NotificationReport, event_id
 from harness.fakes import DELETED, FakeStages, classified_error, make_request, plan_of
 from services.notifications.config import Notifier, load_notifications
 from services.temporal_client import data_converter
@@ -177,29 +176,3 @@ async def test_events_outside_a_sinks_patterns_start_nothing(dev_env, tmp_path, 
             history = await handle.fetch_history()
     assert receiver.requests == []
     assert not [e for e in history.events if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
-
-
-def test_event_ids_differ_per_run_kind_and_round_and_repeat_otherwise():
-    a = event_id("deploy-s-rg", "run-1", NotificationKind.APPROVAL_NEEDED, 1)
-    assert a == event_id("deploy-s-rg", "run-1", NotificationKind.APPROVAL_NEEDED, 1)
-    others = {
-        event_id("deploy-s-rg", "run-2", NotificationKind.APPROVAL_NEEDED, 1),  # the next deployment of the group
-        event_id("deploy-s-rg", "run-1", NotificationKind.APPROVAL_NEEDED, 2),
-        event_id("deploy-s-rg", "run-1", NotificationKind.COMPLETED),
-        event_id("deploy-s-rg2", "run-1", NotificationKind.APPROVAL_NEEDED, 1),
-    }
-    assert a not in others and len(others) == 4
-    assert json.dumps(a)  # a plain string
-    assert notification_workflow_id_of(a) == f"notify-{a}"
-
-
-def notification_workflow_id_of(eid: str) -> str:
-    from datetime import UTC, datetime
-
-    from contract.notifications import NotificationEvent
-
-    event = NotificationEvent(
-        id=eid, kind=NotificationKind.COMPLETED, time=datetime.now(UTC), deployment_id="d", run_id="r",
-        deployment_name="n", subscription_id="s", resource_group="g", stage="COMPLETED",
-    )  # fmt: skip
-    return notification_workflow_id(event)
