@@ -25,6 +25,7 @@ from client.deployments import query_status, result_of, start_deployment
 from contract.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage, DeployOutcome
 from contract.notifications import NotificationKind, event_id
 from harness.localarm import REPO, real_worker, request_for, storage_template
+from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.notifications.config import load_notifications
 from tests.support.notification_receivers import (
@@ -187,3 +188,42 @@ async def test_a_worker_killed_mid_delivery_neither_loses_nor_duplicates_the_eve
     assert receiver.requests[0].body == receiver.requests[1].body
     assert all(verify_signature(r) for r in receiver.requests)
     assert list(receiver.processed()) == [eid]  # what a receiver deduplicating on the id handles: once
+
+
+async def test_a_rollback_is_announced_with_the_failure_and_the_redeployed_target(
+    dev_env, local_arm, tmp_path, task_queue, resource_group
+):
+    client = dev_env.client
+    blob_dir = tmp_path / "blobs"
+    with http_receiver() as receiver:
+        config = tmp_path / "notifications.yaml"
+        config.write_text(
+            f"sinks:\n  - {{name: audit, type: webhook, url: '{receiver.url}', secret_env: HOOK_KEY, "
+            "events: [failed, rolled_back]}\n"
+        )
+        notifier = load_notifications(config, {"HOOK_KEY": WEBHOOK_KEY}, public_url=PUBLIC)
+        async with real_worker(client, local_arm, blob_dir, task_queue, notifier=notifier):
+            v1 = await start_deployment(
+                client, request_for(local_arm, blob_dir, resource_group, storage_template(["stnotrb1"])),
+                task_queue=task_queue,
+            )  # fmt: skip
+            assert (await result_of(v1)).succeeded
+            local_arm.admin.add_faults(Fault.provision_failure("InvalidValue", resource_name="stnotrb2", count=1))
+            try:
+                v2_request = request_for(
+                    local_arm, blob_dir, resource_group, storage_template(["stnotrb1", "stnotrb2"])
+                ).model_copy(update={"rollback_on_failure": True})
+                v2 = await start_deployment(client, v2_request, task_queue=task_queue)
+                result = await asyncio.wait_for(result_of(v2), 120)
+            finally:
+                local_arm.admin.clear_faults()
+            [got] = await receiver.arrival(1, 30)
+            await asyncio.sleep(1)
+    assert result.outcome is DeployOutcome.ROLLED_BACK, result.failure
+    assert len(receiver.requests) == 1  # completed is not a kind this sink takes
+    body = got.json()
+    assert body["type"] == "io.bicep-orchestrator.deployment.rolled_back"
+    assert body["id"] == event_id(v2.id, v2.result_run_id, NotificationKind.ROLLED_BACK)
+    data = body["data"]
+    assert data["outcome"] == "ROLLED_BACK" and data["stage"] == "ROLLED_BACK"
+    assert data["failure"]["stage"] == "DEPLOYING" and data["rolled_back_to"] == v1.id

@@ -176,3 +176,25 @@ async def test_events_outside_a_sinks_patterns_start_nothing(dev_env, tmp_path, 
             history = await handle.fetch_history()
     assert receiver.requests == []
     assert not [e for e in history.events if e.HasField("start_child_workflow_execution_initiated_event_attributes")]
+
+
+async def test_a_cancelled_deployment_is_announced_as_failed_once(dev_env, tmp_path, task_queue):
+    client = dev_env.client
+    fakes = FakeStages(plan=lambda n: plan_of(1, [DELETED]))
+    with http_receiver() as receiver:
+        notifier = webhook_notifier(tmp_path, receiver.url)
+        async with worker_for(client, task_queue, fakes, notifier):
+            handle = await start_deployment(client, make_request("rg-notify-cancel"), task_queue=task_queue)
+            await wait_for_round(handle, 1)
+            await handle.cancel()
+            result = await asyncio.wait_for(result_of(handle), 60)
+            eid, report = await notification_result(client, handle, NotificationKind.FAILED)
+    assert result.outcome is DeployOutcome.CANCELLED
+    assert [r.delivered for r in report.results] == [True]
+    assert [r.json()["data"]["kind"] for r in receiver.requests] == ["approval_needed", "failed"]
+    data = receiver.requests[1].json()["data"]
+    assert (
+        data["outcome"] == "CANCELLED"
+        and data["failure"]["code"] == "Cancelled"
+        and receiver.requests[1].json()["id"] == eid
+    )
