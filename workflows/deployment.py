@@ -1243,6 +1243,11 @@ class DeploymentWorkflow:
             )
         except WorkflowAlreadyStartedError:
             workflow.logger.info("%s event %s was already announced", kind.value, event.id)
+        except (asyncio.CancelledError, CancelledError):
+            if kind is NotificationKind.APPROVAL_NEEDED:
+                raise  # still running: the cancellation is the deployment's
+            # The deployment has ended (its outcome is set): a cancel arriving now does not turn it into another.
+            workflow.logger.warning("cancelled while announcing %s event %s; not announced", kind.value, event.id)
 
     def _notification_event(self, kind: NotificationKind, round_number: int | None) -> NotificationEvent:
         """The event: ids, names, counts and codes — never a parameter value or a failure's message."""
