@@ -42,13 +42,25 @@ def slack_message(event: NotificationEvent, public_url: str | None) -> dict[str,
     return {"text": f"{headline}. {link_line(event, link)}", "blocks": blocks}
 
 
+def _teams_text(text: str) -> str:
+    """Teams renders Markdown in a TextBlock, links included: ``[Approve](https://elsewhere)`` in a claimed
+    initiator would show as a link on a card approvers trust. A space between ``]`` and ``(`` leaves it text."""
+    return text.replace("](", "] (")
+
+
 def teams_message(event: NotificationEvent, public_url: str | None) -> dict[str, Any]:
     """The payload a Teams workflow ("When a Teams webhook request is received", then "Post card in a chat or
     channel") takes: a message whose attachment is an Adaptive Card."""
     link = approval_link(public_url, event.deployment_id)
-    lines = detail_lines(event)
+    lines = [_teams_text(line) for line in detail_lines(event)]
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": event.headline(), "wrap": True},
+        {
+            "type": "TextBlock",
+            "size": "Medium",
+            "weight": "Bolder",
+            "text": _teams_text(event.headline()),
+            "wrap": True,
+        },
         *({"type": "TextBlock", "text": line, "wrap": True, "spacing": "Small"} for line in lines),
     ]
     card: dict[str, Any] = {

@@ -254,3 +254,22 @@ async def test_email_refuses_an_untrusted_certificate(tmp_path):
             await notifier.send(approval_event(), "mail")
     assert not failed.value.retryable and "not trusted" in str(failed.value)
     assert server.mailbox.messages == []
+
+
+async def test_a_claimed_initiator_cannot_put_a_link_on_a_chat_message(tmp_path):
+    lure = "[Approve here](https://evil.example/approve) <https://evil.example|Approve>"
+    with http_receiver() as receiver:
+        notifier = notifier_for(
+            tmp_path,
+            "sinks:\n  - {name: chat, type: slack, url_env: U}\n  - {name: teams, type: teams, url_env: U}\n",
+            {"U": receiver.url},
+        )
+        await notifier.send(approval_event(initiator=lure), "chat")
+        await notifier.send(approval_event(initiator=lure), "teams")
+    slack, teams = (r.json() for r in receiver.requests)
+    section = slack["blocks"][1]["text"]["text"]
+    assert "Started by [Approve here](https://evil.example/approve) &lt;https://evil.example|Approve&gt;" in section
+    texts = [b["text"] for b in teams["attachments"][0]["content"]["body"]]
+    lured = "Started by [Approve here] (https://evil.example/approve) <https://evil.example|Approve>"
+    assert any(t.startswith(lured) for t in texts), texts
+    assert not any("](" in t for t in texts)
