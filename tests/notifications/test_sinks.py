@@ -273,3 +273,22 @@ async def test_a_claimed_initiator_cannot_put_a_link_on_a_chat_message(tmp_path)
     lured = "Started by [Approve here] (https://evil.example/approve) <https://evil.example|Approve>"
     assert any(t.startswith(lured) for t in texts), texts
     assert not any("](" in t for t in texts)
+
+
+async def test_the_documented_receiver_check_accepts_our_signature_and_refuses_a_changed_body(tmp_path):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "NOTIFICATIONS.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "docs/NOTIFICATIONS.md", "exec"), namespace)
+    verify = namespace["verify"]
+    with http_receiver() as receiver:
+        notifier = notifier_for(
+            tmp_path,
+            f"sinks:\n  - {{name: hook, type: webhook, url: '{receiver.url}', secret_env: HOOK_KEY}}\n",
+            {"HOOK_KEY": WEBHOOK_KEY},
+        )
+        await notifier.send(approval_event(), "hook")
+    [got] = receiver.requests
+    header = got.headers["x-orchestrator-signature"]
+    assert verify(got.body, header, WEBHOOK_KEY.encode()) is True  # type: ignore[operator]
+    assert verify(got.body.replace(b'"deletions":2', b'"deletions":0'), header, WEBHOOK_KEY.encode()) is False  # type: ignore[operator]
