@@ -27,6 +27,7 @@ from contract.notifications import NotificationKind, event_id
 from harness.localarm import REPO, real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
+from services.audit.history import fetch_record
 from services.notifications.config import load_notifications
 from tests.support.notification_receivers import (
     SMTP_PASSWORD,
@@ -96,6 +97,8 @@ async def test_approval_needed_reaches_the_webhook_and_the_mailbox_once_with_the
             result = await asyncio.wait_for(result_of(handle), 90)
             await receiver.arrival(3, 30)
             await asyncio.sleep(2)  # a second copy of anything would arrive within the retry interval
+            record = await fetch_record(client, handle.id, handle.result_run_id)  # the audit reads such a history
+    assert record.state == "COMPLETED"
     assert result.outcome is DeployOutcome.SUCCEEDED, result.failure
     link = f"{PUBLIC}/ui/deployments/{handle.id}"
     run = handle.result_run_id
