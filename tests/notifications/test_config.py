@@ -11,9 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.notify import NotifyActivities
 from contract.models import WorkerSettings
-from contract.notifications import NotificationEvent, NotificationKind, event_id, notification_workflow_id
+from contract.notifications import (
+    NotificationEvent,
+    NotificationKind,
+    NotifyInput,
+    event_id,
+    notification_workflow_id,
+)
 from harness.localarm import REPO
 from services.config import ConfigError, worker_config_from_env
 from services.notifications.config import NotificationConfigError, load_notifications
@@ -141,3 +150,15 @@ def test_event_ids_differ_per_run_kind_and_round_and_repeat_otherwise():
     }
     assert a not in others and len(others) == 4
     assert notification_workflow_id(event().model_copy(update={"id": a})) == f"notify-{a}"
+
+
+async def test_a_worker_without_the_sink_fails_the_attempt_so_another_worker_may_take_it(tmp_path):
+    notifier = load(tmp_path, "sinks:\n  - {name: other, type: slack, url_env: SLACK}\n")
+    env = ActivityEnvironment()
+    for activities, why in [
+        (NotifyActivities(None), "has no notification file (ORCHESTRATOR_NOTIFICATIONS) for sink audit"),
+        (NotifyActivities(notifier), "sink audit is not in this worker's notification file"),
+    ]:
+        with pytest.raises(ApplicationError) as failed:
+            await env.run(activities.notify, NotifyInput(event=event(), sink="audit"))
+        assert not failed.value.non_retryable and why in str(failed.value)
