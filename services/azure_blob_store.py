@@ -152,9 +152,16 @@ class AzureBlobStore:
         account_url: str | None = None,
         connection_string: str | None = None,
         credential: Any = None,
+        retries: int = 3,
     ) -> None:
-        from azure.storage.blob import BlobServiceClient
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
+        # The SDK's default waits 15 s, then 18 s, then 24 s: a CLI user would wait a minute for "unreachable", and an
+        # activity's own retries (the workflow's schedule) already cover longer outages.
+        options: dict[str, Any] = {
+            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=retries),
+            "connection_timeout": 10,
+        }
         self._secrets: list[str] = []
         if connection_string:
             self._secrets += [
@@ -162,7 +169,7 @@ class AzureBlobStore:
                 for k, _, v in (part.partition("=") for part in connection_string.split(";"))
                 if k.strip().lower() in ("accountkey", "sharedaccesssignature") and v
             ]
-            service = BlobServiceClient.from_connection_string(connection_string)
+            service = BlobServiceClient.from_connection_string(connection_string, **options)
         else:
             if not account_url:
                 raise ValueError("an account URL or a connection string is needed")
@@ -170,7 +177,7 @@ class AzureBlobStore:
                 from azure.identity import DefaultAzureCredential
 
                 credential = DefaultAzureCredential()
-            service = BlobServiceClient(account_url, credential=credential)
+            service = BlobServiceClient(account_url, credential=credential, **options)
         self._service = service
         self.container = container
         self._client = service.get_container_client(container)
