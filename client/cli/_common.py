@@ -58,11 +58,12 @@ class Target:
     api_key: bool = False  # whether one is configured (never the key itself)
 
 
-def open_store(target: Target) -> BlobStore:
+def open_store(target: Target | None) -> BlobStore:
     """The content store the workers share with this command (``services.content_store.open_content_store``): the
-    embedded default's folder with --local, unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another store."""
+    embedded default's folder with --local, unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another store. Without a
+    target yet, it checks the configuration before anything connects (no network call)."""
     try:
-        return open_content_store(blob_dir=target.instance.blob_dir if target.instance else None)
+        return open_content_store(blob_dir=target.instance.blob_dir if target and target.instance else None)
     except ContentStoreConfigError as exc:
         raise CommandError(
             f"The content store is not configured correctly: {exc}. Nothing was changed (README: 'A content store "

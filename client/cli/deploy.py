@@ -371,6 +371,7 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
     check_audit_dir(args.audit_dir)  # the record the user asked for must be writable before anything starts
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
+    open_store(None)  # so is a bad content store setting (ORCHESTRATOR_CONTENT_STORE, ORCHESTRATOR_BLOB_*)
     target = await resolve_target(args, client)
     subscription = resolve_subscription(args, target)
     await _check_arm_reachable(target)
