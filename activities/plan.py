@@ -223,7 +223,5 @@ class PlanActivities:
                 "Warning: SecretPathsUnknown: where secure parameters flow could not be worked out "
                 f"({type(exc).__name__}); only their current values are masked"
             )
-        root = getattr(self._store, "root", None)
-        if root is not None:
-            paths = SecretPathRecord(root).merge(r.subscription_id, r.resource_group, paths)
+        paths = SecretPathRecord(self._store).merge(r.subscription_id, r.resource_group, paths)
         return paths, note

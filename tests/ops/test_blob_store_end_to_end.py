@@ -95,12 +95,13 @@ def test_cli_and_worker_share_only_the_blob_container(tmp_path: Path, azurite: A
         assert files_under(folder) == [], folder
 
     # Everything crossed through the container: the template, the sealed secure values, the full what-if, the
-    # last-good record and its pointer; the secure value rests only sealed.
+    # last-good record and its pointer, the secret-fed paths; the secure value rests only sealed.
     raw = AzureBlobStore(container=container, connection_string=azurite.connection_string)
     names = [b.name for b in raw._client.list_blobs()]
     documents = [n for n in names if n.startswith("sha256/")]
     assert len(documents) >= 4, names
     assert any(n.startswith("named/last-good/") for n in names), names
+    assert any(n.startswith("named/secret-fed/") for n in names), names  # where the secret flows, remembered
     for name in names:
         assert token.encode() not in raw._client.download_blob(name).readall(), name
     sealed = [n for n in documents if raw._client.download_blob(n).readall().startswith(b"ORCHSEAL1")]
