@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +49,11 @@ CONNECTION_STRING_ENV = "ORCHESTRATOR_BLOB_CONNECTION_STRING"
 CONTAINER_ENV = "ORCHESTRATOR_BLOB_CONTAINER"
 DEFAULT_CONTAINER = "bicep-orchestrator"
 AZBLOB_ENVS = (ACCOUNT_URL_ENV, CONNECTION_STRING_ENV, CONTAINER_ENV)
+
+# Verified documents kept in memory: a stage reads the same template and parameters several times, and a document
+# never changes under its digest. Bounded in bytes; a document above the per-item limit is not kept.
+CACHE_BYTES = 64 * 1024 * 1024
+CACHE_ITEM_BYTES = 8 * 1024 * 1024
 
 DIGEST_PREFIX = "sha256/"
 NAMED_PREFIX = "named/"
@@ -183,6 +190,9 @@ class AzureBlobStore:
         self._client = service.get_container_client(container)
         parts = urlsplit(service.url)
         self.account_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))  # no SAS query
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ BlobStore
 
@@ -196,6 +206,11 @@ class AzureBlobStore:
         algo, _, hexdigest = ref.digest.partition(":")
         if algo != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
             raise ValueError(f"not a sha256 blob digest: {ref.digest!r}")
+        with self._lock:
+            cached = self._cache.get(ref.digest)
+            if cached is not None:
+                self._cache.move_to_end(ref.digest)
+                return cached
         data = self._download(DIGEST_PREFIX + hexdigest)
         if data is None:
             raise BlobNotFoundError(
@@ -204,7 +219,20 @@ class AzureBlobStore:
             )
         if "sha256:" + hashlib.sha256(data).hexdigest() != ref.digest:
             raise BlobCorruptError(f"document {ref.digest} in the {self.describe()} does not match its digest")
+        self._remember(ref.digest, data)
         return data
+
+    def _remember(self, digest: str, data: bytes) -> None:
+        if len(data) > CACHE_ITEM_BYTES:
+            return
+        with self._lock:
+            if digest in self._cache:
+                return
+            self._cache[digest] = data
+            self._cached_bytes += len(data)
+            while self._cached_bytes > CACHE_BYTES:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= len(dropped)
 
     def put_named(self, name: str, data: bytes) -> None:
         self._upload(NAMED_PREFIX + check_record_name(name), data, media_type="application/json", overwrite=True)
