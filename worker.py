@@ -136,6 +136,9 @@ async def run_worker(
                 await stop.wait()
     finally:
         await clients.close()
+        close_store = getattr(store, "close", None)  # the blob store's HTTP connections (a folder has none)
+        if close_store is not None:
+            close_store()
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

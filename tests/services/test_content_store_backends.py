@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from services.azure_blob_store import (
     ACCOUNT_URL_ENV,
@@ -290,3 +291,60 @@ def test_a_container_store_never_falls_back_to_a_local_key(azurite: Azurite) -> 
     with pytest.raises(BlobKeyMissingError, match="ORCHESTRATOR_CODEC_KEYS"):
         seal_json(store, {"pw": "x"}, None)
     assert json.dumps(str(store.describe()))
+
+
+# ------------------------------------------------------------------------------------------------ signing in
+
+
+class EntraLikeToken:
+    """A sync ``TokenCredential`` issuing an unsigned JWT shaped like Microsoft Entra ID's for Azure Storage —
+    Entra ID itself cannot exist here; Azurite's ``--oauth basic`` checks issuer, audience and lifetime, as the
+    service checks them (and the signature, which the emulator skips). Records the scopes it was asked for."""
+
+    def __init__(self, *, audience: str = "https://storage.azure.com", lifetime: int = 3600) -> None:
+        self.audience, self.lifetime = audience, lifetime
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        import time
+
+        self.scopes += scopes
+        now = int(time.time())
+        claims = {"aud": self.audience, "iss": "https://sts.windows.net/00000000-0000-0000-0000-0000000000aa/",
+                  "iat": now - 60, "nbf": now - 60, "exp": now + self.lifetime, "oid": "worker"}  # fmt: skip
+
+        def part(doc: dict[str, object]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+        return AccessToken(f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.", now + self.lifetime)
+
+
+@pytest.fixture(scope="module")
+def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    from tests.support.azurite import running_azurite
+
+    with running_azurite(tmp_path_factory.mktemp("azurite-oauth"), oauth=True) as emulator:
+        yield emulator
+
+
+def test_account_url_with_a_token_credential(azurite_oauth: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account-URL path (the one DefaultAzureCredential takes in production) over HTTPS with a bearer token:
+    documents round-trip, and a token for the wrong audience is refused as access denied."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(azurite_oauth.ca_file))  # trust the emulator's certificate
+    token = EntraLikeToken()
+    store = AzureBlobStore(
+        container=f"oauth-{uuid.uuid4().hex[:8]}", account_url=azurite_oauth.blob_endpoint, credential=token
+    )
+    ref = store.put(b'{"signed": "in"}')
+    assert store.get(ref) == b'{"signed": "in"}'
+    assert token.scopes and all(s.startswith("https://storage.azure.com") for s in token.scopes)
+    store.close()
+
+    wrong = AzureBlobStore(
+        container="oauth-wrong", account_url=azurite_oauth.blob_endpoint,
+        credential=EntraLikeToken(audience="https://management.azure.com"),
+    )  # fmt: skip
+    with pytest.raises(BlobStoreAccessError, match="refused this credential") as caught:
+        wrong.put(b"x")
+    assert "ORCHESTRATOR_BLOB_ACCOUNT_URL" in str(caught.value)
+    wrong.close()

@@ -36,16 +36,18 @@ MISSING = (
 @dataclass(frozen=True)
 class Azurite:
     port: int
+    ca_file: Path | None = None  # set when it serves HTTPS (with OAuth): the certificate to trust
 
     @property
     def blob_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+        scheme = "https" if self.ca_file else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};"
+            f"DefaultEndpointsProtocol={'https' if self.ca_file else 'http'};AccountName={DEV_ACCOUNT};"
+            f"AccountKey={DEV_KEY};BlobEndpoint={self.blob_endpoint};"
         )
 
 
@@ -67,9 +69,40 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """(cert.pem, key.pem) for 127.0.0.1, valid for a day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
 @contextlib.contextmanager
-def running_azurite(workdir: Path, *, timeout: float = 60.0) -> Iterator[Azurite]:
-    """Azurite's blob service for the duration of the block (skips the test when Azurite is not installed)."""
+def running_azurite(workdir: Path, *, oauth: bool = False, timeout: float = 60.0) -> Iterator[Azurite]:
+    """Azurite's blob service for the duration of the block (skips the test when Azurite is not installed). With
+    ``oauth`` it serves HTTPS (a self-signed certificate) and accepts bearer tokens (``--oauth basic``: issuer,
+    audience and lifetime checked, not the signature)."""
     binary = azurite_binary()
     if binary is None:
         pytest.skip(MISSING)
@@ -80,6 +113,10 @@ def running_azurite(workdir: Path, *, timeout: float = 60.0) -> Iterator[Azurite
         binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck",
         "--disableTelemetry", "--silent",
     ]  # fmt: skip
+    ca_file = None
+    if oauth:
+        ca_file, key_file = self_signed_certificate(workdir)
+        argv += ["--oauth", "basic", "--cert", str(ca_file), "--key", str(key_file)]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
@@ -92,7 +129,7 @@ def running_azurite(workdir: Path, *, timeout: float = 60.0) -> Iterator[Azurite
                     f"Azurite did not start on 127.0.0.1:{port}:\n{log.read_text(errors='replace')[-2000:]}"
                 )
             time.sleep(0.1)
-        yield Azurite(port)
+        yield Azurite(port, ca_file)
     finally:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
