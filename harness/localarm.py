@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from client.deployments import build_deploy_request
 from contract.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
 from services.config import ArmClients, ArmConfig, WorkerConfig
-from services.content_store import LocalBlobStore
+from services.content_store import BlobStore, open_content_store
 from services.health.policy import RequestPolicy
 from worker import build_worker
 
@@ -80,7 +80,10 @@ async def real_worker(
     task_queue: str,
     settings: WorkerSettings | None = None,
     credential: Any = None,
+    store: BlobStore | None = None,
 ) -> AsyncIterator[Worker]:
+    """A worker with the real activities. ``store`` defaults to the configured content store (the folder
+    ``blob_dir`` unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another)."""
     config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
                           settings=settings or fast_settings())  # fmt: skip
     # Like the embedded default, a worker beside a loopback local ARM lets health checks reach loopback addresses
@@ -88,7 +91,8 @@ async def real_worker(
     config.health_policy = RequestPolicy(allow_private=True, refused_endpoints=_endpoint(config.arm.endpoint))
     clients = ArmClients(config.arm, credential)
     try:
-        async with build_worker(client, config, clients=clients, store=LocalBlobStore(blob_dir)) as worker:
+        store = store if store is not None else open_content_store(blob_dir=blob_dir)
+        async with build_worker(client, config, clients=clients, store=store) as worker:
             yield worker
     finally:
         await clients.close()
@@ -107,10 +111,11 @@ def request_for(
     parameters: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     mode: DeploymentMode = DeploymentMode.INCREMENTAL,
+    store: BlobStore | None = None,
     **kw: Any,
 ) -> DeployRequest:
     return build_deploy_request(
-        store=LocalBlobStore(blob_dir),
+        store=store if store is not None else open_content_store(blob_dir=blob_dir),
         template=template,
         subscription_id=local_arm.subscription_id,
         resource_group=resource_group,
