@@ -166,6 +166,8 @@ class OidcProvider:
         self.port = 0
         # What was asked of the provider, for tests that count fetches.
         self.requests: dict[str, int] = {}
+        # Seconds the JWKS answer waits (a slow issuer: the verifier must not block its event loop meanwhile).
+        self.jwks_delay = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -600,6 +602,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, owner.discovery_document())
         elif path == urlsplit(owner.jwks_url).path:
             owner._count("jwks")
+            if owner.jwks_delay:
+                time.sleep(owner.jwks_delay)
             self._json(200, owner.jwks())
         elif path == urlsplit(owner.authorize_url).path:
             owner._count("authorize")
