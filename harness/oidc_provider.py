@@ -23,6 +23,7 @@ tokens for the configured clients.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import hashlib
@@ -30,7 +31,9 @@ import hmac
 import html
 import json
 import secrets
+import signal
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -148,8 +151,10 @@ class OidcProvider:
         auto_login: bool = False,
         token_lifetime: float = 3600.0,
         alg: str = "RS256",
+        port: int = 0,
     ) -> None:
         self.state_dir = state_dir
+        self._requested_port = port
         self.tenant = tenant
         self.audience = audience
         self.users = {u.username: u for u in users}
@@ -179,7 +184,7 @@ class OidcProvider:
         class Handler(_Handler):
             owner = provider
 
-        server = _Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        server = _Server(("127.0.0.1", self._requested_port), Handler, bind_and_activate=False)
         try:
             server.server_bind()
             server.server_activate()
@@ -683,3 +688,82 @@ def running_provider(state_dir: Path, **options: Any) -> Iterator[OidcProvider]:
     provider = OidcProvider(state_dir, **options)
     with provider:
         yield provider
+
+
+def _user_arg(text: str) -> OidcUser:
+    name, sep, rest = text.partition(":")
+    password, _, roles = rest.partition(":")
+    if not name or not sep or not password:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:PASSWORD[:ROLE,ROLE...]")
+    return OidcUser(name, password, name=name, roles=tuple(r for r in roles.split(",") if r))
+
+
+def _client_arg(text: str) -> OidcClient:
+    client_id, _, rest = text.partition(":")
+    secret, _, roles = rest.partition(":")
+    if not client_id:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ID[:SECRET[:ROLE,ROLE...]] (no secret: a public client)")
+    return OidcClient(client_id, secret=secret or None, roles=tuple(r for r in roles.split(",") if r))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.oidc_provider",
+        description="A local OpenID Connect provider for development and tests (HTTPS on 127.0.0.1). Prints the "
+        "ORCHESTRATOR_OIDC_* settings that trust it, then serves until interrupted.",
+    )
+    parser.add_argument("--state-dir", type=Path, default=Path(".oidc-provider"), help="where the TLS files go")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT)
+    parser.add_argument("--audience", default=DEFAULT_AUDIENCE)
+    parser.add_argument("--user", type=_user_arg, action="append", default=[], metavar="NAME:PASSWORD[:ROLES]")
+    parser.add_argument("--client", type=_client_arg, action="append", default=[], metavar="ID[:SECRET[:ROLES]]")
+    parser.add_argument(
+        "--redirect-uri", action="append", default=[], help="registered for every client (loopback: any port)"
+    )
+    parser.add_argument("--auto-login", action="store_true", help="/authorize?login_hint=NAME signs NAME in at once")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        build_parser().error(f"--port {args.port}: give 0 (a free port) or a port number up to 65535")
+    clients = [
+        OidcClient(c.client_id, secret=c.secret, roles=c.roles, redirect_uris=tuple(args.redirect_uri))
+        for c in args.client
+    ]
+    provider = OidcProvider(
+        args.state_dir,
+        tenant=args.tenant,
+        audience=args.audience,
+        users=args.user,
+        clients=clients,
+        auto_login=args.auto_login,
+        port=args.port,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        provider.start()
+    except OSError as exc:
+        print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}; choose another --port", file=sys.stderr)
+        return 2
+    try:
+        print(f"ORCHESTRATOR_OIDC_ISSUER={provider.issuer}")
+        print(f"ORCHESTRATOR_OIDC_AUDIENCE={provider.audience}")
+        print(f"ORCHESTRATOR_OIDC_TENANT={provider.tenant}")
+        print(f"ORCHESTRATOR_OIDC_CA_FILE={provider.ca_file.resolve()}")
+        print(f"# token endpoint: {provider.token_url}")
+        print(f"# authorize endpoint: {provider.authorize_url}")
+        print("# ready; Ctrl-C stops", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        provider.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

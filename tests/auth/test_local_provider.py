@@ -5,7 +5,13 @@ tokens it issues are checked by the service's authenticator."""
 from __future__ import annotations
 
 import base64
+import signal
+import ssl
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from queue import Empty, Queue
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -14,6 +20,7 @@ import pytest
 from api.auth import OidcAuthenticator
 from harness.oidc_provider import OidcProvider, pkce_pair, running_provider
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIRECT = "http://127.0.0.1:8765/callback"  # loopback: any port of a registered loopback redirect (RFC 8252)
 
 
@@ -182,3 +189,68 @@ def test_the_provider_stops_when_the_block_fails(tmp_path: Path) -> None:
         raise RuntimeError("test failed")
     with pytest.raises(httpx.ConnectError), httpx.Client(verify=context, timeout=2) as http:
         http.get(url)
+
+
+async def test_the_provider_runs_standalone_for_development(tmp_path: Path) -> None:
+    """`python -m harness.oidc_provider` (docs/AUTH.md): prints the settings that trust it, issues tokens the service
+    accepts with exactly those settings, stops on SIGTERM with exit code 0."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.oidc_provider",
+            "--state-dir",
+            str(tmp_path),
+            "--client",
+            "pipeline:s3cret:Deployments.Deploy",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        # Lines come through a reader thread: select() on a buffered pipe misses lines already read ahead.
+        queue: Queue[str] = Queue()
+        reader = threading.Thread(target=lambda: [queue.put(line) for line in process.stdout or ()], daemon=True)
+        reader.start()
+        lines: list[str] = []
+        while not lines or lines[-1] != "# ready; Ctrl-C stops":
+            try:
+                lines.append(queue.get(timeout=60).rstrip("\n"))
+            except Empty:
+                pytest.fail(f"the provider printed {lines} in 60 s; exit code {process.poll()}")
+        environ = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+        token_url = next(line.split(": ", 1)[1] for line in lines if line.startswith("# token endpoint"))
+        with httpx.Client(
+            verify=ssl.create_default_context(cafile=environ["ORCHESTRATOR_OIDC_CA_FILE"]), timeout=10
+        ) as http:
+            answer = http.post(
+                token_url,
+                data={"grant_type": "client_credentials", "client_id": "pipeline", "client_secret": "s3cret"},
+            )
+        principal = await OidcAuthenticator.from_env(environ).authenticate(f"Bearer {answer.json()['access_token']}")
+        assert principal.groups == {"Deployments.Deploy"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_bad_user_argument_is_a_usage_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.oidc_provider", "--state-dir", str(tmp_path), "--user", "alice"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "'alice': expected NAME:PASSWORD[:ROLE,ROLE...]" in done.stderr
+    assert "Traceback" not in done.stderr
