@@ -285,7 +285,10 @@ class SigningKeys:
             if found is not None or not self._may_refetch():
                 return found
             self._last_unknown_kid_fetch = self._clock()
-            log.info("token names signing key %r, which the issuer did not publish when last fetched: refetching", kid)
+            log.info(
+                "token names signing key %s, which the issuer did not publish when last fetched: refetching",
+                _shown(kid),  # bounded and escaped: the kid is the caller's text
+            )
             await self._refresh(scheduled=False)
             return self._set.keys.get(kid)
 

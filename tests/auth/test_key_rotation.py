@@ -110,3 +110,30 @@ async def test_a_slow_issuer_does_not_block_the_event_loop(idp: OidcProvider, se
         await ticking
     # A blocking fetch would have let the ticker run once; half a second in a thread lets it run dozens of times.
     assert ticks >= 10
+
+
+async def test_nothing_logged_holds_a_token(
+    idp: OidcProvider,
+    settings: OidcSettings,
+    authenticator: OidcAuthenticator,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    good = idp.mint()
+    await authenticator.authenticate(f"Bearer {good}")
+    injected = idp.mint(key=idp.unpublished_key(), kid="evil\nFAKE LOG LINE " + "x" * 500)
+    with pytest.raises(AuthenticationError):
+        await authenticator.authenticate(f"Bearer {injected}")
+    clock.advance(settings.refetch_interval_seconds)
+    idp.rotate()
+    rotated = idp.mint()
+    await authenticator.authenticate(f"Bearer {rotated}")
+
+    assert caplog.text.count("refetching") == 2  # both unknown kids were logged...
+    for token in (good, rotated, injected):
+        for part in token.split("."):
+            assert part not in caplog.text  # ...without any part of a token
+    assert "evil\\nFAKE LOG LINE" in caplog.text  # the caller's kid is escaped: it cannot forge a log line
+    assert "\nFAKE LOG LINE" not in caplog.text
+    assert "x" * 200 not in caplog.text  # nor flood the log
