@@ -79,6 +79,8 @@ _KEY_KIND: dict[str, tuple[str, str | None]] = {
     "EdDSA": ("OKP", None),
 }
 
+# Without keys, how long a failed fetch of the issuer's keys is answered from memory before the issuer is asked again.
+COLD_RETRY_SECONDS = 5.0
 _MAX_TOKEN_CHARS = 16 * 1024
 _MAX_DOCUMENT_BYTES = 1024 * 1024
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -267,6 +269,9 @@ class SigningKeys:
         self._fetch_json = fetch_json
         self._set = _KeySet()
         self._last_unknown_kid_fetch: float | None = None
+        # With no keys held, a failed fetch is remembered for a few seconds: requests meanwhile fail at once instead
+        # of each asking the issuer again (and queueing behind one another's timeouts).
+        self._cold_failure: tuple[float, IssuerUnavailableError] | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS fetches made, for tests and diagnostics
 
@@ -276,6 +281,7 @@ class SigningKeys:
         if self._stale():
             async with self._lock:
                 if self._stale():
+                    self._raise_recent_cold_failure()
                     await self._refresh(scheduled=True)
         found = self._set.keys.get(kid)
         if found is not None:
@@ -291,6 +297,13 @@ class SigningKeys:
             )
             await self._refresh(scheduled=False)
             return self._set.keys.get(kid)
+
+    def _raise_recent_cold_failure(self) -> None:
+        if self._set.keys or self._cold_failure is None:
+            return
+        failed_at, error = self._cold_failure
+        if self._clock() - failed_at < min(self._settings.refetch_interval_seconds, COLD_RETRY_SECONDS):
+            raise IssuerUnavailableError(error.detail)
 
     def _stale(self) -> bool:
         fetched = self._set.fetched_at
@@ -315,7 +328,9 @@ class SigningKeys:
                     + max(self._settings.refetch_interval_seconds, 1.0)
                 )
                 return
+            self._cold_failure = (self._clock(), exc)
             raise
+        self._cold_failure = None
         self._set = _KeySet(keys, self._clock())
         log.info(
             "fetched the issuer's signing keys (%s): %s",
@@ -503,7 +518,7 @@ def _bearer_token(authorization: str | None) -> str:
 def _header(token: str) -> dict[str, Any]:
     try:
         header = _b64_json(token.split(".", 1)[0])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise AuthenticationError("malformed token: its header is not base64url-encoded JSON") from None
     if not isinstance(header, dict):
         raise AuthenticationError("malformed token: its header is not a JSON object")
@@ -514,7 +529,7 @@ def _unverified_claim(token: str, name: str) -> Any:
     """A claim of a token whose signature already verified (for the message of a claim check that failed)."""
     try:
         payload = _b64_json(token.split(".")[1])
-    except (ValueError, binascii.Error, UnicodeDecodeError, IndexError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, IndexError, RecursionError):
         return None
     return payload.get(name) if isinstance(payload, dict) else None
 

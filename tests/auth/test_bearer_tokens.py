@@ -4,12 +4,21 @@ token."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 from pathlib import Path
 
 import pytest
 
-from api.auth import AuthConfigError, IssuerUnavailableError, OidcAuthenticator, OidcSettings
+from api.auth import (
+    COLD_RETRY_SECONDS,
+    AuthConfigError,
+    IssuerUnavailableError,
+    OidcAuthenticator,
+    OidcSettings,
+    SigningKeys,
+)
 from api.identity import AuthenticationError, Principal
 from harness.oidc_provider import OidcProvider, forge_token
 from tests.support.oidc import FakeClock
@@ -83,6 +92,12 @@ async def test_an_ec_signed_token_holds_too(idp: OidcProvider, settings: OidcSet
         ("Bearer %%%.%%%.%%%", "not a JWT", "invalid_token"),
         ("Bearer eyJub3QganNvbg.eyJ9.c2ln", "header is not base64url-encoded JSON", "invalid_token"),
         ("Bearer " + "a" * 20000 + ".b.c", "longer than", "invalid_token"),
+        ("Bearer " + base64.urlsafe_b64encode(b"[" * 9000).decode() + ".e30.c2ln", "header is not", "invalid_token"),
+        (
+            "Bearer " + base64.urlsafe_b64encode(b"[1]").decode().rstrip("=") + ".e30.c2ln",
+            "not a JSON object",
+            "invalid_token",
+        ),
     ],
 )
 async def test_missing_or_malformed_header_is_refused(
@@ -225,6 +240,23 @@ async def test_keys_held_survive_an_issuer_outage_but_a_cold_start_cannot(
         await cold.authenticate(f"Bearer {token}")
     assert caught.value.detail.startswith(f"cannot reach the issuer at {settings.discovery_url}")
     assert caught.value.error == "temporarily_unavailable"
+
+
+async def test_an_unreachable_issuer_is_not_asked_again_by_every_request(idp: OidcProvider, clock: FakeClock) -> None:
+    """With no keys held, a failed fetch answers the requests of the next seconds from memory: a flood of requests
+    while the issuer is down (or misconfigured) does not become a flood of requests to the issuer."""
+    misconfigured = OidcSettings(issuer=idp.issuer + "/", audiences=("a",), ca_file=idp.ca_file)
+    authenticator = OidcAuthenticator(misconfigured, keys=SigningKeys(misconfigured, clock=clock))
+    token = idp.mint()
+    results = await asyncio.gather(
+        *(authenticator.authenticate(f"Bearer {token}") for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(r, IssuerUnavailableError) for r in results)
+    assert idp.requests == {"discovery": 1}
+    clock.advance(COLD_RETRY_SECONDS)
+    with pytest.raises(IssuerUnavailableError, match="names issuer"):
+        await authenticator.authenticate(f"Bearer {token}")
+    assert idp.requests == {"discovery": 2}
 
 
 @pytest.mark.parametrize(
