@@ -44,7 +44,7 @@ from jwt.exceptions import (
     PyJWKError,
 )
 
-from api.identity import AuthenticationError, Principal
+from api.identity import AuthenticationError, Authenticator, Principal
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ _KEY_KIND: dict[str, tuple[str, str | None]] = {
 # Without keys, how long a failed fetch of the issuer's keys is answered from memory before the issuer is asked again.
 COLD_RETRY_SECONDS = 5.0
 _MAX_TOKEN_CHARS = 16 * 1024
-_MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_ISSUER_DOCUMENT_BYTES = 1024 * 1024
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -204,32 +204,32 @@ def _check_https(url: str, setting: str) -> None:
         raise AuthConfigError(f"{setting}={url!r} must not carry a query or fragment")
 
 
-def _tls_context(settings: OidcSettings) -> ssl.SSLContext:
+def issuer_tls_context(settings: OidcSettings) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
+class NoRedirectHandler(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
 def _fetch_json(url: str, context: ssl.SSLContext, timeout: float) -> dict[str, Any]:
     """GET a JSON object over HTTPS (blocking: run in a thread). No redirects, bounded size."""
-    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(NoRedirectHandler(), urllib.request.HTTPSHandler(context=context))
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
         with opener.open(request, timeout=timeout) as response:
-            body = response.read(_MAX_DOCUMENT_BYTES + 1)
+            body = response.read(MAX_ISSUER_DOCUMENT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         exc.close()
         raise IssuerUnavailableError(f"the issuer answered {exc.code} for {url}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise IssuerUnavailableError(f"cannot reach the issuer at {url}: {reason}") from None
-    if len(body) > _MAX_DOCUMENT_BYTES:
-        raise IssuerUnavailableError(f"the issuer's document at {url} is larger than {_MAX_DOCUMENT_BYTES} bytes")
+    if len(body) > MAX_ISSUER_DOCUMENT_BYTES:
+        raise IssuerUnavailableError(f"the issuer's document at {url} is larger than {MAX_ISSUER_DOCUMENT_BYTES} bytes")
     try:
         document = json.loads(body)
     except ValueError:
@@ -261,7 +261,7 @@ class SigningKeys:
         self._settings = settings
         self._clock = clock
         if fetch_json is None:
-            context = _tls_context(settings)
+            context = issuer_tls_context(settings)
 
             def fetch_json(url: str) -> dict[str, Any]:
                 return _fetch_json(url, context, settings.http_timeout_seconds)
@@ -274,6 +274,7 @@ class SigningKeys:
         self._cold_failure: tuple[float, IssuerUnavailableError] | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS fetches made, for tests and diagnostics
+        self._discovery: dict[str, Any] | None = None
 
     async def key(self, kid: str) -> dict[str, Any] | None:
         """The JWK for ``kid``, or None when the issuer does not publish it (after at most one rate-limited
@@ -297,6 +298,16 @@ class SigningKeys:
             )
             await self._refresh(scheduled=False)
             return self._set.keys.get(kid)
+
+    async def discovery(self) -> dict[str, Any]:
+        """The issuer's discovery document as last fetched with the keys (fetched now if never)."""
+        if self._discovery is None:
+            async with self._lock:
+                if self._discovery is None:
+                    self._raise_recent_cold_failure()
+                    await self._refresh(scheduled=True)
+        assert self._discovery is not None
+        return self._discovery
 
     def _raise_recent_cold_failure(self) -> None:
         if self._set.keys or self._cold_failure is None:
@@ -362,6 +373,7 @@ class SigningKeys:
             if entry.get("use", "sig") != "sig" or entry.get("kty") not in ("RSA", "EC", "OKP"):
                 continue  # encryption keys and symmetric keys never verify a token
             keys[entry["kid"]] = entry
+        self._discovery = discovery
         return keys
 
 
@@ -591,3 +603,8 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         groups=frozenset(groups),
         tenant=str(tid) if tid is not None else None,
     )
+
+
+def _conforms(authenticator: OidcAuthenticator) -> Authenticator:
+    """mypy checks here that ``OidcAuthenticator`` is an ``api.identity.Authenticator``."""
+    return authenticator

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from api.auth import AuthConfigError
-from api.identity import ROLES, Principal, Role
+from api.identity import ROLES, Authorizer, Principal, Role
 
 ENV_ROLE_MAP = "ORCHESTRATOR_ROLE_MAP"
 _MAX_FILE_BYTES = 1024 * 1024
@@ -159,3 +159,8 @@ def role_map_from_env(environ: Mapping[str, str] | None = None) -> RoleMap | Non
     env = os.environ if environ is None else environ
     raw = env.get(ENV_ROLE_MAP, "").strip()
     return load_role_map(Path(raw).expanduser()) if raw else None
+
+
+def _conforms(role_map: RoleMap) -> Authorizer:
+    """mypy checks here that ``RoleMap`` is an ``api.identity.Authorizer``."""
+    return role_map
