@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 BROWSER_STAMP := $(VENV)/.browser
+TOOLS := .tools
+AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 
-.PHONY: test lint demo clean browser ssh-keygen
+.PHONY: test lint demo clean browser ssh-keygen azurite
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -55,11 +57,25 @@ ssh-keygen:
 		echo "warning: cannot install openssh-client here; the verified-approval tests will be skipped"; \
 	fi
 
-test: lint browser ssh-keygen
+# The content store tests (tests/services/test_content_store_backends.py and the end to end in
+# tests/ops/test_blob_store_end_to_end.py) run against Azurite, the Azure Storage emulator, installed from npm
+# into .tools/ (gitignored); the tests start and stop it themselves. Without node/npm (or a reachable registry)
+# those tests are skipped, saying why, and everything else still runs.
+azurite:
+	@if [ -x "$(AZURITE)" ]; then \
+		echo "azurite: $(AZURITE)"; \
+	elif command -v npm >/dev/null 2>&1; then \
+		npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error azurite@3 >/dev/null \
+			|| echo "warning: npm could not install azurite; the Azure blob content store tests will be skipped"; \
+	else \
+		echo "warning: npm is not installed (install node and npm); the Azure blob content store tests will be skipped"; \
+	fi
+
+test: lint browser ssh-keygen azurite
 	$(VENV)/bin/pytest
 
 demo: $(STAMP)
 	$(PY) starter.py demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,7 @@ from activities.lint_gate import lint_gate
 from contract.version import DISTRIBUTION, package_version
 from services.codec import KeyRing
 from services.config import ArmClients, ConfigError, WorkerConfig, worker_config_from_env
-from services.content_store import BlobStore, LocalBlobStore
+from services.content_store import BlobStore, open_content_store
 from services.health.policy import RequestPolicy
 from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
@@ -116,7 +116,7 @@ async def run_worker(
             tls=config.temporal_tls,
             profile=config.temporal_profile,
         )
-    store = LocalBlobStore(config.blob_dir)
+    store = open_content_store(blob_dir=config.blob_dir)
     clients = ArmClients(config.arm)
     try:
         worker = build_worker(client, config, clients=clients, store=store, linter=linter)
@@ -127,7 +127,7 @@ async def run_worker(
             config.build_id or default_build_id(),
             config.max_concurrent_activities,
             config.arm.endpoint,
-            store.root,
+            store.describe(),
         )
         policy = config.health_policy or RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint)
         log.info("%s", policy.describe())
@@ -140,6 +140,9 @@ async def run_worker(
                 await stop.wait()
     finally:
         await clients.close()
+        close_store = getattr(store, "close", None)  # the blob store's HTTP connections (a folder has none)
+        if close_store is not None:
+            close_store()
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -153,7 +156,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--arm-endpoint", help="ARM base URL (ORCHESTRATOR_ARM_ENDPOINT, default Azure public cloud)")
     p.add_argument("--arm-ca-file", help="CA bundle trusted for the ARM endpoint (ORCHESTRATOR_ARM_CA_FILE)")
     p.add_argument("--arm-credential", choices=["default", "local"], help="DefaultAzureCredential or local token")
-    p.add_argument("--blob-dir", help="content store folder shared with the starter (ORCHESTRATOR_BLOB_DIR)")
+    p.add_argument(
+        "--blob-dir",
+        help="content store folder shared with the starter (ORCHESTRATOR_BLOB_DIR; unused with "
+        "ORCHESTRATOR_CONTENT_STORE=azblob)",
+    )
     p.add_argument(
         "--max-concurrent-activities",
         type=_positive_int,
@@ -251,6 +258,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         TelemetrySettings.from_environment()
         KeyRing.from_environment()
         RequestPolicy.from_environment()  # the health checks' request policy (ORCHESTRATOR_HEALTH_*)
+        open_content_store(blob_dir=config.blob_dir)  # ORCHESTRATOR_CONTENT_STORE and its settings (no network)
     except (ConfigError, ValueError) as exc:
         print(f"worker.py: {exc}", file=sys.stderr)
         return 2

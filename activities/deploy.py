@@ -32,7 +32,7 @@ from services.content_store import BlobStore
 from services.secrets import MASK, SECURE_TYPES, redact, redact_model
 
 from .errors import application_error, classified
-from .parameters import deployment_parameters, load_template, secret_values
+from .parameters import secret_values, template_and_parameters
 from .transient import MAX_IN_PLACE_RETRIES, retry_in_place
 
 MAX_MISSING_POLLS = 5
@@ -113,7 +113,7 @@ class DeployActivities:
         first_wait: float | None = None
         retried: list[RequestRetry] = []
         async with classified():
-            secrets = secret_values(self._store, r)
+            secrets = await asyncio.to_thread(secret_values, self._store, r)  # a blob store reads over the network
         try:
             async with classified(secrets):
                 # The name is new with every workflow run, so the first attempt has nothing to find; any later
@@ -122,11 +122,12 @@ class DeployActivities:
                 existing = await self._get(inp) if resuming else None
                 state = _state(existing) if existing else ""
                 if existing is None or state.lower() in RESUBMIT_STATES:
+                    template, parameters = await asyncio.to_thread(template_and_parameters, self._store, r)
                     body = {
                         "properties": {
                             "mode": r.mode.value,
-                            "template": load_template(self._store, r),
-                            "parameters": deployment_parameters(self._store, r),
+                            "template": template,
+                            "parameters": parameters,
                         },
                         "tags": {"orchestrator-workflow": activity.info().workflow_id},
                     }

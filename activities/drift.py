@@ -66,7 +66,8 @@ class DriftActivities:
             resource_group=record.resource_group, workflow_id="drift", run_id=activity.info().workflow_run_id or "check"
         )
         plan = await self._plan.plan_deployment(StageInput(request=request, deployment_name=name))
-        doc = get_json(self._store, plan.full_result) if plan.full_result is not None else {"changes": []}
+        full = plan.full_result
+        doc = await asyncio.to_thread(get_json, self._store, full) if full is not None else {"changes": []}
         baselines = BaselineStore(self._store)
         baseline = await asyncio.to_thread(
             baselines.load, inp.subscription_id, inp.resource_group, record.deployment_name

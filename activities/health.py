@@ -17,7 +17,7 @@ from services.content_store import BlobStore
 
 from .errors import classified
 from .heartbeat import heartbeating
-from .parameters import deployment_parameters, load_template
+from .parameters import template_and_parameters
 from .resource_health import ProviderLookupFailed, availability_of, provider_api_version, resource_health_client
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
 from .validate import expand, scope_for
@@ -35,8 +35,7 @@ class HealthActivities:
 
     async def _api_versions(self, inp: VerifyInput) -> dict[str, str]:
         """Resource id (lower-cased) → the apiVersion the template used for it."""
-        template = load_template(self._store, inp.request)
-        params = deployment_parameters(self._store, inp.request)
+        template, params = await asyncio.to_thread(template_and_parameters, self._store, inp.request)
         stage = StageInput(request=inp.request, deployment_name=inp.deployment_name)
         try:
             expanded = await asyncio.to_thread(expand, template, params, scope_for(stage))

@@ -40,3 +40,9 @@ def secret_values(store: BlobStore, request: DeployRequest) -> list[str]:
         return []
     entries = secure_parameters(store, request).values()
     return secret_strings(entry.get("value") if isinstance(entry, dict) else entry for entry in entries)
+
+
+def template_and_parameters(store: BlobStore, request: DeployRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The template and the parameters as ARM takes them, in one call an activity runs off the event loop (with a
+    blob content store each read is a network round trip)."""
+    return load_template(store, request), deployment_parameters(store, request)

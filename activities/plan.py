@@ -28,7 +28,7 @@ from services.secrets import redact, redact_model, secure_parameter_names
 
 from .errors import application_error, classified
 from .heartbeat import heartbeating
-from .parameters import deployment_parameters, load_template, secret_values
+from .parameters import secret_values, template_and_parameters
 from .resource_group import ensure_resource_group
 from .secret_fed import SecretPathRecord, SecretPaths, expander, mask_what_if, secret_fed_paths
 from .transient import TRANSIENT_PAUSE_SECONDS, retry_in_place
@@ -157,13 +157,15 @@ class PlanActivities:
     async def plan_deployment(self, inp: StageInput) -> WhatIfPlan:
         r = inp.request
         async with classified():
-            secrets = secret_values(self._store, r)
+            # Off the event loop: with a blob content store every read is a network round trip.
+            secrets = await asyncio.to_thread(secret_values, self._store, r)
         async with classified(secrets):
+            template, parameters = await asyncio.to_thread(template_and_parameters, self._store, r)
             body = {
                 "properties": {
                     "mode": r.mode.value,
-                    "template": load_template(self._store, r),
-                    "parameters": deployment_parameters(self._store, r),
+                    "template": template,
+                    "parameters": parameters,
                     "whatIfSettings": {"resultFormat": "FullResourcePayloads"},
                 }
             }
@@ -199,7 +201,7 @@ class PlanActivities:
             # value too — which no current value matches: mask every property a secure parameter fed, on both sides.
             paths, note = await asyncio.to_thread(self._secret_fed_paths, inp, body["properties"])
             doc, secrets = secret_free(doc, paths, secrets)
-            ref = put_json(self._store, doc)
+            ref = await asyncio.to_thread(put_json, self._store, doc)
             plan = summarize_what_if(doc, ref)
             if note:
                 plan.diagnostics.append(note)
@@ -223,7 +225,5 @@ class PlanActivities:
                 "Warning: SecretPathsUnknown: where secure parameters flow could not be worked out "
                 f"({type(exc).__name__}); only their current values are masked"
             )
-        root = getattr(self._store, "root", None)
-        if root is not None:
-            paths = SecretPathRecord(root).merge(r.subscription_id, r.resource_group, paths)
+        paths = SecretPathRecord(self._store).merge(r.subscription_id, r.resource_group, paths)
         return paths, note

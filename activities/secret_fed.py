@@ -19,16 +19,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 import string
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from arm_engine import DeploymentScope, ExpandedDeployment
 from arm_engine.values import Deferred
+from services.content_store import BlobStore, LocalBlobStore
 from services.secrets import MASK, secret_strings
 
 Segment = str | int  # a dict key (compared case-insensitively, as ARM compares property names) or a list index
@@ -336,20 +335,22 @@ def mask_what_if(doc: dict[str, Any], paths: SecretPaths) -> tuple[dict[str, Any
 
 
 class SecretPathRecord:
-    """The secret-fed paths each resource group's deployments have had: ``<store root>/secret-fed/<sha256(sub/rg)>
-    .json``. Only ever grows (a path once fed by a secret may still hold it on the live resource)."""
+    """The secret-fed paths each resource group's deployments have had: the content store's named record
+    ``secret-fed/<sha256(sub/rg)>.json`` (a file under the folder, a blob in the container). Only ever grows (a path
+    once fed by a secret may still hold it on the live resource)."""
 
-    def __init__(self, root: Path) -> None:
-        self._dir = Path(root) / SECRET_FED_DIR
+    def __init__(self, store: BlobStore | Path) -> None:
+        self._store: BlobStore = LocalBlobStore(store) if isinstance(store, Path) else store
 
-    def _file(self, subscription_id: str, resource_group: str) -> Path:
+    def _name(self, subscription_id: str, resource_group: str) -> str:
         key = hashlib.sha256(f"{subscription_id.lower()}/{resource_group.lower()}".encode()).hexdigest()
-        return self._dir / f"{key}.json"
+        return f"{SECRET_FED_DIR}/{key}.json"
 
     def load(self, subscription_id: str, resource_group: str) -> SecretPaths:
+        data = self._store.get_named(self._name(subscription_id, resource_group))
         try:
-            raw = json.loads(self._file(subscription_id, resource_group).read_text())
-        except (FileNotFoundError, ValueError):
+            raw = json.loads(data) if data is not None else {}
+        except ValueError:
             return {}
         return {str(rid): {tuple(p) for p in paths if isinstance(p, list)} for rid, paths in raw.items()}
 
@@ -360,17 +361,8 @@ class SecretPathRecord:
         for rid, found in paths.items():
             merged.setdefault(rid, set()).update(found)
         if merged != known:
-            path = self._file(subscription_id, resource_group)
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             doc = {rid: sorted((list(p) for p in ps), key=json.dumps) for rid, ps in sorted(merged.items())}
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(doc, f)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            self._store.put_named(self._name(subscription_id, resource_group), json.dumps(doc).encode())
         return merged
 
 

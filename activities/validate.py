@@ -53,14 +53,14 @@ class ValidateActivities:
                     warnings=["Bicep template: its parameters are checked against the compiled template at LINTING"],
                     deferred_to_lint="Bicep source: compiled and its parameters checked by LINTING",
                 )
-            template = load_template(self._store, inp.request)
+            template = await asyncio.to_thread(load_template, self._store, inp.request)  # a blob store: network
             errors = await asyncio.to_thread(static_error_count, template)
             if errors:
                 # The engine would stop at the first of them; LINTING lists every one (path, line, column).
                 return ValidationReport(
                     deferred_to_lint=f"not expanded: {errors} template error(s), every one listed by LINTING"
                 )
-            params = deployment_parameters(self._store, inp.request)
+            params = await asyncio.to_thread(deployment_parameters, self._store, inp.request)
             expanded = await asyncio.to_thread(expand, template, params, scope_for(inp))
             return ValidationReport(
                 parameter_names=sorted(expanded.parameters),

@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from client.deployments import build_deploy_request
 from contract.models import DeploymentMode, DeployRequest, RetrySchedule, WorkerSettings
 from services.config import ArmClients, ArmConfig, WorkerConfig
-from services.content_store import LocalBlobStore
+from services.content_store import BlobStore, open_content_store
 from services.health.policy import RequestPolicy
 from worker import build_worker
 
@@ -80,9 +80,12 @@ async def real_worker(
     task_queue: str,
     settings: WorkerSettings | None = None,
     credential: Any = None,
+    store: BlobStore | None = None,
     notifier: Any = None,
 ) -> AsyncIterator[Worker]:
-    """``notifier``: the notification sinks (services/notifications), whose routing goes into the settings."""
+    """A worker with the real activities. ``store`` defaults to the configured content store (the folder
+    ``blob_dir`` unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another). ``notifier``: the notification sinks
+    (services/notifications), whose routing goes into the settings."""
     config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
                           settings=settings or fast_settings(), notifier=notifier)  # fmt: skip
     if notifier is not None:
@@ -92,7 +95,8 @@ async def real_worker(
     config.health_policy = RequestPolicy(allow_private=True, refused_endpoints=_endpoint(config.arm.endpoint))
     clients = ArmClients(config.arm, credential)
     try:
-        async with build_worker(client, config, clients=clients, store=LocalBlobStore(blob_dir)) as worker:
+        store = store if store is not None else open_content_store(blob_dir=blob_dir)
+        async with build_worker(client, config, clients=clients, store=store) as worker:
             yield worker
     finally:
         await clients.close()
@@ -111,10 +115,11 @@ def request_for(
     parameters: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     mode: DeploymentMode = DeploymentMode.INCREMENTAL,
+    store: BlobStore | None = None,
     **kw: Any,
 ) -> DeployRequest:
     return build_deploy_request(
-        store=LocalBlobStore(blob_dir),
+        store=store if store is not None else open_content_store(blob_dir=blob_dir),
         template=template,
         subscription_id=local_arm.subscription_id,
         resource_group=resource_group,

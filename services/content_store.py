@@ -6,9 +6,13 @@ Temporal history carries only a ``BlobRef`` (sha256 digest, size) and small summ
 reference; a reader verifies the digest, so a corrupted or swapped file is detected, never silently used.
 
 The default store is a local folder (``$ORCHESTRATOR_BLOB_DIR``, else ``~/.cache/bicep-orchestrator/blobs``),
-which every process on one machine shares: the starter writes, the workers read. Several workers on several
-machines need a folder they all mount (NFS, SMB/Azure Files) or an object store implementing ``BlobStore``; see
-docs/WORKFLOW.md.
+which every process on one machine shares: the starter writes, the workers read. Processes on several machines
+share an Azure Blob Storage container instead (``ORCHESTRATOR_CONTENT_STORE=azblob``,
+``services/azure_blob_store.py``) or a folder they all mount (NFS, SMB/Azure Files). ``open_content_store`` is the
+one place that decides which: the CLI, the worker and the harness all call it.
+
+Besides the content-addressed documents, a store keeps a few small named records that are overwritten in place
+(``put_named``/``get_named``): the last good deployment of each resource group and its drift baseline.
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from contract.models import BlobRef
 
 BLOB_DIR_ENV = "ORCHESTRATOR_BLOB_DIR"
+# Which store: "local" (the folder above, the default) or "azblob" (an Azure Blob Storage container, configured by
+# the ORCHESTRATOR_BLOB_* variables of services/azure_blob_store.py).
+CONTENT_STORE_ENV = "ORCHESTRATOR_CONTENT_STORE"
+STORE_KINDS = ("local", "azblob")
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +49,39 @@ class BlobCorruptError(Exception):
     """The stored bytes do not match the reference's digest."""
 
 
+class ContentStoreConfigError(ValueError):
+    """The content store's configuration is unusable; the message names the variable, what is wrong and what to do
+    (never a secret's value)."""
+
+
 class BlobStore(Protocol):
     def put(self, data: bytes, *, media_type: str = "application/json") -> BlobRef: ...
 
     def get(self, ref: BlobRef) -> bytes: ...
+
+    def put_named(self, name: str, data: bytes) -> None:
+        """Write (or replace, atomically) a small record under a name such as ``last-good/<hash>.json``."""
+        ...
+
+    def get_named(self, name: str) -> bytes | None:
+        """The record written under ``name``, or None when there is none."""
+        ...
+
+    def describe(self) -> str:
+        """Where the store is, for messages and logs (never a secret)."""
+        ...
+
+
+_NAME_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_record_name(name: str) -> str:
+    """A named record's name: ``/``-separated segments of letters, digits, ``.``, ``_`` and ``-`` (so it can be
+    neither an absolute path nor climb out of the store with ``..``)."""
+    parts = name.split("/")
+    if not 1 <= len(parts) <= 4 or not all(_NAME_SEGMENT.match(p) and p.strip(".") for p in parts):
+        raise ValueError(f"not a record name for the content store: {name!r}")
+    return name
 
 
 def default_blob_dir() -> Path:
@@ -91,6 +130,51 @@ class LocalBlobStore:
         if "sha256:" + hashlib.sha256(data).hexdigest() != ref.digest:
             raise BlobCorruptError(f"document {ref.digest} in {self.root} does not match its digest")
         return data
+
+    def put_named(self, name: str, data: bytes) -> None:
+        path = self.root / check_record_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_named(self, name: str) -> bytes | None:
+        try:
+            return (self.root / check_record_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def describe(self) -> str:
+        return f"content store folder {self.root}"
+
+
+def open_content_store(*, blob_dir: Path | str | None = None, environ: Mapping[str, str] | None = None) -> BlobStore:
+    """The content store this process is configured for: ``ORCHESTRATOR_CONTENT_STORE=azblob`` selects the Azure
+    Blob Storage container (``services/azure_blob_store.py``), anything else the local folder (``blob_dir``, else
+    ``ORCHESTRATOR_BLOB_DIR``, else the default). Raises ``ContentStoreConfigError`` for a bad configuration; makes
+    no network call."""
+    env = os.environ if environ is None else environ
+    kind = (env.get(CONTENT_STORE_ENV) or "local").strip().lower()
+    if kind not in STORE_KINDS:
+        raise ContentStoreConfigError(
+            f"{CONTENT_STORE_ENV}={env.get(CONTENT_STORE_ENV)!r} is not a content store kind; set it to 'local' (a "
+            "folder, the default) or 'azblob' (an Azure Blob Storage container), or unset it"
+        )
+    if kind == "azblob":
+        from services.azure_blob_store import azure_blob_store_from_env
+
+        return azure_blob_store_from_env(env)
+    from services.azure_blob_store import refuse_stray_settings
+
+    refuse_stray_settings(env)
+    if blob_dir is None and env.get(BLOB_DIR_ENV):
+        blob_dir = env[BLOB_DIR_ENV]
+    return LocalBlobStore(blob_dir)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -177,8 +261,9 @@ def seal_json(store: BlobStore, value: Any, key_ring: Any) -> BlobRef:
         key_ring = local_key_ring(store, create=True)
     if key_ring is None:
         raise BlobKeyMissingError(
-            "secure values cannot be stored: this content store has no folder for a local key; configure "
-            "ORCHESTRATOR_CODEC_KEYS (or ORCHESTRATOR_CODEC_KEY_FILE)"
+            f"secure values cannot be stored in the {store.describe()}: it has no folder for a local key, so they "
+            "are sealed only with configured keys; set ORCHESTRATOR_CODEC_KEYS (or ORCHESTRATOR_CODEC_KEY_FILE) to "
+            "the same keys on every process sharing the store (docs/SECURITY.md)"
         )
     kid = key_ring.active_key_id.encode()
     nonce = os.urandom(12)

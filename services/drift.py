@@ -6,11 +6,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from contract.drift import MAX_FINDINGS, AllowEntry, DriftClass, DriftFinding
@@ -128,35 +125,26 @@ def classify(
 
 
 class BaselineStore:
-    """``<store root>/drift-baseline/<sha256(sub/rg)>.json``: the baseline of the resource group's last good
-    deployment (its name, and the noisy paths per resource). Written atomically."""
+    """The named record ``drift-baseline/<sha256(sub/rg)>.json`` of the content store: the baseline of the resource
+    group's last good deployment (its name, and the noisy paths per resource). Replaced atomically."""
 
     def __init__(self, store: BlobStore) -> None:
-        root = getattr(store, "root", None)
-        if root is None:
-            raise TypeError("the drift baseline needs a content store with a folder (LocalBlobStore)")
-        self._dir = Path(root) / BASELINE_DIR
+        self._store = store
 
-    def _path(self, sub: str, rg: str) -> Path:
-        return self._dir / (hashlib.sha256(f"{sub.lower()}/{rg.lower()}".encode()).hexdigest() + ".json")
+    def _name(self, sub: str, rg: str) -> str:
+        return f"{BASELINE_DIR}/" + hashlib.sha256(f"{sub.lower()}/{rg.lower()}".encode()).hexdigest() + ".json"
 
     def load(self, sub: str, rg: str, deployment_name: str) -> dict[str, list[str]] | None:
+        data = self._store.get_named(self._name(sub, rg))
+        if data is None:
+            return None
         try:
-            doc = json.loads(self._path(sub, rg).read_text())
-        except (FileNotFoundError, ValueError):
+            doc = json.loads(data)
+        except ValueError:
             return None
         if doc.get("deployment") != deployment_name:
             return None  # a newer good deployment: its baseline is still to be taken
         return {str(k): list(v) for k, v in (doc.get("paths") or {}).items()}
 
     def save(self, sub: str, rg: str, deployment_name: str, paths: dict[str, list[str]]) -> None:
-        path = self._path(sub, rg)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"deployment": deployment_name, "paths": paths}, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._store.put_named(self._name(sub, rg), json.dumps({"deployment": deployment_name, "paths": paths}).encode())

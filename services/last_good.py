@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from contract.health import HealthSpec, HttpCheck
@@ -40,40 +37,28 @@ LAST_GOOD_DIR = "last-good"
 
 
 class LastGoodStore:
-    """The last-good pointer of each resource group: ``<store root>/last-good/<sha256(sub/rg)>.json`` holding the
-    ``BlobRef`` of the record (the record itself is a content-addressed document). Written atomically."""
+    """The last-good pointer of each resource group: the named record ``last-good/<sha256(sub/rg)>.json`` of the
+    content store (a file under the folder, a blob in the container) holding the ``BlobRef`` of the record (the
+    record itself is a content-addressed document). Replaced atomically."""
 
     def __init__(self, store: BlobStore) -> None:
-        root = getattr(store, "root", None)
-        if root is None:
-            raise TypeError("the last-good record needs a content store with a folder (LocalBlobStore)")
         self._store = store
-        self._dir = Path(root) / LAST_GOOD_DIR
 
-    def _pointer(self, subscription_id: str, resource_group: str) -> Path:
+    def _pointer(self, subscription_id: str, resource_group: str) -> str:
         key = hashlib.sha256(f"{subscription_id.lower()}/{resource_group.lower()}".encode()).hexdigest()
-        return self._dir / f"{key}.json"
+        return f"{LAST_GOOD_DIR}/{key}.json"
 
     def save(self, record: LastGoodDeployment) -> BlobRef:
         ref = put_json(self._store, record.model_dump(mode="json"))
-        path = self._pointer(record.subscription_id, record.resource_group)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(ref.model_dump(mode="json"), f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        pointer = json.dumps(ref.model_dump(mode="json")).encode()
+        self._store.put_named(self._pointer(record.subscription_id, record.resource_group), pointer)
         return ref
 
     def load(self, subscription_id: str, resource_group: str) -> LastGoodDeployment | None:
-        path = self._pointer(subscription_id, resource_group)
-        try:
-            ref = BlobRef.model_validate_json(path.read_text())
-        except FileNotFoundError:
+        data = self._store.get_named(self._pointer(subscription_id, resource_group))
+        if data is None:
             return None
+        ref = BlobRef.model_validate_json(data)
         return LastGoodDeployment.model_validate(get_json(self._store, ref))
 
 

@@ -20,6 +20,7 @@ from client.exit_codes import ExitCode
 from client.inputs import InputError
 from contract.models import DeployOutcome
 from services.codec import CodecConfigError, CodecKeyError, KeyRing
+from services.content_store import BlobStore, ContentStoreConfigError, open_content_store
 from services.temporal_client import DEFAULT_TASK_QUEUE, connect, connect_options
 
 TASK_QUEUE_ENV = ENV_TASK_QUEUE
@@ -55,6 +56,35 @@ class Target:
     instance: DevInstance | None = None
     tls: bool = False
     api_key: bool = False  # whether one is configured (never the key itself)
+
+
+def open_store(target: Target | None) -> BlobStore:
+    """The content store the workers share with this command (``services.content_store.open_content_store``): the
+    embedded default's folder with --local, unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another store. Without a
+    target yet, it checks the configuration before anything connects (no network call)."""
+    try:
+        return open_content_store(blob_dir=target.instance.blob_dir if target and target.instance else None)
+    except ContentStoreConfigError as exc:
+        raise CommandError(
+            f"The content store is not configured correctly: {exc}. Nothing was changed (README: 'A content store "
+            "across machines').",
+            ExitCode.USAGE,
+        ) from None
+
+
+def store_write_error(store: BlobStore, exc: OSError, what: str) -> CommandError:
+    """Writing ``what`` to the content store failed: a message naming the store (never a secret) and what to do."""
+    from services.content_store import LocalBlobStore
+
+    detail = exc.strerror or str(exc)
+    if isinstance(store, LocalBlobStore):
+        hint = "Make it writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read"
+    else:
+        hint = "Check the store's settings (ORCHESTRATOR_BLOB_*) and that it is reachable"
+    return CommandError(
+        f"Cannot write {what} to the {store.describe()} ({detail}). {hint}; nothing was started.",
+        ExitCode.ENVIRONMENTAL,
+    )
 
 
 def add_target_args(parser: Any) -> None:

@@ -36,10 +36,12 @@ from client.cli._common import (
     approve_commands,
     current_user,
     local_flag,
+    open_store,
     print_json,
     progress,
     resolve_target,
     run_command,
+    store_write_error,
 )
 from client.cli.audit import add_audit_dir_arguments, write_deployment_audit
 from client.cli.secure_input import add_secure_value_arguments, apply_secure_values
@@ -84,7 +86,7 @@ from contract.naming import workflow_id_for
 from contract.plan_text import plan_documents, render_plan
 from services.classification import retried_within_stage
 from services.codec import CodecKeyError
-from services.content_store import LocalBlobStore
+from services.content_store import BlobStore
 from services.health.bundles import store_ca_bundles
 from services.last_good import rollback_summary
 from services.secrets import redact, secret_strings
@@ -369,10 +371,11 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
     check_audit_dir(args.audit_dir)  # the record the user asked for must be writable before anything starts
     if args.subscription or not args.local:
         resolve_subscription(args, None)  # a missing or malformed subscription is a usage error before connecting
+    open_store(None)  # so is a bad content store setting (ORCHESTRATOR_CONTENT_STORE, ORCHESTRATOR_BLOB_*)
     target = await resolve_target(args, client)
     subscription = resolve_subscription(args, target)
     await _check_arm_reachable(target)
-    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    store = open_store(target)
     try:
         request = _build_request(
             args,
@@ -385,19 +388,11 @@ async def deploy(args: argparse.Namespace, *, client: Client | None = None) -> i
             git_sha=git_sha,
         )
     except OSError as exc:
-        raise CommandError(
-            f"Cannot write the template to the content store at {store.root} ({exc.strerror or exc}). Make it "
-            "writable or point ORCHESTRATOR_BLOB_DIR at a folder the workers also read; nothing was started.",
-            ExitCode.ENVIRONMENTAL,
-        ) from None
+        raise store_write_error(store, exc, "the template") from None
     try:  # CA bundles go to the content store once, not into every check of the request (payload limit)
         health = store_ca_bundles(health, store)
     except OSError as exc:
-        raise CommandError(
-            f"Cannot write a health check's CA file to the content store at {store.root} ({exc.strerror or exc}); "
-            "nothing was started.",
-            ExitCode.ENVIRONMENTAL,
-        ) from None
+        raise store_write_error(store, exc, "a health check's CA file") from None
     request = request.model_copy(update={"health": health})
     check_request_size(request)
     handle = await _start(target, request, wait=args.wait)
@@ -431,7 +426,7 @@ def _build_request(
     bicep: bool,
     inputs: DeploymentInputs | None,
     *,
-    store: LocalBlobStore,
+    store: BlobStore,
     subscription: str,
     resource_group: str,
     location: str,
@@ -626,7 +621,7 @@ def _interactive(output: str) -> bool:
 
 
 async def follow(
-    handle: WorkflowHandle[Any, Any], target: Target, *, store: LocalBlobStore | None, output: str
+    handle: WorkflowHandle[Any, Any], target: Target, *, store: BlobStore | None, output: str
 ) -> DeployResult:
     """Poll ``status`` until the workflow ends; print stages (stderr), the plan (stdout), confirmation prompts."""
     result_task = asyncio.ensure_future(result_of(handle))
@@ -800,7 +795,7 @@ _AFTER_PLANNING = frozenset(
 )
 
 
-def _show_plan(plan: Any, store: LocalBlobStore | None, output: str) -> None:
+def _show_plan(plan: Any, store: BlobStore | None, output: str) -> None:
     if output != "text":
         return
     sys.stderr.flush()

@@ -20,6 +20,7 @@ from client.cli._common import (
     CommandError,
     Target,
     add_target_args,
+    open_store,
     print_json,
     progress,
     resolve_target,
@@ -30,7 +31,6 @@ from client.cli.deploy import report
 from client.deployments import result_of
 from client.exit_codes import ExitCode
 from contract.models import DeploymentStage
-from services.content_store import LocalBlobStore
 
 CANCEL_WAIT_SECONDS = 120.0
 
@@ -132,7 +132,7 @@ async def follow(args: argparse.Namespace, *, client: Client | None = None) -> i
     target = await resolve_target(args, client)
     handle, _state = await _existing(target, args.workflow_id)
     progress(f"Following deployment {args.workflow_id} (run {handle.run_id}); Ctrl-C stops following, not it.")
-    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    store = open_store(target)
     result = await follow_progress(handle, target, store=store, output=args.output)
     code = report(result, output=args.output, target=target)
     return int(OUTCOME_EXIT_CODES.get(result.outcome, ExitCode(code)))

@@ -21,6 +21,7 @@ from client.cli._common import (
     add_target_args,
     check_workflow_id,
     current_user,
+    open_store,
     print_json,
     progress,
     resolve_target,
@@ -31,7 +32,6 @@ from client.deployments import query_status
 from client.exit_codes import ExitCode
 from contract.models import RollbackState
 from services.codec import KeyRing
-from services.content_store import LocalBlobStore
 from services.last_good import provide_rollback_parameters
 
 
@@ -107,7 +107,7 @@ async def provide(args: argparse.Namespace, *, client: Client | None = None) -> 
             "(read without echo) or --param NAME=VALUE. Nothing was sent.",
             ExitCode.USAGE,
         )
-    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    store = open_store(target)
     signal = await provide_rollback_parameters(
         target.client,
         args.workflow_id,

@@ -22,10 +22,12 @@ from client.cli._common import (
     check_workflow_id,
     current_user,
     local_flag,
+    open_store,
     print_json,
     progress,
     resolve_target,
     run_command,
+    store_write_error,
     workflow_read_error,
 )
 from client.exit_codes import ExitCode
@@ -141,20 +143,15 @@ def _checked(args: argparse.Namespace) -> Any:
 def _request(args: argparse.Namespace, checked: Any, target: Target, *, preview_only: bool) -> RolloutRequest:
     from client.inputs import validate_git_sha
     from client.rollout_file import build_rollout_request
-    from services.content_store import LocalBlobStore
 
-    store = LocalBlobStore(target.instance.blob_dir if target.instance else None)
+    store = open_store(target)
     sha = validate_git_sha(args.git_sha) if getattr(args, "git_sha", None) else None
     try:
         return build_rollout_request(
             checked, store=store, initiator=current_user(), git_sha=sha, preview_only=preview_only
         )
     except OSError as exc:
-        raise CommandError(
-            f"Cannot write the template to the content store at {store.root} ({exc.strerror or exc}); nothing was "
-            "started.",
-            ExitCode.ENVIRONMENTAL,
-        ) from None
+        raise store_write_error(store, exc, "the template") from None
 
 
 async def plan(args: argparse.Namespace) -> int:

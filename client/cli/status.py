@@ -18,6 +18,7 @@ from client.cli._common import (
     add_target_args,
     approve_commands,
     check_workflow_id,
+    open_store,
     print_json,
     require_deployment,
     resolve_target,
@@ -33,7 +34,6 @@ from contract.models import WORKFLOW_NAME, DeploymentStage, DeploymentStatus, Ro
 from contract.plan_text import plan_documents, render_plan, summary_line
 from services.classification import retried_within_stage
 from services.codec import CodecKeyError
-from services.content_store import LocalBlobStore
 from services.last_good import rollback_summary
 
 
@@ -139,9 +139,7 @@ async def status(args: argparse.Namespace, *, client: Client | None = None) -> i
     if current.plan is not None:
         print(f"  plan: {summary_line(current.plan.counts)}")
         if args.plan:
-            rendered = render_plan(
-                plan_documents(current.plan, LocalBlobStore(target.instance.blob_dir if target.instance else None))
-            )
+            rendered = render_plan(plan_documents(current.plan, open_store(target)))
             print(colour.plan(rendered, sys.stdout))
     pending = current.pending_confirmation
     if pending is not None:
