@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -49,6 +50,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True  # a scrape in progress never holds the process at exit
+
+
+class _MetricsServer6(_MetricsServer):
+    address_family = socket.AF_INET6
 
 
 class ProcessMetrics:
@@ -167,11 +176,7 @@ class ProcessMetrics:
             def log_message(self, format: str, *args: Any) -> None:  # a scrape every 15 s is no log line
                 return
 
-        server_class = type("MetricsServer", (ThreadingHTTPServer,), {"daemon_threads": True})
-        if ":" in host:
-            import socket
-
-            server_class.address_family = socket.AF_INET6
+        server_class = _MetricsServer6 if ":" in host else _MetricsServer
         try:
             server = server_class((host, int(port)), Handler)
         except OSError as exc:
@@ -231,10 +236,10 @@ def arm_response(method: str, status: int) -> None:
         process.counter(m.ARM_THROTTLED, "ARM 429 (throttled) responses, retried or not").add(1, {m.LABEL_METHOD: verb})
 
 
-class ArmMetricsPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+class ArmMetricsPolicy(AsyncHTTPPolicy):
     """An azure-core per-retry policy: counts every ARM response (each retry's too), the 429s apart."""
 
-    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+    async def send(self, request: PipelineRequest) -> PipelineResponse:
         response = await self.next.send(request)
         arm_response(request.http_request.method, response.http_response.status_code)
         return response

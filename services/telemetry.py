@@ -7,10 +7,10 @@ Configuration (worker, CLI and the embedded default read the same variables; ``w
   variables apply, and ``OTEL_EXPORTER_OTLP_PROTOCOL`` = ``grpc`` (default) or ``http/protobuf``). Needs the
   ``otlp`` extra: ``pip install 'bicep-deployment-orchestrator[otlp]'``. Unset or ``none``: no tracing.
 - ``OTEL_SERVICE_NAME``: the service name on every span (default ``bicep-orchestrator``).
-- ``ORCHESTRATOR_PROMETHEUS_BIND`` = ``127.0.0.1:9464``: the process's metrics served for Prometheus at
-  ``http://ADDRESS/metrics`` — the product's (deployment outcomes, stage attempt durations, retries, approval wait,
-  ARM responses and 429s) and the Temporal SDK's (task latencies, pollers, sticky cache, …) on one endpoint
-  (``services.metrics``; docs/TELEMETRY.md).
+- ``ORCHESTRATOR_PROMETHEUS_BIND`` = ``127.0.0.1:9464`` (read by ``worker.py`` only): the worker's metrics, served
+  for Prometheus at ``http://ADDRESS/metrics`` — the product's (deployment outcomes, stage attempt durations,
+  retries, approval wait, ARM responses and 429s) and the Temporal SDK's (task latencies, pollers, sticky cache, …)
+  on one endpoint (``services.metrics``; docs/TELEMETRY.md).
 
 With tracing on, ``temporalio.contrib.opentelemetry.TracingInterceptor`` is added to the client (the worker uses
 the client's interceptors too), so starting a workflow, each workflow run, signal, query and activity is a span,
@@ -147,13 +147,14 @@ def client_interceptors(environ: Mapping[str, str] | None = None) -> list[Any]:
     return [_interceptor]
 
 
-def temporal_runtime(environ: Mapping[str, str] | None = None) -> Any:
-    """The Temporal ``Runtime`` of a process that records metrics (``services.metrics``: its runtime records into
-    a buffer bridged to the process's one Prometheus endpoint), serving them on ``ORCHESTRATOR_PROMETHEUS_BIND``
-    when set; else None (the SDK's default runtime, no metrics). One per process: every client shares it."""
+def temporal_runtime() -> Any:
+    """The Temporal ``Runtime`` of a process that records metrics (``services.metrics``: the worker with
+    ``ORCHESTRATOR_PROMETHEUS_BIND``, the team service), whose buffer is bridged to the process's one Prometheus
+    endpoint; else None (the SDK's default runtime: a CLI command serves no metrics, nor takes the worker's
+    address). One per process: every client shares it."""
     from services import metrics
 
-    process = metrics.serve_from_environment(environ)
+    process = metrics.current()
     return process.runtime if process is not None else None
 
 
