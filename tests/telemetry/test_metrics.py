@@ -1,8 +1,8 @@
 """Metrics through the production path: a ``worker.py`` process (with ``--prometheus-bind``) against the real Temporal
-dev server and the local ARM over HTTPS runs four deployments — one throttled once by ARM (a 429, then retried), one
-whose deletions are approved after a wait, one plain, one whose deletions are rejected — and its endpoint is scraped
-over HTTP like Prometheus would. The Grafana dashboard in deploy/grafana/ is checked against that scrape: every
-metric a panel queries must be one the worker really exported."""
+dev server and the local ARM over HTTPS runs five deployments — one throttled once by ARM (a 429, then retried), one
+whose deletions are approved after a wait, one plain, one whose deletions are rejected, one cancelled while it
+waits — and its endpoint is scraped over HTTP like Prometheus would. The Grafana dashboard in deploy/grafana/ is
+checked against that scrape (and a team service app's): every metric a panel queries must be one really exported."""
 
 from __future__ import annotations
 
@@ -135,6 +135,11 @@ async def worker_run(dev_env, local_arm, tmp_path_factory) -> AsyncIterator[Work
         await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
         await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="bo", reason="keep the web app"))
         results["rejected"] = await result_of(handle)
+        # 5. Cancelled while it waits for a decision.
+        handle = await start_deployment(client, smaller(), task_queue=task_queue)
+        await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
+        await handle.cancel()
+        results["cancelled"] = await result_of(handle)
         url = f"http://127.0.0.1:{port}/metrics"
         first = await asyncio.to_thread(scrape, url)
         # A query of a closed run replays its whole history on the worker: nothing may be counted again.
@@ -162,6 +167,7 @@ async def test_the_runs_went_as_planned(worker_run: WorkerRun) -> None:
         "approved": DeployOutcome.SUCCEEDED,
         "plain": DeployOutcome.SUCCEEDED,
         "rejected": DeployOutcome.REJECTED,
+        "cancelled": DeployOutcome.CANCELLED,
     }, {k: r.failure for k, r in worker_run.results.items()}
     assert worker_run.throttled_by_arm == 1
 
@@ -172,7 +178,8 @@ async def test_outcomes_are_counted_once_by_outcome_stage_and_subscription(worke
     name = "orchestrator_deployments_total"
     assert s.value(name, outcome="SUCCEEDED", final_stage="COMPLETED", subscription_id=sub) == 3
     assert s.value(name, outcome="REJECTED", final_stage="FAILED", subscription_id=sub) == 1
-    assert s.value(name) == 4
+    assert s.value(name, outcome="CANCELLED", final_stage="FAILED", subscription_id=sub) == 1
+    assert s.value(name) == 5
     # No deployment id, resource group or workflow id became a label.
     for labels in s.labels_of(name):
         assert set(labels) <= {"outcome", "final_stage", "subscription_id", "namespace", "task_queue", "workflow_type"}
@@ -187,15 +194,15 @@ async def test_stage_attempt_durations_are_histograms_per_stage(worker_run: Work
     s = worker_run.scrape
     count = "orchestrator_stage_attempt_duration_seconds_count"
     assert s.families["orchestrator_stage_attempt_duration_seconds"] == "histogram"
-    assert s.value(count, stage="VALIDATING_PARAMETERS", result="succeeded") == 4
-    assert s.value(count, stage="LINTING", result="succeeded") == 4
-    # The approved run plans twice (again after the approval); the rejected one never deploys.
-    assert s.value(count, stage="PLANNING", result="succeeded") == 5
+    assert s.value(count, stage="VALIDATING_PARAMETERS", result="succeeded") == 5
+    assert s.value(count, stage="LINTING", result="succeeded") == 5
+    # The approved run plans twice (again after the approval); the rejected and cancelled ones never deploy.
+    assert s.value(count, stage="PLANNING", result="succeeded") == 6
     assert s.value(count, stage="DEPLOYING", result="succeeded") == 3
     assert s.value(count, stage="DEPLOYING", result="failed") >= 1  # the throttled attempt
     assert s.value("orchestrator_stage_attempt_duration_seconds_sum", stage="DEPLOYING") > 0
     inf = s.value("orchestrator_stage_attempt_duration_seconds_bucket", stage="LINTING", le="+Inf")
-    assert inf == 4
+    assert inf == 5
 
 
 @on_session_loop
