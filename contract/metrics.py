@@ -51,6 +51,21 @@ BUCKETS = {
     API_REQUEST_DURATION: REQUEST_BUCKETS,
 }
 
+# Each outcome with the stage a run ends in: the outcome series of a subscription are created at zero when one of its
+# deployments starts, so Prometheus' rate()/increase() see its first failure (they cannot see the first sample of a
+# series that appears with its first event).
+OUTCOME_FINAL_STAGES = {
+    "SUCCEEDED": "COMPLETED",
+    "LOGIC_FAILURE": "FAILED",
+    "ENVIRONMENTAL_FAILURE": "FAILED",
+    "REJECTED": "FAILED",
+    "NOT_CONFIRMED": "FAILED",
+    "REFUSED": "FAILED",
+    "CANCELLED": "FAILED",
+    "ROLLED_BACK": "ROLLED_BACK",
+}
+ARM_METHODS = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE")
+
 MAX_CODE_LENGTH = 64
 OTHER = "Other"
 _SAFE_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*")

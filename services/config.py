@@ -360,6 +360,9 @@ class ArmClients:
         self._deployments: dict[str, Any] = {}
         self._resources: dict[str, Any] = {}
         self.budget: Any = None
+        from services.metrics import arm_series_at_zero
+
+        arm_series_at_zero()
         if config.request_reserve is not None:
             from services.arm_budget import ArmBudget
 

@@ -224,6 +224,9 @@ def serve_from_environment(environ: Mapping[str, str] | None = None) -> ProcessM
 # --------------------------------------------------------------------------------------------- the worker's ARM
 
 
+THROTTLED_DESCRIPTION = "ARM 429 (throttled) responses, retried or not"
+
+
 def arm_response(method: str, status: int) -> None:
     process = _process
     if process is None:
@@ -233,7 +236,18 @@ def arm_response(method: str, status: int) -> None:
         1, {m.LABEL_METHOD: verb, m.LABEL_STATUS_CLASS: m.status_class(status)}
     )
     if status == 429:
-        process.counter(m.ARM_THROTTLED, "ARM 429 (throttled) responses, retried or not").add(1, {m.LABEL_METHOD: verb})
+        process.counter(m.ARM_THROTTLED, THROTTLED_DESCRIPTION).add(1, {m.LABEL_METHOD: verb})
+
+
+def arm_series_at_zero() -> None:
+    """The 429 series at zero before any ARM request (the worker's ARM clients call it as they are set up), so
+    Prometheus' rate()/increase() see the first 429: they cannot see the first sample of a series that appears with
+    its first event."""
+    process = _process
+    if process is not None:
+        throttled = process.counter(m.ARM_THROTTLED, THROTTLED_DESCRIPTION)
+        for method in m.ARM_METHODS:
+            throttled.add(0, {m.LABEL_METHOD: method})
 
 
 class ArmMetricsPolicy(AsyncHTTPPolicy):

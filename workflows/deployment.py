@@ -736,6 +736,7 @@ class DeploymentWorkflow:
 
     @workflow.run
     async def run(self, request: DeployRequest) -> DeployResult:
+        deployment_metrics.deployment_begun(request.subscription_id)  # no command: metrics skip replays
         # DeploymentState follows every transition, for runs started with our search attributes (a server
         # lacking them would fail each workflow task on the upsert; the start then degrades to none). Decided first
         # thing, so the patch marker sits in the first workflow task, where a replaying worker is told of it.

@@ -13,6 +13,15 @@ from temporalio import workflow
 from contract import metrics as m
 
 
+def deployment_begun(subscription_id: str) -> None:
+    """Every outcome series of the subscription at zero (adds nothing): ``contract.metrics.OUTCOME_FINAL_STAGES``."""
+    counter = workflow.metric_meter().create_counter(m.DEPLOYMENTS, "Deployments that ended, by outcome")
+    for outcome, final_stage in m.OUTCOME_FINAL_STAGES.items():
+        counter.add(
+            0, {m.LABEL_OUTCOME: outcome, m.LABEL_FINAL_STAGE: final_stage, m.LABEL_SUBSCRIPTION: subscription_id}
+        )
+
+
 def deployment_outcome(outcome: str, final_stage: str, subscription_id: str) -> None:
     workflow.metric_meter().create_counter(m.DEPLOYMENTS, "Deployments that ended, by outcome").add(
         1, {m.LABEL_OUTCOME: outcome, m.LABEL_FINAL_STAGE: final_stage, m.LABEL_SUBSCRIPTION: subscription_id}

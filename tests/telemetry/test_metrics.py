@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -81,18 +84,37 @@ async def wait_stage(handle: Any, stage: DeploymentStage, timeout: float = 60) -
         await asyncio.sleep(0.05)
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class WorkerProcess:
+    metrics_port: int
+    task_queue: str
+    blob_dir: Path
+    address: str
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def worker_run(dev_env, local_arm, tmp_path_factory) -> AsyncIterator[WorkerRun]:
+async def worker_process(dev_env, local_arm, tmp_path_factory) -> AsyncIterator[WorkerProcess]:
+    """``worker.py --prometheus-bind`` on a free loopback port, against the dev server and the local ARM."""
     root = tmp_path_factory.mktemp("metrics")
-    blob_dir = root / "blobs"
     port = free_port()
-    task_queue = f"metrics-{uuid.uuid4().hex[:8]}"
-    address = dev_env.client.service_client.config.target_host
+    started = WorkerProcess(port, f"metrics-{uuid.uuid4().hex[:8]}", root / "blobs",
+                            dev_env.client.service_client.config.target_host)  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TEMPORAL_", "OTEL_"))}
-    env.update(WORKER_ENV, ORCHESTRATOR_PROMETHEUS_BIND=f"127.0.0.1:{port}")
-    argv = [sys.executable, "worker.py", "--address", address, "--task-queue", task_queue,
+    env.update(WORKER_ENV)
+    argv = [sys.executable, "worker.py", "--address", started.address, "--task-queue", started.task_queue,
             "--arm-endpoint", local_arm.endpoint, "--arm-ca-file", local_arm.ca_file, "--arm-credential", "local",
-            "--blob-dir", str(blob_dir)]  # fmt: skip
+            "--blob-dir", str(started.blob_dir), "--prometheus-bind", f"127.0.0.1:{port}"]  # fmt: skip
     log = root / "worker.log"
     with open(log, "wb") as out:
         worker = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -103,60 +125,99 @@ async def worker_run(dev_env, local_arm, tmp_path_factory) -> AsyncIterator[Work
             assert worker.poll() is None, f"worker.py exited:\n{log.read_text(errors='replace')[-3000:]}"
             assert time.monotonic() < deadline, f"worker.py did not start:\n{log.read_text(errors='replace')[-3000:]}"
             await asyncio.sleep(0.1)
-        client = await connect(address=address, namespace="default")
-        rg = f"rg-metrics-{uuid.uuid4().hex[:8]}"
-        full = request_for(local_arm, blob_dir, rg, example_template(), parameters=example_parameters())
-
-        def smaller() -> Any:
-            return request_for(local_arm, blob_dir, rg, example_template("azuredeploy.without-web.json"),
-                               parameters=example_parameters(), mode=DeploymentMode.COMPLETE)  # fmt: skip
-
-        results: dict[str, DeployResult] = {}
-        statuses: dict[str, DeploymentStatus] = {}
-        before = local_arm.admin.counters().count(status=429)
-        # 1. ARM throttles the deployment PUT once: a 429 the worker's ARM client sees, a DEPLOYING retry.
-        local_arm.admin.add_faults(Fault.throttle(operation="Deployments_CreateOrUpdate", path=rg, count=1))
-        try:
-            handle = await start_deployment(client, full, task_queue=task_queue)
-            results["throttled"] = await result_of(handle)
-            statuses["throttled"] = await query_status(handle)
-        finally:
-            local_arm.admin.clear_faults()
-        throttled_by_arm = local_arm.admin.counters().count(status=429) - before
-        # 2. Complete mode deletes the web app: approved after APPROVAL_DELAY.
-        handle = await start_deployment(client, smaller(), task_queue=task_queue)
-        await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
-        await asyncio.sleep(APPROVAL_DELAY)
-        await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="bo", reason="web app retired"))
-        results["approved"] = await result_of(handle)
-        # 3. The web app back; 4. its deletion rejected.
-        results["plain"] = await result_of(await start_deployment(client, full, task_queue=task_queue))
-        handle = await start_deployment(client, smaller(), task_queue=task_queue)
-        await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
-        await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="bo", reason="keep the web app"))
-        results["rejected"] = await result_of(handle)
-        # 5. Cancelled while it waits for a decision.
-        handle = await start_deployment(client, smaller(), task_queue=task_queue)
-        await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
-        await handle.cancel()
-        results["cancelled"] = await result_of(handle)
-        url = f"http://127.0.0.1:{port}/metrics"
-        first = await asyncio.to_thread(scrape, url)
-        # A query of a closed run replays its whole history on the worker: nothing may be counted again.
-        for result in results.values():
-            await query_status(client.get_workflow_handle(result.workflow_id))
-        await asyncio.sleep(1.5)  # past the bridge's drain interval
-        again = await asyncio.to_thread(scrape, url)
-        yield WorkerRun(url, local_arm.subscription_id, results, statuses, throttled_by_arm, first, again)
+        yield started
     finally:
-        if worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
+        stop(worker)
+
+
+@pytest.fixture(scope="module")
+def prometheus(worker_process: WorkerProcess, service_port: int, tmp_path_factory) -> Iterator[str | None]:
+    """A real Prometheus (Debian's package; ``make prometheus``) scraping the worker and the service every second,
+    started before anything is deployed so rates have samples; None where it is not installed."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        yield None
+        return
+    root = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    config = root / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - {{job_name: worker, static_configs: [{{targets: ['127.0.0.1:{worker_process.metrics_port}']}}]}}\n"
+        f"  - {{job_name: service, static_configs: [{{targets: ['127.0.0.1:{service_port}']}}]}}\n"
+    )
+    argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]  # fmt: skip
+    log = root / "prometheus.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)  # fmt: skip
+    api = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready, and both targets scraped successfully
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                with urllib.request.urlopen(f"{api}/api/v1/targets", timeout=5) as response:
+                    targets = json.loads(response.read())["data"]["activeTargets"]
+                if len(targets) == 2 and all(t["health"] == "up" for t in targets):
+                    break
+            assert server.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, f"Prometheus never scraped both targets:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield api
+    finally:
+        stop(server)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def worker_run(worker_process: WorkerProcess, local_arm, prometheus: str | None) -> AsyncIterator[WorkerRun]:
+    address, task_queue, blob_dir = worker_process.address, worker_process.task_queue, worker_process.blob_dir
+    client = await connect(address=address, namespace="default")
+    rg = f"rg-metrics-{uuid.uuid4().hex[:8]}"
+    full = request_for(local_arm, blob_dir, rg, example_template(), parameters=example_parameters())
+
+    def smaller() -> Any:
+        return request_for(local_arm, blob_dir, rg, example_template("azuredeploy.without-web.json"),
+                           parameters=example_parameters(), mode=DeploymentMode.COMPLETE)  # fmt: skip
+
+    results: dict[str, DeployResult] = {}
+    statuses: dict[str, DeploymentStatus] = {}
+    before = local_arm.admin.counters().count(status=429)
+    # 1. ARM throttles the deployment PUT once: a 429 the worker's ARM client sees, a DEPLOYING retry.
+    local_arm.admin.add_faults(Fault.throttle(operation="Deployments_CreateOrUpdate", path=rg, count=1))
+    try:
+        handle = await start_deployment(client, full, task_queue=task_queue)
+        results["throttled"] = await result_of(handle)
+        statuses["throttled"] = await query_status(handle)
+    finally:
+        local_arm.admin.clear_faults()
+    throttled_by_arm = local_arm.admin.counters().count(status=429) - before
+    # 2. Complete mode deletes the web app: approved after APPROVAL_DELAY.
+    handle = await start_deployment(client, smaller(), task_queue=task_queue)
+    await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
+    await asyncio.sleep(APPROVAL_DELAY)
+    await handle.signal(SIGNAL_APPROVE, ApprovalSignal(approver="bo", reason="web app retired"))
+    results["approved"] = await result_of(handle)
+    # 3. The web app back; 4. its deletion rejected.
+    results["plain"] = await result_of(await start_deployment(client, full, task_queue=task_queue))
+    handle = await start_deployment(client, smaller(), task_queue=task_queue)
+    await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
+    await handle.signal(SIGNAL_REJECT, ApprovalSignal(approver="bo", reason="keep the web app"))
+    results["rejected"] = await result_of(handle)
+    # 5. Cancelled while it waits for a decision.
+    handle = await start_deployment(client, smaller(), task_queue=task_queue)
+    await wait_stage(handle, DeploymentStage.AWAITING_CONFIRMATION)
+    await handle.cancel()
+    results["cancelled"] = await result_of(handle)
+    url = f"http://127.0.0.1:{worker_process.metrics_port}/metrics"
+    first = await asyncio.to_thread(scrape, url)
+    # A query of a closed run replays its whole history on the worker: nothing may be counted again.
+    for result in results.values():
+        await query_status(client.get_workflow_handle(result.workflow_id))
+    await asyncio.sleep(1.5)  # past the bridge's drain interval
+    again = await asyncio.to_thread(scrape, url)
+    yield WorkerRun(url, local_arm.subscription_id, results, statuses, throttled_by_arm, first, again)
 
 
 @on_session_loop
@@ -275,40 +336,38 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 
 
 @pytest.fixture(scope="module")
-def service_scrape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrape]:
+def service_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()
     log = tmp_path_factory.mktemp("service") / "service.log"
     with open(log, "wb") as out:
         service = subprocess.Popen([sys.executable, "-c", SERVICE_APP, str(port)], cwd=REPO, stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/deployments/warm-up", timeout=5):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/deployments/warm-up", timeout=5):
                     break
             except OSError:
                 assert service.poll() is None, log.read_text(errors="replace")[-3000:]
                 assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
                 time.sleep(0.1)
-        for path in ("/deployments/deploy-a", "/deployments/deploy-b"):
-            urllib.request.urlopen(f"{base}{path}", timeout=5).close()
-        urllib.request.urlopen(
-            urllib.request.Request(f"{base}/deployments", data=b"{}", method="POST"), timeout=5
-        ).close()
-        with contextlib.suppress(urllib.error.HTTPError):
-            urllib.request.urlopen(f"{base}/no/such/secret-path", timeout=5)
-        mounted = scrape(f"{base}/asgi-metrics/")
-        assert "orchestrator_api_requests_total" in mounted.sample_names
-        yield scrape(f"{base}/metrics")
+        yield port
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait(timeout=10)
+        stop(service)
+
+
+@pytest.fixture(scope="module")
+def service_scrape(service_port: int, prometheus: str | None) -> Scrape:
+    base = f"http://127.0.0.1:{service_port}"
+    for path in ("/deployments/deploy-a", "/deployments/deploy-b"):
+        urllib.request.urlopen(f"{base}{path}", timeout=5).close()
+    urllib.request.urlopen(urllib.request.Request(f"{base}/deployments", data=b"{}", method="POST"), timeout=5).close()
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(f"{base}/no/such/secret-path", timeout=5)
+    mounted = scrape(f"{base}/asgi-metrics/")
+    assert "orchestrator_api_requests_total" in mounted.sample_names
+    return scrape(f"{base}/metrics")
 
 
 def test_the_service_counts_requests_by_route_template_and_starts(service_scrape: Scrape) -> None:
@@ -392,3 +451,57 @@ def test_the_worker_refuses_a_busy_metrics_address() -> None:
                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "ORCHESTRATOR_PROMETHEUS_BIND" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# Grafana's variables as a dashboard user would have them: every subscription and task queue, the last minutes.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "10m", "$subscription": ".*", "$task_queue": ".*"}
+
+
+def prometheus_query(api: str, expr: str) -> dict[str, Any]:
+    url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as err:  # 400: the expression does not parse
+        return dict(json.loads(err.read()))
+
+
+@on_session_loop
+async def test_prometheus_evaluates_every_dashboard_query_to_data(
+    worker_run: WorkerRun, service_scrape: Scrape, prometheus: str | None
+) -> None:
+    """What a user opening the dashboard sees: each panel's query, run by a real Prometheus that scraped the worker
+    and the service while the deployments ran, parses and returns series with numbers (not an empty panel)."""
+    if prometheus is None:
+        pytest.skip(
+            "Prometheus is not installed (`make prometheus` installs Debian's package): queries checked by name"
+        )
+    await asyncio.sleep(2.5)  # two more scrapes after the service's last request
+    board = dashboard()
+    for panel in panels_of(board):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            for name, value in GRAFANA_VARIABLES.items():
+                expr = expr.replace(name, value)
+            answer = prometheus_query(prometheus, expr)
+            assert answer["status"] == "success", f"panel {panel['title']!r}: {expr}: {answer.get('error')}"
+            values = [float(series["value"][1]) for series in answer["data"]["result"]]
+            assert values, f"panel {panel['title']!r} finds no series: {expr}"
+            if "approval_wait_seconds_bucket" in expr:
+                # One approval and one rejection in this run: rate() never sees a series' first observation, and
+                # a histogram's series cannot be made at zero beforehand (docs/TELEMETRY.md, "First events").
+                continue
+            assert any(not math.isnan(v) for v in values), f"panel {panel['title']!r} shows no data: {expr}"
+    # The series made at zero beforehand: the first rejection, cancellation and 429 of this worker are seen.
+    for expr in ('sum(increase(orchestrator_deployments_total{outcome="REJECTED"}[10m]))',
+                 'sum(increase(orchestrator_deployments_total{outcome="CANCELLED"}[10m]))',
+                 "sum(increase(orchestrator_arm_throttled_total[10m]))"):  # fmt: skip
+        [series] = prometheus_query(prometheus, expr)["data"]["result"]
+        assert float(series["value"][1]) > 0.5, expr
+    for variable in board["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"]).groups()  # type: ignore[union-attr]
+        url = f"{prometheus}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert json.loads(response.read())["data"], variable["name"]
