@@ -93,24 +93,30 @@ class ProcessMetrics:
             time.sleep(DRAIN_INTERVAL_SECONDS)
             try:
                 self.drain()
-            except Exception:  # a bad update must not end the thread (and with it every later metric)
+            except Exception:  # nothing may end the thread (and with it every later metric)
                 log.exception("draining the Temporal metric buffer failed")
 
     def drain(self) -> None:
         from temporalio.runtime import BUFFERED_METRIC_KIND_COUNTER, BUFFERED_METRIC_KIND_GAUGE
 
+        failed: list[str] = []
         with self._lock:
             for update in self.buffer.retrieve_updates():
                 metric = update.metric
-                instrument = self._bridged.get(metric.name)
-                if instrument is None:
-                    instrument = self._bridged[metric.name] = self._bridge(metric)
-                if metric.kind == BUFFERED_METRIC_KIND_COUNTER:
-                    instrument.add(update.value, update.attributes)
-                elif metric.kind == BUFFERED_METRIC_KIND_GAUGE:
-                    instrument.set(update.value, update.attributes)
-                else:
-                    instrument.record(update.value, update.attributes)
+                try:
+                    instrument = self._bridged.get(metric.name)
+                    if instrument is None:
+                        instrument = self._bridged[metric.name] = self._bridge(metric)
+                    if metric.kind == BUFFERED_METRIC_KIND_COUNTER:
+                        instrument.add(update.value, update.attributes)
+                    elif metric.kind == BUFFERED_METRIC_KIND_GAUGE:
+                        instrument.set(update.value, update.attributes)
+                    else:
+                        instrument.record(update.value, update.attributes)
+                except Exception as exc:  # one bad update loses itself, never the rest of the batch
+                    failed.append(f"{metric.name}: {exc}")
+        if failed:
+            log.warning("%d metric update(s) could not be recorded, first: %s", len(failed), failed[0])
 
     def _bridge(self, metric: Any) -> Any:
         from temporalio.runtime import BUFFERED_METRIC_KIND_COUNTER, BUFFERED_METRIC_KIND_GAUGE
