@@ -35,6 +35,7 @@ from services.codec import KeyRing
 from services.config import ArmClients, ConfigError, WorkerConfig, worker_config_from_env
 from services.content_store import BlobStore, open_content_store
 from services.health.policy import RequestPolicy
+from services.metrics import serve_from_environment
 from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
 from workflows.deployment import DeploymentWorkflow
@@ -198,7 +199,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--prometheus-bind",
         metavar="HOST:PORT",
-        help="serve the Temporal SDK's metrics for Prometheus there (ORCHESTRATOR_PROMETHEUS_BIND)",
+        help="serve the worker's metrics and the Temporal SDK's for Prometheus at http://HOST:PORT/metrics "
+        "(ORCHESTRATOR_PROMETHEUS_BIND)",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     return p
@@ -256,6 +258,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         if args.prometheus_bind:
             os.environ[PROMETHEUS_ENV] = args.prometheus_bind
         TelemetrySettings.from_environment()
+        # Metrics are served before the first connection (whose runtime records into them); a busy address is
+        # refused here, by name.
+        serve_from_environment()
         KeyRing.from_environment()
         RequestPolicy.from_environment()  # the health checks' request policy (ORCHESTRATOR_HEALTH_*)
         open_content_store(blob_dir=config.blob_dir)  # ORCHESTRATOR_CONTENT_STORE and its settings (no network)

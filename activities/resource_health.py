@@ -39,6 +39,8 @@ def resource_health_client(clients: ArmClients, subscription_id: str) -> Any:
     (use it with ``async with``)."""
     from azure.mgmt.resourcehealth.aio import ResourceHealthMgmtClient
 
+    from services.metrics import ArmMetricsPolicy
+
     config = clients.config
     verify: bool | str = str(config.ca_file) if config.ca_file else True
     return ResourceHealthMgmtClient(
@@ -47,6 +49,7 @@ def resource_health_client(clients: ArmClients, subscription_id: str) -> Any:
         base_url=config.endpoint,
         transport=AsyncioRequestsTransport(connection_verify=verify),
         retry_total=config.sdk_retries,
+        per_retry_policies=[ArmMetricsPolicy()],  # its responses and 429s count with the other ARM clients'
     )
 
 

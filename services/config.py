@@ -370,6 +370,9 @@ class ArmClients:
         self._deployments: dict[str, Any] = {}
         self._resources: dict[str, Any] = {}
         self.budget: Any = None
+        from services.metrics import arm_series_at_zero
+
+        arm_series_at_zero()
         if config.request_reserve is not None:
             from services.arm_budget import ArmBudget
 
@@ -377,13 +380,16 @@ class ArmClients:
 
     def _client_kwargs(self) -> dict[str, Any]:
         verify: bool | str = str(self.config.ca_file) if self.config.ca_file else True
-        policies: dict[str, Any] = {}
+        from services.metrics import ArmMetricsPolicy
+
+        # Per retry, so each response is seen (the SDK retries 429s and 5xx itself): metrics after the budget.
+        per_retry: list[Any] = [ArmMetricsPolicy()]
         if self.budget is not None:
             from services.arm_budget import ArmBudgetPolicy
 
-            policies["per_retry_policies"] = [ArmBudgetPolicy(self.budget)]
+            per_retry.insert(0, ArmBudgetPolicy(self.budget))
         return {
-            **policies,
+            "per_retry_policies": per_retry,
             "base_url": self.config.endpoint,
             "transport": AsyncioRequestsTransport(connection_verify=verify),
             "polling_interval": self.config.polling_interval,

@@ -7,8 +7,10 @@ Configuration (worker, CLI and the embedded default read the same variables; ``w
   variables apply, and ``OTEL_EXPORTER_OTLP_PROTOCOL`` = ``grpc`` (default) or ``http/protobuf``). Needs the
   ``otlp`` extra: ``pip install 'bicep-deployment-orchestrator[otlp]'``. Unset or ``none``: no tracing.
 - ``OTEL_SERVICE_NAME``: the service name on every span (default ``bicep-orchestrator``).
-- ``ORCHESTRATOR_PROMETHEUS_BIND`` = ``127.0.0.1:9464``: the Temporal SDK's runtime metrics (workflow/activity
-  task latencies, poller counts, sticky cache, …) served for Prometheus at ``http://ADDRESS/metrics``.
+- ``ORCHESTRATOR_PROMETHEUS_BIND`` = ``127.0.0.1:9464`` (read by ``worker.py`` only): the worker's metrics, served
+  for Prometheus at ``http://ADDRESS/metrics`` — the product's (deployment outcomes, stage attempt durations,
+  retries, approval wait, ARM responses and 429s) and the Temporal SDK's (task latencies, pollers, sticky cache, …)
+  on one endpoint (``services.metrics``; docs/TELEMETRY.md).
 
 With tracing on, ``temporalio.contrib.opentelemetry.TracingInterceptor`` is added to the client (the worker uses
 the client's interceptors too), so starting a workflow, each workflow run, signal, query and activity is a span,
@@ -65,7 +67,6 @@ class TelemetrySettings:
 
 
 _interceptor: Any = None  # the process's TracingInterceptor, once tracing is configured
-_runtime: Any = None  # the process's Temporal Runtime with Prometheus, once asked for
 _provider: Any = None  # the TracerProvider configured from the environment
 
 
@@ -146,24 +147,15 @@ def client_interceptors(environ: Mapping[str, str] | None = None) -> list[Any]:
     return [_interceptor]
 
 
-def temporal_runtime(environ: Mapping[str, str] | None = None) -> Any:
-    """A Temporal ``Runtime`` serving the SDK's metrics for Prometheus when ``ORCHESTRATOR_PROMETHEUS_BIND`` is set,
-    else None (the SDK's default runtime). One per process: every client shares it."""
-    global _runtime
-    if _runtime is not None:
-        return _runtime
-    settings = TelemetrySettings.from_environment(environ)
-    if settings.prometheus_bind is None:
-        return None
-    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+def temporal_runtime() -> Any:
+    """The Temporal ``Runtime`` of a process that records metrics (``services.metrics``: the worker with
+    ``ORCHESTRATOR_PROMETHEUS_BIND``, the team service), whose buffer is bridged to the process's one Prometheus
+    endpoint; else None (the SDK's default runtime: a CLI command serves no metrics, nor takes the worker's
+    address). One per process: every client shares it."""
+    from services import metrics
 
-    _runtime = Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=settings.prometheus_bind, durations_as_seconds=True),
-            global_tags={"service_name": settings.service_name},
-        )
-    )
-    return _runtime
+    process = metrics.current()
+    return process.runtime if process is not None else None
 
 
 # ------------------------------------------------------------------------------------------ inside the workflow

@@ -99,8 +99,8 @@ async def connect(
     config_file: str | None = None,
     **client_kwargs: Any,
 ) -> Client:
-    """A connected client with this project's data converter, and the tracing interceptor and Prometheus runtime
-    when those are configured (``services.telemetry``)."""
+    """A connected client with this project's data converter, the tracing interceptor when tracing is configured
+    (``services.telemetry``) and, in a process that records metrics (``services.metrics``), its runtime."""
     options = connect_options(
         address=address, namespace=namespace, api_key=api_key, tls=tls, profile=profile, config_file=config_file
     )

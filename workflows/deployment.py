@@ -107,6 +107,7 @@ with workflow.unsafe.imports_passed_through():
     from contract.plan_text import plan_documents, render_plan
     from contract.retry import SINGLE_ATTEMPT, next_delay
     from contract.search_attributes import DEPLOYMENT_STATE
+    from workflows import metrics as deployment_metrics
     from workflows.spans import stage_span
 
 T = TypeVar("T")
@@ -754,6 +755,7 @@ class DeploymentWorkflow:
 
     @workflow.run
     async def run(self, request: DeployRequest) -> DeployResult:
+        deployment_metrics.deployment_begun(request.subscription_id)  # no command: metrics skip replays
         # DeploymentState follows every transition, for runs started with our search attributes (a server
         # lacking them would fail each workflow task on the upsert; the start then degrades to none). Decided first
         # thing, so the patch marker sits in the first workflow task, where a replaying worker is told of it.
@@ -1201,6 +1203,7 @@ class DeploymentWorkflow:
                         attempts=attempt,
                     )
                 retries += 1
+                deployment_metrics.stage_retry(stage.value, classification.failure_class.value, classification.code)
                 delay = next_delay(schedule, retries, classification.retry_after_seconds)
                 workflow.logger.warning(
                     "%s attempt %d failed (%s %s); retry %d in %s",
@@ -1300,6 +1303,7 @@ class DeploymentWorkflow:
                 spans.ATTR_DURATION: (record.at - asked_at).total_seconds(),
             },
         )
+        deployment_metrics.approval_wait(record.decision.value, (record.at - asked_at).total_seconds())
 
     def _approval_policy(self) -> ApprovalPolicy | None:
         """The worker's four-eyes policy as the status query shows it (None: anyone may decide)."""
@@ -1324,6 +1328,7 @@ class DeploymentWorkflow:
             attributes[spans.ATTR_CLASSIFICATION] = failure.failure_class.value
             attributes[spans.ATTR_ERROR_CODE] = failure.code
         stage_span(stage.value, attributes)
+        deployment_metrics.stage_attempt(stage.value, float(attributes[spans.ATTR_DURATION]), failure is not None)
 
     def _transition(self, stage: DeploymentStage, detail: str = "", *, by: str | None = None) -> None:
         previous = self._status.stage
@@ -1435,6 +1440,9 @@ class DeploymentWorkflow:
         self._status.failure = FailureInfo(stage=stage, failure_class=None, code=code, message=message)
         self._status.outcome = DeployOutcome.CANCELLED
         self._transition(DeploymentStage.FAILED, message)
+        deployment_metrics.deployment_outcome(
+            DeployOutcome.CANCELLED.value, DeploymentStage.FAILED.value, self._request.subscription_id
+        )
 
     def _fail_workflow(self, failed: StageFailed, rollback: RollbackReport | None = None) -> NoReturn:
         failure = failed.failure
@@ -1681,6 +1689,8 @@ class DeploymentWorkflow:
         plan = self._status.plan
         deployed = deployed or self._last_deploy
         health = health or self._last_health
+        # Called once per run, as it ends (completed, failed or rolled back): the outcome metric.
+        deployment_metrics.deployment_outcome(outcome.value, self._status.stage.value, self._request.subscription_id)
         return DeployResult(
             workflow_id=self._status.workflow_id,
             deployment_name=self._status.deployment_name,

@@ -87,7 +87,7 @@ async def test_every_stage_is_a_span_with_its_attributes_and_no_secret(
 def test_nothing_is_traced_unless_configured() -> None:
     telemetry.reset_tracing()
     assert telemetry.client_interceptors({}) == []
-    assert telemetry.temporal_runtime({}) is None
+    assert telemetry.temporal_runtime() is None
     with pytest.raises(telemetry.TelemetryConfigError, match="ORCHESTRATOR_OTEL_TRACES"):
         telemetry.TelemetrySettings.from_environment({"ORCHESTRATOR_OTEL_TRACES": "jaeger"})
     with pytest.raises(telemetry.TelemetryConfigError, match="HOST:PORT"):
@@ -98,45 +98,27 @@ def test_nothing_is_traced_unless_configured() -> None:
     assert settings.traces == "otlp" and settings.prometheus_bind == "127.0.0.1:9464"
 
 
-def test_prometheus_exposes_the_sdk_runtime_metrics(dev_env) -> None:
-    """In a child process (a Temporal Runtime lives as long as its process): a client and a worker poll, then
-    /metrics answers with the SDK's metrics."""
+def test_a_cli_command_never_takes_the_workers_metrics_address(dev_env) -> None:
+    """ORCHESTRATOR_PROMETHEUS_BIND exported for the worker (same shell, same .env) must not make a CLI command bind
+    it too: with the worker holding the address, ``list`` failed as "Cannot reach the Temporal server" (exit 3).
+    The worker's endpoint itself is tested in test_metrics.py."""
+    import os
     import socket
     import subprocess
     import sys
-    import textwrap
     from pathlib import Path
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    script = textwrap.dedent(
-        f"""
-        import asyncio, urllib.request
-        from temporalio.worker import Worker
-        from services.temporal_client import connect
-        from workflows.deployment import DeploymentWorkflow
-
-        async def main():
-            client = await connect(address={dev_env.client.service_client.config.target_host!r})
-            async with Worker(client, task_queue="prom-test", workflows=[DeploymentWorkflow]):
-                await asyncio.sleep(1.5)
-                print(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=10).read().decode())
-
-        asyncio.run(main())
-        # Leave like starter.exit_now: the Temporal runtime's threads can abort interpreter teardown (SIGABRT,
-        # temporalio/sdk-python#300), which is not what this test is about.
-        import os, sys
-        sys.stdout.flush()
-        os._exit(0)
-        """
-    )
-    env = {**__import__("os").environ, "ORCHESTRATOR_PROMETHEUS_BIND": f"127.0.0.1:{port}"}
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TEMPORAL_"))}
+    with socket.socket() as held:  # the worker's endpoint, as far as the CLI can tell
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+                   ORCHESTRATOR_PROMETHEUS_BIND=f"127.0.0.1:{held.getsockname()[1]}")  # fmt: skip
+        proc = subprocess.run([sys.executable, "starter.py", "list"], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "temporal_" in proc.stdout and "service_name" in proc.stdout
+    assert "Prometheus" not in proc.stderr
 
 
 def test_worker_refuses_bad_telemetry_and_key_settings_by_name() -> None:
