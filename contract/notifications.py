@@ -39,9 +39,8 @@ class _Model(BaseModel):
 
 
 def event_id(workflow_id: str, first_run_id: str, kind: NotificationKind, round_number: int | None = None) -> str:
-    """The event's stable id: the same for every retry, replay and run of the chain (continue-as-new and workflow
-    retries keep the first run id), different for every deployment (a resource group's workflow id is reused) and
-    for every approval round."""
+    """The event's stable id: the same for every retry and replay (and across continue-as-new, which keeps the first
+    run id), different for every deployment (a resource group's workflow id is reused) and every approval round."""
     parts = [workflow_id, first_run_id, kind.value]
     if round_number is not None:
         parts.append(str(round_number))
