@@ -40,6 +40,7 @@ from services.telemetry import PROMETHEUS_ENV, TRACES_ENV, TelemetrySettings
 from services.temporal_client import connect, connect_options
 from workflows.deployment import DeploymentWorkflow
 from workflows.drift import DriftCheckWorkflow
+from workflows.notification import NotificationWorkflow
 from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=config.task_queue,
-        workflows=[DeploymentWorkflow, RolloutWorkflow, DriftCheckWorkflow],
+        workflows=[DeploymentWorkflow, RolloutWorkflow, DriftCheckWorkflow, NotificationWorkflow],
         activities=activities
         if activities is not None
         else build_activities(
@@ -88,6 +89,7 @@ def build_worker(
             linter=linter,
             health_policy=config.health_policy,
             approval_policy_path=config.approval_policy_path,
+            notifier=config.notifier,
         ),
         max_concurrent_activities=config.max_concurrent_activities,
         max_concurrent_workflow_tasks=config.max_concurrent_workflow_tasks,
@@ -130,6 +132,8 @@ async def run_worker(
         )
         policy = config.health_policy or RequestPolicy.from_environment(arm_endpoint=config.arm.endpoint)
         log.info("%s", policy.describe())
+        if config.notifier is not None:
+            log.info("%s", config.notifier.describe())
         async with worker:
             if stop is None:
                 await asyncio.Event().wait()

@@ -11,6 +11,7 @@ from contract.models import WorkerSettings
 from services.config import ArmClients
 from services.content_store import BlobStore
 from services.health.policy import RequestPolicy
+from services.notifications.config import Notifier
 
 from .approvals import ApprovalActivities
 from .deploy import DeployActivities
@@ -19,6 +20,7 @@ from .health import HealthActivities
 from .health_checks import HealthCheckActivities
 from .lint import LintActivities, Linter
 from .lint_gate import lint_gate
+from .notify import NotifyActivities
 from .plan import PlanActivities
 from .resource_group import ResourceGroupActivities
 from .resource_health import resource_health_client
@@ -36,6 +38,7 @@ def build_activities(
     linter: Linter = lint_gate,
     health_policy: RequestPolicy | None = None,
     approval_policy_path: Path | None = None,
+    notifier: Notifier | None = None,
 ) -> list[Callable[..., Any]]:
     """``health_policy``: what declared health checks may reach (default: from the ``ORCHESTRATOR_HEALTH_*``
     variables, with the worker's own ARM endpoint always refused)."""
@@ -65,6 +68,7 @@ def build_activities(
         ApprovalActivities(approval_policy_path).verify_approval,
         RolloutActivities(clients, plan, validate).preview_rollout_target,
         DriftActivities(store, plan).check_drift,
+        NotifyActivities(notifier).notify,
     ]
 
 

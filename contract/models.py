@@ -28,6 +28,7 @@ from contract.approvals import (
     VerificationResult,
 )
 from contract.health import HEALTH_CHECK_ACTIVITY, HealthCheckReport, HealthSpec
+from contract.notifications import NotificationRouting
 
 # ------------------------------------------------------------------------------------------------------ enums
 
@@ -623,6 +624,8 @@ class WorkerSettings(_Model):
     deploy_timeout_seconds: float = 6 * 3600.0
     heartbeat_timeout_seconds: float = 30.0
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)  # four eyes
+    # Where notifications go (ORCHESTRATOR_NOTIFICATIONS, docs/NOTIFICATIONS.md): sink names and patterns, no secret.
+    notifications: NotificationRouting | None = None
 
 
 class StageInput(_Model):

@@ -81,11 +81,15 @@ async def real_worker(
     settings: WorkerSettings | None = None,
     credential: Any = None,
     store: BlobStore | None = None,
+    notifier: Any = None,
 ) -> AsyncIterator[Worker]:
     """A worker with the real activities. ``store`` defaults to the configured content store (the folder
-    ``blob_dir`` unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another)."""
+    ``blob_dir`` unless ``ORCHESTRATOR_CONTENT_STORE`` chooses another). ``notifier``: the notification sinks
+    (services/notifications), whose routing goes into the settings."""
     config = WorkerConfig(arm=arm_config(local_arm), task_queue=task_queue, blob_dir=blob_dir,
-                          settings=settings or fast_settings())  # fmt: skip
+                          settings=settings or fast_settings(), notifier=notifier)  # fmt: skip
+    if notifier is not None:
+        config.settings = config.settings.model_copy(update={"notifications": notifier.routing})
     # Like the embedded default, a worker beside a loopback local ARM lets health checks reach loopback addresses
     # (the test servers); its own ARM endpoint stays refused.
     config.health_policy = RequestPolicy(allow_private=True, refused_endpoints=_endpoint(config.arm.endpoint))

@@ -33,6 +33,7 @@ from contract.approvals import TrustPolicy
 from contract.models import ApprovalPolicy, WorkerSettings
 from contract.retry import schedule_from_env
 from services.approvals import ENV_APPROVAL_POLICY, PolicyError, load_policy
+from services.notifications.config import NotificationConfigError, Notifier, notifier_from_env
 from services.temporal_client import DEFAULT_TASK_QUEUE
 
 AZURE_PUBLIC_ARM = "https://management.azure.com"
@@ -203,6 +204,9 @@ class WorkerConfig:
     # The approval policy file (ORCHESTRATOR_APPROVAL_POLICY, docs/SECURITY.md): the verify_approval activity
     # re-reads it at each check, so a revoked signer stops verifying without a restart.
     approval_policy_path: Path | None = None
+    # Notification sinks, with their secrets (ORCHESTRATOR_NOTIFICATIONS, docs/NOTIFICATIONS.md); their routing, without
+    # secrets, is ``settings.notifications``.
+    notifier: Notifier | None = None
 
 
 def _float_env(env: Mapping[str, str], name: str) -> float | None:
@@ -335,6 +339,12 @@ def worker_config_from_env(environ: Mapping[str, str] | None = None) -> WorkerCo
     if policy_path:
         config.approval_policy_path = Path(policy_path)
     config.build_id = env.get(ENV_BUILD_ID) or None
+    try:
+        config.notifier = notifier_from_env(env)
+    except NotificationConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    if config.notifier is not None:
+        settings.notifications = config.notifier.routing
     return config
 
 

@@ -19,8 +19,14 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
+from temporalio.common import RawValue, RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutType,
+    WorkflowAlreadyStartedError,
+)
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -89,6 +95,15 @@ with workflow.unsafe.imports_passed_through():
         rollback_request,
     )
     from contract.naming import deployment_name_for
+    from contract.notifications import (
+        NOTIFICATION_WORKFLOW_NAME,
+        NotificationEvent,
+        NotificationFailure,
+        NotificationKind,
+        NotificationRequest,
+        event_id,
+        notification_workflow_id,
+    )
     from contract.plan_text import plan_documents, render_plan
     from contract.retry import SINGLE_ATTEMPT, next_delay
     from contract.search_attributes import DEPLOYMENT_STATE
@@ -118,6 +133,9 @@ PATCH_OUTCOME_MEMO = "outcome-memo"  # the final transition's memo upsert also c
 # Health checks that failed only because of their declaration (an output that cannot be used, a target the worker's
 # request policy refuses) fail as LOGIC and never roll back (older runs failed them as HealthCheckFailed).
 PATCH_HEALTH_DECLARATION_LOGIC = "health-declaration-logic"
+# Notifications (docs/NOTIFICATIONS.md): approval needed, completed, failed and rolled back each start a detached
+# notification workflow, when the worker's settings route the event to a sink.
+PATCH_NOTIFICATIONS = "notifications"
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
 HEALTH_DECLARATION_FAILED = "HealthDeclarationFailed"
 DETAILS_PLAN_LINES = 60  # the plan in the UI's current details is cut after this many lines (the query has it all)
@@ -154,6 +172,7 @@ class DeploymentWorkflow:
         self._state_attribute = False  # upsert DeploymentState at each transition (decided in run)
         self._outcome_memo = False  # the final transition's memo carries the outcome (decided in run)
         self._verified_start = False  # a signed start is checked (decided in run)
+        self._notifications = False  # events go to the worker's sinks (decided in run)
         self._rolling_back = False  # stage attempts go to the rollback's own record while set
         self._status = DeploymentStatus(
             workflow_id=info.workflow_id,
@@ -748,6 +767,7 @@ class DeploymentWorkflow:
         # activity, the marker could land in a later workflow task than on replay (a nondeterminism error).
         self._outcome_memo = workflow.patched(PATCH_OUTCOME_MEMO)
         self._verified_start = workflow.patched(PATCH_VERIFIED_START)  # likewise: used after the settings activity
+        self._notifications = workflow.patched(PATCH_NOTIFICATIONS)  # likewise
         stage_input = StageInput(request=request, deployment_name=self._status.deployment_name)
         try:
             self._settings = await workflow.execute_local_activity(
@@ -805,9 +825,15 @@ class DeploymentWorkflow:
                 await self._record_last_good(request, deployed)
             self._transition(DeploymentStage.COMPLETED, "deployment succeeded")
             self._status.outcome = DeployOutcome.SUCCEEDED
+            await self._announce(NotificationKind.COMPLETED)
             return self._result(DeployOutcome.SUCCEEDED, deployed=deployed, health=health)
         except StageFailed as failed:
-            return await self._fail_or_roll_back(failed)
+            try:
+                return await self._fail_or_roll_back(failed)
+            except ApplicationError:  # the deployment's end: FAILED or ROLLED_BACK
+                rolled_back = self._status.outcome is DeployOutcome.ROLLED_BACK
+                await self._announce(NotificationKind.ROLLED_BACK if rolled_back else NotificationKind.FAILED)
+                raise
         except (asyncio.CancelledError, CancelledError):
             await self._on_cancelled(request)
             raise
@@ -906,6 +932,7 @@ class DeploymentWorkflow:
             DeploymentStage.AWAITING_CONFIRMATION,
             f"{len(plan.destructive_changes)} deletion(s) need approval (round {round_number})",
         )
+        await self._announce(NotificationKind.APPROVAL_NEEDED, round_number=round_number)
         try:
             if trust is not None and verified:
                 await self._wait_for_verified_decision(trust, now + timedelta(seconds=timeout))
@@ -1085,6 +1112,7 @@ class DeploymentWorkflow:
         # The failure names the stage the deployment stopped in (status, the CLI's result), not FAILED. Workflow
         # state only (the query's answer): no command or memo changes, so histories replay.
         self._fail_quietly(self._status.stage, "Cancelled", "the workflow was cancelled")
+        await self._announce(NotificationKind.FAILED)
 
     # ---------------------------------------------------------------------------------- attempts and retries
 
@@ -1192,6 +1220,71 @@ class DeploymentWorkflow:
                     summary=f"{stage.value}: retry {retries} after {classification.code} ({delay.total_seconds():g} s)",
                 )
                 progress.retry_at = None
+
+    # ------------------------------------------------------------------------------------------ notifications
+
+    async def _announce(self, kind: NotificationKind, *, round_number: int | None = None) -> None:
+        """Start the detached notification workflow for this event when the worker routes it to a sink. Only its
+        start is awaited (one round trip): delivery and its retries go on in the child, never delaying or failing
+        the deployment. The event id is stable (workflow id, first run id, kind, round), and so is the child's id,
+        which the server refuses to start twice."""
+        routing = self._settings.notifications
+        if not self._notifications or routing is None or not routing.sinks:
+            return
+        event = self._notification_event(kind, round_number)
+        sinks = routing.sinks_for(event)
+        if not sinks:
+            return
+        try:
+            await workflow.start_child_workflow(
+                NOTIFICATION_WORKFLOW_NAME,
+                NotificationRequest(event=event, sinks=sinks, delivery=routing.delivery),
+                id=notification_workflow_id(event),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"{kind.value} to {', '.join(sinks)}",
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("%s event %s was already announced", kind.value, event.id)
+        except (asyncio.CancelledError, CancelledError):
+            if kind is NotificationKind.APPROVAL_NEEDED:
+                raise  # still running: the cancellation is the deployment's
+            # The deployment has ended (its outcome is set): a cancel arriving now does not turn it into another.
+            workflow.logger.warning("cancelled while announcing %s event %s; not announced", kind.value, event.id)
+
+    def _notification_event(self, kind: NotificationKind, round_number: int | None) -> NotificationEvent:
+        """The event: ids, names, counts and codes — never a parameter value or a failure's message."""
+        info, status, request = workflow.info(), self._status, self._request
+        plan, pending, failure = status.plan, status.pending_confirmation, status.failure
+        event = NotificationEvent(
+            id=event_id(info.workflow_id, info.first_execution_run_id, kind, round_number),
+            kind=kind,
+            time=workflow.now(),
+            deployment_id=info.workflow_id,
+            run_id=info.run_id,
+            deployment_name=status.deployment_name,
+            subscription_id=request.subscription_id,
+            resource_group=request.resource_group,
+            stage=status.stage.value,
+            outcome=status.outcome.value if status.outcome and kind is not NotificationKind.APPROVAL_NEEDED else None,
+            initiator=request.initiator,
+            git_sha=request.git_sha,
+            template_hash=request.template.digest,
+            plan_counts=dict(plan.counts) if plan else {},
+            deletions=len(plan.destructive_changes) if plan else 0,
+            round=round_number,
+        )
+        if kind is NotificationKind.APPROVAL_NEEDED and pending is not None:
+            event.plan_hash = pending.plan_hash
+            event.required_approvals = pending.required_approvals
+            event.deadline = pending.deadline
+            event.deletions = len(pending.destructive_changes)
+        if failure is not None and kind in (NotificationKind.FAILED, NotificationKind.ROLLED_BACK):
+            klass = failure.failure_class.value if failure.failure_class else None
+            event.failure = NotificationFailure(stage=failure.stage.value, failure_class=klass, code=failure.code)
+        if kind is NotificationKind.ROLLED_BACK and status.rollback is not None:
+            event.rolled_back_to = status.rollback.target_workflow_id
+        return event
 
     # ------------------------------------------------------------------------------------------ bookkeeping
 

@@ -4,7 +4,9 @@
 Add a generation after a deliberate, versioned change of the workflow (a new ``workflow.patched`` id); never
 re-record an existing file: the old generations are what prove that runs started by an older worker still replay
 (test_replay.py replays every file). Each scenario drives a different path: approval then a throttled retry, a
-logic failure, a rejection, a confirmation timeout.
+logic failure, a rejection, a confirmation timeout; the ``*_notified`` ones with a notification sink configured
+(the detached notification workflows the deployment starts: approval needed and completed, failed). ``--only NAME``
+records just those scenarios.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,11 +32,15 @@ from contract.models import (
     DeploymentStage,
     DeployOutcomeDetails,
     FailureClass,
+    RetrySchedule,
+    WorkerSettings,
 )
+from contract.notifications import NOTIFY_ACTIVITY, NotificationRouting, NotifyInput, NotifyResult, SinkRoute
 from harness.fakes import DELETED, FakeStages, classified_error, make_request, plan_of
 from services.temporal_client import data_converter
 from tests.support.workflow_env import find_binary
 from workflows.deployment import DeploymentWorkflow
+from workflows.notification import NotificationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -67,6 +74,16 @@ async def _nothing(handle: WorkflowHandle[Any, Any]) -> None:
     return None
 
 
+@activity.defn(name=NOTIFY_ACTIVITY)
+async def _notify(inp: NotifyInput) -> NotifyResult:
+    return NotifyResult(sink=inp.sink, detail="recorded for replay")
+
+
+def _notified() -> WorkerSettings:
+    routing = NotificationRouting(sinks=[SinkRoute(name="audit")])
+    return WorkerSettings(retry=RetrySchedule(), confirmation_timeout_seconds=600, notifications=routing)
+
+
 SCENARIOS: dict[str, tuple[FakeStages, dict[str, Any], Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]]] = {
     "approve_then_retry": (FakeStages(plan=lambda n: plan_of(2, [DELETED]), deploy=_throttled_once), {}, _approve),
     "logic_failure": (FakeStages(plan=_logic), {}, _nothing),
@@ -76,22 +93,33 @@ SCENARIOS: dict[str, tuple[FakeStages, dict[str, Any], Callable[[WorkflowHandle[
         {"confirmation_timeout_seconds": 600},
         _nothing,
     ),
+    "approve_notified": (
+        FakeStages(settings=_notified(), plan=lambda n: plan_of(1, [DELETED])),
+        {},
+        _approve,
+    ),
+    "logic_failure_notified": (FakeStages(settings=_notified(), plan=_logic), {}, _nothing),
 }
 
 
-async def record(tag: str) -> None:
+async def record(tag: str, only: list[str] | None = None) -> None:
     path = find_binary("temporal-test-server")
     assert path, "temporal-test-server is not installed"
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=path, data_converter=data_converter())
     try:
         HISTORIES.mkdir(exist_ok=True)
         for name, (fakes, request_fields, drive) in SCENARIOS.items():
+            if only and name not in only:
+                continue
             out = HISTORIES / f"{name}.{tag}.json"
             if out.exists():
                 raise SystemExit(f"{out} exists: pick a new --tag (old generations must stay as they are)")
             queue = f"tq-{uuid.uuid4()}"
             async with Worker(
-                env.client, task_queue=queue, workflows=[DeploymentWorkflow], activities=fakes.activities()
+                env.client,
+                task_queue=queue,
+                workflows=[DeploymentWorkflow, NotificationWorkflow],
+                activities=[*fakes.activities(), _notify],
             ):
                 handle = await start_deployment(
                     env.client,
@@ -111,4 +139,6 @@ async def record(tag: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tag", required=True, help="generation name, e.g. v2 (part of each file name)")
-    asyncio.run(record(parser.parse_args().tag))
+    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="record only this scenario")
+    args = parser.parse_args()
+    asyncio.run(record(args.tag, args.only))
