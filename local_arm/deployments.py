@@ -45,6 +45,13 @@ def now_iso(t: float | None = None) -> str:
     return dt.datetime.fromtimestamp(time.time() if t is None else t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def deployment_moment(record: dict[str, Any]) -> dt.datetime | None:
+    """The moment a stored deployment's utcNow() defaults were evaluated at (None for records from before it was
+    kept: the wall clock then)."""
+    text = record.get("deployment_time")
+    return dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
 def iso_duration(seconds: float) -> str:
     return f"PT{max(seconds, 0.0):.7f}S"
 
@@ -158,16 +165,22 @@ class Runner:
         faults: FaultBook,
         *,
         provisioning_seconds: Callable[[], float],
+        clock_offset: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.store = store
         self.faults = faults
         self.provisioning_seconds = provisioning_seconds
+        self.clock_offset = clock_offset
         self.view = StateView(store)
         self.plan_view = PlanView(store)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: dict[tuple[str, str, str], threading.Thread] = {}
         self._cancel: dict[tuple[str, str, str], threading.Event] = {}
+
+    def clock(self) -> dt.datetime:
+        """The moment a new deployment, validation or what-if sees (utcNow()): now, plus the configured offset."""
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset())
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def resume_unfinished(self) -> int:
@@ -241,6 +254,7 @@ class Runner:
                 record["mode"],
                 cancel,
                 record["run_id"],
+                moment=deployment_moment(record),
             )
         except DeploymentCanceled:
             self._finish(record, "Canceled")
@@ -336,6 +350,8 @@ class Runner:
                     target["mode"],
                     cancel,
                     record["run_id"] + "-rollback",
+                    # ARM redeploys the earlier deployment as it ran: its utcNow() defaults are not re-evaluated.
+                    moment=deployment_moment(target),
                 )
                 on_error["provisioningState"] = "Succeeded"
             except (DeploymentFailure, TemplateError, DeploymentCanceled):
@@ -352,6 +368,8 @@ class Runner:
         mode: str,
         cancel: threading.Event,
         run: str,
+        *,
+        moment: dt.datetime | None,
     ) -> ExpandedDeployment:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
         scope = DeploymentScope(
@@ -360,6 +378,7 @@ class Runner:
             location=group["location"],
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
+            deployment_time=moment,
         )
         deployer = _Deployer(self, sub, group["name"], name, cancel, run)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
@@ -395,6 +414,7 @@ class Runner:
         parameters: dict[str, Any],
         mode: str,
         *,
+        moment: dt.datetime,
         ids_only: bool = False,
     ) -> dict[str, Any]:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
@@ -404,6 +424,7 @@ class Runner:
             location=group["location"],
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
+            deployment_time=moment,
         )
         expanded = engine.expand(template, parameters, scope=scope, state=self.plan_view)
         changes: list[dict[str, Any]] = []

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from local_arm.admin import Fault
+from local_arm.admin import AdminError, Fault
 from local_arm.testing import LocalArm
-from tests.support.arm_templates import body, identities_template, values, web_app_template
+from tests.support.arm_templates import body, identities_template, stamped_template, values, web_app_template
 from tests.support.rawhttp import call
 
 
@@ -486,3 +487,42 @@ def test_providers_report_the_api_versions_in_use(local_arm: LocalArm) -> None:
     }
     assert providers.get("Microsoft.Unused").resource_types == []
     assert {p.namespace for p in providers.list()} == {"Microsoft.Storage", "Microsoft.Web"}
+
+
+def test_utcnow_is_one_moment_per_deployment(local_arm: LocalArm) -> None:
+    """ARM evaluates a utcNow() default once per deployment: the parameters it reports, the resources it wrote and
+    its outputs carry the same value (the local ARM expands a deployment twice, for the preflight and the run)."""
+    local_arm.create_resource_group("rg-time")
+    client = local_arm.deployments_client()
+    result = client.deployments.begin_create_or_update("rg-time", "t", body(stamped_template())).result()
+    stamp = result.properties.parameters["stamp"]["value"]
+    assert result.properties.outputs["stamp"]["value"] == stamp
+    tags = {r.name: r.tags for r in local_arm.resource_client().resources.list_by_resource_group("rg-time")}
+    assert tags["outer"]["stamp"] == stamp
+    assert tags["inner"]["stamp"] == result.properties.outputs["inner"]["value"]
+
+    # Every what-if (like every deployment) takes its own moment: the redeploy plans a Modify of exactly the
+    # properties that derive from it, as ARM's what-if does.
+    plan = client.deployments.begin_what_if("rg-time", "t", body(stamped_template())).result()
+    modified = {
+        c.resource_id.rsplit("/", 1)[-1]: [d.path for d in c.delta or []]
+        for c in plan.properties.changes
+        if c.change_type == "Modify"
+    }
+    assert modified == {"outer": ["tags.stamp"], "inner": ["tags.stamp"]}
+
+
+def test_clock_offset_moves_the_moment_templates_see(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-later")
+    client = local_arm.deployments_client()
+    now = client.deployments.begin_create_or_update("rg-later", "a", body(stamped_template())).result()
+    assert local_arm.admin.configure(clock_offset=2 * 86400)["clock_offset"] == 2 * 86400
+    later = client.deployments.begin_create_or_update("rg-later", "b", body(stamped_template())).result()
+
+    def moment(result: object) -> dt.datetime:
+        return dt.datetime.fromisoformat(result.properties.parameters["stamp"]["value"])  # type: ignore[attr-defined]
+
+    assert dt.timedelta(days=2) <= moment(later) - moment(now) < dt.timedelta(days=2, minutes=1)
+    assert later.properties.timestamp - now.properties.timestamp < dt.timedelta(minutes=1)  # only utcNow() moved
+    with pytest.raises(AdminError, match="clock_offset"):
+        local_arm.admin.configure(clock_offset=-1)
