@@ -1,6 +1,6 @@
 """The corpus sequence through the SDK: validate → what-if (all Create) → create (Succeeded, outputs present) →
 what-if again (no Create, Delete or Modify). Parameters come from each sample's azuredeploy.parameters.json with
-GEN-* placeholders replaced by tests/engine/corpus_support.py (the engine tests' substitution, reused here).
+GEN-* placeholders replaced by harness/corpus.py (the engine tests' substitution, reused here).
 
 Values a deployment takes from its own moment are the one exception to "no Modify". ARM re-evaluates a parameter's
 utcNow() (or newGuid()) default on every deployment and what-if ("When you redeploy and don't provide a value for
@@ -98,7 +98,7 @@ def _sequence(client: Any, resource_client: Any, sample: Sample) -> str | _Repla
     name = "corpus"
     body = sample_body(sample)
     resource_client.resource_groups.create_or_update(rg, {"location": LOCATION})
-    # Upstream CI deploys prerequisites first; corpus_support names their resource groups (GET-PREREQ-*, GEN-VNET-...).
+    # Upstream CI deploys prerequisites first; harness/corpus.py names their groups (GET-PREREQ-*, GEN-VNET-...).
     for prereq in PREREQUISITE_GROUPS:
         resource_client.resource_groups.create_or_update(prereq, {"location": LOCATION})
     try:
