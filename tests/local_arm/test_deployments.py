@@ -11,6 +11,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from local_arm.admin import AdminError, Fault
+from local_arm.config import LocalArmConfig
+from local_arm.faults import FaultConfigError
 from local_arm.testing import LocalArm
 from tests.support.arm_templates import body, identities_template, stamped_template, values, web_app_template
 from tests.support.rawhttp import call
@@ -526,3 +528,38 @@ def test_clock_offset_moves_the_moment_templates_see(local_arm: LocalArm) -> Non
     assert later.properties.timestamp - now.properties.timestamp < dt.timedelta(minutes=1)  # only utcNow() moved
     with pytest.raises(AdminError, match="clock_offset"):
         local_arm.admin.configure(clock_offset=-1)
+    # the same setting in a --config file
+    assert LocalArmConfig.from_dict({"clock_offset": "90"}).clock_offset == 90.0
+    with pytest.raises(FaultConfigError, match="clock_offset"):
+        LocalArmConfig.from_dict({"clock_offset": -5})
+
+
+def test_new_guid_is_evaluated_once_per_deployment(local_arm: LocalArm) -> None:
+    """Like utcNow(): the parameters a deployment reports are the values its resources got; each call its own."""
+    template = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {
+            "a": {"type": "string", "defaultValue": "[newGuid()]"},
+            "b": {"type": "string", "defaultValue": "[concat(newGuid(), '/', newGuid())]"},
+        },
+        "resources": [
+            {
+                "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+                "apiVersion": "2023-01-31",
+                "name": "tagged",
+                "location": "[resourceGroup().location]",
+                "tags": {"a": "[parameters('a')]", "b": "[parameters('b')]"},
+            }
+        ],
+    }
+    local_arm.create_resource_group("rg-guid")
+    client = local_arm.deployments_client()
+    result = client.deployments.begin_create_or_update("rg-guid", "g", body(template)).result()
+    a, b = (result.properties.parameters[k]["value"] for k in "ab")
+    tags = next(iter(local_arm.resource_client().resources.list_by_resource_group("rg-guid"))).tags
+    assert tags == {"a": a, "b": b}
+    first, second = b.split("/")
+    assert len({a, first, second}) == 3
+    again = client.deployments.begin_create_or_update("rg-guid", "g2", body(template)).result()
+    assert again.properties.parameters["a"]["value"] != a  # a new deployment, new values
