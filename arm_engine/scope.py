@@ -54,6 +54,9 @@ class DeploymentScope:
     # The deployment's moment, which utcNow() formats: ARM evaluates it once per deployment (its preflight and its
     # run see the same value; a rollback redeploy reuses the earlier deployment's). None: the wall clock at each call.
     deployment_time: datetime | None = None
+    # A secret drawn once per deployment from which newGuid() derives its values (the same in the deployment's
+    # preflight, run and rollback; unguessable, as ARM's are random). None: a random GUID at each call.
+    new_guid_seed: str | None = None
 
     @property
     def subscription_resource_id(self) -> str:

@@ -11,10 +11,12 @@ import copy
 import datetime as dt
 import hashlib
 import logging
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from arm_engine import DeploymentScope, ExpandedDeployment, ExpandedResource, TemplateError
@@ -45,11 +47,28 @@ def now_iso(t: float | None = None) -> str:
     return dt.datetime.fromtimestamp(time.time() if t is None else t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def deployment_moment(record: dict[str, Any]) -> dt.datetime | None:
-    """The moment a stored deployment's utcNow() defaults were evaluated at (None for records from before it was
-    kept: the wall clock then)."""
-    text = record.get("deployment_time")
-    return dt.datetime.fromisoformat(text) if isinstance(text, str) else None
+@dataclass(frozen=True)
+class Moment:
+    """What one deployment's (or validation's, or what-if's) runtime functions see, fixed for all its expansions:
+    utcNow()'s time and newGuid()'s secret seed."""
+
+    time: dt.datetime
+    guid_seed: str
+
+    def fields(self) -> dict[str, str]:
+        """Kept with the deployment record: a resume or a rollback of it evaluates the same values."""
+        return {"deployment_time": self.time.isoformat(), "new_guid_seed": self.guid_seed}
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Moment | None:
+        """A stored deployment's (None for records from before they were kept: the wall clock and random GUIDs)."""
+        when, seed = record.get("deployment_time"), record.get("new_guid_seed")
+        if isinstance(when, str) and isinstance(seed, str):
+            return cls(dt.datetime.fromisoformat(when), seed)
+        return None
+
+    def scope(self, **fields: Any) -> DeploymentScope:
+        return DeploymentScope(deployment_time=self.time, new_guid_seed=self.guid_seed, **fields)
 
 
 def iso_duration(seconds: float) -> str:
@@ -178,9 +197,10 @@ class Runner:
         self._threads: dict[tuple[str, str, str], threading.Thread] = {}
         self._cancel: dict[tuple[str, str, str], threading.Event] = {}
 
-    def clock(self) -> dt.datetime:
-        """The moment a new deployment, validation or what-if sees (utcNow()): now, plus the configured offset."""
-        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset())
+    def clock(self) -> Moment:
+        """The moment a new deployment, validation or what-if sees: now plus the configured offset (utcNow()), and a
+        fresh secret seed (newGuid())."""
+        return Moment(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset()), secrets.token_hex(16))
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def resume_unfinished(self) -> int:
@@ -254,7 +274,7 @@ class Runner:
                 record["mode"],
                 cancel,
                 record["run_id"],
-                moment=deployment_moment(record),
+                moment=Moment.of(record),
             )
         except DeploymentCanceled:
             self._finish(record, "Canceled")
@@ -351,7 +371,7 @@ class Runner:
                     cancel,
                     record["run_id"] + "-rollback",
                     # ARM redeploys the earlier deployment as it ran: its utcNow() defaults are not re-evaluated.
-                    moment=deployment_moment(target),
+                    moment=Moment.of(target),
                 )
                 on_error["provisioningState"] = "Succeeded"
             except (DeploymentFailure, TemplateError, DeploymentCanceled):
@@ -369,16 +389,15 @@ class Runner:
         cancel: threading.Event,
         run: str,
         *,
-        moment: dt.datetime | None,
+        moment: Moment | None,
     ) -> ExpandedDeployment:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
-        scope = DeploymentScope(
+        scope = (moment or self.clock()).scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
-            deployment_time=moment,
         )
         deployer = _Deployer(self, sub, group["name"], name, cancel, run)
         expanded = engine.expand(template, parameters, scope=scope, state=self.view, deployer=deployer)
@@ -414,17 +433,16 @@ class Runner:
         parameters: dict[str, Any],
         mode: str,
         *,
-        moment: dt.datetime,
+        moment: Moment,
         ids_only: bool = False,
     ) -> dict[str, Any]:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
-        scope = DeploymentScope(
+        scope = moment.scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
-            deployment_time=moment,
         )
         expanded = engine.expand(template, parameters, scope=scope, state=self.plan_view)
         changes: list[dict[str, Any]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import re
 import threading
@@ -19,6 +18,7 @@ from . import engine, resource_health
 from .config import LocalArmConfig
 from .deployments import (
     DEPLOYMENTS_TYPE,
+    Moment,
     Runner,
     deployment_id,
     iso_duration,
@@ -539,20 +539,17 @@ class ArmService:
         name: str,
         template: dict[str, Any],
         parameters: dict[str, Any],
-        moment: dt.datetime,
+        moment: Moment,
     ) -> Any:
         """Expand without deploying: InvalidTemplate for template errors, injected preflight failures. ``moment`` is
-        the operation's utcNow() (the same for a deployment's preflight and its run)."""
+        the operation's utcNow() and newGuid() (the same for a deployment's preflight and its run)."""
         group = self._group_or_404(sub, rg)
-        from arm_engine import DeploymentScope
-
-        scope = DeploymentScope(
+        scope = moment.scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],
             resource_group_tags=dict(group.get("tags") or {}),
             deployment_name=name,
-            deployment_time=moment,
         )
         try:
             expanded = engine.expand(template, parameters, scope=scope, state=self.runner.view)
@@ -603,7 +600,7 @@ class ArmService:
             "request": {k: v for k, v in body.items() if k != "properties"}
             | {"properties": {k: v for k, v in body["properties"].items() if k not in ("template", "parameters")}},
             "started": now,
-            "deployment_time": moment.isoformat(),
+            **moment.fields(),
             "finished": None,
             "correlation_id": req.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()),
             "template_hash": template_hash(template),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 import urllib.parse
@@ -258,22 +259,15 @@ def new_guid(inv: Invocation, args: list[Any]) -> str:
     if not inv.ctx.allow_runtime_functions:
         raise FunctionError(IssueCode.FUNCTION_NOT_ALLOWED, "newGuid() is allowed only in a parameter's defaultValue")
     scope = inv.ctx.scope
-    if scope.deployment_time is None:
+    if scope.new_guid_seed is None:
         return str(uuid.uuid4())
-    # Evaluated once per deployment, like utcNow(): the deployment's moment, its name and where the call stands make
-    # the value, so the deployment's preflight and run agree and a rollback reuses the earlier deployment's values.
+    # Evaluated once per deployment, like utcNow(): the deployment's secret seed, the (nested) deployment's name and
+    # where the call stands make the value, so the deployment's preflight and run agree and a rollback reuses the
+    # earlier deployment's values.
     inv.evaluation.new_guids += 1
-    seed = "|".join(
-        (
-            scope.deployment_time.isoformat(),
-            scope.subscription_id,
-            scope.resource_group,
-            scope.deployment_name,
-            inv.evaluation.path,
-            str(inv.evaluation.new_guids),
-        )
-    )
-    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32], version=4))
+    where = f"{scope.deployment_name}|{inv.evaluation.path}|{inv.evaluation.new_guids}"
+    digest = hmac.new(scope.new_guid_seed.encode(), where.encode(), hashlib.sha256).hexdigest()
+    return str(uuid.UUID(digest[:32], version=4))
 
 
 # ------------------------------------------------------------------ format()
