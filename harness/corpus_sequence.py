@@ -133,10 +133,11 @@ def _judge_replan(client: Any, plan: _Replanned) -> str | None:
     """None when every change the redeploy's what-if planned follows the clock (a what-if PROBE_OFFSET later plans a
     different value for it, or a different resource id), else the first change that does not."""
     probe = client.deployments.begin_what_if(plan.rg, "corpus", plan.body).result()
+    if probe.status != "Succeeded":
+        return f"what-if {PROBE_OFFSET} s later: {probe.error.code}: {probe.error.message}"
     # A resource that nested deployments declare more than once has a change per declaration, in the same order.
     later: dict[str, list[Any]] = {}
-    probed = (probe.properties.changes or []) if probe.status == "Succeeded" else []
-    for c in probed:
+    for c in probe.properties.changes or []:
         later.setdefault(c.resource_id.lower(), []).append(c)
     for c in plan.changes:
         kind = _kind(c.change_type)

@@ -67,8 +67,18 @@ def test_a_redeploy_passes_when_its_changes_follow_the_clock_and_fails_on_any_ot
     Modify of the stamps is right; a property two nested deployments rewrite differs at any moment and fails."""
     root = tmp_path / "samples"
     root.mkdir()
+    named = stamped_template()  # the nested template also names a resource after its moment: a new one each time
+    named["resources"][1]["properties"]["template"]["resources"].append(
+        {
+            "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+            "apiVersion": "2023-01-31",
+            "name": "[format('run-{0}', uniqueString(parameters('stamp')))]",
+            "location": "[resourceGroup().location]",
+        }
+    )
     samples = [
         _sample(root, "stamped", stamped_template()),
+        _sample(root, "named", named),
         _sample(root, "rewritten", stamped_template(rewritten=True)),
     ]
     gen = running_local_arm(tmp_path / "arm")
@@ -79,6 +89,7 @@ def test_a_redeploy_passes_when_its_changes_follow_the_clock_and_fails_on_any_ot
     finally:
         gen.close()
     assert outcomes["stamped"] is None
+    assert outcomes["named"] is None
     failure = outcomes["rewritten"]
     assert failure is not None and failure.startswith("second what-if: Modify for ")
     assert "userAssignedIdentities/twice" in failure and "tags.pass" in failure and "tags.stamp" not in failure
