@@ -370,7 +370,7 @@ class Runner:
                     target["mode"],
                     cancel,
                     record["run_id"] + "-rollback",
-                    # ARM redeploys the earlier deployment as it ran: its utcNow() defaults are not re-evaluated.
+                    # ARM redeploys the earlier deployment as it ran: its utcNow()/newGuid() defaults are reused.
                     moment=Moment.of(target),
                 )
                 on_error["provisioningState"] = "Succeeded"
