@@ -87,13 +87,14 @@ INTERNAL_ERROR_PREFIX = "internal error while evaluating:"
 class _Evaluation:
     """One top-level expression being evaluated: its context, path, text and the lambda variables in scope."""
 
-    __slots__ = ("ctx", "lambda_scope", "path", "text")
+    __slots__ = ("ctx", "lambda_scope", "new_guids", "path", "text")
 
     def __init__(self, ctx: EvaluationContext, path: str, text: str) -> None:
         self.ctx = ctx
         self.path = path
         self.text = text
         self.lambda_scope: dict[str, Any] = {}
+        self.new_guids = 0  # newGuid() calls so far: each gets its own value
 
     def fail(self, code: str, message: str) -> TemplateError:
         return TemplateError(

@@ -4,6 +4,7 @@ answer from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 AZURE_CLOUD_ENVIRONMENT: dict[str, Any] = {
@@ -50,6 +51,12 @@ class DeploymentScope:
     environment: dict[str, Any] = field(default_factory=lambda: dict(AZURE_CLOUD_ENVIRONMENT))
     # The template link's uri when deployed from a link (deployment().properties.templateLink), else None.
     template_link: str | None = None
+    # The deployment's moment, which utcNow() formats: ARM evaluates it once per deployment (its preflight and its
+    # run see the same value; a rollback redeploy reuses the earlier deployment's). None: the wall clock at each call.
+    deployment_time: datetime | None = None
+    # A secret drawn once per deployment from which newGuid() derives its values (the same in the deployment's
+    # preflight, run and rollback; unguessable, as ARM's are random). None: a random GUID at each call.
+    new_guid_seed: str | None = None
 
     @property
     def subscription_resource_id(self) -> str:

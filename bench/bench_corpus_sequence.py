@@ -13,14 +13,13 @@ import argparse
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.corpus import corpus_samples, shared_dir  # noqa: E402
-from harness.corpus_sequence import run_sequence  # noqa: E402
+from harness.corpus_sequence import run_corpus  # noqa: E402
 from local_arm.testing import running_local_arm  # noqa: E402
 
 
@@ -37,14 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         gen = running_local_arm(Path(tmp))
         arm = next(gen)
         try:
-            client, resources = arm.deployments_client(), arm.resource_client()
             started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=args.workers) as pool:
-                outcomes = list(pool.map(lambda s: (s.folder, run_sequence(arm, client, resources, s)), samples))
+            outcomes = run_corpus(arm, samples, workers=args.workers)
             wall = time.perf_counter() - started
         finally:
             gen.close()
-    failures = [(f, why) for f, why in outcomes if why is not None]
+    failures = [(f, why) for f, why in outcomes.items() if why is not None]
     print(f"{len(samples) - len(failures)} of {len(samples)} passed in {wall:.1f} s ({args.workers} workers)")
     for folder, why in failures:
         print(f"  {folder}: {why[:400]}")

@@ -1,12 +1,24 @@
 """The corpus sequence through the SDK: validate → what-if (all Create) → create (Succeeded, outputs present) →
 what-if again (no Create, Delete or Modify). Parameters come from each sample's azuredeploy.parameters.json with
-GEN-* placeholders replaced by tests/engine/corpus_support.py (the engine tests' substitution, reused here).
+GEN-* placeholders replaced by harness/corpus.py (the engine tests' substitution, reused here).
+
+Values a deployment takes from its own moment are the one exception to "no Modify". ARM re-evaluates a parameter's
+utcNow() (or newGuid()) default on every deployment and what-if ("When you redeploy and don't provide a value for
+the parameter, the function is reevaluated", Microsoft Learn, ARM template date functions), so the redeploy of a
+template whose *nested* template defaults a parameter to it (the outer template cannot pin it) rightly plans a
+Modify of whatever derives from it — unless both happen to fall in the same second. The sequence tells those
+changes apart instead of hoping for that second: a planned change passes only when a what-if at a much later
+moment (the local ARM's ``clock_offset``) plans a *different* value for the same property, i.e. the value follows
+the clock; a change that stays the same at any moment is a real difference and fails the sample.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
@@ -17,6 +29,9 @@ from local_arm.testing import LocalArm
 LOCATION = "westus2"
 PINNED_TIME = "20260101T000000Z"
 PREREQUISITE_GROUPS = ("rg-prereq", "rg-network", "rg-vault", "rg-identity")
+# How much later the probing what-if looks: 400 days, an hour, a minute and a second, so that every field of any
+# date format (year, month, day, hour, minute, second) differs.
+PROBE_OFFSET = 400 * 86400 + 3600 + 60 + 1
 
 
 def sample_body(sample: Sample) -> dict[str, Any]:
@@ -43,13 +58,47 @@ def rg_name(sample: Sample) -> str:
     return ("rg-" + re.sub(r"[^-\w._()]", "-", sample.folder))[:90]
 
 
-def run_sequence(arm: LocalArm, client: Any, resource_client: Any, sample: Sample) -> str | None:
-    """None when the whole sequence passes, else the first failing step and why."""
+@dataclass
+class _Replanned:
+    """The redeploy's what-if planned changes (``changes``: its whole list): judged afterwards by whether they
+    follow the clock."""
+
+    rg: str
+    body: dict[str, Any]
+    changes: list[Any]
+
+
+def run_corpus(arm: LocalArm, samples: Iterable[Sample], workers: int = 6) -> dict[str, str | None]:
+    """The sequence for every sample, ``workers`` at a time against one local ARM: {folder: None when it passes,
+    else the first failing step and why}. Redeploy plans with changes are judged once all have run (the probing
+    what-if needs the server's clock moved, which must not shift the others' deployments)."""
+    client, resources = arm.deployments_client(), arm.resource_client()
+    samples = list(samples)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        first = list(pool.map(lambda s: _sequence(client, resources, s), samples))
+    outcomes: dict[str, str | None] = {}
+    replanned: dict[str, _Replanned] = {}
+    for sample, outcome in zip(samples, first, strict=True):
+        if isinstance(outcome, _Replanned):
+            replanned[sample.folder] = outcome
+        else:
+            outcomes[sample.folder] = outcome
+    if replanned:
+        arm.admin.configure(clock_offset=PROBE_OFFSET)
+        try:
+            for folder, plan in replanned.items():
+                outcomes[folder] = _judge_replan(client, plan)
+        finally:
+            arm.admin.configure(clock_offset=0)
+    return {s.folder: outcomes[s.folder] for s in samples}
+
+
+def _sequence(client: Any, resource_client: Any, sample: Sample) -> str | _Replanned | None:
     rg = rg_name(sample)
     name = "corpus"
     body = sample_body(sample)
     resource_client.resource_groups.create_or_update(rg, {"location": LOCATION})
-    # Upstream CI deploys prerequisites first; corpus_support names their resource groups (GET-PREREQ-*, GEN-VNET-...).
+    # Upstream CI deploys prerequisites first; harness/corpus.py names their groups (GET-PREREQ-*, GEN-VNET-...).
     for prereq in PREREQUISITE_GROUPS:
         resource_client.resource_groups.create_or_update(prereq, {"location": LOCATION})
     try:
@@ -75,12 +124,55 @@ def run_sequence(arm: LocalArm, client: Any, resource_client: Any, sample: Sampl
     again = client.deployments.begin_what_if(rg, name, body).result()
     if again.status != "Succeeded":
         return f"second what-if: {again.error.code}: {again.error.message}"
-    changed = [c for c in again.properties.changes if c.change_type in ("Create", "Delete", "Modify")]
-    if changed:
-        c = changed[0]
-        detail = [d.path for d in (c.delta or [])][:3]
-        return f"second what-if: {_kind(c.change_type)} for {c.resource_id} {detail}"
+    if any(_kind(c.change_type) in _CHANGES for c in again.properties.changes):
+        return _Replanned(rg, body, list(again.properties.changes))
     return None
+
+
+def _judge_replan(client: Any, plan: _Replanned) -> str | None:
+    """None when every change the redeploy's what-if planned follows the clock (a what-if PROBE_OFFSET later plans a
+    different value for it, or a different resource id), else the first change that does not."""
+    probe = client.deployments.begin_what_if(plan.rg, "corpus", plan.body).result()
+    if probe.status != "Succeeded":
+        return f"what-if {PROBE_OFFSET} s later: {probe.error.code}: {probe.error.message}"
+    # A resource that nested deployments declare more than once has a change per declaration, in the same order.
+    later: dict[str, list[Any]] = {}
+    for c in probe.properties.changes or []:
+        later.setdefault(c.resource_id.lower(), []).append(c)
+    for c in plan.changes:
+        kind = _kind(c.change_type)
+        same_id = later.get(c.resource_id.lower())
+        other = same_id.pop(0) if same_id else None
+        if kind not in _CHANGES:
+            continue
+        if kind == "Create" and (other is None or _kind(other.change_type) != "Create"):
+            continue  # the resource's id follows the clock: a new one every deployment
+        if kind == "Modify" and other is not None and _kind(other.change_type) == "Modify":
+            now, then = _leaves(c.delta or []), _leaves(other.delta or [])
+            if all(then.get(path, _ABSENT) != value for path, value in now.items()):
+                continue
+            steady = [".".join(path) for path, value in now.items() if then.get(path, _ABSENT) == value]
+            return f"second what-if: Modify for {c.resource_id} {steady[:3]}"
+        detail = [d.path for d in (c.delta or [])][:3]
+        return f"second what-if: {kind} for {c.resource_id} {detail}"
+    return None
+
+
+_ABSENT = object()
+_CHANGES = ("Create", "Delete", "Modify")
+
+
+def _leaves(delta: list[Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """{path: (change type, before, after)} of every leaf property change of a what-if delta."""
+    out: dict[tuple[str, ...], Any] = {}
+    for d in delta:
+        path = (*prefix, str(d.path))
+        if d.children:
+            out.update(_leaves(d.children, path))
+        else:
+            before, after = json.dumps(d.before, sort_keys=True), json.dumps(d.after, sort_keys=True)
+            out[path] = (_kind(d.property_change_type), before, after)
+    return out
 
 
 def _kind(change_type: Any) -> str:

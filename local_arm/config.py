@@ -33,6 +33,9 @@ class LocalArmConfig:
     rate_limits: bool = False
     # Deployments kept per resource group; beyond it the oldest finished ones are deleted, as ARM does.
     history_limit: int = 800
+    # Seconds added to the clock templates see (utcNow()): preview what a redeploy later would plan, or tell which
+    # planned changes come from the time of deployment (the corpus sequence does). Nothing else is shifted.
+    clock_offset: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LocalArmConfig:
@@ -51,12 +54,13 @@ class LocalArmConfig:
             config.latency = float(config.latency)
             config.retry_after_ms_only = bool(config.retry_after_ms_only)
             config.history_limit = int(config.history_limit)
+            config.clock_offset = float(config.clock_offset)
         except (TypeError, ValueError) as exc:
             raise FaultConfigError(f"bad config value: {exc}") from exc
         if config.history_limit < 1:
             raise FaultConfigError("history_limit must be >= 1")
-        if config.retry_after < 0 or config.provisioning_seconds < 0 or config.latency < 0:
-            raise FaultConfigError("retry_after, provisioning_seconds and latency must be >= 0")
+        if config.retry_after < 0 or config.provisioning_seconds < 0 or config.latency < 0 or config.clock_offset < 0:
+            raise FaultConfigError("retry_after, provisioning_seconds, latency and clock_offset must be >= 0")
         return config
 
     @classmethod
@@ -77,4 +81,5 @@ class LocalArmConfig:
             "async_validate": self.async_validate,
             "seed": self.seed,
             "rate_limits": self.rate_limits,
+            "clock_offset": self.clock_offset,
         }

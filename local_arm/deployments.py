@@ -11,10 +11,12 @@ import copy
 import datetime as dt
 import hashlib
 import logging
+import secrets
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from arm_engine import DeploymentScope, ExpandedDeployment, ExpandedResource, TemplateError
@@ -43,6 +45,30 @@ _PARAM_TYPES = {
 
 def now_iso(t: float | None = None) -> str:
     return dt.datetime.fromtimestamp(time.time() if t is None else t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What one deployment's (or validation's, or what-if's) runtime functions see, fixed for all its expansions:
+    utcNow()'s time and newGuid()'s secret seed."""
+
+    time: dt.datetime
+    guid_seed: str
+
+    def fields(self) -> dict[str, str]:
+        """Kept with the deployment record: a resume or a rollback of it evaluates the same values."""
+        return {"deployment_time": self.time.isoformat(), "new_guid_seed": self.guid_seed}
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Moment | None:
+        """A stored deployment's (None for records from before they were kept: the wall clock and random GUIDs)."""
+        when, seed = record.get("deployment_time"), record.get("new_guid_seed")
+        if isinstance(when, str) and isinstance(seed, str):
+            return cls(dt.datetime.fromisoformat(when), seed)
+        return None
+
+    def scope(self, **fields: Any) -> DeploymentScope:
+        return DeploymentScope(deployment_time=self.time, new_guid_seed=self.guid_seed, **fields)
 
 
 def iso_duration(seconds: float) -> str:
@@ -158,16 +184,23 @@ class Runner:
         faults: FaultBook,
         *,
         provisioning_seconds: Callable[[], float],
+        clock_offset: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.store = store
         self.faults = faults
         self.provisioning_seconds = provisioning_seconds
+        self.clock_offset = clock_offset
         self.view = StateView(store)
         self.plan_view = PlanView(store)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: dict[tuple[str, str, str], threading.Thread] = {}
         self._cancel: dict[tuple[str, str, str], threading.Event] = {}
+
+    def clock(self) -> Moment:
+        """The moment a new deployment, validation or what-if sees: now plus the configured offset (utcNow()), and a
+        fresh secret seed (newGuid())."""
+        return Moment(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset()), secrets.token_hex(16))
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def resume_unfinished(self) -> int:
@@ -241,6 +274,7 @@ class Runner:
                 record["mode"],
                 cancel,
                 record["run_id"],
+                moment=Moment.of(record),
             )
         except DeploymentCanceled:
             self._finish(record, "Canceled")
@@ -336,6 +370,8 @@ class Runner:
                     target["mode"],
                     cancel,
                     record["run_id"] + "-rollback",
+                    # ARM redeploys the earlier deployment as it ran: its utcNow()/newGuid() defaults are reused.
+                    moment=Moment.of(target),
                 )
                 on_error["provisioningState"] = "Succeeded"
             except (DeploymentFailure, TemplateError, DeploymentCanceled):
@@ -352,9 +388,11 @@ class Runner:
         mode: str,
         cancel: threading.Event,
         run: str,
+        *,
+        moment: Moment | None,
     ) -> ExpandedDeployment:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
-        scope = DeploymentScope(
+        scope = (moment or self.clock()).scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],
@@ -395,10 +433,11 @@ class Runner:
         parameters: dict[str, Any],
         mode: str,
         *,
+        moment: Moment,
         ids_only: bool = False,
     ) -> dict[str, Any]:
         group = self.store.get_group(sub, rg) or {"name": rg, "location": "eastus"}
-        scope = DeploymentScope(
+        scope = moment.scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],

@@ -161,7 +161,7 @@ class LocalArmServer:
                 return Response(200, self.config.settings())
             if method in ("POST", "PATCH"):
                 body = req.json_object()
-                allowed = {"retry_after", "provisioning_seconds", "latency", "async_validate"}
+                allowed = {"retry_after", "provisioning_seconds", "latency", "async_validate", "clock_offset"}
                 unknown = set(body) - allowed
                 if unknown:
                     raise ArmError(

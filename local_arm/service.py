@@ -18,6 +18,7 @@ from . import engine, resource_health
 from .config import LocalArmConfig
 from .deployments import (
     DEPLOYMENTS_TYPE,
+    Moment,
     Runner,
     deployment_id,
     iso_duration,
@@ -96,7 +97,12 @@ class ArmService:
         self.config = config
         self.faults = faults
         self.base_url = base_url
-        self.runner = Runner(store, faults, provisioning_seconds=lambda: self.config.provisioning_seconds)
+        self.runner = Runner(
+            store,
+            faults,
+            provisioning_seconds=lambda: self.config.provisioning_seconds,
+            clock_offset=lambda: self.config.clock_offset,
+        )
         self._lock = threading.Lock()
 
     # -- routing -----------------------------------------------------------------------------------------------
@@ -526,12 +532,19 @@ class ArmService:
             raise invalid_request_content("'properties.parameters' must be an object")
         return body, template, parameters, mode
 
-    def _preflight(self, sub: str, rg: str, name: str, template: dict[str, Any], parameters: dict[str, Any]) -> Any:
-        """Expand without deploying: InvalidTemplate for template errors, injected preflight failures."""
+    def _preflight(
+        self,
+        sub: str,
+        rg: str,
+        name: str,
+        template: dict[str, Any],
+        parameters: dict[str, Any],
+        moment: Moment,
+    ) -> Any:
+        """Expand without deploying: InvalidTemplate for template errors, injected preflight failures. ``moment`` is
+        the operation's utcNow() and newGuid() (the same for a deployment's preflight and its run)."""
         group = self._group_or_404(sub, rg)
-        from arm_engine import DeploymentScope
-
-        scope = DeploymentScope(
+        scope = moment.scope(
             subscription_id=sub,
             resource_group=group["name"],
             location=group["location"],
@@ -569,7 +582,8 @@ class ArmService:
 
     def _create_deployment(self, req: Request, sub: str, rg: str, name: str, version: str) -> Response:
         body, template, parameters, mode = self._parse_deployment_body(req)
-        expanded = self._preflight(sub, rg, name, template, parameters)
+        moment = self.runner.clock()
+        expanded = self._preflight(sub, rg, name, template, parameters, moment)
         now = time.time()
         record = {
             "id": deployment_id(sub, self._group_or_404(sub, rg)["name"], name),
@@ -586,6 +600,7 @@ class ArmService:
             "request": {k: v for k, v in body.items() if k != "properties"}
             | {"properties": {k: v for k, v in body["properties"].items() if k not in ("template", "parameters")}},
             "started": now,
+            **moment.fields(),
             "finished": None,
             "correlation_id": req.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()),
             "template_hash": template_hash(template),
@@ -678,7 +693,7 @@ class ArmService:
         _, template, parameters, mode = self._parse_deployment_body(req)
         group = self._group_or_404(sub, rg)
         try:
-            expanded = self._preflight(sub, rg, name, template, parameters)
+            expanded = self._preflight(sub, rg, name, template, parameters, self.runner.clock())
         except ArmError as err:
             if not self.config.async_validate:
                 raise
@@ -715,8 +730,11 @@ class ArmService:
         settings = request["properties"].get("whatIfSettings") or {}
         ids_only = isinstance(settings, dict) and str(settings.get("resultFormat", "")).lower() == "resourceidonly"
         try:
-            self._preflight(sub, rg, name, template, parameters)
-            result = self.runner.what_if(sub, group["name"], name, template, parameters, mode, ids_only=ids_only)
+            moment = self.runner.clock()
+            self._preflight(sub, rg, name, template, parameters, moment)
+            result = self.runner.what_if(
+                sub, group["name"], name, template, parameters, mode, moment=moment, ids_only=ids_only
+            )
         except ArmError as err:
             result = {"status": "Failed", "error": err.error_object()}
         except TemplateError as exc:

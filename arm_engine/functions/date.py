@@ -208,7 +208,7 @@ def utc_now(inv: Invocation, args: list[Any]) -> str:
     if not inv.ctx.allow_runtime_functions:
         raise FunctionError(IssueCode.FUNCTION_NOT_ALLOWED, "utcNow() is allowed only in a parameter's defaultValue")
     fmt = arg_str(inv, args, 0) if args else "yyyyMMddTHHmmssZ"
-    return format_datetime(datetime.now(UTC), fmt)
+    return format_datetime(inv.ctx.scope.deployment_time or datetime.now(UTC), fmt)
 
 
 @arm_function("dateTimeAdd", 2, 3)

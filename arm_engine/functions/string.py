@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 import urllib.parse
@@ -256,7 +258,16 @@ def guid(inv: Invocation, args: list[Any]) -> str:
 def new_guid(inv: Invocation, args: list[Any]) -> str:
     if not inv.ctx.allow_runtime_functions:
         raise FunctionError(IssueCode.FUNCTION_NOT_ALLOWED, "newGuid() is allowed only in a parameter's defaultValue")
-    return str(uuid.uuid4())
+    scope = inv.ctx.scope
+    if scope.new_guid_seed is None:
+        return str(uuid.uuid4())
+    # Evaluated once per deployment, like utcNow(): the deployment's secret seed, the (nested) deployment's name and
+    # where the call stands make the value, so the deployment's preflight and run agree and a rollback reuses the
+    # earlier deployment's values.
+    inv.evaluation.new_guids += 1
+    where = f"{scope.deployment_name}|{inv.evaluation.path}|{inv.evaluation.new_guids}"
+    digest = hmac.new(scope.new_guid_seed.encode(), where.encode(), hashlib.sha256).hexdigest()
+    return str(uuid.UUID(digest[:32], version=4))
 
 
 # ------------------------------------------------------------------ format()

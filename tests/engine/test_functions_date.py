@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
+from arm_engine.scope import DeploymentScope
 from tests.support.expressions import SimpleContext, ev
 
 
@@ -77,3 +78,11 @@ def test_utc_now_formats_in_parameter_defaults() -> None:
     # the documented pattern: a parameter default feeding dateTimeAdd
     later = ev("[dateTimeAdd(utcNow('u'), 'PT1H')]", ctx)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z", later)
+
+
+def test_utc_now_formats_the_deployments_moment_when_the_scope_has_one() -> None:
+    moment = datetime(2031, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    ctx = SimpleContext(allow_runtime_functions=True, scope=DeploymentScope(deployment_time=moment))
+    assert ev("[utcNow()]", ctx) == "20310203T040506Z"
+    assert ev("[utcNow('yyyy-MM-ddTHH:mm:ss.fffZ')]", ctx) == "2031-02-03T04:05:06.789Z"
+    assert ev("[dateTimeAdd(utcNow('u'), 'P1D')]", ctx) == "2031-02-04 04:05:06Z"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from arm_engine.errors import IssueCode, TemplateError
+from arm_engine.scope import DeploymentScope
 from arm_engine.values import Deferred
 from tests.support.expressions import SimpleContext, ev
 
@@ -183,6 +184,24 @@ def test_new_guid_only_where_runtime_functions_are_allowed() -> None:
     ctx = SimpleContext(allow_runtime_functions=True)
     first, second = ev("[newGuid()]", ctx), ev("[newGuid()]", ctx)
     assert uuid.UUID(first).version == 4 and first != second
+
+
+def test_new_guid_derives_from_the_deployments_seed_when_it_has_one() -> None:
+    """One deployment's expansions agree (the same seed, path and rank); another seed gives other GUIDs."""
+
+    def guids(seed: str, name: str = "d") -> list[str]:
+        ctx = SimpleContext(
+            allow_runtime_functions=True, scope=DeploymentScope(new_guid_seed=seed, deployment_name=name)
+        )
+        # two parameters' defaults: their own paths; the calls of one expression: their own ranks
+        a = ev("[newGuid()]", ctx, "parameters.a.defaultValue")
+        return [a, *ev("[concat(newGuid(), ' ', newGuid())]", ctx, "parameters.b.defaultValue").split()]
+
+    first = guids("seed-1")
+    assert guids("seed-1") == first
+    assert len(set(first)) == 3 and all(uuid.UUID(g).version == 4 for g in first)
+    assert set(guids("seed-2")).isdisjoint(first)
+    assert set(guids("seed-1", name="nested")).isdisjoint(first)  # each nested deployment its own
 
 
 def test_guid_shape() -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 from pathlib import Path
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from local_arm.admin import Fault
+from local_arm.admin import AdminError, Fault
+from local_arm.config import LocalArmConfig
+from local_arm.faults import FaultConfigError
 from local_arm.testing import LocalArm
-from tests.support.arm_templates import body, identities_template, values, web_app_template
+from tests.support.arm_templates import body, identities_template, stamped_template, values, web_app_template
 from tests.support.rawhttp import call
 
 
@@ -486,3 +489,77 @@ def test_providers_report_the_api_versions_in_use(local_arm: LocalArm) -> None:
     }
     assert providers.get("Microsoft.Unused").resource_types == []
     assert {p.namespace for p in providers.list()} == {"Microsoft.Storage", "Microsoft.Web"}
+
+
+def test_utcnow_is_one_moment_per_deployment(local_arm: LocalArm) -> None:
+    """ARM evaluates a utcNow() default once per deployment: the parameters it reports, the resources it wrote and
+    its outputs carry the same value (the local ARM expands a deployment twice, for the preflight and the run)."""
+    local_arm.create_resource_group("rg-time")
+    client = local_arm.deployments_client()
+    result = client.deployments.begin_create_or_update("rg-time", "t", body(stamped_template())).result()
+    stamp = result.properties.parameters["stamp"]["value"]
+    assert result.properties.outputs["stamp"]["value"] == stamp
+    tags = {r.name: r.tags for r in local_arm.resource_client().resources.list_by_resource_group("rg-time")}
+    assert tags["outer"]["stamp"] == stamp
+    assert tags["inner"]["stamp"] == result.properties.outputs["inner"]["value"]
+
+    # Every what-if (like every deployment) takes its own moment: the redeploy plans a Modify of exactly the
+    # properties that derive from it, as ARM's what-if does.
+    plan = client.deployments.begin_what_if("rg-time", "t", body(stamped_template())).result()
+    modified = {
+        c.resource_id.rsplit("/", 1)[-1]: [d.path for d in c.delta or []]
+        for c in plan.properties.changes
+        if c.change_type == "Modify"
+    }
+    assert modified == {"outer": ["tags.stamp"], "inner": ["tags.stamp"]}
+
+
+def test_clock_offset_moves_the_moment_templates_see(local_arm: LocalArm) -> None:
+    local_arm.create_resource_group("rg-later")
+    client = local_arm.deployments_client()
+    now = client.deployments.begin_create_or_update("rg-later", "a", body(stamped_template())).result()
+    assert local_arm.admin.configure(clock_offset=2 * 86400)["clock_offset"] == 2 * 86400
+    later = client.deployments.begin_create_or_update("rg-later", "b", body(stamped_template())).result()
+
+    def moment(result: object) -> dt.datetime:
+        return dt.datetime.fromisoformat(result.properties.parameters["stamp"]["value"])  # type: ignore[attr-defined]
+
+    assert dt.timedelta(days=2) <= moment(later) - moment(now) < dt.timedelta(days=2, minutes=1)
+    assert later.properties.timestamp - now.properties.timestamp < dt.timedelta(minutes=1)  # only utcNow() moved
+    with pytest.raises(AdminError, match="clock_offset"):
+        local_arm.admin.configure(clock_offset=-1)
+    # the same setting in a --config file
+    assert LocalArmConfig.from_dict({"clock_offset": "90"}).clock_offset == 90.0
+    with pytest.raises(FaultConfigError, match="clock_offset"):
+        LocalArmConfig.from_dict({"clock_offset": -5})
+
+
+def test_new_guid_is_evaluated_once_per_deployment(local_arm: LocalArm) -> None:
+    """Like utcNow(): the parameters a deployment reports are the values its resources got; each call its own."""
+    template = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {
+            "a": {"type": "string", "defaultValue": "[newGuid()]"},
+            "b": {"type": "string", "defaultValue": "[concat(newGuid(), '/', newGuid())]"},
+        },
+        "resources": [
+            {
+                "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+                "apiVersion": "2023-01-31",
+                "name": "tagged",
+                "location": "[resourceGroup().location]",
+                "tags": {"a": "[parameters('a')]", "b": "[parameters('b')]"},
+            }
+        ],
+    }
+    local_arm.create_resource_group("rg-guid")
+    client = local_arm.deployments_client()
+    result = client.deployments.begin_create_or_update("rg-guid", "g", body(template)).result()
+    a, b = (result.properties.parameters[k]["value"] for k in "ab")
+    tags = next(iter(local_arm.resource_client().resources.list_by_resource_group("rg-guid"))).tags
+    assert tags == {"a": a, "b": b}
+    first, second = b.split("/")
+    assert len({a, first, second}) == 3
+    again = client.deployments.begin_create_or_update("rg-guid", "g2", body(template)).result()
+    assert again.properties.parameters["a"]["value"] != a  # a new deployment, new values

@@ -11,7 +11,7 @@ from azure.core.exceptions import HttpResponseError
 
 from local_arm.admin import Fault
 from local_arm.testing import LocalArm, running_local_arm
-from tests.support.arm_templates import body, identities_template, web_app_template
+from tests.support.arm_templates import body, identities_template, stamped_template, web_app_template
 
 
 @pytest.mark.parametrize("code", ["Conflict", "QuotaExceeded", "AllocationFailed", "InternalServerError"])
@@ -132,6 +132,27 @@ def test_on_error_deployment_redeploys_the_earlier_deployment(local_arm: LocalAr
     assert bad.properties.on_error_deployment.provisioning_state == "Succeeded"
     states = {r.name: r for r in resources.resources.list_by_resource_group("rg-roll")}
     assert "id0" in states
+
+
+def test_a_rollback_redeploys_the_earlier_deployment_with_its_utcnow_values(local_arm: LocalArm) -> None:
+    """ARM: "the parameter isn't reevaluated. Instead, the parameter value from the earlier deployment is
+    automatically reused in the rollback deployment" (ARM template date functions, utcNow)."""
+    local_arm.create_resource_group("rg-roll-time")
+    client = local_arm.deployments_client()
+    good = client.deployments.begin_create_or_update("rg-roll-time", "good", body(stamped_template())).result()
+    stamp = good.properties.parameters["stamp"]["value"]
+    local_arm.admin.set_faults(Fault.provision_failure("Conflict", resource_name="broken0"))
+    with pytest.raises(HttpResponseError):
+        client.deployments.begin_create_or_update(
+            "rg-roll-time",
+            "bad",
+            body(identities_template(1, prefix="broken"), onErrorDeployment={"type": "LastSuccessful"}),
+        ).result()
+    assert client.deployments.get("rg-roll-time", "bad").properties.on_error_deployment.provisioning_state == (
+        "Succeeded"
+    )
+    tags = {r.name: r.tags for r in local_arm.resource_client().resources.list_by_resource_group("rg-roll-time")}
+    assert tags["outer"]["stamp"] == stamp
 
 
 def test_restart_mid_deployment_neither_loses_nor_duplicates_it(tmp_path: Path) -> None:

@@ -102,3 +102,67 @@ def body(template: dict[str, Any], parameters: dict[str, Any] | None = None, **p
 
 def values(**params: Any) -> dict[str, Any]:
     return {k: {"value": v} for k, v in params.items()}
+
+
+# utcNow() down to the microsecond: two evaluations never agree by chance.
+STAMP = "[utcNow('yyyy-MM-ddTHH:mm:ss.ffffffZ')]"
+
+
+def _identity(name: str, tags: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+        "apiVersion": "2023-01-31",
+        "name": name,
+        "location": "[resourceGroup().location]",
+        "tags": tags,
+    }
+
+
+def _inner_deployment(name: str, resources: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A nested deployment with inner scope whose template defaults its own ``stamp`` parameter to utcNow()."""
+    return {
+        "type": "Microsoft.Resources/deployments",
+        "apiVersion": "2022-09-01",
+        "name": name,
+        **extra,
+        "properties": {
+            "mode": "Incremental",
+            "expressionEvaluationOptions": {"scope": "inner"},
+            "template": {
+                "$schema": SCHEMA,
+                "contentVersion": "1.0.0.0",
+                "parameters": {"stamp": {"type": "string", "defaultValue": STAMP}},
+                "resources": resources,
+                "outputs": {"stamp": {"type": "string", "value": "[parameters('stamp')]"}},
+            },
+        },
+    }
+
+
+def stamped_template(*, rewritten: bool = False) -> dict[str, Any]:
+    """Identities tagged with the deployment's utcNow(): ``outer`` from the template's own default, ``inner`` from a
+    nested template's. ``rewritten``: two nested deployments also write ``twice`` one after the other with
+    different tags, so a redeploy really changes it (and back) whatever the time."""
+    resources = [
+        _identity("outer", {"stamp": "[parameters('stamp')]"}),
+        _inner_deployment("nested", [_identity("inner", {"stamp": "[parameters('stamp')]"})]),
+    ]
+    if rewritten:
+        resources += [
+            _inner_deployment("first", [_identity("twice", {"pass": "first", "stamp": "[parameters('stamp')]"})]),
+            _inner_deployment(
+                "second",
+                [_identity("twice", {"pass": "second", "stamp": "[parameters('stamp')]"})],
+                dependsOn=["first"],
+            ),
+        ]
+    return {
+        "$schema": SCHEMA,
+        "contentVersion": "1.0.0.0",
+        "parameters": {"stamp": {"type": "string", "defaultValue": STAMP}},
+        "resources": resources,
+        "outputs": {
+            "stamp": {"type": "string", "value": "[parameters('stamp')]"},
+            "inner": {"type": "string", "value": "[reference('nested').outputs.stamp.value]"},
+        },
+    }
