@@ -424,7 +424,55 @@ def create_app(
             status_code=202,
         )  # fmt: skip
 
+    _document_security_and_problems(app)
     return app
+
+
+def _document_security_and_problems(app: FastAPI) -> None:
+    """The OpenAPI document also says how callers authenticate (bearer tokens) and that every error is a problem
+    details document."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "an OpenID Connect access token (none in the local development mode)",
+        }
+        components.setdefault("schemas", {})["Problem"] = {
+            "type": "object",
+            "description": "RFC 9457 problem details (application/problem+json); docs/API.md lists the types",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+            },
+            "required": ["type", "title", "status", "detail"],
+        }
+        problem = {
+            "description": "problem details",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                operation.setdefault("responses", {})["default"] = problem
+                if path != "/healthz":
+                    operation["security"] = [{"bearer": []}]
+                # FastAPI documents validation errors in its own shape; ours are problem details like every other.
+                operation["responses"].pop("422", None)
+        schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _result(target: Target) -> dict[str, Any] | None:

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import importlib
 import os
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -53,6 +55,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """Uvicorn re-raises a captured SIGINT/SIGTERM once it has shut down, so the process would end "killed by
+    signal"; a stop asked for is a clean stop here (exit code 0), so the signals are handled on the loop instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_stop(self) -> None:
+        if self.should_exit:  # asked twice: stop waiting for open connections
+            self.force_exit = True
+        self.should_exit = True
+
+
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -69,7 +85,11 @@ async def serve(app: Any, sock: socket.socket, *, on_ready: Callable[[str], None
         lifespan="off",
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.request_stop)
 
     async def announce() -> None:
         while not server.started:
@@ -83,6 +103,9 @@ async def serve(app: Any, sock: socket.socket, *, on_ready: Callable[[str], None
     try:
         await server.serve(sockets=[sock])
     finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

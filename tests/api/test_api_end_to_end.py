@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from harness.secret_template import random_token, secret_template
 from tests.support.api_env import SMALL_BODY_LIMIT, ApiStack, sse_events
 
 PROBLEM = "application/problem+json"
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 STAGES_OF_A_CLEAN_RUN = ["VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "VERIFYING_HEALTH", "COMPLETED"]
 
 
@@ -151,18 +153,23 @@ def test_the_same_idempotency_key_starts_one_workflow_and_another_body_is_refuse
 # ------------------------------------------------------------------------------------------------ approvals
 
 
+def _waiting_deletion(stack: ApiStack, prefix: str) -> tuple[str, dict[str, Any]]:
+    """A Complete-mode deployment that deletes the web app of an earlier one, waiting for approval."""
+    rg = _rg(prefix)
+    first = _start(stack, _body(stack, rg))
+    assert first.status_code == 201, first.text
+    assert _follow(stack, first.json()["id"])[-1]["data"]["outcome"] == "SUCCEEDED"
+    smaller = _body(stack, rg, example_template("azuredeploy.without-web.json"), mode="Complete")
+    started = _start(stack, smaller)
+    assert started.status_code == 201, started.text
+    deployment = started.json()["id"]
+    return deployment, _wait_for_stage(stack, deployment, "AWAITING_CONFIRMATION")
+
+
 def test_a_complete_mode_deletion_is_approved_through_the_api_as_a_verified_relay_attestation(
     api_stack: ApiStack,
 ) -> None:
-    rg = _rg("api-approve")
-    first = _start(api_stack, _body(api_stack, rg))
-    assert first.status_code == 201, first.text
-    assert _follow(api_stack, first.json()["id"])[-1]["data"]["outcome"] == "SUCCEEDED"
-    smaller = _body(api_stack, rg, example_template("azuredeploy.without-web.json"), mode="Complete")
-    started = _start(api_stack, smaller)
-    assert started.status_code == 201, started.text
-    deployment = started.json()["id"]
-    waiting = _wait_for_stage(api_stack, deployment, "AWAITING_CONFIRMATION")
+    deployment, waiting = _waiting_deletion(api_stack, "api-approve")
     pending_hash = waiting["plan"]["hash"]
     assert waiting["pending_confirmation"]["plan_hash"] == pending_hash
     assert any("/sites/" in d for d in waiting["plan"]["deletions"])
@@ -226,6 +233,9 @@ def test_refusals_are_problem_details(api_stack: ApiStack) -> None:
             problem = response.json()
             assert problem["type"] == f"/problems/{kind}" and problem["status"] == status and problem["detail"]
             assert response.headers["x-content-type-options"] == "nosniff"
+        # The OpenAPI document the service serves is the one checked in.
+        served = http.get("/openapi.json")
+        assert served.status_code == 200 and served.json() == json.loads(OPENAPI.read_text(encoding="utf-8"))
         # A reader may read but not start.
         refused = http.post("/deployments", json=_body(api_stack, _rg("api-reader")))
         assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
@@ -285,3 +295,19 @@ def test_secure_parameter_values_are_accepted_and_never_echoed(api_stack: ApiSta
         seen.append(http.get("/deployments").text)
     for text in seen:
         assert secret not in text and marked not in text
+
+
+def test_cancel_needs_the_deployer_role_and_ends_the_deployment(api_stack: ApiStack) -> None:
+    deployment, _ = _waiting_deletion(api_stack, "api-cancel")
+    with api_stack.http("reader") as http:
+        refused = http.post(f"/deployments/{deployment}/cancel")
+        assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
+        assert http.get(f"/deployments/{deployment}").json()["stage"] == "AWAITING_CONFIRMATION"
+    with api_stack.http("other-deployer") as http:
+        accepted = http.post(f"/deployments/{deployment}/cancel")
+        assert accepted.status_code == 202, accepted.text
+    events = _follow(api_stack, deployment)
+    assert events[-1]["event"] == "result" and events[-1]["data"]["outcome"] == "CANCELLED"
+    with api_stack.http("other-deployer") as http:
+        again = http.post(f"/deployments/{deployment}/cancel")
+        assert again.status_code == 409 and again.json()["type"] == "/problems/not-running"

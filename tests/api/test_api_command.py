@@ -1,0 +1,108 @@
+"""``starter.py api`` as a user runs it, and the embedded default's API (``dev`` and ``demo --keep-running`` start
+it): real processes, the local development mode, exit codes, and no process left behind when it stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client.cli._common import current_user
+from client.embedded import EmbeddedDefault, _pid_alive, worker_environment
+from harness.localarm import example_parameters, example_template
+from tests.support.api_env import SCRUBBED, sse_events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _api(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), "api", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+
+
+def test_the_development_mode_refuses_to_listen_beyond_loopback(tmp_path: Path) -> None:
+    done = _api("--dev", "--bind", "0.0.0.0", "--port", "0", "--state-dir", str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "--bind 0.0.0.0" in done.stderr and "loopback" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_a_bad_port_is_a_usage_error() -> None:
+    done = _api("--dev", "--port", "70000")
+    assert done.returncode == 2 and "--port 70000" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def embedded_with_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    saved = {k: os.environ.pop(k, None) for k in SCRUBBED}
+    embedded = EmbeddedDefault(tmp_path_factory.mktemp("embedded-api"), api=True)
+    try:
+        embedded.start()
+        yield embedded
+    finally:
+        embedded.stop()
+        for key, value in saved.items():
+            if value is not None:
+                os.environ[key] = value
+
+
+def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_api: EmbeddedDefault) -> None:
+    instance = embedded_with_api.instance
+    assert instance is not None and instance.api_url and instance.api_url.startswith("http://127.0.0.1:")
+    recorded = json.loads((embedded_with_api.state_dir / "dev.json").read_text())
+    assert recorded["api_url"] == instance.api_url and "api" in recorded["pids"]
+    with httpx.Client(base_url=instance.api_url, timeout=120) as http:
+        assert http.get("/healthz").json() == {"status": "ok", "temporal": True}
+        body = {
+            "subscription_id": instance.subscription_id,
+            "resource_group": f"api-dev-{uuid.uuid4().hex[:8]}",
+            "location": "eastus",
+            "template": example_template(),
+            "parameters": example_parameters(),
+            "skip_health": True,
+        }
+        started = http.post("/deployments", json=body)  # no token: nobody signs in in this mode
+        assert started.status_code == 201, started.text
+        deployment = started.json()["id"]
+        with http.stream("GET", f"/deployments/{deployment}/events") as stream:
+            events = sse_events(stream)
+        assert events[-1]["event"] == "result" and events[-1]["data"]["outcome"] == "SUCCEEDED"
+        state = http.get(f"/deployments/{deployment}").json()
+        assert state["initiator"] == current_user()  # the configured identity (default: the OS account)
+
+
+def test_a_taken_port_is_an_environmental_failure(embedded_with_api: EmbeddedDefault) -> None:
+    instance = embedded_with_api.instance
+    assert instance is not None and instance.api_url
+    port = instance.api_url.rpartition(":")[2]
+    env = {**os.environ, **worker_environment(instance)}
+    done = _api("--dev", "--port", port, "--state-dir", str(embedded_with_api.state_dir), env=env)
+    assert done.returncode == 3, done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_stopping_the_embedded_default_stops_the_api(tmp_path: Path) -> None:
+    embedded = EmbeddedDefault(tmp_path / "state", api=True, worker=False, local_arm=False)
+    instance = embedded.start()
+    api = next(c.process for c in embedded.children if c.name == "api")
+    try:
+        assert httpx.get(f"{instance.api_url}/healthz", timeout=10).status_code == 200
+    finally:
+        embedded.stop()
+    assert api.returncode == 0  # SIGTERM: a clean stop, exit code 0
+    assert not _pid_alive(api.pid)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{instance.api_url}/healthz", timeout=5)
