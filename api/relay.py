@@ -11,6 +11,7 @@ leaves this process; ``ORCHESTRATOR_API_RELAY_KEY_ID`` names it in proofs (defau
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,5 +85,6 @@ def relay_key_from_env(environ: dict[str, str] | os._Environ[str], *, state_dir:
         )
     path = state_dir / "api-relay-key.pem"
     if not path.exists():
-        make_relay_key_file(path)
+        with contextlib.suppress(FileExistsError):  # another service of this state folder made it first
+            make_relay_key_file(path)
     return load_relay_key(path, key_id)
