@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deployments import MAX_IDEMPOTENCY_KEY_CHARS, Deployments, Target
 from api.devmode import is_loopback
-from api.events import plan_summary, sse_stream
+from api.events import HEARTBEAT_SECONDS, plan_summary, sse_stream
 from api.identity import AuthenticationError, Authenticator, Authorizer, Principal, Role
 from api.models import Decision, DeploymentCreate
 from api.problems import (
@@ -50,6 +50,8 @@ class ApiSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # The local development mode: refuse any peer that is not loopback (nobody signs in).
     loopback_only: bool = False
+    # How often the event stream sends a comment while nothing happens (keeps proxies from closing it).
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 # ------------------------------------------------------------------------------------------------ middleware
@@ -385,7 +387,9 @@ def create_app(
                 )
             after = int(last_event_id)
         return StreamingResponse(
-            sse_stream(target.handle, svc.client.data_converter, after=after),
+            sse_stream(
+                target.handle, svc.client.data_converter, after=after, heartbeat_seconds=settings.heartbeat_seconds
+            ),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )

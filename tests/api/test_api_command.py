@@ -82,6 +82,9 @@ def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_a
         assert events[-1]["event"] == "result" and events[-1]["data"]["outcome"] == "SUCCEEDED"
         state = http.get(f"/deployments/{deployment}").json()
         assert state["initiator"] == current_user()  # the configured identity (default: the OS account)
+        # A proxy on this machine forwarding someone else's request: the development mode refuses it.
+        forwarded = http.get("/deployments", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert forwarded.status_code == 403 and forwarded.headers["content-type"] == "application/problem+json"
 
 
 def test_a_taken_port_is_an_environmental_failure(embedded_with_api: EmbeddedDefault) -> None:

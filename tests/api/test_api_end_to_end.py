@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from harness.localarm import example_parameters, example_template
 from harness.secret_template import random_token, secret_template
@@ -261,7 +263,10 @@ def test_a_body_over_the_limit_is_refused_with_413_before_anything_starts(api_st
     assert _runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
 
 
-def test_secure_parameter_values_are_accepted_and_never_echoed(api_stack: ApiStack) -> None:
+def test_secure_parameter_values_are_accepted_and_never_echoed(
+    api_stack: ApiStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # every logger of this process, the API's thread included
     secret, marked = random_token(), random_token()
     rg = _rg("api-secret")
     account = "st" + uuid.uuid4().hex[:12]
@@ -293,12 +298,21 @@ def test_secure_parameter_values_are_accepted_and_never_echoed(api_stack: ApiSta
         for path in ("", "/plan", "/audit"):
             seen.append(http.get(f"/deployments/{deployment}{path}").text)
         seen.append(http.get("/deployments").text)
+    seen.append(caplog.text)
     for text in seen:
         assert secret not in text and marked not in text
 
 
 def test_cancel_needs_the_deployer_role_and_ends_the_deployment(api_stack: ApiStack) -> None:
     deployment, _ = _waiting_deletion(api_stack, "api-cancel")
+    # While it waits nothing happens: the stream sends heartbeat comments, so proxies keep it open.
+    with api_stack.http("reader", timeout=30) as http, http.stream("GET", f"/deployments/{deployment}/events") as s:
+        comments = []
+        for line in s.iter_lines():
+            if line.startswith(":"):
+                comments.append(line)
+            if ": heartbeat" in comments:
+                break
     with api_stack.http("reader") as http:
         refused = http.post(f"/deployments/{deployment}/cancel")
         assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"

@@ -75,6 +75,10 @@ class TokenTable:
         return caller is not None and role in caller.roles
 
 
+SMALL_BODY_LIMIT = 512 * 1024  # the tests' size limit, so a 413 needs no megabytes
+HEARTBEAT_SECONDS = 0.5  # the stream's idle comment, short so a test sees one while a deployment waits
+
+
 @dataclass
 class ApiServer:
     """Uvicorn in a thread with its own event loop and Temporal client."""
@@ -121,7 +125,7 @@ class ApiServer:
             deployments,
             authenticator=table,
             authorizer=table,
-            settings=ApiSettings(max_body_bytes=self.max_body_bytes),
+            settings=ApiSettings(max_body_bytes=self.max_body_bytes, heartbeat_seconds=HEARTBEAT_SECONDS),
         )
         sock = bind_socket("127.0.0.1", 0)
         self.url = url_of(sock)
@@ -160,9 +164,6 @@ class ApiStack:
     def http(self, who: str | None = None, **kw: Any) -> httpx.Client:
         headers = CALLERS[who].headers if who else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 60), **kw)
-
-
-SMALL_BODY_LIMIT = 512 * 1024  # the tests' size limit, so a 413 needs no megabytes
 
 
 def policy_text(relay: RelayKey) -> str:
