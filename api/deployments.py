@@ -46,6 +46,7 @@ from contract.models import (
     ApprovalSignal,
     DeploymentStage,
     DeploymentStatus,
+    DeployRequest,
     WhatIfPlan,
 )
 from contract.naming import workflow_id_for
@@ -54,6 +55,7 @@ from services.approvals import sign_relay
 from services.content_store import BlobStore
 from services.secrets import redact, secret_strings, secure_parameter_names
 
+ENV_BICEP_ROOT = "ORCHESTRATOR_API_BICEP_ROOT"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_MEMO = "api_idempotency"
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -89,11 +91,20 @@ def _bad_input(message: str, secrets: list[str]) -> Problem:
 
 
 class Deployments:
-    def __init__(self, client: Client, store: BlobStore, *, task_queue: str, relay: RelayKey | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        store: BlobStore,
+        *,
+        task_queue: str,
+        relay: RelayKey | None,
+        bicep_root: Path | None = None,
+    ) -> None:
         self.client = client
         self.store = store
         self.task_queue = task_queue
         self.relay = relay
+        self.bicep_root = bicep_root
 
     # ------------------------------------------------------------------------------------------------ start
 
@@ -109,8 +120,12 @@ class Deployments:
 
     async def start(self, principal: Principal, body: DeploymentCreate, idempotency_key: str | None) -> Started:
         subscription_id, resource_group = self.target_of(body)
-        secure = secure_parameter_names(body.template) | {n.lower() for n in body.secret_parameters}
         merged = {**body.parameters, **{k: {"value": v} for k, v in body.overrides.items()}}
+        bicep = self._bicep_file(body.bicep_path) if body.bicep_path is not None else None
+        if body.template is not None:
+            secure = secure_parameter_names(body.template) | {n.lower() for n in body.secret_parameters}
+        else:  # Bicep: which parameters are secure is known once compiled, so every value is treated as secure
+            secure = {name.lower() for name in merged}
         secrets = secret_strings(
             entry["value"] if isinstance(entry, dict) and "value" in entry else entry
             for name, entry in merged.items()
@@ -122,15 +137,16 @@ class Deployments:
             check_parameter_values(body.parameters, where="parameters")
         except InputError as exc:
             raise _bad_input(str(exc), secrets) from None
-        declared = {str(k).lower() for k in (body.template.get("parameters") or {})}
-        unknown = [n for n in body.secret_parameters if n.lower() not in declared]
-        if unknown:
-            raise Problem(
-                "invalid-request",
-                f"secret_parameters names {unknown[0]!r}, which the template does not declare (it declares "
-                f"{', '.join(sorted(declared)) or 'none'}); name a declared parameter. Nothing was started.",
-            )
-        await asyncio.to_thread(self._check_against_template, body, resource_group, location, secrets)
+        if body.template is not None:
+            declared = {str(k).lower() for k in (body.template.get("parameters") or {})}
+            unknown = [n for n in body.secret_parameters if n.lower() not in declared]
+            if unknown:
+                raise Problem(
+                    "invalid-request",
+                    f"secret_parameters names {unknown[0]!r}, which the template does not declare (it declares "
+                    f"{', '.join(sorted(declared)) or 'none'}); name a declared parameter. Nothing was started.",
+                )
+            await asyncio.to_thread(self._check_against_template, body, resource_group, location, secrets)
         key_id = fingerprint = None
         if idempotency_key is not None:
             key_id = _key_id(principal, idempotency_key)
@@ -139,25 +155,31 @@ class Deployments:
             earlier = await self._run_with_key(wf_id, key_id)
             if earlier is not None:
                 return self._replay(earlier, fingerprint)
-        request = await asyncio.to_thread(
-            build_deploy_request,
-            store=self.store,
-            template=body.template,
-            subscription_id=subscription_id,
-            resource_group=resource_group,
-            location=location,
-            parameters=body.parameters,
-            overrides=body.overrides,
-            template_path=body.template_name,
-            mode=body.mode,
-            allow_warnings=body.allow_warnings,
-            no_confirm_deletes=body.no_confirm_deletes,
-            skip_health=body.skip_health,
-            confirmation_timeout_seconds=body.confirmation_timeout_seconds,
-            git_sha=git_sha,
-            initiator=principal.name,
-            secret_names=body.secret_parameters,
-        )
+        if bicep is not None:
+            request = await self._bicep_request(principal, body, bicep, subscription_id, resource_group, location)
+            request.confirmation_timeout_seconds = body.confirmation_timeout_seconds
+            request.git_sha = git_sha
+        else:
+            assert body.template is not None
+            request = await asyncio.to_thread(
+                build_deploy_request,
+                store=self.store,
+                template=body.template,
+                subscription_id=subscription_id,
+                resource_group=resource_group,
+                location=location,
+                parameters=body.parameters,
+                overrides=body.overrides,
+                template_path=body.template_name,
+                mode=body.mode,
+                allow_warnings=body.allow_warnings,
+                no_confirm_deletes=body.no_confirm_deletes,
+                skip_health=body.skip_health,
+                confirmation_timeout_seconds=body.confirmation_timeout_seconds,
+                git_sha=git_sha,
+                initiator=principal.name,
+                secret_names=body.secret_parameters,
+            )
         request.rollback_on_failure = body.rollback_on_failure
         from client.cli.deploy import check_request_size
 
@@ -184,6 +206,64 @@ class Deployments:
             raise _temporal_problem(exc) from None
         return Started(handle.id, handle.result_run_id or "", replayed=False)
 
+    def _bicep_file(self, relative: str) -> Path:
+        """The .bicep file a start names: under the Bicep root (after resolving links: no way out of it), a regular
+        file. The workers read it (and its modules) at the same path."""
+        if self.bicep_root is None:
+            raise Problem(
+                "invalid-request",
+                "bicep_path is not available: this service has no Bicep root (ORCHESTRATOR_API_BICEP_ROOT, a folder "
+                "the workers see at the same path). Compile the template (`bicep build main.bicep`) and send the ARM "
+                "JSON as template. Nothing was started.",
+            )
+        root = self.bicep_root.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or path.suffix.lower() != ".bicep":
+            raise Problem(
+                "invalid-request",
+                f"bicep_path {relative!r} must name a .bicep file under the service's Bicep root, relative to it "
+                "(no absolute paths, no `..` or links out of it). Nothing was started.",
+            )
+        if not path.is_file():
+            raise Problem(
+                "invalid-request",
+                f"bicep_path {relative!r}: there is no such file under the service's Bicep root. Nothing was started.",
+            )
+        return path
+
+    async def _bicep_request(
+        self,
+        principal: Principal,
+        body: DeploymentCreate,
+        bicep: Path,
+        subscription_id: str,
+        resource_group: str,
+        location: str,
+    ) -> DeployRequest:
+        from client.bicep_deploy import build_bicep_deploy_request
+
+        try:
+            request = await asyncio.to_thread(
+                build_bicep_deploy_request,
+                store=self.store,
+                template=str(bicep),
+                parameters=None,
+                overrides=None,
+                entries={**body.parameters, **{k: {"value": v} for k, v in body.overrides.items()}},
+                subscription_id=subscription_id,
+                resource_group=resource_group,
+                location=location,
+                mode=body.mode,
+                allow_warnings=body.allow_warnings,
+                no_confirm_deletes=body.no_confirm_deletes,
+                skip_health=body.skip_health,
+                initiator=principal.name,
+            )
+        except InputError as exc:
+            raise Problem("invalid-request", f"{exc} Nothing was started.") from None
+        request.override_names = sorted(body.overrides)
+        return request
+
     def _check_against_template(
         self, body: DeploymentCreate, resource_group: str, location: str, secrets: list[str]
     ) -> None:
@@ -194,7 +274,7 @@ class Deployments:
         merged = {**body.parameters, **{k: {"value": v} for k, v in body.overrides.items()}}
         inputs = DeploymentInputs(
             template_path=Path(body.template_name or "template.json"),
-            template=body.template,
+            template=body.template or {},
             parameters_path=None,
             parameters=merged,
             overrides=dict(body.overrides),

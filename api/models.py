@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.models import MAX_REASON_CHARS, DeploymentMode
 
@@ -20,9 +20,16 @@ class DeploymentCreate(_Body):
     subscription_id: str = Field(max_length=80, description="subscription id (--subscription)")
     resource_group: str = Field(max_length=200, description="target resource group, created if missing (-g)")
     location: str = Field(max_length=80, description="Azure region of the resource group (-l)")
-    template: dict[str, Any] = Field(
-        description="the ARM JSON template (-t). Bicep is compiled on the worker from files at the same path there, "
-        "so it is not taken inline: compile it (`bicep build`) and send the JSON"
+    template: dict[str, Any] | None = Field(
+        default=None,
+        description="the ARM JSON template (-t). Give this or bicep_path: Bicep is compiled on the worker from files "
+        "at the same path there, so it is not taken inline",
+    )
+    bicep_path: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="a .bicep file under the service's Bicep root (ORCHESTRATOR_API_BICEP_ROOT: a folder the workers "
+        "see at the same path, e.g. a shared checkout), relative to it; compiled and linted on the worker",
     )
     template_name: str | None = Field(
         default=None, max_length=400, description="a name for the template in the audit, e.g. its path in the repo"
@@ -51,6 +58,12 @@ class DeploymentCreate(_Body):
         default=None, gt=0, le=30 * 86400, description="how long a plan that deletes waits for a decision"
     )
     git_sha: str | None = Field(default=None, max_length=64, description="commit the template comes from (--git-sha)")
+
+    @model_validator(mode="after")
+    def _one_template(self) -> DeploymentCreate:
+        if (self.template is None) == (self.bicep_path is None):
+            raise ValueError("give exactly one of template (ARM JSON) and bicep_path")
+        return self
 
 
 class Decision(_Body):

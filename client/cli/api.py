@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve_api(args: argparse.Namespace) -> int:
     from api.app import DEFAULT_MAX_BODY_BYTES, ApiSettings, create_app
-    from api.deployments import Deployments
+    from api.deployments import ENV_BICEP_ROOT, Deployments
     from api.devmode import DevAuthenticator, DevAuthorizer, DevModeError, check_loopback
     from api.identity import Authenticator, Authorizer
     from api.relay import RelayKeyError, relay_key_from_env
@@ -97,12 +97,23 @@ async def serve_api(args: argparse.Namespace) -> int:
             authenticator, authorizer = production_auth(os.environ)
         relay = relay_key_from_env(os.environ, state_dir=state_dir if args.dev else None)
     except (DevModeError, ServiceConfigError, RelayKeyError) as exc:
-        raise CommandError(f"{exc}. The service was not started.", ExitCode.USAGE) from None
+        raise CommandError(f"{str(exc).rstrip('.')}. The service was not started.", ExitCode.USAGE) from None
+    bicep_root = Path(os.environ[ENV_BICEP_ROOT]) if os.environ.get(ENV_BICEP_ROOT) else None
+    if bicep_root is not None and not bicep_root.is_dir():
+        raise CommandError(
+            f"{ENV_BICEP_ROOT}={bicep_root} is not a folder. The service was not started.", ExitCode.USAGE
+        )
     if args.local:
         args.state_dir = state_dir
     target = await resolve_target(args)
     blob_dir = target.instance.blob_dir if target.instance is not None else None
-    deployments = Deployments(target.client, LocalBlobStore(blob_dir), task_queue=target.task_queue, relay=relay)
+    deployments = Deployments(
+        target.client,
+        LocalBlobStore(blob_dir),
+        task_queue=target.task_queue,
+        relay=relay,
+        bicep_root=bicep_root,
+    )
     settings = ApiSettings(max_body_bytes=max_body, loopback_only=args.dev)
     app = create_app(deployments, authenticator=authenticator, authorizer=authorizer, settings=settings)
     try:

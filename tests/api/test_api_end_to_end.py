@@ -325,3 +325,57 @@ def test_cancel_needs_the_deployer_role_and_ends_the_deployment(api_stack: ApiSt
     with api_stack.http("other-deployer") as http:
         again = http.post(f"/deployments/{deployment}/cancel")
         assert again.status_code == 409 and again.json()["type"] == "/problems/not-running"
+
+
+# ------------------------------------------------------------------------------------------------ Bicep
+
+
+BICEP = """param namePrefix string
+param location string = resourceGroup().location
+
+resource sa 'Microsoft.Storage/storageAccounts@2023-01-01' = {
+  name: '${namePrefix}${uniqueString(resourceGroup().id)}'
+  location: location
+  sku: { name: 'Standard_LRS' }
+  kind: 'StorageV2'
+}
+"""
+
+
+def test_bicep_is_taken_by_path_under_the_bicep_root_and_compiled_on_the_worker(api_stack: ApiStack) -> None:
+    import shutil
+
+    (api_stack.bicep_root / "web").mkdir(exist_ok=True)
+    (api_stack.bicep_root / "web" / "main.bicep").write_text(BICEP)
+    outside = api_stack.bicep_root.parent / "outside.bicep"
+    outside.write_text(BICEP)
+    link = api_stack.bicep_root / "link.bicep"
+    if not link.exists():
+        link.symlink_to(outside)
+    rg = _rg("api-bicep")
+    base = _body(api_stack, rg, parameters={"namePrefix": {"value": "api"}})
+    del base["template"]
+    for path in ("../outside.bicep", str(outside), "link.bicep", "web/missing.bicep", "web"):
+        refused = _start(api_stack, {**base, "bicep_path": path})
+        assert refused.status_code == 422 and refused.json()["type"] == "/problems/invalid-request", (
+            path,
+            refused.text,
+        )
+    both = _start(api_stack, {**base, "bicep_path": "web/main.bicep", "template": example_template()})
+    assert both.status_code == 422 and "exactly one" in both.text
+    from contract.naming import workflow_id_for
+
+    assert _runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
+
+    started = _start(api_stack, {**base, "bicep_path": "web/main.bicep"})
+    assert started.status_code == 201, started.text
+    result = _follow(api_stack, started.json()["id"])[-1]["data"]
+    if shutil.which("bicep") is not None:  # a machine with the Bicep CLI compiles and deploys it
+        assert result["outcome"] == "SUCCEEDED", result
+        return
+    # This machine has no Bicep compiler: the worker read the file at the same path and says it cannot compile it.
+    assert result["outcome"] == "LOGIC_FAILURE" and result["failure"]["stage"] == "LINTING", result
+    assert "bicep" in result["failure"]["message"].lower()
+    with api_stack.http("reader") as http:
+        audit = http.get(f"/deployments/{started.json()['id']}/audit").json()
+    assert audit["template_file"] == str((api_stack.bicep_root / "web" / "main.bicep").resolve())

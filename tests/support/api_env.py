@@ -86,6 +86,7 @@ class ApiServer:
     instance: DevInstance
     relay: RelayKey
     max_body_bytes: int
+    bicep_root: Path | None = None
     url: str = ""
     _thread: threading.Thread | None = None
     _server: Any = None
@@ -119,7 +120,11 @@ class ApiServer:
         client = await connect(address=self.instance.temporal_address, namespace=self.instance.namespace)
         table = TokenTable(CALLERS)
         deployments = Deployments(
-            client, LocalBlobStore(self.instance.blob_dir), task_queue=self.instance.task_queue, relay=self.relay
+            client,
+            LocalBlobStore(self.instance.blob_dir),
+            task_queue=self.instance.task_queue,
+            relay=self.relay,
+            bicep_root=self.bicep_root,
         )
         app = create_app(
             deployments,
@@ -156,6 +161,7 @@ class ApiStack:
     server: ApiServer
     relay: RelayKey
     state_dir: Path
+    bicep_root: Path
 
     @property
     def url(self) -> str:
@@ -196,9 +202,11 @@ def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     server: ApiServer | None = None
     try:
         instance = embedded.start()
-        server = ApiServer(instance, relay, SMALL_BODY_LIMIT)
+        bicep_root = folder / "bicep-root"  # the folder the API and the worker both see (one machine here)
+        bicep_root.mkdir()
+        server = ApiServer(instance, relay, SMALL_BODY_LIMIT, bicep_root)
         server.start()
-        yield ApiStack(embedded, instance, server, relay, folder / "state")
+        yield ApiStack(embedded, instance, server, relay, folder / "state", bicep_root)
     finally:
         if server is not None:
             server.stop()
