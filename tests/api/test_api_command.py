@@ -109,3 +109,58 @@ def test_stopping_the_embedded_default_stops_the_api(tmp_path: Path) -> None:
     assert not _pid_alive(api.pid)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{instance.api_url}/healthz", timeout=5)
+
+
+def test_dev_prints_the_api_url_and_dev_stop_leaves_nothing_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env["ORCHESTRATOR_STATE_DIR"] = str(state)
+
+    def starter(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "starter.py"), *argv],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+        )  # fmt: skip
+
+    started = starter("dev", "--detach", "--state-dir", str(state))
+    try:
+        assert started.returncode == 0, started.stderr
+        line = next(line for line in started.stdout.splitlines() if line.strip().startswith("API "))
+        url = line.split()[1]
+        assert url.startswith("http://127.0.0.1:") and "development mode" in line
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["temporal"] is True
+        pids = json.loads((state / "dev.json").read_text())["pids"]
+    finally:
+        stopped = starter("dev", "--stop", "--state-dir", str(state))
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(_pid_alive(pid) for pid in pids.values()), pids
+
+
+def test_demo_keep_running_prints_the_api_url_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env["ORCHESTRATOR_STATE_DIR"] = str(state)
+    demo = subprocess.Popen(
+        [sys.executable, str(ROOT / "starter.py"), "demo", "--keep-running", "--state-dir", str(state)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    pids: dict[str, int] = {}
+    try:
+        assert demo.stdout is not None
+        deadline = time.monotonic() + 180
+        line = ""
+        while time.monotonic() < deadline and "keeps running" not in line:
+            line = demo.stdout.readline()
+            assert line or demo.poll() is None, "demo ended before it kept running"
+        assert "API: http://127.0.0.1:" in line, line
+        url = line.split("API: ", 1)[1].split()[0].rstrip(",")
+        assert httpx.get(f"{url}/healthz", timeout=10).json()["temporal"] is True
+        pids = json.loads((state / "dev.json").read_text())["pids"]
+        assert "api" in pids
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=60)
+    assert pids and not any(_pid_alive(pid) for pid in pids.values()), pids
