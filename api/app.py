@@ -9,6 +9,7 @@ routes, problem types, the event stream and idempotency.
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from api.problems import (
 from contract.models import DeploymentStage
 from contract.version import package_version
 
+log = logging.getLogger("api")
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a 4 MB ARM template (ARM's own limit) and its parameters, as JSON
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -119,6 +121,13 @@ class GuardMiddleware:
         except _TooLarge:
             if not started:
                 await self._too_large(scope, receive, send, path)
+        except Exception as exc:
+            # Answered here rather than by the server's error middleware, which would hand the exception on to be
+            # logged with its text (a validation error's text quotes the input: it could hold a secure value).
+            log.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path)
+            if not started:
+                problem = Problem("internal", "The service failed to answer this request; the log names its type.")
+                await problem_response(problem, path)(scope, receive, self._with_headers(send))
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         limit = self.settings.max_body_bytes
