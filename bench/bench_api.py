@@ -5,7 +5,9 @@ and the API as ``starter.py api --dev`` runs it, all real processes on loopback)
   event (the transition into VALIDATING_PARAMETERS), each on a new resource group; also the time to the ``result``
   event (a 4-resource deployment, health skipped);
 - 100 concurrent starts: 100 ``POST /deployments`` to 100 resource groups at once (one HTTP/1.1 connection each),
-  the time until every one is answered, and each request's latency.
+  the time until every one is answered, and each request's latency; for comparison, 100 starts of the same requests
+  straight through the Temporal client (``client.deployments.start_deployment``, what ``deploy`` calls), on the
+  same stack, so the API's own share is visible.
 
     .venv/bin/python bench/bench_api.py [--repeat 9] [--concurrent 100]
 """
@@ -85,6 +87,32 @@ def row(name: str, samples: list[float]) -> str:
     return f"| {name} | {statistics.median(samples) * 1000:.0f} ms | {min(samples) * 1000:.0f}–{max(samples) * 1000:.0f} ms | {len(samples)} |"  # noqa: E501
 
 
+async def direct_starts(instance: DevInstance, n: int) -> float:
+    """The same starts without the API: build the request and start the workflow, n at once, in this process."""
+    from client.deployments import build_deploy_request, start_deployment
+    from services.content_store import LocalBlobStore
+    from services.temporal_client import connect
+
+    client = await connect(address=instance.temporal_address, namespace=instance.namespace)
+    store = LocalBlobStore(instance.blob_dir)
+
+    async def one() -> None:
+        request = build_deploy_request(
+            store=store,
+            template=example_template(),
+            subscription_id=instance.subscription_id,
+            resource_group=f"bench-direct-{uuid.uuid4().hex[:8]}",
+            location="eastus",
+            parameters=example_parameters(),
+            skip_health=True,
+        )
+        await start_deployment(client, request, task_queue=instance.task_queue)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - t0
+
+
 async def run(url: str, instance: DevInstance, repeat: int, n: int) -> list[str]:
     posts, firsts, results = [], [], []
     async with httpx.AsyncClient(base_url=url, timeout=300) as http:
@@ -95,6 +123,8 @@ async def run(url: str, instance: DevInstance, repeat: int, n: int) -> list[str]
             firsts.append(t_first)
             results.append(t_result)
     wall, latencies, failed = await concurrent_starts(url, instance, n)
+    await asyncio.sleep(30)  # let the worker work off most of those before the comparison
+    direct = await direct_starts(instance, n)
     latencies.sort()
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     return [
@@ -106,6 +136,8 @@ async def run(url: str, instance: DevInstance, repeat: int, n: int) -> list[str]
         "",
         f"{n} concurrent starts: all answered in {wall:.2f} s ({n / wall:.0f} starts/s), per request median "
         f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, refused {failed}",
+        f"{n} concurrent starts straight through the Temporal client (no API): {direct:.2f} s ({n / direct:.0f} "
+        "starts/s)",
     ]
 
 
