@@ -503,7 +503,7 @@ async def _list_rows(
 ) -> list[dict[str, Any]]:
     from temporalio.service import RPCError
 
-    from api.deployments import _temporal_problem
+    from api.deployments import temporal_problem
     from contract import search_attributes
 
     rows: list[dict[str, Any]] = []
@@ -537,7 +537,7 @@ async def _list_rows(
             if len(rows) >= limit:
                 break
     except RPCError as exc:
-        raise _temporal_problem(exc) from None
+        raise temporal_problem(exc) from None
     return rows
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -203,7 +204,7 @@ class Deployments:
                 deployment=busy.workflow_id,
             ) from None
         except RPCError as exc:
-            raise _temporal_problem(exc) from None
+            raise temporal_problem(exc) from None
         return Started(handle.id, handle.result_run_id or "", replayed=False)
 
     def _bicep_file(self, relative: str) -> Path:
@@ -292,7 +293,7 @@ class Deployments:
             description = await handle.describe()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
-                raise _temporal_problem(exc) from None
+                raise temporal_problem(exc) from None
             return None
         found = _memo_key(await description.memo(), workflow_id, description.run_id, key_id)
         if found is not None:
@@ -305,7 +306,7 @@ class Deployments:
                 if found is not None:
                     return found
         except RPCError as exc:
-            raise _temporal_problem(exc) from None
+            raise temporal_problem(exc) from None
         return None
 
     def _replay(self, earlier: dict[str, Any], fingerprint: str) -> Started:
@@ -333,7 +334,7 @@ class Deployments:
                 raise Problem(
                     "not-found", f"There is no deployment {workflow_id!r}; GET /deployments lists them."
                 ) from None
-            raise _temporal_problem(exc) from None
+            raise temporal_problem(exc) from None
         if description.workflow_type != WORKFLOW_NAME:
             raise Problem("not-found", f"There is no deployment {workflow_id!r}; GET /deployments lists them.")
         memo = await description.memo()
@@ -424,8 +425,6 @@ class Deployments:
                 expires_at=utc_text(now + timedelta(seconds=lifetime)),
             )
             proof = sign_relay(statement, private_key=self.relay.private_key, key_id=self.relay.key_id)
-        import uuid
-
         decision_id = uuid.uuid4().hex
         signal = ApprovalSignal(
             approver=principal.name,
@@ -440,7 +439,7 @@ class Deployments:
         try:
             await target.handle.signal(SIGNAL_APPROVE if approve else SIGNAL_REJECT, signal)
         except RPCError as exc:
-            raise _temporal_problem(exc) from None
+            raise temporal_problem(exc) from None
         from client.cli.approvals import decision_outcome
 
         outcome, refused_because = await decision_outcome(target.handle, decision_id, counted_as=principal.name)
@@ -475,7 +474,7 @@ class Deployments:
         try:
             await target.handle.cancel()
         except RPCError as exc:
-            raise _temporal_problem(exc) from None
+            raise temporal_problem(exc) from None
 
 
 def self_approval_refusal(
@@ -539,7 +538,8 @@ def _memo_key(memo: Mapping[str, Any], workflow_id: str, run_id: str, key_id: st
     return None
 
 
-def _temporal_problem(exc: RPCError) -> Problem:
+def temporal_problem(exc: RPCError) -> Problem:
+    """Temporal's trouble, not the caller's: 503 with a Retry-After."""
     return Problem(
         "temporal-unavailable",
         f"The Temporal server did not answer ({exc.status.name if exc.status else 'error'}); try again shortly.",
