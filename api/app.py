@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deployments import MAX_IDEMPOTENCY_KEY_CHARS, Deployments, Target
+from api.deployments import MAX_IDEMPOTENCY_KEY_CHARS, Deployments, Target, links
 from api.devmode import is_loopback
 from api.events import HEARTBEAT_SECONDS, plan_summary, sse_stream
 from api.identity import AuthenticationError, Authenticator, Authorizer, Principal, Role
@@ -152,19 +152,6 @@ class GuardMiddleware:
 # ------------------------------------------------------------------------------------------------ the app
 
 
-def links(workflow_id: str) -> dict[str, str]:
-    base = f"/deployments/{workflow_id}"
-    return {
-        "self": base,
-        "events": f"{base}/events",
-        "plan": f"{base}/plan",
-        "audit": f"{base}/audit",
-        "approvals": f"{base}/approvals",
-        "rejections": f"{base}/rejections",
-        "cancel": f"{base}/cancel",
-    }
-
-
 def create_app(
     deployments: Deployments | None,
     *,
@@ -172,9 +159,12 @@ def create_app(
     authorizer: Authorizer,
     settings: ApiSettings | None = None,
     metrics_app: ASGIApp | None = None,
+    page_principal: Any = None,
 ) -> FastAPI:
     """The service. ``deployments`` may be None only to render the OpenAPI document (no route is called then).
-    ``metrics_app``: the Prometheus endpoint, mounted at /metrics (services/metrics.py provides it)."""
+    ``metrics_app``: the Prometheus endpoint, mounted at /metrics (services/metrics.py provides it).
+    ``page_principal``: how the approval page finds its visitor (``api.page.PrincipalOf``; default: the
+    authenticator on the request's Authorization header — browser sign-in with OpenID Connect plugs in here)."""
     settings = settings or ApiSettings()
     app = FastAPI(
         title="Bicep Deployment Orchestrator API",
@@ -299,7 +289,7 @@ def create_app(
         except CommandError as exc:
             message = str(exc).replace("--git-sha", "git_sha").replace("--since", "since").replace("--until", "until")
             raise Problem("invalid-request", message) from None
-        rows = await _list_rows(svc, who, authorizer, query, resource_group, limit)
+        rows = await svc.list_rows(who, authorizer, query, resource_group=resource_group, limit=limit)
         return JSONResponse({"deployments": rows})
 
     @app.get("/deployments/{deployment_id}", tags=["deployments"], summary="a deployment's state")
@@ -437,6 +427,9 @@ def create_app(
             status_code=202,
         )  # fmt: skip
 
+    from api.page import add_page, bearer_or_none
+
+    add_page(app, service, principal_of=page_principal or bearer_or_none(authenticator), authorizer=authorizer)
     _document_security_and_problems(app)
     return app
 
@@ -496,49 +489,6 @@ async def _result(target: Target) -> dict[str, Any] | None:
         return result_document(await asyncio.wait_for(result_of(target.handle), timeout=10))
     except Exception:  # a closed run's result is a courtesy next to its status
         return None
-
-
-async def _list_rows(
-    svc: Deployments, who: Principal, authorizer: Authorizer, query: str, resource_group: str | None, limit: int
-) -> list[dict[str, Any]]:
-    from temporalio.service import RPCError
-
-    from api.deployments import temporal_problem
-    from contract import search_attributes
-
-    rows: list[dict[str, Any]] = []
-    try:
-        async for wf in svc.client.list_workflows(query=query, limit=max(limit * 5, 100)):
-            memo = await wf.memo()
-            group = str(memo.get("resource_group", ""))
-            subscription = str(memo.get("subscription_id", ""))
-            if resource_group and group.lower() != resource_group.lower():
-                continue
-            if not authorizer.allows(who, "reader", subscription, group):
-                continue  # not listed: a reader sees only the resource groups they may read
-            attributes = wf.typed_search_attributes
-            rows.append(
-                {
-                    "id": wf.id,
-                    "run_id": wf.run_id,
-                    "status": wf.status.name if wf.status else "UNKNOWN",
-                    "started": wf.start_time.isoformat(),
-                    "closed": wf.close_time.isoformat() if wf.close_time else None,
-                    "subscription_id": subscription,
-                    "resource_group": group,
-                    "initiator": memo.get("initiator"),
-                    "template": memo.get("template"),
-                    "git_sha": attributes.get(search_attributes.GIT_SHA),
-                    "state": attributes.get(search_attributes.DEPLOYMENT_STATE) or memo.get("stage"),
-                    "outcome": memo.get("outcome"),
-                    "links": links(wf.id),
-                }
-            )
-            if len(rows) >= limit:
-                break
-    except RPCError as exc:
-        raise temporal_problem(exc) from None
-    return rows
 
 
 def _header_text(text: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.identity import Principal
+from api.identity import Authorizer, Principal
 from api.models import Decision, DeploymentCreate
 from api.problems import Problem
 from api.relay import RelayKey
@@ -39,6 +39,7 @@ from client.inputs import (
     validate_resource_group_name,
     validate_subscription_id,
 )
+from contract import search_attributes
 from contract.approvals import ApprovalStatement, utc_text
 from contract.models import (
     SIGNAL_APPROVE,
@@ -375,6 +376,44 @@ class Deployments:
     def plan_changes(self, plan: WhatIfPlan) -> list[dict[str, Any]]:
         return plan_documents(plan, self.store)
 
+    async def list_rows(
+        self, who: Principal, authorizer: Authorizer, query: str, *, resource_group: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Deployments matching the visibility ``query``, newest first, only those ``who`` may read."""
+        rows: list[dict[str, Any]] = []
+        try:
+            async for wf in self.client.list_workflows(query=query, limit=max(limit * 5, 100)):
+                memo = await wf.memo()
+                group = str(memo.get("resource_group", ""))
+                subscription = str(memo.get("subscription_id", ""))
+                if resource_group and group.lower() != resource_group.lower():
+                    continue
+                if not authorizer.allows(who, "reader", subscription, group):
+                    continue  # not listed: a reader sees only the resource groups they may read
+                attributes = wf.typed_search_attributes
+                rows.append(
+                    {
+                        "id": wf.id,
+                        "run_id": wf.run_id,
+                        "status": wf.status.name if wf.status else "UNKNOWN",
+                        "started": wf.start_time.isoformat(),
+                        "closed": wf.close_time.isoformat() if wf.close_time else None,
+                        "subscription_id": subscription,
+                        "resource_group": group,
+                        "initiator": memo.get("initiator"),
+                        "template": memo.get("template"),
+                        "git_sha": attributes.get(search_attributes.GIT_SHA),
+                        "state": attributes.get(search_attributes.DEPLOYMENT_STATE) or memo.get("stage"),
+                        "outcome": memo.get("outcome"),
+                        "links": links(wf.id),
+                    }
+                )
+                if len(rows) >= limit:
+                    break
+        except RPCError as exc:
+            raise temporal_problem(exc) from None
+        return rows
+
     # ------------------------------------------------------------------------------------------------ decide
 
     async def decide(self, principal: Principal, target: Target, body: Decision, *, approve: bool) -> dict[str, Any]:
@@ -475,6 +514,20 @@ class Deployments:
             await target.handle.cancel()
         except RPCError as exc:
             raise temporal_problem(exc) from None
+
+
+def links(workflow_id: str) -> dict[str, str]:
+    base = f"/deployments/{workflow_id}"
+    return {
+        "self": base,
+        "events": f"{base}/events",
+        "plan": f"{base}/plan",
+        "audit": f"{base}/audit",
+        "approvals": f"{base}/approvals",
+        "rejections": f"{base}/rejections",
+        "cancel": f"{base}/cancel",
+        "page": f"/ui/deployments/{workflow_id}",
+    }
 
 
 def self_approval_refusal(

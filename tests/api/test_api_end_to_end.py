@@ -16,72 +16,30 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.localarm import example_parameters, example_template
+from harness.localarm import example_template
 from harness.secret_template import random_token, secret_template
-from tests.support.api_env import SMALL_BODY_LIMIT, ApiStack, sse_events
+from tests.support.api_env import (
+    SMALL_BODY_LIMIT,
+    ApiStack,
+    follow,
+    new_rg,
+    runs_of,
+    sse_events,
+    start,
+    start_body,
+    waiting_deletion,
+)
 
 PROBLEM = "application/problem+json"
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 STAGES_OF_A_CLEAN_RUN = ["VALIDATING_PARAMETERS", "LINTING", "PLANNING", "DEPLOYING", "VERIFYING_HEALTH", "COMPLETED"]
 
 
-def _rg(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _body(stack: ApiStack, rg: str, template: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "subscription_id": stack.instance.subscription_id,
-        "resource_group": rg,
-        "location": "westeurope",
-        "template": template if template is not None else example_template(),
-        "parameters": extra.pop("parameters", example_parameters()),
-        "skip_health": True,
-        **extra,
-    }
-
-
-def _start(stack: ApiStack, body: dict[str, Any], who: str = "deployer", **headers: str) -> httpx.Response:
-    with stack.http(who) as http:
-        return http.post("/deployments", json=body, headers=headers)
-
-
-def _follow(stack: ApiStack, deployment: str, who: str = "reader", **headers: str) -> list[dict[str, Any]]:
-    with stack.http(who, timeout=120) as http, http.stream("GET", f"/deployments/{deployment}/events",
-                                                           headers=headers) as response:  # fmt: skip
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        return sse_events(response)
-
-
-def _wait_for_stage(stack: ApiStack, deployment: str, stage: str, seconds: float = 90) -> dict[str, Any]:
-    import time
-
-    deadline = time.monotonic() + seconds
-    with stack.http("reader") as http:
-        while time.monotonic() < deadline:
-            response = http.get(f"/deployments/{deployment}")
-            if response.status_code == 200 and response.json()["stage"] == stage:
-                return dict(response.json())
-            time.sleep(0.2)
-    raise AssertionError(f"{deployment} never reached {stage}")
-
-
-def _runs_of(stack: ApiStack, workflow_id: str) -> int:
-    from services.temporal_client import connect
-
-    async def count() -> int:
-        client = await connect(address=stack.instance.temporal_address, namespace=stack.instance.namespace)
-        return len([w async for w in client.list_workflows(query=f"WorkflowId = '{workflow_id}'")])
-
-    return asyncio.run(count())
-
-
 # ------------------------------------------------------------------------------------------------ start and follow
 
 
 def test_a_start_is_followed_over_sse_to_completion_in_order_and_resumes_exactly(api_stack: ApiStack) -> None:
-    response = _start(api_stack, _body(api_stack, _rg("api-follow")))
+    response = start(api_stack, start_body(api_stack, new_rg("api-follow")))
     assert response.status_code == 201, response.text
     started = response.json()
     deployment = started["id"]
@@ -91,8 +49,8 @@ def test_a_start_is_followed_over_sse_to_completion_in_order_and_resumes_exactly
     # Follow from the start, dropping the connection after two events, then resume with Last-Event-ID.
     with api_stack.http("reader", timeout=120) as http, http.stream("GET", started["links"]["events"]) as first:
         head = sse_events(first, limit=2)
-    resumed = _follow(api_stack, deployment, **{"Last-Event-ID": str(head[-1]["id"])})
-    whole = _follow(api_stack, deployment)
+    resumed = follow(api_stack, deployment, **{"Last-Event-ID": str(head[-1]["id"])})
+    whole = follow(api_stack, deployment)
 
     assert head + resumed == whole  # nothing lost, nothing twice
     ids = [e["id"] for e in whole]
@@ -122,8 +80,8 @@ def test_a_start_is_followed_over_sse_to_completion_in_order_and_resumes_exactly
 
 
 def test_the_same_idempotency_key_starts_one_workflow_and_another_body_is_refused(api_stack: ApiStack) -> None:
-    rg = _rg("api-idem")
-    body = _body(api_stack, rg)
+    rg = new_rg("api-idem")
+    body = start_body(api_stack, rg)
     key = str(uuid.uuid4())
 
     async def twice_at_once() -> list[httpx.Response]:
@@ -134,44 +92,31 @@ def test_the_same_idempotency_key_starts_one_workflow_and_another_body_is_refuse
 
     concurrent = asyncio.run(twice_at_once())
     assert [r.status_code for r in concurrent] == [201, 201], [r.text for r in concurrent]
-    later = _start(api_stack, body, **{"Idempotency-Key": key})
+    later = start(api_stack, body, **{"Idempotency-Key": key})
     answers = [r.json() for r in (*concurrent, later)]
     assert len({(a["id"], a["run_id"]) for a in answers}) == 1, answers
     assert later.headers["idempotent-replayed"] == "true"
-    assert _runs_of(api_stack, answers[0]["id"]) == 1
+    assert runs_of(api_stack, answers[0]["id"]) == 1
 
-    other = _start(api_stack, {**body, "mode": "Complete"}, **{"Idempotency-Key": key})
+    other = start(api_stack, {**body, "mode": "Complete"}, **{"Idempotency-Key": key})
     assert other.status_code == 422 and other.headers["content-type"] == PROBLEM
     assert other.json()["type"] == "/problems/idempotency-key-reused"
     # Another caller's key never meets ana's: the same key from di is a new request (refused as busy here).
-    theirs = _start(api_stack, body, who="other-deployer", **{"Idempotency-Key": key})
+    theirs = start(api_stack, body, who="other-deployer", **{"Idempotency-Key": key})
     assert theirs.status_code in (201, 409)
     if theirs.status_code == 409:
         assert theirs.json()["type"] == "/problems/resource-group-busy"
-    _follow(api_stack, answers[0]["id"])  # let it end before the module's stack stops
-    assert _runs_of(api_stack, answers[0]["id"]) == (2 if theirs.status_code == 201 else 1)
+    follow(api_stack, answers[0]["id"])  # let it end before the module's stack stops
+    assert runs_of(api_stack, answers[0]["id"]) == (2 if theirs.status_code == 201 else 1)
 
 
 # ------------------------------------------------------------------------------------------------ approvals
 
 
-def _waiting_deletion(stack: ApiStack, prefix: str) -> tuple[str, dict[str, Any]]:
-    """A Complete-mode deployment that deletes the web app of an earlier one, waiting for approval."""
-    rg = _rg(prefix)
-    first = _start(stack, _body(stack, rg))
-    assert first.status_code == 201, first.text
-    assert _follow(stack, first.json()["id"])[-1]["data"]["outcome"] == "SUCCEEDED"
-    smaller = _body(stack, rg, example_template("azuredeploy.without-web.json"), mode="Complete")
-    started = _start(stack, smaller)
-    assert started.status_code == 201, started.text
-    deployment = started.json()["id"]
-    return deployment, _wait_for_stage(stack, deployment, "AWAITING_CONFIRMATION")
-
-
 def test_a_complete_mode_deletion_is_approved_through_the_api_as_a_verified_relay_attestation(
     api_stack: ApiStack,
 ) -> None:
-    deployment, waiting = _waiting_deletion(api_stack, "api-approve")
+    deployment, waiting = waiting_deletion(api_stack, "api-approve")
     pending_hash = waiting["plan"]["hash"]
     assert waiting["pending_confirmation"]["plan_hash"] == pending_hash
     assert any("/sites/" in d for d in waiting["plan"]["deletions"])
@@ -197,7 +142,7 @@ def test_a_complete_mode_deletion_is_approved_through_the_api_as_a_verified_rela
         )
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == "taken" and answer.json()["attested_by_relay"] == "team-api-test"
-    events = _follow(api_stack, deployment)
+    events = follow(api_stack, deployment)
     assert events[-1]["data"]["outcome"] == "SUCCEEDED"
     decisions = [e["data"] for e in events if e["event"] == "decision"]
     assert decisions and decisions[-1]["by"] == "bo@contoso.com" and decisions[-1]["identity_verified"] is True
@@ -239,14 +184,14 @@ def test_refusals_are_problem_details(api_stack: ApiStack) -> None:
         served = http.get("/openapi.json")
         assert served.status_code == 200 and served.json() == json.loads(OPENAPI.read_text(encoding="utf-8"))
         # A reader may read but not start.
-        refused = http.post("/deployments", json=_body(api_stack, _rg("api-reader")))
+        refused = http.post("/deployments", json=start_body(api_stack, new_rg("api-reader")))
         assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
 
 
 def test_a_body_over_the_limit_is_refused_with_413_before_anything_starts(api_stack: ApiStack) -> None:
-    rg = _rg("api-big")
-    big = _body(api_stack, rg, overrides={"padding": "x" * (SMALL_BODY_LIMIT + 1)})
-    declared = _start(api_stack, big)
+    rg = new_rg("api-big")
+    big = start_body(api_stack, rg, overrides={"padding": "x" * (SMALL_BODY_LIMIT + 1)})
+    declared = start(api_stack, big)
     assert declared.status_code == 413 and declared.headers["content-type"] == PROBLEM
     assert declared.json()["type"] == "/problems/request-too-large"
 
@@ -260,7 +205,7 @@ def test_a_body_over_the_limit_is_refused_with_413_before_anything_starts(api_st
     assert chunked.status_code == 413 and chunked.json()["type"] == "/problems/request-too-large"
     from contract.naming import workflow_id_for
 
-    assert _runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
+    assert runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
 
 
 def test_secure_parameter_values_are_accepted_and_never_echoed(
@@ -268,19 +213,21 @@ def test_secure_parameter_values_are_accepted_and_never_echoed(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger of this process, the API's thread included
     secret, marked = random_token(), random_token()
-    rg = _rg("api-secret")
+    rg = new_rg("api-secret")
     account = "st" + uuid.uuid4().hex[:12]
     template = secret_template(account)
     # Refused input naming a secure parameter: the message names it, never its value.
-    wrong = _body(api_stack, rg, template, parameters={"adminPassword": {"value": secret}, "nope": {"value": secret}})
-    refused = _start(api_stack, wrong)
+    wrong = start_body(
+        api_stack, rg, template, parameters={"adminPassword": {"value": secret}, "nope": {"value": secret}}
+    )
+    refused = start(api_stack, wrong)
     assert refused.status_code == 422, refused.text
     assert secret not in refused.text
-    typed = _body(api_stack, rg, template, parameters={"adminPassword": {"value": {"not": secret}}})
-    refused = _start(api_stack, typed)
+    typed = start_body(api_stack, rg, template, parameters={"adminPassword": {"value": {"not": secret}}})
+    refused = start(api_stack, typed)
     assert refused.status_code == 422 and secret not in refused.text, refused.text
 
-    body = _body(
+    body = start_body(
         api_stack,
         rg,
         template,
@@ -288,10 +235,10 @@ def test_secure_parameter_values_are_accepted_and_never_echoed(
         overrides={"ownerTag": marked},
         secret_parameters=["ownerTag"],
     )
-    started = _start(api_stack, body)
+    started = start(api_stack, body)
     assert started.status_code == 201, started.text
     deployment = started.json()["id"]
-    events = _follow(api_stack, deployment)
+    events = follow(api_stack, deployment)
     assert events[-1]["data"]["outcome"] == "SUCCEEDED", events[-1]
     seen = [started.text, json.dumps(events)]
     with api_stack.http("reader") as http:
@@ -304,7 +251,7 @@ def test_secure_parameter_values_are_accepted_and_never_echoed(
 
 
 def test_cancel_needs_the_deployer_role_and_ends_the_deployment(api_stack: ApiStack) -> None:
-    deployment, _ = _waiting_deletion(api_stack, "api-cancel")
+    deployment, _ = waiting_deletion(api_stack, "api-cancel")
     # While it waits nothing happens: the stream sends heartbeat comments, so proxies keep it open.
     with api_stack.http("reader", timeout=30) as http, http.stream("GET", f"/deployments/{deployment}/events") as s:
         comments = []
@@ -320,7 +267,7 @@ def test_cancel_needs_the_deployer_role_and_ends_the_deployment(api_stack: ApiSt
     with api_stack.http("other-deployer") as http:
         accepted = http.post(f"/deployments/{deployment}/cancel")
         assert accepted.status_code == 202, accepted.text
-    events = _follow(api_stack, deployment)
+    events = follow(api_stack, deployment)
     assert events[-1]["event"] == "result" and events[-1]["data"]["outcome"] == "CANCELLED"
     with api_stack.http("other-deployer") as http:
         again = http.post(f"/deployments/{deployment}/cancel")
@@ -352,24 +299,24 @@ def test_bicep_is_taken_by_path_under_the_bicep_root_and_compiled_on_the_worker(
     link = api_stack.bicep_root / "link.bicep"
     if not link.exists():
         link.symlink_to(outside)
-    rg = _rg("api-bicep")
-    base = _body(api_stack, rg, parameters={"namePrefix": {"value": "api"}})
+    rg = new_rg("api-bicep")
+    base = start_body(api_stack, rg, parameters={"namePrefix": {"value": "api"}})
     del base["template"]
     for path in ("../outside.bicep", str(outside), "link.bicep", "web/missing.bicep", "web"):
-        refused = _start(api_stack, {**base, "bicep_path": path})
+        refused = start(api_stack, {**base, "bicep_path": path})
         assert refused.status_code == 422 and refused.json()["type"] == "/problems/invalid-request", (
             path,
             refused.text,
         )
-    both = _start(api_stack, {**base, "bicep_path": "web/main.bicep", "template": example_template()})
+    both = start(api_stack, {**base, "bicep_path": "web/main.bicep", "template": example_template()})
     assert both.status_code == 422 and "exactly one" in both.text
     from contract.naming import workflow_id_for
 
-    assert _runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
+    assert runs_of(api_stack, workflow_id_for(api_stack.instance.subscription_id, rg)) == 0
 
-    started = _start(api_stack, {**base, "bicep_path": "web/main.bicep"})
+    started = start(api_stack, {**base, "bicep_path": "web/main.bicep"})
     assert started.status_code == 201, started.text
-    result = _follow(api_stack, started.json()["id"])[-1]["data"]
+    result = follow(api_stack, started.json()["id"])[-1]["data"]
     if shutil.which("bicep") is not None:  # a machine with the Bicep CLI compiles and deploys it
         assert result["outcome"] == "SUCCEEDED", result
         return

@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import threading
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 from api.identity import AuthenticationError, Principal, Role
 from api.relay import RelayKey, load_relay_key, make_relay_key_file
 from client.embedded import DevInstance, EmbeddedDefault
+from harness.localarm import example_parameters, example_template
 
 ISSUER = "https://issuer.test.invalid"
 SCRUBBED = (
@@ -239,3 +242,69 @@ def sse_events(response: httpx.Response, *, limit: int | None = None) -> list[di
         elif name == "data":
             current["data"] = json.loads(value)
     return events
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def new_rg(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def start_body(stack: ApiStack, rg: str, template: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "subscription_id": stack.instance.subscription_id,
+        "resource_group": rg,
+        "location": "westeurope",
+        "template": template if template is not None else example_template(),
+        "parameters": extra.pop("parameters", example_parameters()),
+        "skip_health": True,
+        **extra,
+    }
+
+
+def start(stack: ApiStack, document: dict[str, Any], who: str = "deployer", **headers: str) -> httpx.Response:
+    with stack.http(who) as http:
+        return http.post("/deployments", json=document, headers=headers)
+
+
+def follow(stack: ApiStack, deployment: str, who: str = "reader", **headers: str) -> list[dict[str, Any]]:
+    with stack.http(who, timeout=120) as http, http.stream("GET", f"/deployments/{deployment}/events",
+                                                           headers=headers) as response:  # fmt: skip
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return sse_events(response)
+
+
+def wait_for_stage(stack: ApiStack, deployment: str, stage: str, seconds: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    with stack.http("reader") as http:
+        while time.monotonic() < deadline:
+            response = http.get(f"/deployments/{deployment}")
+            if response.status_code == 200 and response.json()["stage"] == stage:
+                return dict(response.json())
+            time.sleep(0.2)
+    raise AssertionError(f"{deployment} never reached {stage}")
+
+
+def runs_of(stack: ApiStack, workflow_id: str) -> int:
+    from services.temporal_client import connect
+
+    async def count() -> int:
+        client = await connect(address=stack.instance.temporal_address, namespace=stack.instance.namespace)
+        return len([w async for w in client.list_workflows(query=f"WorkflowId = '{workflow_id}'")])
+
+    return asyncio.run(count())
+
+
+def waiting_deletion(stack: ApiStack, prefix: str) -> tuple[str, dict[str, Any]]:
+    """A Complete-mode deployment that deletes the web app of an earlier one, waiting for approval."""
+    rg = new_rg(prefix)
+    first = start(stack, start_body(stack, rg))
+    assert first.status_code == 201, first.text
+    assert follow(stack, first.json()["id"])[-1]["data"]["outcome"] == "SUCCEEDED"
+    smaller = start_body(stack, rg, example_template("azuredeploy.without-web.json"), mode="Complete")
+    started = start(stack, smaller)
+    assert started.status_code == 201, started.text
+    deployment = started.json()["id"]
+    return deployment, wait_for_stage(stack, deployment, "AWAITING_CONFIRMATION")
