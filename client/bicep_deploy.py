@@ -10,6 +10,7 @@ never reach workflow history. LINTING returns the compiled template and the para
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,15 @@ def build_bicep_deploy_request(
     git_sha: str | None = None,
     initiator: str = "unknown",
     audit_dir: str | None = None,
+    entries: Mapping[str, Any] | None = None,
 ) -> DeployRequest:
+    """``entries``: parameter entries given as data rather than a file (the HTTP API's), applied after the
+    parameters file and before the overrides."""
     template_path, params_path = resolve_bicep_inputs(template, parameters)
     values: dict[str, Any] = {}
     if params_path is not None and not is_bicepparam(params_path):
         values.update(load_parameters_file(params_path))
+    values = merge_parameters(values, dict(entries or {}))
     over = parse_param_overrides(overrides)
     values = merge_parameters(values, {k: {"value": v} for k, v in over.items()})
     check_parameter_values(values)  # before anything is stored

@@ -150,9 +150,11 @@ async def start_deployment(
     task_queue: str = DEFAULT_TASK_QUEUE,
     workflow_id: str | None = None,
     on_busy: Callable[[WorkflowHandle[Any, Any]], Awaitable[None]] | None = None,
+    extra_memo: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[Any, DeployResult]:
     """Start the deployment workflow; raise ``DeploymentAlreadyRunning`` if the resource group is busy, unless
-    ``wait``, which queues behind the running deployment (``on_busy`` is told which one, each time it waits)."""
+    ``wait``, which queues behind the running deployment (``on_busy`` is told which one, each time it waits).
+    ``extra_memo`` joins the run's memo, set atomically with its start (the API's idempotency key)."""
     wf_id = workflow_id or workflow_id_for(request.subscription_id, request.resource_group)
     search_attributes: TypedSearchAttributes | None = None
     if await attributes_registered(client) is not False:
@@ -172,6 +174,7 @@ async def start_deployment(
                     "resource_group": request.resource_group,
                     "initiator": request.initiator,
                     "template": request.template_path or request.template.digest,
+                    **(extra_memo or {}),
                 },
                 search_attributes=search_attributes,
                 # What the Temporal UI shows for this run before anything else (User Metadata): which resource

@@ -86,6 +86,7 @@ class DevInstance:
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
     codec_endpoint: str | None = None  # the codec server for the UI, when payload encryption keys are configured
+    api_url: str | None = None  # the team service's HTTP API in its local development mode (``starter.py api --dev``)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -281,6 +282,7 @@ class EmbeddedDefault:
     """Start with ``start()`` (or ``with EmbeddedDefault(...) as instance``); ``stop()`` ends every child it started.
 
     ``worker=False`` leaves the worker out (tests run their own); ``local_arm=False`` leaves the local ARM out;
+    ``api=True`` adds the HTTP API in its local development mode (loopback, unverified identity: docs/API.md);
     ``worker_env`` adds worker settings (retry schedule, timeouts); ``local_arm_config`` is the local ARM's
     ``--config`` file (latency, injected faults). Call ``start()`` from a thread that lives as long as the instance
     (on Linux the children are bound to the thread that started them and end with it).
@@ -292,6 +294,7 @@ class EmbeddedDefault:
         *,
         worker: bool = True,
         local_arm: bool = True,
+        api: bool = False,
         task_queue: str = DEFAULT_TASK_QUEUE,
         worker_env: dict[str, str] | None = None,
         local_arm_config: Path | None = None,
@@ -307,6 +310,7 @@ class EmbeddedDefault:
         self.port_notes: list[str] = []
         self.with_worker = worker
         self.with_local_arm = local_arm
+        self.with_api = api
         self.task_queue = task_queue
         self.worker_env = dict(worker_env or {})
         self.local_arm_config = local_arm_config
@@ -359,6 +363,8 @@ class EmbeddedDefault:
             )
             if self.with_worker:
                 self._start_worker(self.instance)
+            if self.with_api:
+                self.instance.api_url = self._start_api(self.instance)
             self.instance.pids = {c.name: c.process.pid for c in self.children}
             (self.state_dir / INSTANCE_FILE).write_text(self.instance.to_json(), encoding="utf-8")
         except BaseException:
@@ -646,6 +652,22 @@ class EmbeddedDefault:
             raise self._fail(child, f"The codec server printed {info!r} instead of its endpoint.") from None
         child.argv[child.argv.index("--port") + 1] = endpoint.rstrip("/").rpartition(":")[2]
         return endpoint
+
+    def _start_api(self, instance: DevInstance) -> str:
+        """``starter.py api --dev`` on a free loopback port, against this instance's Temporal and content store."""
+        env = dict(os.environ)
+        env.update(worker_environment(instance))
+        argv = [sys.executable, str(PROJECT_ROOT / "starter.py"), "api", "--dev", "--bind", "127.0.0.1",
+                "--port", "0", "--output", "json", "--state-dir", str(self.state_dir)]  # fmt: skip
+        child = self._spawn("api", argv, env=env, stop_signal=signal.SIGTERM, out=self.state_dir / "api.out")
+        info = self._endpoint_line(child, "The API")
+        try:
+            url = str(info["url"])
+        except (KeyError, TypeError):
+            raise self._fail(child, f"The API printed {info!r} instead of its JSON endpoint line.") from None
+        # Restarted by supervision on the same port, so the printed URL stays right.
+        child.argv[child.argv.index("--port") + 1] = url.rstrip("/").rpartition(":")[2]
+        return url
 
     def _start_worker(self, instance: DevInstance) -> None:
         env = dict(os.environ)

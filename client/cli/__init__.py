@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "client.cli.drift",
         "detect drift on a schedule: what-if of a resource group's last good deployment against the live state",
     ),
+    "api": (
+        "client.cli.api",
+        "run the team service's HTTP API (start, follow, approve, cancel deployments) until Ctrl-C",
+    ),
     "codec-server": (
         "client.cli.codec_server",
         "serve Temporal's codec protocol so the Web UI and CLI can read encrypted payloads",

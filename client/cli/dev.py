@@ -125,6 +125,8 @@ def describe(instance: DevInstance) -> str:
         lines.append(f"  Local ARM   {instance.arm_endpoint} (CA {instance.arm_ca_file or '-'})")
     if "worker" in instance.pids:
         lines.append(f"  Worker      task queue {instance.task_queue} (pid {instance.pids['worker']})")
+    if instance.api_url:
+        lines.append(f"  API         {instance.api_url} (local development mode: loopback only, no sign-in)")
     lines.append(f"  State       {instance.state_dir}")
     lines.append(temporal_cli_hint(instance))
     return "\n".join(lines)
@@ -142,10 +144,15 @@ def temporal_cli_hint(instance: DevInstance) -> str:
 
 
 def _start(
-    state_dir: Path, *, worker: bool, ports: tuple[int, int] | None = None, strict_ports: bool = False
+    state_dir: Path,
+    *,
+    worker: bool,
+    ports: tuple[int, int] | None = None,
+    strict_ports: bool = False,
+    api: bool = True,
 ) -> tuple[EmbeddedDefault, DevInstance] | int:
-    embedded = EmbeddedDefault(state_dir, worker=worker, ports=ports, strict_ports=strict_ports)
-    sys.stderr.write("Starting the embedded default (Temporal dev server, local ARM, worker)...\n")
+    embedded = EmbeddedDefault(state_dir, worker=worker, ports=ports, strict_ports=strict_ports, api=api)
+    sys.stderr.write("Starting the embedded default (Temporal dev server, local ARM, worker, API)...\n")
     try:
         instance = embedded.start()
         for note in embedded.port_notes:
@@ -325,7 +332,7 @@ def run_demo(args: argparse.Namespace) -> int:
             sys.stderr.write(f"Using the embedded default already running from {state_dir}.\n")
         else:
             ports, strict = _ports(args)
-            started = _start(state_dir, worker=True, ports=ports, strict_ports=strict)
+            started = _start(state_dir, worker=True, ports=ports, strict_ports=strict, api=args.keep_running)
             if isinstance(started, int):
                 return started
             embedded, instance = started
@@ -343,7 +350,11 @@ def run_demo(args: argparse.Namespace) -> int:
             )
             print(f"\n{again}\nThe confirmation flow: see README, 'Deleting resources needs a confirmation'.")
         if args.keep_running and embedded is not None:
-            print(f"The embedded default keeps running; Temporal UI: {instance.ui_url} (Ctrl-C stops it).", flush=True)
+            api = f", API: {instance.api_url}" if instance.api_url else ""
+            print(
+                f"The embedded default keeps running; Temporal UI: {instance.ui_url}{api} (Ctrl-C stops it).",
+                flush=True,
+            )
             _block_until_interrupted(embedded)
         return code
     except KeyboardInterrupt:
