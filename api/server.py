@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from api.identity import Authenticator, Authorizer
+if TYPE_CHECKING:
+    from api.auth import OidcAuthenticator
+    from api.browser import BrowserSessions
+    from api.role_map import RoleMap
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
@@ -24,20 +26,45 @@ class ServiceConfigError(ValueError):
     """The service cannot start as configured; the message says what to set."""
 
 
-def production_auth(environ: dict[str, str] | os._Environ[str]) -> tuple[Authenticator, Authorizer]:
-    """OpenID Connect sign-in and the role map, from the environment (``api/auth.py``'s ``from_env``)."""
+@dataclass
+class ProductionAuth:
+    """Sign-in and roles of the service outside the development mode."""
+
+    authenticator: OidcAuthenticator
+    role_map: RoleMap
+    browser: BrowserSessions | None  # None: the approval page takes bearer tokens only
+
+
+def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
+    """OpenID Connect bearer tokens (``ORCHESTRATOR_OIDC_*``), the role map (``ORCHESTRATOR_ROLE_MAP``: required —
+    without one nobody could do anything, and a service that silently refuses everyone is a misconfiguration) and,
+    when ``ORCHESTRATOR_OIDC_CLIENT_ID`` is set, browser sign-in for the approval page. Raises
+    ``ServiceConfigError`` naming the variable at fault; nothing is fetched from the issuer yet."""
+    from api.auth import AuthConfigError, OidcAuthenticator
+    from api.browser import BrowserSessions, SealedCookies, check_callback, session_key_from_env
+    from api.role_map import ENV_ROLE_MAP, role_map_from_env
+    from api.sign_in import ENV_CLIENT_ID, BrowserSignIn, SignInSettings
+
     try:
-        auth = importlib.import_module("api.auth")
-    except ImportError:
-        raise ServiceConfigError(
-            "OpenID Connect sign-in is not available in this build; run with --dev on loopback for local "
-            "development (docs/API.md)."
-        ) from None
-    from_env: Callable[[Any], tuple[Authenticator, Authorizer]] = auth.from_env
-    try:
-        return from_env(environ)
-    except ValueError as exc:
+        authenticator = OidcAuthenticator.from_env(environ)
+        role_map = role_map_from_env(environ)
+        if role_map is None:
+            raise AuthConfigError(
+                f"{ENV_ROLE_MAP} is not set: name the role map file that grants deployer, approver and reader per "
+                "subscription/resource group (docs/AUTH.md, 'The role map'); without one nobody may do anything"
+            )
+        browser = None
+        if (environ.get(ENV_CLIENT_ID) or "").strip():
+            sign_in = BrowserSignIn(authenticator, SignInSettings.from_env(environ))
+            browser = BrowserSessions(
+                sign_in,
+                SealedCookies(session_key_from_env(environ)),
+                relevant_claims=frozenset(grant.claim for grant in role_map.grants),
+            )
+            check_callback(browser)
+    except AuthConfigError as exc:
         raise ServiceConfigError(str(exc)) from None
+    return ProductionAuth(authenticator, role_map, browser)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
