@@ -56,7 +56,7 @@ form.decide { display: inline-block; margin-right: 1rem } textarea { width: 28re
 button { font-size: 1rem; padding: .35rem 1.1rem; border-radius: .3rem; border: 1px solid #777; cursor: pointer }
 button.approve { background: #2e7d32; color: white; border-color: #1b5e20 }
 button.reject { background: #fff; color: #b71c1c; border-color: #b71c1c }
-form.sign-out { display: inline; margin-left: 1rem } form.sign-out button { font-size: .8rem; padding: .1rem .5rem }
+.who { margin: 0 0 1rem } form.sign-out { display: inline; margin-left: 1rem } form.sign-out button { font-size: .8rem; padding: .1rem .5rem }
 """
 _LINE_CLASSES = {"-": "c-delete", "+": "c-create", "~": "c-modify", "=": "c-nochange", "!": "c-deploy"}
 
@@ -98,7 +98,10 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{_e(title)}</title><link rel="stylesheet" href="/ui/page.css"></head><body>{body}</body></html>'
     )
-    return HTMLResponse(document, status_code=status, headers={"Content-Security-Policy": PAGE_CSP})
+    # same-origin, not the API's no-referrer: under no-referrer browsers send "Origin: null" with the page's own form
+    # posts, which the Origin check must refuse; same-origin keeps the referrer from other sites all the same.
+    headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "same-origin"}
+    return HTMLResponse(document, status_code=status, headers=headers)
 
 
 def plan_html(text: str) -> str:
@@ -233,7 +236,7 @@ def _signed_in(who: Principal, sessions: BrowserSessions | None) -> str:
         if sessions is not None
         else ""
     )
-    return f'<p class="who">Signed in as <b>{_e(who.name)}</b>{_unverified(who)} {sign_out}</p>'
+    return f'<div class="who">Signed in as <b>{_e(who.name)}</b>{_unverified(who)} {sign_out}</div>'
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

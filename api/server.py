@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 if TYPE_CHECKING:
-    from api.auth import OidcAuthenticator
+    from api.auth import OidcAuthenticator, OidcSettings
     from api.browser import BrowserSessions
     from api.role_map import RoleMap
 
@@ -40,13 +40,15 @@ def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
     without one nobody could do anything, and a service that silently refuses everyone is a misconfiguration) and,
     when ``ORCHESTRATOR_OIDC_CLIENT_ID`` is set, browser sign-in for the approval page. Raises
     ``ServiceConfigError`` naming the variable at fault; nothing is fetched from the issuer yet."""
-    from api.auth import AuthConfigError, OidcAuthenticator
+    from api.auth import AuthConfigError, OidcAuthenticator, OidcSettings
     from api.browser import BrowserSessions, SealedCookies, check_callback, session_key_from_env
     from api.role_map import ENV_ROLE_MAP, role_map_from_env
     from api.sign_in import ENV_CLIENT_ID, BrowserSignIn, SignInSettings
 
     try:
-        authenticator = OidcAuthenticator.from_env(environ)
+        settings = OidcSettings.from_env(environ)
+        _check_ca_file(settings)
+        authenticator = OidcAuthenticator(settings)
         role_map = role_map_from_env(environ)
         if role_map is None:
             raise AuthConfigError(
@@ -65,6 +67,21 @@ def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
     except AuthConfigError as exc:
         raise ServiceConfigError(str(exc)) from None
     return ProductionAuth(authenticator, role_map, browser)
+
+
+def _check_ca_file(settings: OidcSettings) -> None:
+    """A CA bundle that is not PEM certificates is a setting to fix now, not a failed request later."""
+    import ssl
+
+    from api.auth import ENV_CA_FILE, AuthConfigError, issuer_tls_context
+
+    try:
+        issuer_tls_context(settings)
+    except (ssl.SSLError, OSError, ValueError):
+        raise AuthConfigError(
+            f"{ENV_CA_FILE}={settings.ca_file}: not a readable PEM bundle of CA certificates; name the "
+            "file holding the certificates the issuer's TLS chains to, or unset it to use the system's"
+        ) from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

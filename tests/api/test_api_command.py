@@ -16,6 +16,7 @@ import pytest
 from client.cli._common import current_user
 from client.embedded import EmbeddedDefault, _pid_alive, worker_environment
 from harness.localarm import example_parameters, example_template
+from local_arm.tls import ensure_certificates
 from tests.support.api_env import SCRUBBED, sse_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,57 @@ def test_the_development_mode_refuses_to_listen_beyond_loopback(tmp_path: Path) 
 def test_a_bad_port_is_a_usage_error() -> None:
     done = _api("--dev", "--port", "70000")
     assert done.returncode == 2 and "--port 70000" in done.stderr and "Traceback" not in done.stderr
+
+
+def _production_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A clean environment (no orchestrator or Temporal setting of this shell) with ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TEMPORAL_"))}
+    env["HOME"] = str(tmp_path)
+    env.update(settings)
+    return env
+
+
+def test_production_mode_without_sign_in_or_role_map_refuses_to_start_naming_the_variable(tmp_path: Path) -> None:
+    """Outside --dev the service needs OpenID Connect settings and a role map; each missing or bad one stops it
+    with exit 2 and a message naming the variable, before it connects to anything or listens."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used: the settings are refused before any fetch\n")
+    good_ca = ensure_certificates(tmp_path / "tls").ca_file
+    role_map = tmp_path / "roles.yaml"
+    role_map.write_text("grants:\n  - {claim: Deployments.Approve, roles: [approver], scopes: ['*/*']}\n")
+    oidc = {
+        "ORCHESTRATOR_OIDC_ISSUER": "https://127.0.0.1:9/tenant/v2.0",
+        "ORCHESTRATOR_OIDC_AUDIENCE": "api://bicep-orchestrator",
+        "ORCHESTRATOR_OIDC_CA_FILE": str(good_ca),
+    }
+    cases = [
+        ({}, "ORCHESTRATOR_OIDC_ISSUER is not set"),
+        ({**oidc, "ORCHESTRATOR_OIDC_AUDIENCE": ""}, "ORCHESTRATOR_OIDC_AUDIENCE is not set"),
+        ({**oidc, "ORCHESTRATOR_OIDC_CA_FILE": str(ca)}, "ORCHESTRATOR_OIDC_CA_FILE="),  # not a PEM bundle
+        (oidc, "ORCHESTRATOR_ROLE_MAP is not set"),
+        ({**oidc, "ORCHESTRATOR_ROLE_MAP": str(tmp_path / "missing.yaml")}, "no such role map file"),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page"},
+            "ORCHESTRATOR_OIDC_REDIRECT_URI is not set",
+        ),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/auth/callback"},
+            "does not end in /ui/sign-in/callback",
+        ),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/ui/sign-in/callback",
+             "ORCHESTRATOR_API_SESSION_KEY": "c2hvcnQ="},
+            "ORCHESTRATOR_API_SESSION_KEY is not base64 of 32 bytes",
+        ),
+        ({**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map)}, "no relay key: set ORCHESTRATOR_API_RELAY_KEY_FILE"),
+    ]  # fmt: skip
+    for settings, expected in cases:
+        done = _api("--port", "0", env=_production_env(tmp_path, **settings))
+        assert done.returncode == 2, (settings, done.stderr)
+        assert expected in done.stderr and "The service was not started" in done.stderr, (settings, done.stderr)
+        assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 @pytest.fixture(scope="module")
