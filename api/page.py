@@ -56,7 +56,8 @@ form.decide { display: inline-block; margin-right: 1rem } textarea { width: 28re
 button { font-size: 1rem; padding: .35rem 1.1rem; border-radius: .3rem; border: 1px solid #777; cursor: pointer }
 button.approve { background: #2e7d32; color: white; border-color: #1b5e20 }
 button.reject { background: #fff; color: #b71c1c; border-color: #b71c1c }
-.who { margin: 0 0 1rem } form.sign-out { display: inline; margin-left: 1rem } form.sign-out button { font-size: .8rem; padding: .1rem .5rem }
+.who { margin: 0 0 1rem } form.sign-out { display: inline; margin-left: 1rem }
+form.sign-out button { font-size: .8rem; padding: .1rem .5rem }
 """
 _LINE_CLASSES = {"-": "c-delete", "+": "c-create", "~": "c-modify", "=": "c-nochange", "!": "c-deploy"}
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from api.role_map import RoleMap
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
+ENV_PUBLIC_URL = "ORCHESTRATOR_PUBLIC_URL"  # where people reach the service (services/notifications links there too)
 
 
 class ServiceConfigError(ValueError):
@@ -38,12 +39,13 @@ class ProductionAuth:
 def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
     """OpenID Connect bearer tokens (``ORCHESTRATOR_OIDC_*``), the role map (``ORCHESTRATOR_ROLE_MAP``: required —
     without one nobody could do anything, and a service that silently refuses everyone is a misconfiguration) and,
-    when ``ORCHESTRATOR_OIDC_CLIENT_ID`` is set, browser sign-in for the approval page. Raises
+    when ``ORCHESTRATOR_OIDC_CLIENT_ID`` is set, browser sign-in for the approval page (its callback
+    ``ORCHESTRATOR_OIDC_REDIRECT_URI``, by default ``$ORCHESTRATOR_PUBLIC_URL/ui/sign-in/callback``). Raises
     ``ServiceConfigError`` naming the variable at fault; nothing is fetched from the issuer yet."""
     from api.auth import AuthConfigError, OidcAuthenticator, OidcSettings
-    from api.browser import BrowserSessions, SealedCookies, check_callback, session_key_from_env
+    from api.browser import CALLBACK_PATH, BrowserSessions, SealedCookies, check_callback, session_key_from_env
     from api.role_map import ENV_ROLE_MAP, role_map_from_env
-    from api.sign_in import ENV_CLIENT_ID, BrowserSignIn, SignInSettings
+    from api.sign_in import ENV_CLIENT_ID, ENV_REDIRECT_URI, BrowserSignIn, SignInSettings
 
     try:
         settings = OidcSettings.from_env(environ)
@@ -57,7 +59,11 @@ def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
             )
         browser = None
         if (environ.get(ENV_CLIENT_ID) or "").strip():
-            sign_in = BrowserSignIn(authenticator, SignInSettings.from_env(environ))
+            env = dict(environ)
+            public = (env.get(ENV_PUBLIC_URL) or "").strip().rstrip("/")
+            if public and not (env.get(ENV_REDIRECT_URI) or "").strip():
+                env[ENV_REDIRECT_URI] = public + CALLBACK_PATH  # the callback under the service's public URL
+            sign_in = BrowserSignIn(authenticator, SignInSettings.from_env(env))
             browser = BrowserSessions(
                 sign_in,
                 SealedCookies(session_key_from_env(environ)),

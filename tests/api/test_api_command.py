@@ -82,6 +82,11 @@ def test_production_mode_without_sign_in_or_role_map_refuses_to_start_naming_the
              "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/auth/callback"},
             "does not end in /ui/sign-in/callback",
         ),
+        (  # the callback under the public URL unless named: an http public URL off loopback is refused
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_PUBLIC_URL": "http://team.example"},
+            "ORCHESTRATOR_OIDC_REDIRECT_URI='http://team.example/ui/sign-in/callback' is not an https URL",
+        ),
         (
             {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
              "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/ui/sign-in/callback",

@@ -204,7 +204,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     "ORCHESTRATOR_API_RELAY_KEY_ID": relay.key_id,
                     "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
                     "ORCHESTRATOR_OIDC_CLIENT_SECRET": "page-secret",
-                    "ORCHESTRATOR_OIDC_REDIRECT_URI": callback,
+                    "ORCHESTRATOR_PUBLIC_URL": url,  # the sign-in callback is {url}/ui/sign-in/callback
                     "ORCHESTRATOR_OIDC_SCOPES": f"openid profile {idp.audience}/access_as_user",
                 }
             )
