@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from client.embedded import EmbeddedDefault, _pid_alive, worker_environment
 from harness.localarm import example_parameters, example_template
 from local_arm.tls import ensure_certificates
 from tests.support.api_env import SCRUBBED, sse_events
+from tests.support.notification_receivers import WEBHOOK_KEY, HttpReceiver, http_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,9 +105,20 @@ def test_production_mode_without_sign_in_or_role_map_refuses_to_start_naming_the
 
 
 @pytest.fixture(scope="module")
-def embedded_with_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    saved = {k: os.environ.pop(k, None) for k in SCRUBBED}
-    embedded = EmbeddedDefault(tmp_path_factory.mktemp("embedded-api"), api=True)
+def hook() -> Iterator[HttpReceiver]:
+    """A webhook receiver the embedded worker notifies (every event)."""
+    with http_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def embedded_with_api(tmp_path_factory: pytest.TempPathFactory, hook: HttpReceiver):  # type: ignore[no-untyped-def]
+    saved = {k: os.environ.pop(k, None) for k in (*SCRUBBED, "ORCHESTRATOR_PUBLIC_URL")}
+    folder = tmp_path_factory.mktemp("embedded-api")
+    config = folder / "notifications.yaml"
+    config.write_text(f"sinks:\n  - {{name: hook, type: webhook, url: '{hook.url}', secret_env: HOOK_KEY}}\n")
+    worker_env = {"ORCHESTRATOR_NOTIFICATIONS": str(config), "HOOK_KEY": WEBHOOK_KEY}
+    embedded = EmbeddedDefault(folder / "state", api=True, worker_env=worker_env)
     try:
         embedded.start()
         yield embedded
@@ -116,7 +129,9 @@ def embedded_with_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore
                 os.environ[key] = value
 
 
-def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_api: EmbeddedDefault) -> None:
+def test_the_embedded_default_serves_the_api_in_development_mode(
+    embedded_with_api: EmbeddedDefault, hook: HttpReceiver
+) -> None:
     instance = embedded_with_api.instance
     assert instance is not None and instance.api_url and instance.api_url.startswith("http://127.0.0.1:")
     recorded = json.loads((embedded_with_api.state_dir / "dev.json").read_text())
@@ -142,6 +157,14 @@ def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_a
         # A proxy on this machine forwarding someone else's request: the development mode refuses it.
         forwarded = http.get("/deployments", headers={"X-Forwarded-For": "203.0.113.7"})
         assert forwarded.status_code == 403 and forwarded.headers["content-type"] == "application/problem+json"
+        # The worker's notifications link to this API's approval page (ORCHESTRATOR_PUBLIC_URL set for it), and the
+        # link opens the deployment's page.
+        hook.wait_for(1, 60)
+        [event] = [r.json() for r in hook.requests if r.json()["data"]["deployment_id"] == deployment]
+        link = event["data"]["link"]
+        assert link == f"{instance.api_url}/ui/deployments/{deployment}", event["data"]
+        page = http.get(link)
+        assert page.status_code == 200 and "COMPLETED" in page.text
 
 
 def test_a_taken_port_is_an_environmental_failure(embedded_with_api: EmbeddedDefault) -> None:
