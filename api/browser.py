@@ -168,7 +168,18 @@ def add_sign_in(app: FastAPI, sessions: BrowserSessions, page: Callable[[str, st
 
     @app.get(SIGN_IN_PATH, include_in_schema=False)
     async def begin(request: Request, next: str | None = None) -> Response:
-        pending = await sessions.sign_in.begin()
+        try:
+            pending = await sessions.sign_in.begin()
+        except AuthenticationError as exc:  # the issuer's discovery document cannot be fetched
+            log.warning("browser sign-in cannot start: %s", exc.detail)
+            from html import escape
+
+            return page(
+                "Sign-in unavailable",
+                f"<h1>Sign-in is unavailable</h1><p class='error'>{escape(exc.detail[:300])}</p>"
+                "<p>Try again in a minute; if it persists, tell the service's operator.</p>",
+                503,
+            )
         sealed = sessions.cookies.seal(
             _PENDING,
             {"state": pending.state, "nonce": pending.nonce, "verifier": pending.code_verifier,

@@ -295,7 +295,10 @@ def _nothing_changed(stack: Stack, deployment: str, plan_hash: str) -> None:
     state = _state(stack, deployment)
     assert state["stage"] == "AWAITING_CONFIRMATION" and state["status"] == "RUNNING", state["stage"]
     assert state["pending_confirmation"]["plan_hash"] == plan_hash
-    assert state["confirmations"] == [] and state["refused_decisions"] == []  # nothing even reached the workflow
+    assert state["confirmations"] == [] and state["refused_decisions"] == []
+    with stack.http(stack.token("cy", READ)) as http:
+        audit = http.get(f"/deployments/{deployment}/audit").json()
+    assert audit["signals"] == [] and audit["approvals"] == []  # not a signal reached the workflow
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -464,7 +467,9 @@ def test_a_pipeline_starts_a_deletion_an_approver_signs_in_and_approves_from_the
         raw.close()
 
     # /metrics: the service counted its requests by route template and the starts it made.
-    metrics = httpx.get(f"{stack.url}/metrics/", timeout=10).text
+    scrape = httpx.get(f"{stack.url}/metrics", timeout=10, follow_redirects=True)  # as Prometheus asks for it
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    metrics = scrape.text
     assert 'route="/deployments/{deployment_id}"' in metrics
     assert "orchestrator_api_deployments_started_total" in metrics
     assert stack.pipeline_token not in stack.api_log.read_text()
@@ -528,6 +533,19 @@ def test_refusals_answer_with_their_status_and_change_nothing(stack: Stack) -> N
         assert too_large.status_code == 413, too_large.text
         listed = http.get("/deployments", params={"resource_group": rg}).json()["deployments"]
     assert listed == []
+
+    # Browser sign-in refuses a callback it did not start, and the issuer's refusal; no session either way.
+    with httpx.Client(base_url=stack.url, timeout=30) as browser:
+        stray = browser.get("/ui/sign-in/callback", params={"code": "stolen", "state": "guessed"})
+        assert stray.status_code == 400 and "not started in this browser" in stray.text
+        begun = browser.get("/ui/sign-in", params={"next": "//evil.example/phish"})
+        assert begun.status_code == 303 and begun.headers["location"].startswith(stack.idp.authorize_url)
+        state = dict(httpx.QueryParams(begun.headers["location"].split("?", 1)[1]))["state"]
+        denied = browser.get("/ui/sign-in/callback", params={"error": "access_denied", "state": state})
+        assert denied.status_code == 401 and "access_denied" in denied.text
+        assert not any("session" in name for name in browser.cookies)
+        assert browser.get(f"/ui/deployments/{deployment}").status_code == 303  # still to sign in
+    _nothing_changed(stack, deployment, plan_hash)
 
     # Then the approver's approval of the pending plan is taken: the refusals had left it waiting for exactly this.
     with stack.http(stack.token(*approver)) as http:
