@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -77,6 +79,9 @@ class SealedCookies:
     def __init__(self, key: bytes, *, clock: Callable[[], float] = time.time) -> None:
         self._aead = AESGCM(key)
         self._clock = clock
+        # The page's CSRF tokens are keyed from the same secret, so every replica sharing the session key also
+        # accepts the forms the others rendered.
+        self.csrf_key = hmac.new(key, b"approval-page csrf", hashlib.sha256).digest()
 
     def seal(self, purpose: str, document: Mapping[str, Any], *, expires_at: float) -> str:
         nonce = os.urandom(12)

@@ -3,10 +3,11 @@
 ``/ui`` lists the deployments waiting for approval and the recent ones; ``/ui/deployments/{id}`` shows one: who
 started it and from which commit, the deletions first and prominently, the plan in az notation with its colours,
 and Approve/Reject for people the policy allows — or why not (the deployer sees that another person must approve).
-A decision is a form post carrying a CSRF token: an HMAC, under a key only this process holds, of the caller, the
-deployment and the plan hash shown — a page of another site cannot forge it, and it cannot approve another plan. The
-post is also refused when its ``Origin`` is not this service. Decisions go through ``Deployments.decide``: a relay
-attestation bound to the plan hash, exactly as ``POST /deployments/{id}/approvals``.
+A decision is a form post carrying a CSRF token: an HMAC, under a key only the service holds (from the session key,
+else per process), of the caller, the deployment and the plan hash shown — a page of another site cannot forge it,
+and it cannot approve another plan. The post is also refused when its ``Origin`` is not this service. Decisions go
+through ``Deployments.decide``: a relay attestation bound to the plan hash, exactly as ``POST
+/deployments/{id}/approvals``.
 
 Who the visitor is: the development mode's configured identity, a bearer token, or — in production — the session
 cookie of browser sign-in (OpenID Connect authorization code + PKCE, ``api/browser.py``). A visitor not signed in is
@@ -124,7 +125,7 @@ def add_page(
     csrf: CsrfTokens | None = None,
     sessions: BrowserSessions | None = None,
 ) -> None:
-    csrf = csrf or CsrfTokens()
+    csrf = csrf or CsrfTokens(sessions.cookies.csrf_key if sessions is not None else None)
     if sessions is not None:
         add_sign_in(app, sessions, _page)
 

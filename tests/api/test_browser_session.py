@@ -62,3 +62,18 @@ def test_the_session_key_setting_is_checked() -> None:
     for bad in ("c2hvcnQ=", "not base64 at all!", base64.b64encode(bytes(64)).decode()):
         with pytest.raises(AuthConfigError, match=ENV_SESSION_KEY):
             session_key_from_env({ENV_SESSION_KEY: bad})
+
+
+def test_replicas_sharing_the_session_key_accept_each_others_forms() -> None:
+    from api.identity import Principal
+    from api.page import CsrfTokens
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    alice = Principal(subject="alice", name="alice", issuer="https://issuer.example/v2.0")
+    one = CsrfTokens(SealedCookies(session_key_from_env({ENV_SESSION_KEY: key})).csrf_key)
+    two = CsrfTokens(SealedCookies(session_key_from_env({ENV_SESSION_KEY: key})).csrf_key)
+    elsewhere = CsrfTokens(SealedCookies(session_key_from_env({})).csrf_key)
+    token = one.token(alice, "deploy-1", "sha256:ab")
+    assert two.valid(token, alice, "deploy-1", "sha256:ab")
+    assert not two.valid(token, alice, "deploy-1", "sha256:cd")  # another plan
+    assert not elsewhere.valid(token, alice, "deploy-1", "sha256:ab")
