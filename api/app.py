@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import IssuerUnavailableError
 from api.browser import BrowserSessions, page_visitor
 from api.deployments import MAX_IDEMPOTENCY_KEY_CHARS, Deployments, Target, links
 from api.devmode import is_loopback
@@ -196,6 +197,12 @@ def create_app(
     async def principal(request: Request) -> Principal:
         try:
             return await authenticator.authenticate(request.headers.get("authorization"))
+        except IssuerUnavailableError as exc:  # the token may be fine: we cannot check it now
+            raise Problem(
+                "issuer-unavailable",
+                f"{exc.detail}. The token was not judged; try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
         except AuthenticationError as exc:
             challenge = f'Bearer error="{exc.error}", error_description="{_header_text(exc.detail)}"'
             raise Problem("unauthenticated", exc.detail, headers={"WWW-Authenticate": challenge}) from None
