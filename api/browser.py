@@ -204,7 +204,7 @@ def add_sign_in(app: FastAPI, sessions: BrowserSessions, page: Callable[[str, st
             f"<p><a href='{SIGN_IN_PATH}'>Sign in again</a></p>",
             status,
         )
-        response.delete_cookie(sessions.pending_cookie, path=SIGN_IN_PATH)
+        response.delete_cookie(sessions.pending_cookie, path=SIGN_IN_PATH, secure=sessions.secure, httponly=True)
         return response
 
     @app.get(CALLBACK_PATH, include_in_schema=False)
@@ -220,6 +220,8 @@ def add_sign_in(app: FastAPI, sessions: BrowserSessions, page: Callable[[str, st
             return refused(
                 "This sign-in was not started in this browser, or was started more than ten minutes ago.", 400
             )
+        if not hmac.compare_digest((state or "").encode(), str(kept["state"]).encode()):
+            return refused("The callback's state is not the one this sign-in sent (a forged or stale callback).")
         if error:
             detail = f": {error_description[:300]}" if error_description else ""
             return refused(f"The issuer refused the sign-in ({error[:100]}{detail}).")
@@ -248,7 +250,7 @@ def add_sign_in(app: FastAPI, sessions: BrowserSessions, page: Callable[[str, st
             )
         log.info("browser sign-in: %s", who.name)
         response = RedirectResponse(safe_next(str(kept.get("next") or "/ui")), status_code=303)
-        response.delete_cookie(sessions.pending_cookie, path=SIGN_IN_PATH)
+        response.delete_cookie(sessions.pending_cookie, path=SIGN_IN_PATH, secure=sessions.secure, httponly=True)
         response.set_cookie(sessions.session_cookie, sealed, **cookie_options("/", max(1, expires - int(time.time()))))
         return response
 

@@ -540,6 +540,9 @@ def test_refusals_answer_with_their_status_and_change_nothing(stack: Stack) -> N
         assert stray.status_code == 400 and "not started in this browser" in stray.text
         begun = browser.get("/ui/sign-in", params={"next": "//evil.example/phish"})
         assert begun.status_code == 303 and begun.headers["location"].startswith(stack.idp.authorize_url)
+        forged = browser.get("/ui/sign-in/callback", params={"code": "stolen", "state": "forged"})
+        assert forged.status_code == 401 and "state" in forged.text
+        begun = browser.get("/ui/sign-in")
         state = dict(httpx.QueryParams(begun.headers["location"].split("?", 1)[1]))["state"]
         denied = browser.get("/ui/sign-in/callback", params={"error": "access_denied", "state": state})
         assert denied.status_code == 401 and "access_denied" in denied.text
