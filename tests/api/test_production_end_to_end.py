@@ -42,6 +42,7 @@ from services.azure_blob_store import CONNECTION_STRING_ENV, CONTAINER_ENV, Azur
 from services.content_store import CONTENT_STORE_ENV
 from tests.support.api_env import SCRUBBED, policy_text, sse_events
 from tests.support.azurite import Azurite, running_azurite
+from tests.support.metrics_scrape import Scrape, parse
 from tests.support.notification_receivers import (
     SMTP_PASSWORD,
     SMTP_USER,
@@ -301,6 +302,12 @@ def _nothing_changed(stack: Stack, deployment: str, plan_hash: str) -> None:
     assert audit["signals"] == [] and audit["approvals"] == []  # not a signal reached the workflow
 
 
+def _metrics(stack: Stack) -> Scrape:
+    scrape = httpx.get(f"{stack.url}/metrics", timeout=10, follow_redirects=True)  # as Prometheus asks for it
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    return parse(scrape.text)
+
+
 def _files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
@@ -315,6 +322,7 @@ def test_a_pipeline_starts_a_deletion_an_approver_signs_in_and_approves_from_the
     from playwright.sync_api import sync_playwright
 
     pipeline = stack.pipeline_token
+    started_before = _metrics(stack).value("orchestrator_api_deployments_started_total")
     deployment, waiting, _ = _waiting_deletion(stack, pipeline, "accept")
     run_id = waiting["run_id"]
     deletions = waiting["plan"]["deletions"]
@@ -467,11 +475,10 @@ def test_a_pipeline_starts_a_deletion_an_approver_signs_in_and_approves_from_the
         raw.close()
 
     # /metrics: the service counted its requests by route template and the starts it made.
-    scrape = httpx.get(f"{stack.url}/metrics", timeout=10, follow_redirects=True)  # as Prometheus asks for it
-    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
-    metrics = scrape.text
-    assert 'route="/deployments/{deployment_id}"' in metrics
-    assert "orchestrator_api_deployments_started_total" in metrics
+    metrics = _metrics(stack)
+    assert metrics.value("orchestrator_api_deployments_started_total") - started_before == 2  # the two POSTs
+    assert metrics.value("orchestrator_api_requests_total", route="/deployments/{deployment_id}", status="200") > 0
+    assert deployment not in metrics.text  # route templates, never the id a caller sent
     assert stack.pipeline_token not in stack.api_log.read_text()
 
 
