@@ -19,13 +19,16 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import temporalio.workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import build_activities
 from activities.lint import Linter
@@ -42,6 +45,83 @@ from workflows.drift import DriftCheckWorkflow
 from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger(__name__)
+
+try:  # the sandbox's instance class: not a public API, hence checked (see ``LeanSandboxedWorkflowRunner``)
+    from temporalio.worker.workflow_sandbox._runner import _Instance as _SandboxInstance
+except ImportError:  # pragma: no cover - a temporalio that moved it: the stock runner is used
+    _SandboxInstance = None  # type: ignore[assignment,misc]
+
+_COMPILED: dict[str, Any] = {}  # the sandbox's few code strings, compiled once per process
+
+
+def _compiled(code: str) -> Any:
+    compiled = _COMPILED.get(code)
+    if compiled is None:
+        compiled = _COMPILED[code] = compile(code, "workflow_sandbox.py", "exec")
+    return compiled
+
+
+if _SandboxInstance is not None:
+
+    class _LeanInstance(_SandboxInstance):
+        """The sandbox's workflow instance, with the same isolation and less work per call.
+
+        temporalio's instance ``exec``s a code string for every activation and, since serialization contexts, for
+        every payload it converts: it compiles the string each time and enters the import guard, to ask the
+        sandboxed instance which serialization context a payload belongs to. That question is answered by
+        temporalio's own bookkeeping (the pending activity or child of a command's sequence number); no workflow
+        code runs and nothing is imported. Here the code strings are compiled once, activations still run inside
+        the import guard exactly as before, and the context questions call the sandboxed object directly."""
+
+        def _run_code(self, code: str, **extra_globals: Any) -> None:
+            for key, value in extra_globals.items():
+                self.globals_and_locals[key] = value
+            try:
+                temporalio.workflow.unsafe._set_in_sandbox(True)
+                self._current_thread_id = threading.get_ident()
+                exec(_compiled(code), self.globals_and_locals, self.globals_and_locals)
+            finally:
+                temporalio.workflow.unsafe._set_in_sandbox(False)
+                self._current_thread_id = None
+                for key in extra_globals:
+                    self.globals_and_locals.pop(key, None)
+
+        def _ask_sandboxed(self, method: str, command_info: Any) -> Any:
+            in_sandbox = self.globals_and_locals.get("__temporal_in_sandbox")
+            if in_sandbox is None:  # not built (yet): the stock path
+                return getattr(super(), method)(command_info)
+            self.importer.restriction_context.is_runtime = True
+            temporalio.workflow.unsafe._set_in_sandbox(True)
+            try:
+                return getattr(in_sandbox, method)(command_info)
+            finally:
+                temporalio.workflow.unsafe._set_in_sandbox(False)
+                self.importer.restriction_context.is_runtime = False
+
+        def get_serialization_context(self, command_info: Any) -> Any:
+            return self._ask_sandboxed("get_serialization_context", command_info)
+
+        def get_external_store_context(self, command_info: Any) -> Any:
+            return self._ask_sandboxed("get_external_store_context", command_info)
+
+
+class LeanSandboxedWorkflowRunner(SandboxedWorkflowRunner):
+    """The sandboxed runner (same restrictions, same passthrough, workflow code still isolated from the host's
+    clock, randomness and I/O) without the per-payload ``exec``: see ``_LeanInstance``. Falls back to the stock
+    instance when the installed temporalio lacks what it builds on (``lean_runner_active`` tells)."""
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        if not lean_runner_active():
+            return super().create_instance(det)
+        return _LeanInstance(det, self.runner_class, self.restrictions)
+
+
+def lean_runner_active() -> bool:
+    """Whether this temporalio's sandbox instance has what ``_LeanInstance`` overrides and reads."""
+    if _SandboxInstance is None:
+        return False
+    needed = ("_run_code", "get_serialization_context", "get_external_store_context", "_create_instance")
+    return all(callable(getattr(_SandboxInstance, name, None)) for name in needed)
 
 
 def default_build_id() -> str:
@@ -93,6 +173,7 @@ def build_worker(
         max_concurrent_local_activities=config.max_concurrent_local_activities,
         graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
         build_id=config.build_id or default_build_id(),
+        workflow_runner=worker_kwargs.pop("workflow_runner", None) or LeanSandboxedWorkflowRunner(),
         **worker_kwargs,
     )
 
