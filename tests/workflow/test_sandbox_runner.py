@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -21,10 +22,12 @@ from temporalio.converter import (
     WithSerializationContext,
     WorkflowSerializationContext,
 )
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._importer import Importer
 from temporalio.worker.workflow_sandbox._in_sandbox import InSandbox
+from temporalio.worker.workflow_sandbox._runner import _fake_info
+from temporalio.workflow import _Definition
 
 from client.deployments import result_of, start_deployment
 from contract.models import DeployOutcome
@@ -32,6 +35,7 @@ from harness.localarm import real_worker, request_for, storage_template
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from tests.support.sandbox_probe import PROBE_ACTIVITY, ActivityProbeWorkflow, HostAccessProbeWorkflow, echo
 from worker import LeanSandboxedWorkflowRunner, lean_runner_active
+from workflows.deployment import DeploymentWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -148,3 +152,32 @@ async def test_a_deployment_enters_the_sandbox_guard_per_activation_not_per_payl
     # Two entries build the run (import the workflow, create its instance); one per activation. temporalio's own
     # runner entered it about 110 more times for this deployment, once per payload conversion.
     assert counts["guard"] <= counts["activations"] + 2, counts
+
+
+def _instance_details() -> WorkflowInstanceDetails:
+    return WorkflowInstanceDetails(
+        payload_converter_factory=DataConverter.default._new_payload_converter,
+        failure_converter_class=DataConverter.default.failure_converter_class,
+        interceptor_classes=[],
+        defn=_Definition.from_class(DeploymentWorkflow),
+        info=_fake_info,  # the sandbox's own placeholder info, as it uses to validate a workflow at worker start
+        randomness_seed=-1,
+        extern_functions={},
+        disable_eager_activity_execution=False,
+        worker_level_failure_exception_types=[],
+        patch_activation_callback=None,
+        last_completion_result=Payloads(),
+        last_failure=Failure(),
+    )
+
+
+async def test_runs_share_the_workflow_code_but_not_its_module(dev_env, local_arm, tmp_path, task_queue):
+    async with real_worker(dev_env.client, local_arm, tmp_path, task_queue):  # the worker as deployments run it
+        runner = LeanSandboxedWorkflowRunner()
+        first, second = (runner.create_instance(_instance_details()) for _ in range(2))
+    one, two = (instance.globals_and_locals["__temporal_workflow_class"] for instance in (first, second))
+    # Isolation kept: each run imported the workflow module anew (its own module, class and globals)...
+    assert one is not two and one is not DeploymentWorkflow
+    assert one.run.__globals__ is not two.run.__globals__
+    # ...executing the same code objects, read once per process instead of once per run.
+    assert one.run.__code__ is two.run.__code__
