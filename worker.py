@@ -21,7 +21,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -54,40 +53,17 @@ try:  # the sandbox's instance class: not a public API, hence checked (see ``Lea
 except ImportError:  # pragma: no cover - a temporalio that moved it: the stock runner is used
     _SandboxInstance = None  # type: ignore[assignment,misc]
 
-_COMPILED: dict[str, Any] = {}  # the sandbox's few code strings, compiled once per process
-
-
-def _compiled(code: str) -> Any:
-    compiled = _COMPILED.get(code)
-    if compiled is None:
-        compiled = _COMPILED[code] = compile(code, "workflow_sandbox.py", "exec")
-    return compiled
-
-
 if _SandboxInstance is not None:
 
     class _LeanInstance(_SandboxInstance):
-        """The sandbox's workflow instance, with the same isolation and less work per call.
+        """The sandbox's workflow instance, with the same isolation and less work per payload.
 
-        temporalio's instance ``exec``s a code string for every activation and, since serialization contexts, for
-        every payload it converts: it compiles the string each time and enters the import guard, to ask the
-        sandboxed instance which serialization context a payload belongs to. That question is answered by
-        temporalio's own bookkeeping (the pending activity or child of a command's sequence number); no workflow
-        code runs and nothing is imported. Here the code strings are compiled once, activations still run inside
-        the import guard exactly as before, and the context questions call the sandboxed object directly."""
-
-        def _run_code(self, code: str, **extra_globals: Any) -> None:
-            for key, value in extra_globals.items():
-                self.globals_and_locals[key] = value
-            try:
-                temporalio.workflow.unsafe._set_in_sandbox(True)
-                self._current_thread_id = threading.get_ident()
-                exec(_compiled(code), self.globals_and_locals, self.globals_and_locals)
-            finally:
-                temporalio.workflow.unsafe._set_in_sandbox(False)
-                self._current_thread_id = None
-                for key in extra_globals:
-                    self.globals_and_locals.pop(key, None)
+        temporalio's instance ``exec``s a code string (compiled anew) inside the import guard for every activation
+        and, since serialization contexts, for every payload it converts, to ask the sandboxed instance which
+        serialization context the payload belongs to. That question is answered by temporalio's own bookkeeping
+        (the pending activity or child of a command's sequence number): no workflow code runs and nothing is
+        imported. Here it calls the sandboxed object directly; activations (and building the run) go through the
+        stock path, inside the import guard, exactly as before."""
 
         def _ask_sandboxed(self, method: str, command_info: Any) -> Any:
             in_sandbox = self.globals_and_locals.get("__temporal_in_sandbox")
@@ -123,7 +99,7 @@ def lean_runner_active() -> bool:
     """Whether this temporalio's sandbox instance has what ``_LeanInstance`` overrides and reads."""
     if _SandboxInstance is None:
         return False
-    needed = ("_run_code", "get_serialization_context", "get_external_store_context", "_create_instance")
+    needed = ("get_serialization_context", "get_external_store_context", "_create_instance")
     return all(callable(getattr(_SandboxInstance, name, None)) for name in needed)
 
 
