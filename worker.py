@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import signal
@@ -22,10 +24,13 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import CodeType
+from typing import Any, ClassVar
 
+import temporalio.workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities import build_activities
 from activities.lint import Linter
@@ -45,10 +50,106 @@ from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger(__name__)
 
+try:  # the sandbox's instance class: not a public API, hence checked (see ``LeanSandboxedWorkflowRunner``)
+    from temporalio.worker.workflow_sandbox._runner import _Instance as _SandboxInstance
+except ImportError:  # pragma: no cover - a temporalio that moved it: the stock runner is used
+    _SandboxInstance = None  # type: ignore[assignment,misc]
+
+if _SandboxInstance is not None:
+
+    class _LeanInstance(_SandboxInstance):
+        """The sandbox's workflow instance, with the same isolation and less work per payload.
+
+        temporalio's instance ``exec``s a code string (compiled anew) inside the import guard for every activation
+        and, since serialization contexts, for every payload it converts, to ask the sandboxed instance which
+        serialization context the payload belongs to. That question is answered by temporalio's own bookkeeping
+        (the pending activity or child of a command's sequence number): no workflow code runs and nothing is
+        imported. Here it calls the sandboxed object directly; activations (and building the run) go through the
+        stock path, inside the import guard, exactly as before."""
+
+        def _ask_sandboxed(self, method: str, command_info: Any) -> Any:
+            in_sandbox = self.globals_and_locals.get("__temporal_in_sandbox")
+            if in_sandbox is None:  # not built (yet): the stock path
+                return getattr(super(), method)(command_info)
+            self.importer.restriction_context.is_runtime = True
+            temporalio.workflow.unsafe._set_in_sandbox(True)
+            try:
+                return getattr(in_sandbox, method)(command_info)
+            finally:
+                temporalio.workflow.unsafe._set_in_sandbox(False)
+                self.importer.restriction_context.is_runtime = False
+
+        def get_serialization_context(self, command_info: Any) -> Any:
+            return self._ask_sandboxed("get_serialization_context", command_info)
+
+        def get_external_store_context(self, command_info: Any) -> Any:
+            return self._ask_sandboxed("get_external_store_context", command_info)
+
+
+class LeanSandboxedWorkflowRunner(SandboxedWorkflowRunner):
+    """The sandboxed runner (same restrictions, same passthrough, workflow code still isolated from the host's
+    clock, randomness and I/O) without the per-payload ``exec``: see ``_LeanInstance``. Falls back to the stock
+    instance when the installed temporalio lacks what it builds on (``lean_runner_active`` tells)."""
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        if not lean_runner_active():
+            return super().create_instance(det)
+        return _LeanInstance(det, self.runner_class, self.restrictions)
+
+
+def lean_runner_active() -> bool:
+    """Whether this temporalio's sandbox instance has what ``_LeanInstance`` overrides and reads."""
+    if _SandboxInstance is None:
+        return False
+    needed = ("get_serialization_context", "get_external_store_context", "_create_instance")
+    return all(callable(getattr(_SandboxInstance, name, None)) for name in needed)
+
 
 def default_build_id() -> str:
     """The build id a worker reports unless told otherwise: the package version (docs/OPERATIONS.md)."""
     return f"{DISTRIBUTION}@{package_version()}"
+
+
+class _SharedCodeLoader(importlib.machinery.SourceFileLoader):
+    """Loads a workflow module's code once per process: the sandbox executes the module anew for every run (fresh
+    globals, a fresh class — the isolation stays), but the code object it executes is immutable and the same each
+    time, so it is read and unmarshalled once instead of once per run (about 140 KiB per live deployment)."""
+
+    _codes: ClassVar[dict[str, CodeType]] = {}
+
+    def get_code(self, fullname: str) -> CodeType:
+        code = self._codes.get(self.path)
+        if code is None:
+            loaded = super().get_code(fullname)
+            if loaded is None:  # a loader without code: nothing to share
+                raise ImportError(f"no code for {fullname}", name=fullname)
+            code = self._codes[self.path] = loaded
+        return code
+
+
+class _SharedWorkflowCodeFinder(importlib.abc.MetaPathFinder):
+    """Finds ``workflows`` and its modules the way the other finders do, with ``_SharedCodeLoader`` as their loader."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "workflows" and not fullname.startswith("workflows."):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is None:
+                continue
+            loader = spec.loader
+            if type(loader) is importlib.machinery.SourceFileLoader:
+                spec.loader = _SharedCodeLoader(loader.name, loader.path)
+            return spec
+        return None
+
+
+def share_workflow_code() -> None:
+    """Let every sandboxed run of a workflow execute the same code objects (installed once per process)."""
+    if not any(isinstance(finder, _SharedWorkflowCodeFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SharedWorkflowCodeFinder())
 
 
 def precompile_workflow_code() -> None:
@@ -76,6 +177,7 @@ def build_worker(
 ) -> Worker:
     """A worker for the deployment workflow. ``activities`` replaces the real ones (tests use fakes)."""
     precompile_workflow_code()
+    share_workflow_code()
     return Worker(
         client,
         task_queue=config.task_queue,
@@ -96,6 +198,7 @@ def build_worker(
         max_concurrent_local_activities=config.max_concurrent_local_activities,
         graceful_shutdown_timeout=timedelta(seconds=config.graceful_shutdown_seconds),
         build_id=config.build_id or default_build_id(),
+        workflow_runner=worker_kwargs.pop("workflow_runner", None) or LeanSandboxedWorkflowRunner(),
         **worker_kwargs,
     )
 

@@ -12,15 +12,19 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from services.temporal_client import data_converter
+from worker import LeanSandboxedWorkflowRunner
 from workflows.deployment import DeploymentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+@pytest.mark.parametrize("runner", ["temporalio's sandbox", "the worker's sandbox"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_saved_history_replays(path: Path) -> None:
+async def test_saved_history_replays(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(recorded_workflow_id(path), json.loads(path.read_text()))
-    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter())
+    # The worker replays evicted runs with its own runner (worker.LeanSandboxedWorkflowRunner): both must replay.
+    options = {"workflow_runner": LeanSandboxedWorkflowRunner()} if runner == "the worker's sandbox" else {}
+    replayer = Replayer(workflows=[DeploymentWorkflow], data_converter=data_converter(), **options)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
