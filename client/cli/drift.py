@@ -25,6 +25,7 @@ from client.cli._common import (
     CommandError,
     Target,
     add_target_args,
+    current_user,
     local_flag,
     print_json,
     progress,
@@ -67,6 +68,12 @@ def add_parser(subparsers: Any) -> None:
         "--allow-list",
         metavar="FILE",
         help="YAML/JSON list of {resource_type, api_version, path, expires, who, why}: differences that are not drift",
+    )
+    q.add_argument(
+        "--remediate",
+        action="store_true",
+        help="a check that finds drift starts an ordinary deployment of the last good template and parameters "
+        "(plan, approval of deletions under the worker's policy, deploy, health); you are its initiator",
     )
     add_target_args(q)
     q.set_defaults(run=run_enable)
@@ -154,7 +161,9 @@ async def enable(args: argparse.Namespace) -> int:
     target = await resolve_target(args)
     sub = _subscription(args, target)
     schedule_id = drift_schedule_id(sub, rg)
-    inp = DriftCheckInput(subscription_id=sub, resource_group=rg, allow_list=allow)
+    inp = DriftCheckInput(
+        subscription_id=sub, resource_group=rg, allow_list=allow, remediate=args.remediate, initiator=current_user()
+    )
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             DRIFT_WORKFLOW_NAME, inp, id=f"{schedule_id}-check", task_queue=target.task_queue
@@ -172,11 +181,19 @@ async def enable(args: argparse.Namespace) -> int:
         verb = "Updated"
     progress(
         f"{verb} drift detection for {rg}: schedule {schedule_id}, every {args.every}, {len(allow)} allow-list "
-        f"entries; a check runs now (it takes the baseline). `python starter.py drift status -g {rg} --subscription "
+        f"entries{'; drift is remediated by a deployment started as ' + inp.initiator if args.remediate else ''}"
+        "; a check runs now (it takes the baseline). `python starter.py drift status -g {rg} --subscription "
         f"{sub}{local_flag(target)}` shows the results."
     )
     if args.output == "json":
-        print_json({"schedule_id": schedule_id, "every_seconds": every, "allow_list": len(allow)})
+        print_json(
+            {
+                "schedule_id": schedule_id,
+                "every_seconds": every,
+                "allow_list": len(allow),
+                "remediate": args.remediate,
+            }
+        )
     return ExitCode.OK
 
 
@@ -244,6 +261,15 @@ async def status(args: argparse.Namespace) -> int:
                 print(f"      {f.resource_id}: {what}")
             for e in r.expired_entries:
                 print(f"      expired allow-list entry (not applied): {e}")
+            if r.remediation_workflow_id:
+                print(
+                    f"      remediation: deployment {r.remediation_workflow_id} run {r.remediation_run_id} "
+                    f"(`python starter.py status {r.remediation_workflow_id}{local_flag(target)}`)"
+                )
+            if r.remediation_problem:
+                print(f"      not remediated: {r.remediation_problem}")
+            if r.notification_id:
+                print(f"      announced to the notification sinks: event {r.notification_id}")
     drifted = latest is not None and latest.classification in (
         DriftClass.CONFIGURATION_DRIFT,
         DriftClass.DESTRUCTIVE_DRIFT,
