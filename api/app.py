@@ -428,6 +428,9 @@ def create_app(
         )  # fmt: skip
 
     from api.page import add_page, bearer_or_none
+    from api.rollouts import rollouts_router
+
+    app.include_router(rollouts_router(service, principal, authorizer))  # fleet rollouts (docs/FLEET.md)
 
     add_page(app, service, principal_of=page_principal or bearer_or_none(authenticator), authorizer=authorizer)
     _document_security_and_problems(app)

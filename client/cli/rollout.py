@@ -170,14 +170,7 @@ async def plan(args: argparse.Namespace) -> int:
     checked = _checked(args)
     target = await resolve_target(args)
     request = _request(args, checked, target, preview_only=True)
-    handle = await target.client.start_workflow(
-        ROLLOUT_WORKFLOW_NAME,
-        RolloutInput(request=request),
-        id=f"{rollout_workflow_id(request.name)}-plan-{uuid.uuid4().hex[:8]}",
-        task_queue=target.task_queue,
-        result_type=RolloutStatus,
-        static_summary=f"rollout plan {request.name}: what-if of every target",
-    )
+    handle = await start_plan_workflow(target.client, request, task_queue=target.task_queue)
     progress(f"Planning rollout {request.name} as workflow {handle.id} ({_target_count(request)} targets)…")
     result: RolloutStatus = await handle.result()
     changes = any(t.plan is not None and t.plan.changes for r in result.rings for t in r.targets)
@@ -197,17 +190,7 @@ async def start(args: argparse.Namespace) -> int:
     request = _request(args, checked, target, preview_only=False)
     wf_id = rollout_workflow_id(request.name)
     try:
-        handle = await target.client.start_workflow(
-            ROLLOUT_WORKFLOW_NAME,
-            RolloutInput(request=request),
-            id=wf_id,
-            task_queue=target.task_queue,
-            result_type=RolloutStatus,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={"rollout": request.name, "initiator": request.initiator, "targets": _target_count(request)},
-            static_summary=f"rollout {request.name}: {_target_count(request)} targets in {len(request.rings)} rings",
-        )
+        handle = await start_rollout_workflow(target.client, request, task_queue=target.task_queue)
     except WorkflowAlreadyStartedError:
         raise CommandError(
             f"Rollout {request.name} is already running as workflow {wf_id}: `python starter.py rollout status "
@@ -228,6 +211,44 @@ async def start(args: argparse.Namespace) -> int:
     else:
         print_status(result)
     return STATE_EXIT_CODES.get(result.state, ExitCode.OK)
+
+
+async def start_plan_workflow(client: Any, request: RolloutRequest, *, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """``rollout plan``'s workflow (the CLI's and the team API's): what-if of every target, nothing deployed."""
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        ROLLOUT_WORKFLOW_NAME,
+        RolloutInput(request=request),
+        id=f"{rollout_workflow_id(request.name)}-plan-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+        result_type=RolloutStatus,
+        memo={"rollout": request.name, "initiator": request.initiator, "targets": _target_count(request)},
+        static_summary=f"rollout plan {request.name}: what-if of every target",
+    )
+    return handle
+
+
+async def start_rollout_workflow(
+    client: Any, request: RolloutRequest, *, task_queue: str, memo: dict[str, Any] | None = None
+) -> WorkflowHandle[Any, Any]:
+    """``rollout start``'s workflow ``rollout-<name>`` (the CLI's and the team API's); WorkflowAlreadyStartedError
+    while one of that name runs."""
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        ROLLOUT_WORKFLOW_NAME,
+        RolloutInput(request=request),
+        id=rollout_workflow_id(request.name),
+        task_queue=task_queue,
+        result_type=RolloutStatus,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        memo={
+            "rollout": request.name,
+            "initiator": request.initiator,
+            "targets": _target_count(request),
+            **(memo or {}),
+        },
+        static_summary=f"rollout {request.name}: {_target_count(request)} targets in {len(request.rings)} rings",
+    )
+    return handle
 
 
 async def _follow(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
