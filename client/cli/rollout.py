@@ -350,7 +350,9 @@ def ring_approval(args: argparse.Namespace, status: RolloutStatus, ring_name: st
     who = getattr(args, "approver", None) or current_user()
     if not getattr(args, "key", None):
         if getattr(args, "approver", None):
-            raise CommandError("--as names the principal of a signing key: give --key too. Nothing was sent.", 2)
+            raise CommandError(
+                "--as names the principal of a signing key: give --key too. Nothing was sent.", ExitCode.USAGE
+            )
         return ApproveRingSignal(ring=ring_name, by=who, plan_hash=ring.plan_hash)
     if not ring.plan_hash or not status.first_run_id:
         raise CommandError(

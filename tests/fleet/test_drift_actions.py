@@ -247,3 +247,53 @@ async def test_a_remediation_that_deletes_waits_for_someone_other_than_who_enabl
     assert len(events) == 1 and events[0]["data"]["plan_counts"] == {"Delete": 1}
     code, _, err = await fleet.cli("drift", "disable", *place)
     assert code == 0, err
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_drift_detection_for_every_target_of_a_rollout_file(fleet: Fleet, local_arm: LocalArm) -> None:
+    tag = uuid.uuid4().hex[:6]
+    groups = [f"rg-drift-fleet-{tag}-{i}" for i in range(2)]
+    ring = {"name": "all", "max_parallel": 2, "targets": [{"subscription": SUB, "resource_group": g} for g in groups]}
+    template = storage_template([f"stfleet{tag}"])
+    template["resources"][0]["properties"] = {"minimumTlsVersion": "TLS1_2"}
+    path = fleet.rollout_file(f"drift-{tag}", [ring], template=template)
+    code, _, err = await fleet.cli("rollout", "start", str(path), "--follow")
+    assert code == 0, (err, fleet.log.read_text()[-2000:])
+
+    code, _, err = await fleet.cli("drift", "enable", "--every", "6h")
+    assert code == 2 and "-g RG" in err and "--rollout FILE" in err
+    code, _, err = await fleet.cli("drift", "enable", "--rollout", str(path), "-g", groups[0])
+    assert code == 2 and "leave out -g" in err
+    code, out, err = await fleet.cli("drift", "enable", "--rollout", str(path), "--every", "6h", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["schedule_ids"] == [drift_schedule_id(SUB, g) for g in groups]
+
+    async def all_checked() -> bool:
+        _, out, _ = await fleet.cli("drift", "status", "--rollout", str(path), "-o", "json")
+        schedules = json.loads(out)["schedules"] if out else []
+        return len(schedules) == 2 and all(s["checks"] and s["checks"][0]["report"] for s in schedules)
+
+    await wait_for(all_checked, 90, "a first check of every target")
+    _, out, _ = await fleet.cli("drift", "status", "--rollout", str(path), "-o", "json")
+    firsts = [s["checks"][0]["report"] for s in json.loads(out)["schedules"]]
+    # Each target's last good deployment is the rollout's child: the first check takes its baseline.
+    assert [(r["classification"], r["baseline_captured"], r["problem"]) for r in firsts] == [
+        ("no change", True, None)
+    ] * 2
+    storage = f"/subscriptions/{SUB}/resourceGroups/{groups[1]}/providers/{STORAGE}/stfleet{tag}"
+    local_arm.admin.change_resource(storage, {"properties": {"minimumTlsVersion": "TLS1_0"}})
+    code, _, err = await fleet.cli("drift", "enable", "--rollout", str(path), "--every", "6h")  # updates, checks now
+    assert code == 0, err
+
+    async def second_group_drifted() -> bool:
+        code, out, _ = await fleet.cli("drift", "status", "--rollout", str(path), "-o", "json")
+        latest = json.loads(out)["schedules"][1]["checks"][0]["report"] if out else None
+        return code == 7 and latest is not None and latest["classification"] == "configuration drift"
+
+    await wait_for(second_group_drifted, 90, "the drift of the second target")
+    code, out, _ = await fleet.cli("drift", "status", "--rollout", str(path))
+    assert code == 7 and out.count("Drift schedule") == 2 and "properties.minimumTlsVersion" in out
+    code, out, err = await fleet.cli("drift", "disable", "--rollout", str(path), "-o", "json")
+    assert code == 0 and len(json.loads(out)["deleted"]) == 2, err
+    code, out, _ = await fleet.cli("drift", "status", "--rollout", str(path), "-o", "json")
+    assert code == 0 and not any(s["enabled"] for s in json.loads(out)["schedules"])

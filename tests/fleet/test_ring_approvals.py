@@ -1,8 +1,8 @@
 """Ring approvals under the worker's approval policy, as deployment approvals are: four eyes (the rollout's initiator
 may not approve its own ring), the policy file's allowed approvers of every target, N of M distinct approvers, and
-signed (OpenSSH) or relay proofs when the policy demands them. A Temporal dev server (real time: the statements carry wall-clock validity), the fast fake stage set
-(harness/fakes.py: no ARM here), real child DeploymentWorkflows, and the real verify_approval activity (ssh-keygen,
-Ed25519) with keys made for the test."""
+signed (OpenSSH) or relay proofs when the policy demands them. A Temporal dev server (real time: statements carry
+wall-clock validity), the fast fake stage set (harness/fakes.py: no ARM here), real child DeploymentWorkflows, and the
+real verify_approval activity (ssh-keygen, Ed25519) with keys made for the test."""
 
 from __future__ import annotations
 
