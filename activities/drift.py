@@ -36,6 +36,8 @@ class DriftActivities:
             classification=DriftClass.NO_CHANGE,
             checked_at=now,
         )
+        if inp.request is not None:
+            return await self._check_given(inp, report, now)
         record = await asyncio.to_thread(LastGoodStore(self._store).load, inp.subscription_id, inp.resource_group)
         if record is None:
             report.problem = (
@@ -89,6 +91,24 @@ class DriftActivities:
         report.expired_entries = expired
         if report.drifted:
             report.last_good_request = await self._remediation_request(inp, record, request, report)
+        return report
+
+    async def _check_given(self, inp: DriftCheckInput, report: DriftReport, now: datetime) -> DriftReport:
+        """``drift enable -t/-p``: what-if of the given template and parameters. No baseline: what differs from the
+        template you name is what you asked to know (the allow-list covers provider noise)."""
+        assert inp.request is not None
+        request = inp.request.model_copy(update={"initiator": "drift-check"})
+        report.compared_with = f"{request.template_path or 'template'} ({request.template.digest[:19]}…)"
+        run_id = activity.info().workflow_run_id or "check"
+        name = deployment_name_for(resource_group=request.resource_group, workflow_id="drift", run_id=run_id)
+        plan = await self._plan.plan_deployment(StageInput(request=request, deployment_name=name))
+        full = plan.full_result
+        doc = await asyncio.to_thread(get_json, self._store, full) if full is not None else {"changes": []}
+        cls, findings, _, by_allow, expired = classify(doc, baseline={}, allow_list=inp.allow_list, now=now)
+        report.classification, report.findings = cls, findings
+        report.suppressed_allow_list, report.expired_entries = by_allow, expired
+        if report.drifted:
+            report.last_good_request = inp.request  # what a remediation deploys: the template you named
         return report
 
     async def _remediation_request(

@@ -50,6 +50,9 @@ class DriftCheckInput(_Model):
     # and parameters (plan, approval of deletions under the worker's policy, deploy, health), named in the report.
     remediate: bool = False
     initiator: str = "drift-check"  # who enabled the schedule: the remediation deployment's initiator (four eyes)
+    # ``drift enable -t/-p``: compare with this template and these parameters (ARM JSON in the content store, secure
+    # values sealed) instead of the last good deployment; None: the last good deployment.
+    request: DeployRequest | None = None
 
 
 class DriftFinding(_Model):
@@ -71,6 +74,7 @@ class DriftReport(_Model):
     expired_entries: list[str] = Field(default_factory=list)  # allow-list entries past their expiry (not applied)
     baseline_captured: bool = False  # this run took the baseline (the first check after a new good deployment)
     problem: str | None = None  # why nothing could be checked (no good deployment recorded, ...)
+    compared_with: str | None = None  # -t/-p: the template named (its path and digest) instead of the last good one
     # Drift found: the event announced to the worker's sinks (its stable id; None when no sink takes it) and, with
     # --remediate, the deployment started to put the last good state back (or why none was started).
     notification_id: str | None = None

@@ -74,6 +74,16 @@ def add_parser(subparsers: Any) -> None:
         help="a check that finds drift starts an ordinary deployment of the last good template and parameters "
         "(plan, approval of deletions under the worker's policy, deploy, health); you are its initiator",
     )
+    q.add_argument(
+        "-t",
+        "--template",
+        metavar="FILE",
+        help="compare with this ARM JSON template instead of the last good deployment (no baseline then: the "
+        "allow-list covers provider noise); --remediate deploys it",
+    )
+    q.add_argument("-p", "--parameters", metavar="FILE", help="with -t: its parameters file")
+    q.add_argument("-l", "--location", help="with -t: the resource group's region (required with -t)")
+    q.add_argument("--mode", choices=["Incremental", "Complete"], default="Incremental", help="with -t: the mode")
     add_target_args(q)
     q.set_defaults(run=run_enable)
     q = sub.add_parser("status", help="the latest checks of the resource group")
@@ -174,9 +184,31 @@ def _subscription(args: argparse.Namespace, target: Target | None) -> str:
     return resolve_subscription(args, target)
 
 
+def _given(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """-t/-p/-l checked before connecting: the template, its parameters and the location; None without -t."""
+    from client.inputs import load_parameters_file, load_template, validate_location
+
+    if args.template is None:
+        if args.parameters or args.location or args.mode != "Incremental":
+            raise InputError("-p, -l and --mode describe the template given with -t: give -t too.")
+        return None
+    if args.rollout:
+        raise InputError("--rollout compares every target with its last good deployment: leave out -t.")
+    if not args.location:
+        raise InputError("-t needs -l/--location: the resource group's region (what-if evaluates the template there).")
+    template = load_template(args.template)
+    parameters = load_parameters_file(args.parameters) if args.parameters else {}
+    return template, parameters, validate_location(args.location)
+
+
 async def enable(args: argparse.Namespace) -> int:
+    from client.cli._common import open_store, store_write_error
+    from client.deployments import build_deploy_request
+    from contract.models import DeploymentMode
+
     every = _every(args.every)
     allow = read_allow_list(args.allow_list) if args.allow_list else []
+    given = _given(args)
     places = _places(args)
     target = await resolve_target(args)
     enabled = []
@@ -185,12 +217,31 @@ async def enable(args: argparse.Namespace) -> int:
         inp = DriftCheckInput(
             subscription_id=sub, resource_group=rg, allow_list=allow, remediate=args.remediate, initiator=current_user()
         )
+        if given is not None:
+            template, parameters, location = given
+            store = open_store(target)
+            try:
+                inp.request = build_deploy_request(
+                    store=store,
+                    template=template,
+                    subscription_id=sub,
+                    resource_group=rg,
+                    location=location,
+                    parameters=parameters,
+                    template_path=args.template,
+                    parameters_path=args.parameters,
+                    mode=DeploymentMode(args.mode),
+                    initiator=inp.initiator,
+                )
+            except OSError as exc:
+                raise store_write_error(store, exc, "the template") from None
         schedule_id, verb = await _enable_one(target, inp, every)
         enabled.append(schedule_id)
         progress(
             f"{verb} drift detection for {rg}: schedule {schedule_id}, every {args.every}, {len(allow)} allow-list "
             f"entries{'; drift is remediated by a deployment started as ' + inp.initiator if args.remediate else ''}"
-            f"; a check runs now (it takes the baseline). `python starter.py drift status -g {rg} --subscription "
+            f"; a check runs now{'' if given else ' (it takes the baseline)'}. `python starter.py drift status -g {rg} "
+            f"--subscription "
             f"{sub}{local_flag(target)}` shows the results."
         )
     if args.output == "json":
@@ -313,6 +364,8 @@ def _print_reports(
             f"{r.suppressed_baseline} by the baseline, {r.suppressed_allow_list} by the allow-list"
             + ("  (baseline taken)" if r.baseline_captured else "")
         )
+        if r.compared_with:
+            print(f"      compared with {r.compared_with}")
         if r.problem:
             print(f"      {r.problem}")
         for f in r.findings:

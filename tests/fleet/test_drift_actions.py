@@ -297,3 +297,45 @@ async def test_drift_detection_for_every_target_of_a_rollout_file(fleet: Fleet, 
     assert code == 0 and len(json.loads(out)["deleted"]) == 2, err
     code, out, _ = await fleet.cli("drift", "status", "--rollout", str(path), "-o", "json")
     assert code == 0 and not any(s["enabled"] for s in json.loads(out)["schedules"])
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_drift_against_a_named_template_is_reported_at_once_and_remediated_to_it(
+    fleet: Fleet, local_arm: LocalArm, dev_env: Any
+) -> None:
+    rg = f"rg-given-{uuid.uuid4().hex[:6]}"
+    deployed = storage_template(["stgiven01"])
+    deployed["resources"][0]["properties"] = {"minimumTlsVersion": "TLS1_0"}
+    (fleet.tmp / "deployed.json").write_text(json.dumps(deployed))
+    wanted = storage_template(["stgiven01"])
+    wanted["resources"][0]["properties"] = {"minimumTlsVersion": "TLS1_2"}
+    (fleet.tmp / "wanted.json").write_text(json.dumps(wanted))
+    code, _, err = await fleet.cli("deploy", "-g", rg, "-l", "westeurope", "-t", "deployed.json", "--subscription", SUB)
+    assert code == 0, (err, fleet.log.read_text()[-2000:])
+    place = ["-g", rg, "--subscription", SUB]
+    code, _, err = await fleet.cli("drift", "enable", *place, "-p", "p.json")
+    assert code == 2 and "give -t too" in err
+    code, _, err = await fleet.cli("drift", "enable", *place, "-t", "wanted.json")
+    assert code == 2 and "-l/--location" in err
+
+    # The first check already reports what differs from the named template (no baseline takes it for noise).
+    checks = Checks(fleet, place)
+    code, _, err = await fleet.cli("drift", "enable", *place, "-t", "wanted.json", "-l", "westeurope", "--remediate")
+    assert code == 0, err
+    first = await checks.next()
+    assert first["classification"] == DriftClass.CONFIGURATION_DRIFT.value and not first["baseline_captured"], first
+    assert first["compared_with"].startswith("wanted.json (sha256:")
+    assert first["findings"][0]["paths"] == ["properties.minimumTlsVersion"]
+    remediation = dev_env.client.get_workflow_handle(
+        first["remediation_workflow_id"], run_id=first["remediation_run_id"], result_type=DeployResult
+    )
+    result = await asyncio.wait_for(remediation.result(), 120)
+    assert result.succeeded, result.failure
+    storage = f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/{STORAGE}/stgiven01"
+    live = resources(local_arm).resources.get_by_id(storage, api_version="2023-01-01")
+    assert live.properties["minimumTlsVersion"] == "TLS1_2"  # the named template's value, deployed
+    await dev_env.client.get_schedule_handle(drift_schedule_id(SUB, rg)).trigger()
+    after = await checks.next()
+    assert after["classification"] == DriftClass.NO_CHANGE.value and after["remediation_workflow_id"] is None
+    code, _, err = await fleet.cli("drift", "disable", *place)
+    assert code == 0, err
