@@ -7,8 +7,12 @@ real verify_approval activity (ssh-keygen, Ed25519) with keys made for the test.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import pwd
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,8 +40,11 @@ from contract.rollout import (
     RolloutTarget,
 )
 from harness.fakes import FakeStages, make_request
+from harness.localarm import storage_template
+from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.approvals import load_policy, sign_relay, sign_ssh
 from tests.support.approval_keys import make_approval_keys
+from tests.support.fleet import Fleet
 from workflows.deployment import DeploymentWorkflow
 from workflows.rollout import RolloutWorkflow
 
@@ -182,3 +189,69 @@ async def test_a_policy_file_demands_signed_approvals_from_two_people_other_than
     assert result.state is RolloutState.SUCCEEDED
     assert result.rings[1].approved_by == "ana, bo"
     assert [e.verification.proof_kind for e in result.rings[1].approvals] == ["ssh", "relay"]
+
+
+# ------------------------------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
+    yield from running_local_arm(tmp_path_factory.mktemp("local-arm-ring-approvals"), **FAST)
+
+
+async def test_rollout_approve_signs_the_ring_with_a_key_when_the_policy_demands_proofs(
+    dev_env: Any, local_arm: LocalArm, tmp_path: Path
+) -> None:
+    """`starter.py rollout start|status|approve` as CLI processes, a worker process with the policy file, the local
+    ARM: an unsigned approval is refused by the worker; `approve --key --as ana` counts."""
+    me = pwd.getpwuid(os.geteuid()).pw_name  # the CLI's identity claim: the rollout's initiator
+    (tmp_path / "keys").mkdir()
+    keys = make_approval_keys(tmp_path / "keys", initiator=me)
+    assert keys.policy is not None
+    fleet = Fleet(dev_env.client.service_client.config.target_host, local_arm, tmp_path)
+    fleet.env["ORCHESTRATOR_APPROVAL_POLICY"] = str(keys.policy)
+    fleet.start_worker()
+    try:
+        tag = uuid.uuid4().hex[:6]
+        rings = [
+            {"name": "first", "targets": [{"subscription": SUBS[0], "resource_group": f"rg-signed-{tag}-1"}]},
+            {"name": "second", "approval": True,
+             "targets": [{"subscription": SUBS[1], "resource_group": f"rg-signed-{tag}-2"}]},
+        ]  # fmt: skip
+        path = fleet.rollout_file(f"signed-{tag}", rings, template=storage_template([f"stsig{tag}"]))
+        code, out, err = await fleet.cli("rollout", "start", str(path), "-o", "json")
+        assert code == 0, (err, fleet.log.read_text()[-2000:])
+        rollout_id = json.loads(out)["rollout_id"]
+
+        async def ring_two() -> dict[str, Any]:
+            _, out, _ = await fleet.cli("rollout", "status", rollout_id, "-o", "json")
+            return dict(json.loads(out)["rings"][1]) if out else {}
+
+        deadline = time.monotonic() + 120
+        while (await ring_two()).get("state") != "AWAITING_APPROVAL":
+            assert time.monotonic() < deadline, fleet.log.read_text()[-2000:]
+            await asyncio.sleep(0.5)
+        code, _, err = await fleet.cli("rollout", "approve", rollout_id, "--ring", "second")
+        assert code == 0, err  # sent; the worker refuses it
+        while not (await ring_two()).get("refused_approvals"):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.3)
+        assert "unsigned" in (await ring_two())["refused_approvals"][0]
+        code, _, err = await fleet.cli("rollout", "approve", rollout_id, "--ring", "second", "--as", "bo")
+        assert code == 2 and "--key" in err  # --as names a key's principal: nothing sent without a key
+        code, _, err = await fleet.cli(
+            "rollout", "approve", rollout_id, "--ring", "second", "--key", str(keys.keys["ana"]), "--as", "ana",
+            "--reason", "canary healthy",
+        )  # fmt: skip
+        assert code == 0, err
+        code, out, err = await fleet.cli("rollout", "status", rollout_id, "-o", "json")
+        deadline = time.monotonic() + 120
+        while json.loads(out)["state"] != "SUCCEEDED":
+            assert time.monotonic() < deadline, (out, fleet.log.read_text()[-2000:])
+            await asyncio.sleep(0.5)
+            code, out, err = await fleet.cli("rollout", "status", rollout_id, "-o", "json")
+        second = json.loads(out)["rings"][1]
+        assert second["approved_by"] == "ana" and second["approvals"][0]["verification"]["verified"]
+        assert second["approvals"][0]["statement"]["reason"] == "canary healthy"
+    finally:
+        fleet.stop()
