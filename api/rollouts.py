@@ -31,16 +31,22 @@ from contract.rollout import (
     QUERY_ROLLOUT_STATUS,
     ROLLOUT_WORKFLOW_NAME,
     SIGNAL_ABORT,
+    SIGNAL_APPROVE_RING,
     SIGNAL_PAUSE,
     SIGNAL_RESUME,
     AbortSignal,
+    ApproveRingSignal,
+    RingState,
     RolloutRequest,
     RolloutStatus,
+    ring_round,
     rollout_workflow_id,
 )
 from services.secrets import redact, secret_strings, secure_parameter_names
 
 QUERY_SECONDS = 5.0
+DECISION_WAIT_SECONDS = 15.0
+IDENTITY_SOURCE = "team-api"
 
 
 class RolloutCreate(BaseModel):
@@ -63,6 +69,15 @@ class RolloutCreate(BaseModel):
         "workflow rollout-<name> (deployer on every target)",
     )
     git_sha: str | None = Field(default=None, max_length=64, description="commit the template comes from")
+
+
+class RingApproval(BaseModel):
+    """An approval of a ring that waits for one, named by the ring's plan hash (GET /rollouts/{id})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_hash: str = Field(max_length=80, description="the ring's plan hash, as GET /rollouts/{id} shows it")
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS, description="why (recorded with the approval)")
 
 
 class AbortBody(BaseModel):
@@ -245,4 +260,102 @@ def rollouts_router(
         reason = body.reason if body is not None else ""
         return await signal(rollout_id, who, svc, "abort", AbortSignal(by=who.name, reason=reason))
 
+    @router.post(
+        "/rollouts/{rollout_id}/rings/{ring}/approvals",
+        tags=["decisions"],
+        summary="approve a ring that waits (named by its plan hash), attested by the service's relay key",
+    )
+    async def approve_ring(rollout_id: str, ring: str, body: RingApproval, who: Caller, svc: Service) -> JSONResponse:
+        handle, status, running = await find(svc, rollout_id)
+        index = next((i for i, r in enumerate(status.rings) if r.name == ring), None)
+        if index is None:
+            raise Problem("not-found", f"Rollout {rollout_id} has no ring {ring[:100]!r}; GET /rollouts/{rollout_id}.")
+        waiting = status.rings[index]
+        require_all(who, "approver", _targets([waiting]), "Approving a ring")
+        if not running or waiting.state is not RingState.AWAITING_APPROVAL:
+            raise Problem(
+                "not-waiting",
+                f"Ring {ring} of rollout {rollout_id} is {waiting.state.value}, not waiting for approval. Nothing was "
+                "sent.",
+            )
+        if body.plan_hash != waiting.plan_hash:
+            raise Problem(
+                "plan-changed",
+                f"The approval names plan {body.plan_hash}, but ring {ring} waits with plan {waiting.plan_hash}; read "
+                f"GET /rollouts/{rollout_id} again and approve that one. Nothing was sent.",
+                pending_plan_hash=waiting.plan_hash,
+            )
+        if who.verified and who.name.strip().lower() == status.initiator.strip().lower():
+            raise Problem(
+                "four-eyes",
+                f"{who.name} started rollout {rollout_id}; another person must approve its rings. The ring keeps "
+                "waiting; nothing was sent.",
+            )
+        statement = proof = None
+        if svc.relay is not None and waiting.plan_hash and status.first_run_id:
+            from datetime import UTC, datetime, timedelta
+
+            from contract.approvals import ApprovalStatement, utc_text
+            from services.approvals import sign_relay
+
+            now = datetime.now(UTC)
+            lifetime = min(waiting.statement_lifetime_seconds or 900, 900)
+            statement = ApprovalStatement(
+                workflow_id=handle.id, run_id=status.first_run_id, round=ring_round(index),
+                plan_hash=waiting.plan_hash, destructive_set=[], decision="approve", reason=body.reason,
+                identity=who.name, issued_at=utc_text(now), expires_at=utc_text(now + timedelta(seconds=lifetime)),
+            )  # fmt: skip
+            proof = sign_relay(statement, private_key=svc.relay.private_key, key_id=svc.relay.key_id)
+        refused_before, counted_before = len(waiting.refused_approvals), len(waiting.approvals)
+        signal = ApproveRingSignal(
+            ring=ring, by=who.name, plan_hash=waiting.plan_hash, statement=statement, proof=proof
+        )
+        try:
+            await handle.signal(SIGNAL_APPROVE_RING, signal)
+        except RPCError as exc:
+            raise temporal_problem(exc) from None
+        outcome, now_status = await _ring_outcome(handle, index, refused_before, counted_before)
+        after = now_status.rings[index] if now_status is not None else waiting
+        if outcome == "refused":
+            raise Problem(
+                "decision-refused",
+                f"The rollout refused this approval: {after.refused_approvals[-1]}. It was recorded as refused; "
+                "nothing else changed.",
+            )
+        return JSONResponse(
+            {
+                "rollout": handle.id,
+                "ring": ring,
+                "outcome": outcome,
+                "approvals": [e.identity for e in after.approvals],
+                "required_approvals": after.required_approvals,
+                "links": rollout_links(handle.id),
+            }
+        )
+
     return router
+
+
+async def _ring_outcome(
+    handle: WorkflowHandle[Any, Any], index: int, refused_before: int, counted_before: int
+) -> tuple[str, RolloutStatus | None]:
+    """Whether the workflow took the approval (the ring approved), counted it (one of N), refused it, or has not
+    said yet within DECISION_WAIT_SECONDS ("sent")."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DECISION_WAIT_SECONDS
+    status: RolloutStatus | None = None
+    while loop.time() < deadline:
+        try:
+            status = await handle.query(QUERY_ROLLOUT_STATUS, result_type=RolloutStatus)
+        except RPCError:
+            await asyncio.sleep(0.3)
+            continue
+        ring = status.rings[index]
+        if len(ring.refused_approvals) > refused_before:
+            return "refused", status
+        if ring.approved_by is not None or ring.state is not RingState.AWAITING_APPROVAL:
+            return "taken", status
+        if len(ring.approvals) > counted_before:
+            return "counted", status
+        await asyncio.sleep(0.2)
+    return "sent", status

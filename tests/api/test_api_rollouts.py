@@ -125,3 +125,35 @@ def test_a_document_may_name_only_the_files_it_brings(api_stack: ApiStack) -> No
         assert "/tmp" not in response.json()["detail"] and "rollout document" in response.json()["detail"]
         assert http.get("/rollouts/deploy-something").status_code == 404
         assert http.post("/rollouts", json={**body, "action": "deploy"}).status_code == 422
+
+
+def test_a_ring_is_approved_through_the_api_as_a_verified_relay_attestation(api_stack: ApiStack) -> None:
+    tag = uuid.uuid4().hex[:6]
+    body = document(api_stack, f"api-{tag}", [[f"api-roll-a-{tag}-1"], [f"api-roll-a-{tag}-2"]], approval=True)
+    with api_stack.http("deployer") as http:
+        started = http.post("/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    waiting = wait_for(api_stack, rollout_id, lambda s: s["rings"][1]["state"] == "AWAITING_APPROVAL")
+    plan_hash = waiting["rings"][1]["plan_hash"]
+    route = f"/rollouts/{rollout_id}/rings/ring2/approvals"
+    with api_stack.http("reader") as http:
+        refused = http.post(route, json={"plan_hash": plan_hash})
+        assert refused.status_code == 403 and refused.json()["required_role"] == "approver"
+    with api_stack.http("deployer") as http:  # ana started it: four eyes, nothing sent
+        own = http.post(route, json={"plan_hash": plan_hash})
+        assert own.status_code == 403 and own.json()["type"] == "/problems/four-eyes"
+    with api_stack.http("approver") as http:
+        stale = http.post(route, json={"plan_hash": "sha256:" + "0" * 64})
+        assert stale.status_code == 409 and stale.json()["pending_plan_hash"] == plan_hash
+        assert (
+            http.post(f"/rollouts/{rollout_id}/rings/ring9/approvals", json={"plan_hash": plan_hash}).status_code == 404
+        )
+        approved = http.post(route, json={"plan_hash": plan_hash, "reason": "canary is healthy"})
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["outcome"] == "taken" and approved.json()["approvals"] == ["bo@contoso.com"]
+    end = wait_for(api_stack, rollout_id, lambda s: not s["running"])
+    assert end["state"] == "SUCCEEDED" and end["rings"][1]["approved_by"] == "bo@contoso.com"
+    [evidence] = end["rings"][1]["approvals"]
+    assert evidence["verification"]["verified"] and evidence["verification"]["proof_kind"] == "relay"
+    assert end["rings"][1]["refused_approvals"] == []  # the refusals at the door never reached the workflow
