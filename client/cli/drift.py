@@ -114,7 +114,10 @@ def _places(args: argparse.Namespace) -> list[tuple[str | None, str]]:
     if args.rollout:
         from client.rollout_file import check_rollout_file
 
-        checked = check_rollout_file(args.rollout)
+        try:
+            checked = check_rollout_file(args.rollout)
+        except InputError as exc:  # the file's reader names the rollout command's argument (FILE)
+            raise InputError(str(exc).replace(" given with FILE ", " given with --rollout ")) from None
         return [(t.subscription_id, t.resource_group) for ring in checked.rings for t in ring.targets]
     if not args.resource_group:
         raise InputError("Give the resource group (-g RG), or a rollout file (--rollout FILE) for all its targets.")

@@ -339,3 +339,31 @@ async def test_drift_against_a_named_template_is_reported_at_once_and_remediated
     assert after["classification"] == DriftClass.NO_CHANGE.value and after["remediation_workflow_id"] is None
     code, _, err = await fleet.cli("drift", "disable", *place)
     assert code == 0, err
+
+
+SUBSCRIPTION = ["--subscription", "00000000-0000-0000-0000-000000000001"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["enable", "--rollout", "missing.yaml"], "given with --rollout does not exist"),
+        (["status", "--rollout", "missing.yaml", "-g", "rg"], "leave out -g"),
+        (["enable", "-g", "rg", *SUBSCRIPTION, "-t", "main.bicep", "-l", "westeurope"], "az bicep build"),
+        (["enable", "-g", "rg", *SUBSCRIPTION, "--mode", "Complete"], "give -t too"),
+        (["enable", "-g", "rg", *SUBSCRIPTION, "-t", "main.json"], "-l/--location"),
+        (["disable"], "-g RG"),
+    ],
+)
+def test_bad_drift_arguments_are_refused_before_anything_connects(
+    argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 with a message naming the argument; nothing listens at the Temporal address, so a command that tried
+    to connect would exit 3 instead."""
+    from client.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.bicep").write_text("param x string\n")
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:9")
+    assert main(["drift", *argv]) == 2
+    assert says in capsys.readouterr().err
