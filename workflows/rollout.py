@@ -149,7 +149,10 @@ class RolloutWorkflow:
     @workflow.signal(name=SIGNAL_APPROVE_RING)
     def approve_ring(self, signal: ApproveRingSignal) -> None:
         if self._policy_applies:  # also asked here: a signal may be handled before the run's first line
-            self._ring_approvals.append(signal)
+            # Checked by the run (a proof needs an activity); an approval of a ring that does not wait is dropped,
+            # as it always was.
+            if any(r.name == signal.ring and r.state is RingState.AWAITING_APPROVAL for r in self._progress.rings):
+                self._ring_approvals.append(signal)
             return
         for ring in self._progress.rings:
             if ring.name != signal.ring or ring.state is not RingState.AWAITING_APPROVAL:
