@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import IssuerUnavailableError
+from api.browser import BrowserSessions, page_visitor
 from api.deployments import MAX_IDEMPOTENCY_KEY_CHARS, Deployments, Target, links
 from api.devmode import is_loopback
 from api.events import HEARTBEAT_SECONDS, plan_summary, sse_stream
@@ -34,6 +36,7 @@ from api.problems import (
 )
 from contract.models import DeploymentStage
 from contract.version import package_version
+from services.metrics import RequestMetrics, deployment_started
 
 log = logging.getLogger("api")
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # a 4 MB ARM template (ARM's own limit) and its parameters, as JSON
@@ -160,11 +163,13 @@ def create_app(
     settings: ApiSettings | None = None,
     metrics_app: ASGIApp | None = None,
     page_principal: Any = None,
+    browser_sessions: BrowserSessions | None = None,
 ) -> FastAPI:
     """The service. ``deployments`` may be None only to render the OpenAPI document (no route is called then).
     ``metrics_app``: the Prometheus endpoint, mounted at /metrics (services/metrics.py provides it).
     ``page_principal``: how the approval page finds its visitor (``api.page.PrincipalOf``; default: the
-    authenticator on the request's Authorization header — browser sign-in with OpenID Connect plugs in here)."""
+    authenticator on the request's Authorization header, else the session of browser sign-in).
+    ``browser_sessions``: browser sign-in for the approval page (OpenID Connect code + PKCE, ``api/browser.py``)."""
     settings = settings or ApiSettings()
     app = FastAPI(
         title="Bicep Deployment Orchestrator API",
@@ -182,6 +187,7 @@ def create_app(
     # hands one over (it is built beside this service).
     if metrics_app is not None:
         app.mount("/metrics", metrics_app)
+        app.add_middleware(RequestMetrics)  # requests by route template, method and status
 
     def service() -> Deployments:
         if deployments is None:  # pragma: no cover - only the OpenAPI rendering builds an app without one
@@ -191,6 +197,12 @@ def create_app(
     async def principal(request: Request) -> Principal:
         try:
             return await authenticator.authenticate(request.headers.get("authorization"))
+        except IssuerUnavailableError as exc:  # the token may be fine: we cannot check it now
+            raise Problem(
+                "issuer-unavailable",
+                f"{exc.detail}. The token was not judged; try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from None
         except AuthenticationError as exc:
             challenge = f'Bearer error="{exc.error}", error_description="{_header_text(exc.detail)}"'
             raise Problem("unauthenticated", exc.detail, headers={"WWW-Authenticate": challenge}) from None
@@ -250,6 +262,8 @@ def create_app(
                 "UUID is a good key). Nothing was started.",
             )
         started = await svc.start(who, body, idempotency_key)
+        if not started.replayed:
+            deployment_started()
         headers = {"Location": f"/deployments/{started.workflow_id}"}
         if started.replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -427,12 +441,13 @@ def create_app(
             status_code=202,
         )  # fmt: skip
 
-    from api.page import add_page, bearer_or_none
+    from api.page import add_page
     from api.rollouts import rollouts_router
 
     app.include_router(rollouts_router(service, principal, authorizer))  # fleet rollouts (docs/FLEET.md)
 
-    add_page(app, service, principal_of=page_principal or bearer_or_none(authenticator), authorizer=authorizer)
+    visitor = page_principal or page_visitor(authenticator, browser_sessions)
+    add_page(app, service, principal_of=visitor, authorizer=authorizer, sessions=browser_sessions)
     _document_security_and_problems(app)
     return app
 

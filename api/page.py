@@ -3,14 +3,15 @@
 ``/ui`` lists the deployments waiting for approval and the recent ones; ``/ui/deployments/{id}`` shows one: who
 started it and from which commit, the deletions first and prominently, the plan in az notation with its colours,
 and Approve/Reject for people the policy allows — or why not (the deployer sees that another person must approve).
-A decision is a form post carrying a CSRF token: an HMAC, under a key only this process holds, of the caller, the
-deployment and the plan hash shown — a page of another site cannot forge it, and it cannot approve another plan. The
-post is also refused when its ``Origin`` is not this service. Decisions go through ``Deployments.decide``: a relay
-attestation bound to the plan hash, exactly as ``POST /deployments/{id}/approvals``.
+A decision is a form post carrying a CSRF token: an HMAC, under a key only the service holds (from the session key,
+else per process), of the caller, the deployment and the plan hash shown — a page of another site cannot forge it,
+and it cannot approve another plan. The post is also refused when its ``Origin`` is not this service. Decisions go
+through ``Deployments.decide``: a relay attestation bound to the plan hash, exactly as ``POST
+/deployments/{id}/approvals``.
 
-Who the visitor is comes from the ``Authenticator`` (the development mode's configured identity; a bearer token).
-Sign-in for browsers with OpenID Connect (authorization code + PKCE, a session cookie) plugs in here as another way
-to find the principal; until it does, a visitor the authenticator does not know is shown how to sign in.
+Who the visitor is: the development mode's configured identity, a bearer token, or — in production — the session
+cookie of browser sign-in (OpenID Connect authorization code + PKCE, ``api/browser.py``). A visitor not signed in is
+sent to sign in (a GET) or shown how to (a form post whose session expired).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.browser import SIGN_OUT_PATH, BrowserSessions, add_sign_in, sign_in_url
 from api.deployments import Deployments, Target, self_approval_refusal
 from api.identity import AuthenticationError, Authenticator, Authorizer, Principal
 from api.models import Decision
@@ -55,6 +57,8 @@ form.decide { display: inline-block; margin-right: 1rem } textarea { width: 28re
 button { font-size: 1rem; padding: .35rem 1.1rem; border-radius: .3rem; border: 1px solid #777; cursor: pointer }
 button.approve { background: #2e7d32; color: white; border-color: #1b5e20 }
 button.reject { background: #fff; color: #b71c1c; border-color: #b71c1c }
+.who { margin: 0 0 1rem } form.sign-out { display: inline; margin-left: 1rem }
+form.sign-out button { font-size: .8rem; padding: .1rem .5rem }
 """
 _LINE_CLASSES = {"-": "c-delete", "+": "c-create", "~": "c-modify", "=": "c-nochange", "!": "c-deploy"}
 
@@ -96,7 +100,10 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<title>{_e(title)}</title><link rel="stylesheet" href="/ui/page.css"></head><body>{body}</body></html>'
     )
-    return HTMLResponse(document, status_code=status, headers={"Content-Security-Policy": PAGE_CSP})
+    # same-origin, not the API's no-referrer: under no-referrer browsers send "Origin: null" with the page's own form
+    # posts, which the Origin check must refuse; same-origin keeps the referrer from other sites all the same.
+    headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "same-origin"}
+    return HTMLResponse(document, status_code=status, headers=headers)
 
 
 def plan_html(text: str) -> str:
@@ -116,8 +123,11 @@ def add_page(
     principal_of: PrincipalOf,
     authorizer: Authorizer,
     csrf: CsrfTokens | None = None,
+    sessions: BrowserSessions | None = None,
 ) -> None:
-    csrf = csrf or CsrfTokens()
+    csrf = csrf or CsrfTokens(sessions.cookies.csrf_key if sessions is not None else None)
+    if sessions is not None:
+        add_sign_in(app, sessions, _page)
 
     async def visitor(request: Request) -> Principal:
         who = await principal_of(request)
@@ -127,10 +137,18 @@ def add_page(
 
     @app.exception_handler(_SignIn)
     async def sign_in(request: Request, exc: Exception) -> Response:
+        if sessions is not None and request.method == "GET":
+            return RedirectResponse(sign_in_url(request.url.path), status_code=303)
+        how = (
+            f"<p><a href='{_e(sign_in_url(request.url.path))}'>Sign in</a></p>"
+            if sessions is not None
+            else "<p class='note'>Browser sign-in is not configured on this service (docs/AUTH.md, 'Browser "
+            "sign-in'); send a bearer token instead.</p>"
+        )
         return _page(
             "Sign in",
             "<h1>Sign in</h1><p class='note'>This page shows deployments to the people who may see them. Sign in with "
-            "your organisation's account (OpenID Connect) to continue.</p>",
+            f"your organisation's account (OpenID Connect) to continue.</p>{how}",
             status=401,
         )
 
@@ -148,7 +166,7 @@ def add_page(
         )
         waiting = [r for r in running if r["state"] == DeploymentStage.AWAITING_CONFIRMATION.value]
         recent = await svc.list_rows(who, authorizer, deployments, resource_group=None, limit=20)
-        body = [f"<h1>Deployments</h1><p>Signed in as <b>{_e(who.name)}</b>{_unverified(who)}</p>"]
+        body = ["<h1>Deployments</h1>", _signed_in(who, sessions)]
         body.append("<h2>Waiting for approval</h2>")
         body.append(_table(waiting) if waiting else "<p class='note'>Nothing waits for approval.</p>")
         body.append("<h2>Recent</h2>")
@@ -165,7 +183,7 @@ def add_page(
         status = await svc.status(target)
         return _page(
             f"{status.resource_group} · {status.stage.value}",
-            _deployment_body(svc, who, target, status, authorizer, csrf, error=error),
+            _signed_in(who, sessions) + _deployment_body(svc, who, target, status, authorizer, csrf, error=error),
             status=status_code,
         )
 
@@ -212,6 +230,15 @@ class _SignIn(Exception):
 
 def _unverified(who: Principal) -> str:
     return "" if who.verified else " (local development mode: an unverified identity)"
+
+
+def _signed_in(who: Principal, sessions: BrowserSessions | None) -> str:
+    sign_out = (
+        f'<form class="sign-out" method="post" action="{SIGN_OUT_PATH}"><button type="submit">Sign out</button></form>'
+        if sessions is not None
+        else ""
+    )
+    return f'<div class="who">Signed in as <b>{_e(who.name)}</b>{_unverified(who)} {sign_out}</div>'
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

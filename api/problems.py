@@ -38,6 +38,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-request": (422, "The request is not valid"),
     "idempotency-key-reused": (422, "Idempotency-Key reused with another request"),
     "temporal-unavailable": (503, "Temporal is not reachable"),
+    "issuer-unavailable": (503, "The sign-in issuer is not reachable"),
     "internal": (500, "Internal error"),
 }
 

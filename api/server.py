@@ -5,39 +5,89 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from api.identity import Authenticator, Authorizer
+if TYPE_CHECKING:
+    from api.auth import OidcAuthenticator, OidcSettings
+    from api.browser import BrowserSessions
+    from api.role_map import RoleMap
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
+ENV_PUBLIC_URL = "ORCHESTRATOR_PUBLIC_URL"  # where people reach the service (services/notifications links there too)
 
 
 class ServiceConfigError(ValueError):
     """The service cannot start as configured; the message says what to set."""
 
 
-def production_auth(environ: dict[str, str] | os._Environ[str]) -> tuple[Authenticator, Authorizer]:
-    """OpenID Connect sign-in and the role map, from the environment (``api/auth.py``'s ``from_env``)."""
+@dataclass
+class ProductionAuth:
+    """Sign-in and roles of the service outside the development mode."""
+
+    authenticator: OidcAuthenticator
+    role_map: RoleMap
+    browser: BrowserSessions | None  # None: the approval page takes bearer tokens only
+
+
+def production_auth(environ: Mapping[str, str]) -> ProductionAuth:
+    """OpenID Connect bearer tokens (``ORCHESTRATOR_OIDC_*``), the role map (``ORCHESTRATOR_ROLE_MAP``: required —
+    without one nobody could do anything, and a service that silently refuses everyone is a misconfiguration) and,
+    when ``ORCHESTRATOR_OIDC_CLIENT_ID`` is set, browser sign-in for the approval page (its callback
+    ``ORCHESTRATOR_OIDC_REDIRECT_URI``, by default ``$ORCHESTRATOR_PUBLIC_URL/ui/sign-in/callback``). Raises
+    ``ServiceConfigError`` naming the variable at fault; nothing is fetched from the issuer yet."""
+    from api.auth import AuthConfigError, OidcAuthenticator, OidcSettings
+    from api.browser import CALLBACK_PATH, BrowserSessions, SealedCookies, check_callback, session_key_from_env
+    from api.role_map import ENV_ROLE_MAP, role_map_from_env
+    from api.sign_in import ENV_CLIENT_ID, ENV_REDIRECT_URI, BrowserSignIn, SignInSettings
+
     try:
-        auth = importlib.import_module("api.auth")
-    except ImportError:
-        raise ServiceConfigError(
-            "OpenID Connect sign-in is not available in this build; run with --dev on loopback for local "
-            "development (docs/API.md)."
-        ) from None
-    from_env: Callable[[Any], tuple[Authenticator, Authorizer]] = auth.from_env
-    try:
-        return from_env(environ)
-    except ValueError as exc:
+        settings = OidcSettings.from_env(environ)
+        _check_ca_file(settings)
+        authenticator = OidcAuthenticator(settings)
+        role_map = role_map_from_env(environ)
+        if role_map is None:
+            raise AuthConfigError(
+                f"{ENV_ROLE_MAP} is not set: name the role map file that grants deployer, approver and reader per "
+                "subscription/resource group (docs/AUTH.md, 'The role map'); without one nobody may do anything"
+            )
+        browser = None
+        if (environ.get(ENV_CLIENT_ID) or "").strip():
+            env = dict(environ)
+            public = (env.get(ENV_PUBLIC_URL) or "").strip().rstrip("/")
+            if public and not (env.get(ENV_REDIRECT_URI) or "").strip():
+                env[ENV_REDIRECT_URI] = public + CALLBACK_PATH  # the callback under the service's public URL
+            sign_in = BrowserSignIn(authenticator, SignInSettings.from_env(env))
+            browser = BrowserSessions(
+                sign_in,
+                SealedCookies(session_key_from_env(environ)),
+                relevant_claims=frozenset(grant.claim for grant in role_map.grants),
+            )
+            check_callback(browser)
+    except AuthConfigError as exc:
         raise ServiceConfigError(str(exc)) from None
+    return ProductionAuth(authenticator, role_map, browser)
+
+
+def _check_ca_file(settings: OidcSettings) -> None:
+    """A CA bundle that is not PEM certificates is a setting to fix now, not a failed request later."""
+    import ssl
+
+    from api.auth import ENV_CA_FILE, AuthConfigError, issuer_tls_context
+
+    try:
+        issuer_tls_context(settings)
+    except (ssl.SSLError, OSError, ValueError):
+        raise AuthConfigError(
+            f"{ENV_CA_FILE}={settings.ca_file}: not a readable PEM bundle of CA certificates; name the "
+            "file holding the certificates the issuer's TLS chains to, or unset it to use the system's"
+        ) from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -55,6 +55,7 @@ ENV_ARM_ENDPOINT = "ORCHESTRATOR_ARM_ENDPOINT"
 ENV_ARM_CA_FILE = "ORCHESTRATOR_ARM_CA_FILE"
 ENV_ARM_CREDENTIAL = "ORCHESTRATOR_ARM_CREDENTIAL"
 ENV_HEALTH_ALLOW_PRIVATE = "ORCHESTRATOR_HEALTH_ALLOW_PRIVATE"  # services/health/policy.py
+ENV_PUBLIC_URL = "ORCHESTRATOR_PUBLIC_URL"  # services/notifications/config.py: the approval page links' base
 
 
 class EmbeddedError(Exception):
@@ -361,10 +362,11 @@ class EmbeddedDefault:
                 started_at=time.time(),
                 codec_endpoint=self.codec_endpoint,
             )
-            if self.with_worker:
-                self._start_worker(self.instance)
+            # The API first: the worker's notifications link to its approval page (ORCHESTRATOR_PUBLIC_URL).
             if self.with_api:
                 self.instance.api_url = self._start_api(self.instance)
+            if self.with_worker:
+                self._start_worker(self.instance)
             self.instance.pids = {c.name: c.process.pid for c in self.children}
             (self.state_dir / INSTANCE_FILE).write_text(self.instance.to_json(), encoding="utf-8")
         except BaseException:
@@ -675,6 +677,8 @@ class EmbeddedDefault:
         # The embedded default serves one developer on loopback (local ARM, test servers): its health checks may
         # reach private and loopback addresses unless the environment says otherwise (docs/SECURITY.md).
         env.setdefault(ENV_HEALTH_ALLOW_PRIVATE, "1")
+        if instance.api_url:  # notification links lead to this API's approval page unless configured otherwise
+            env.setdefault(ENV_PUBLIC_URL, instance.api_url)
         env.update(self.worker_env)
         child = self._spawn(
             "worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], env=env, stop_signal=signal.SIGINT

@@ -72,13 +72,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve_api(args: argparse.Namespace) -> int:
     from api.app import DEFAULT_MAX_BODY_BYTES, ApiSettings, create_app
+    from api.browser import BrowserSessions
     from api.deployments import ENV_BICEP_ROOT, Deployments
     from api.devmode import DevAuthenticator, DevAuthorizer, DevModeError, check_loopback
     from api.identity import Authenticator, Authorizer
     from api.relay import RelayKeyError, relay_key_from_env
     from api.server import ServiceConfigError, bind_socket, production_auth, serve
+    from client.cli._common import open_store
     from client.embedded import default_state_dir
-    from services.content_store import LocalBlobStore
+    from services.metrics import metrics_app
 
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port} is not a TCP port (0 to 65535).", ExitCode.USAGE)
@@ -88,13 +90,15 @@ async def serve_api(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     authenticator: Authenticator
     authorizer: Authorizer
+    browser: BrowserSessions | None = None
     try:
         if args.dev:
             check_loopback(args.bind)
             identity = args.dev_identity or os.environ.get(ENV_DEV_IDENTITY) or current_user()
             authenticator, authorizer = DevAuthenticator(identity), DevAuthorizer()
         else:
-            authenticator, authorizer = production_auth(os.environ)
+            auth = production_auth(os.environ)
+            authenticator, authorizer, browser = auth.authenticator, auth.role_map, auth.browser
         relay = relay_key_from_env(os.environ, state_dir=state_dir if args.dev else None)
     except (DevModeError, ServiceConfigError, RelayKeyError) as exc:
         raise CommandError(f"{str(exc).rstrip('.')}. The service was not started.", ExitCode.USAGE) from None
@@ -105,17 +109,26 @@ async def serve_api(args: argparse.Namespace) -> int:
         )
     if args.local:
         args.state_dir = state_dir
+    open_store(None)  # ORCHESTRATOR_CONTENT_STORE and its settings, checked before anything connects
+    # Metrics are enabled before the Temporal client exists, so its runtime reports to the same /metrics.
+    metrics = metrics_app()
     target = await resolve_target(args)
-    blob_dir = target.instance.blob_dir if target.instance is not None else None
     deployments = Deployments(
         target.client,
-        LocalBlobStore(blob_dir),
+        open_store(target),
         task_queue=target.task_queue,
         relay=relay,
         bicep_root=bicep_root,
     )
     settings = ApiSettings(max_body_bytes=max_body, loopback_only=args.dev)
-    app = create_app(deployments, authenticator=authenticator, authorizer=authorizer, settings=settings)
+    app = create_app(
+        deployments,
+        authenticator=authenticator,
+        authorizer=authorizer,
+        settings=settings,
+        metrics_app=metrics,
+        browser_sessions=browser,
+    )
     try:
         sock = bind_socket(args.bind, args.port)
     except OSError as exc:
@@ -126,7 +139,11 @@ async def serve_api(args: argparse.Namespace) -> int:
         ) from None
 
     def ready(url: str) -> None:
-        mode = "development mode, loopback only, unverified identity" if args.dev else "OpenID Connect sign-in"
+        mode = (
+            "development mode, loopback only, unverified identity"
+            if args.dev
+            else "OpenID Connect sign-in" + ("" if browser is not None else "; browser sign-in not configured")
+        )
         if args.output == "json":
             line = {"url": url, "dev": bool(args.dev), "relay_key_id": relay.key_id,
                     "relay_public_key": relay.public_key_base64}  # fmt: skip

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,9 @@ import pytest
 from client.cli._common import current_user
 from client.embedded import EmbeddedDefault, _pid_alive, worker_environment
 from harness.localarm import example_parameters, example_template
+from local_arm.tls import ensure_certificates
 from tests.support.api_env import SCRUBBED, sse_events
+from tests.support.notification_receivers import WEBHOOK_KEY, HttpReceiver, http_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,10 +48,77 @@ def test_a_bad_port_is_a_usage_error() -> None:
     assert done.returncode == 2 and "--port 70000" in done.stderr and "Traceback" not in done.stderr
 
 
+def _production_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A clean environment (no orchestrator or Temporal setting of this shell) with ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TEMPORAL_"))}
+    env["HOME"] = str(tmp_path)
+    env.update(settings)
+    return env
+
+
+def test_production_mode_without_sign_in_or_role_map_refuses_to_start_naming_the_variable(tmp_path: Path) -> None:
+    """Outside --dev the service needs OpenID Connect settings and a role map; each missing or bad one stops it
+    with exit 2 and a message naming the variable, before it connects to anything or listens."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used: the settings are refused before any fetch\n")
+    good_ca = ensure_certificates(tmp_path / "tls").ca_file
+    role_map = tmp_path / "roles.yaml"
+    role_map.write_text("grants:\n  - {claim: Deployments.Approve, roles: [approver], scopes: ['*/*']}\n")
+    oidc = {
+        "ORCHESTRATOR_OIDC_ISSUER": "https://127.0.0.1:9/tenant/v2.0",
+        "ORCHESTRATOR_OIDC_AUDIENCE": "api://bicep-orchestrator",
+        "ORCHESTRATOR_OIDC_CA_FILE": str(good_ca),
+    }
+    cases = [
+        ({}, "ORCHESTRATOR_OIDC_ISSUER is not set"),
+        ({**oidc, "ORCHESTRATOR_OIDC_AUDIENCE": ""}, "ORCHESTRATOR_OIDC_AUDIENCE is not set"),
+        ({**oidc, "ORCHESTRATOR_OIDC_CA_FILE": str(ca)}, "ORCHESTRATOR_OIDC_CA_FILE="),  # not a PEM bundle
+        (oidc, "ORCHESTRATOR_ROLE_MAP is not set"),
+        ({**oidc, "ORCHESTRATOR_ROLE_MAP": str(tmp_path / "missing.yaml")}, "no such role map file"),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page"},
+            "ORCHESTRATOR_OIDC_REDIRECT_URI is not set",
+        ),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/auth/callback"},
+            "does not end in /ui/sign-in/callback",
+        ),
+        (  # the callback under the public URL unless named: an http public URL off loopback is refused
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_PUBLIC_URL": "http://team.example"},
+            "ORCHESTRATOR_OIDC_REDIRECT_URI='http://team.example/ui/sign-in/callback' is not an https URL",
+        ),
+        (
+            {**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map), "ORCHESTRATOR_OIDC_CLIENT_ID": "approval-page",
+             "ORCHESTRATOR_OIDC_REDIRECT_URI": "https://team.example/ui/sign-in/callback",
+             "ORCHESTRATOR_API_SESSION_KEY": "c2hvcnQ="},
+            "ORCHESTRATOR_API_SESSION_KEY is not base64 of 32 bytes",
+        ),
+        ({**oidc, "ORCHESTRATOR_ROLE_MAP": str(role_map)}, "no relay key: set ORCHESTRATOR_API_RELAY_KEY_FILE"),
+    ]  # fmt: skip
+    for settings, expected in cases:
+        done = _api("--port", "0", env=_production_env(tmp_path, **settings))
+        assert done.returncode == 2, (settings, done.stderr)
+        assert expected in done.stderr and "The service was not started" in done.stderr, (settings, done.stderr)
+        assert "Traceback" not in done.stderr and done.stdout == ""
+
+
 @pytest.fixture(scope="module")
-def embedded_with_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    saved = {k: os.environ.pop(k, None) for k in SCRUBBED}
-    embedded = EmbeddedDefault(tmp_path_factory.mktemp("embedded-api"), api=True)
+def hook() -> Iterator[HttpReceiver]:
+    """A webhook receiver the embedded worker notifies (every event)."""
+    with http_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def embedded_with_api(tmp_path_factory: pytest.TempPathFactory, hook: HttpReceiver):  # type: ignore[no-untyped-def]
+    saved = {k: os.environ.pop(k, None) for k in (*SCRUBBED, "ORCHESTRATOR_PUBLIC_URL")}
+    folder = tmp_path_factory.mktemp("embedded-api")
+    config = folder / "notifications.yaml"
+    config.write_text(f"sinks:\n  - {{name: hook, type: webhook, url: '{hook.url}', secret_env: HOOK_KEY}}\n")
+    worker_env = {"ORCHESTRATOR_NOTIFICATIONS": str(config), "HOOK_KEY": WEBHOOK_KEY}
+    embedded = EmbeddedDefault(folder / "state", api=True, worker_env=worker_env)
     try:
         embedded.start()
         yield embedded
@@ -59,7 +129,9 @@ def embedded_with_api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore
                 os.environ[key] = value
 
 
-def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_api: EmbeddedDefault) -> None:
+def test_the_embedded_default_serves_the_api_in_development_mode(
+    embedded_with_api: EmbeddedDefault, hook: HttpReceiver
+) -> None:
     instance = embedded_with_api.instance
     assert instance is not None and instance.api_url and instance.api_url.startswith("http://127.0.0.1:")
     recorded = json.loads((embedded_with_api.state_dir / "dev.json").read_text())
@@ -85,6 +157,14 @@ def test_the_embedded_default_serves_the_api_in_development_mode(embedded_with_a
         # A proxy on this machine forwarding someone else's request: the development mode refuses it.
         forwarded = http.get("/deployments", headers={"X-Forwarded-For": "203.0.113.7"})
         assert forwarded.status_code == 403 and forwarded.headers["content-type"] == "application/problem+json"
+        # The worker's notifications link to this API's approval page (ORCHESTRATOR_PUBLIC_URL set for it), and the
+        # link opens the deployment's page.
+        hook.wait_for(1, 60)
+        [event] = [r.json() for r in hook.requests if r.json()["data"]["deployment_id"] == deployment]
+        link = event["data"]["link"]
+        assert link == f"{instance.api_url}/ui/deployments/{deployment}", event["data"]
+        page = http.get(link)
+        assert page.status_code == 200 and "COMPLETED" in page.text
 
 
 def test_a_taken_port_is_an_environmental_failure(embedded_with_api: EmbeddedDefault) -> None:

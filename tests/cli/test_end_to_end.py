@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,10 @@ def test_dev_runs_until_interrupted_and_stops_its_children(tmp_path: Path, capsy
         lines = [proc.stdout.readline() for _ in range(5)]
         assert any(line.strip().startswith("Web UI      http://127.0.0.1:") for line in lines), lines
         instance = json.loads((state / "dev.json").read_text())
-        assert set(instance["pids"]) == {"temporal", "local-arm", "worker"}
+        assert set(instance["pids"]) == {"temporal", "local-arm", "worker", "api"}
+        assert any(line.strip().startswith(f"API         {instance['api_url']}") for line in lines), lines
+        with urllib.request.urlopen(f"{instance['api_url']}/healthz", timeout=10) as answer:  # the team service
+            assert answer.status == 200
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("ORCHESTRATOR_STATE_DIR", str(state))
             listed = run_cli(["list", "--local"], capsys)
@@ -344,7 +348,8 @@ def test_dev_output_json_prints_its_addresses_as_one_json_object(tmp_path: Path)
         printed = json.loads(line)
         assert printed == json.loads((state / "dev.json").read_text())
         assert printed["temporal_address"].startswith("127.0.0.1:") and printed["arm_endpoint"].startswith("https://")
-        assert set(printed["pids"]) == {"temporal", "local-arm"}
+        assert set(printed["pids"]) == {"temporal", "local-arm", "api"}
+        assert printed["api_url"].startswith("http://127.0.0.1:")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
