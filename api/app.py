@@ -442,6 +442,9 @@ def create_app(
         )  # fmt: skip
 
     from api.page import add_page
+    from api.rollouts import rollouts_router
+
+    app.include_router(rollouts_router(service, principal, authorizer))  # fleet rollouts (docs/FLEET.md)
 
     visitor = page_principal or page_visitor(authenticator, browser_sessions)
     add_page(app, service, principal_of=visitor, authorizer=authorizer, sessions=browser_sessions)

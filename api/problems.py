@@ -31,6 +31,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "plan-changed": (409, "The plan changed"),
     "not-waiting": (409, "The deployment is not waiting for a decision"),
     "not-running": (409, "The deployment is not running"),
+    "rollout-running": (409, "A rollout of this name is running"),
     "decision-refused": (409, "The deployment refused the decision"),
     "request-too-large": (413, "Request too large"),
     "unsupported-media-type": (415, "Unsupported media type"),

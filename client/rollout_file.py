@@ -323,3 +323,65 @@ def build_rollout_request(
         rollout_file=str(c.file),
         preview_only=preview_only,
     )
+
+
+# ------------------------------------------------------------------------------------ a document over the API
+
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_DOCUMENT_FILES = 100
+_PATH_FIELDS = ("template", "parameters", "health")
+
+
+def _named_files(document: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every (field, value) of a rollout document that names a file: the template, parameters and health files, each
+    ring's health gates and each target's health file."""
+    named = [(f, document.get(f)) for f in _PATH_FIELDS if document.get(f) is not None]
+    rings = document.get("rings")
+    for r, ring in enumerate(rings if isinstance(rings, list) else []):
+        if not isinstance(ring, dict):
+            continue
+        if ring.get("health_gates") is not None:
+            named.append((f"rings[{r}].health_gates", ring["health_gates"]))
+        targets = ring.get("targets")
+        for t, target in enumerate(targets if isinstance(targets, list) else []):
+            if isinstance(target, dict) and target.get("health") is not None:
+                named.append((f"rings[{r}].targets[{t}].health", target["health"]))
+    return named
+
+
+def check_rollout_document(document: Any, files: dict[str, Any], folder: Path) -> CheckedRollout:
+    """A rollout document (the rollout file's fields, as JSON) whose template, parameters and health files are given
+    inline in ``files`` (name → JSON document) rather than as paths — what the team API takes. Each name the document
+    uses must be one of ``files`` (never a path: nothing else on the service's disk is read); they are written to
+    ``folder`` (empty, the caller's) and checked exactly as ``check_rollout_file`` checks a file. Messages say "the
+    rollout document" and name the files by their names."""
+    if not isinstance(document, dict):
+        raise InputError("The rollout document must be a JSON object with name, template and rings; " + DOCS + ".")
+    if len(files) > MAX_DOCUMENT_FILES:
+        raise InputError(f"files holds {len(files)} documents; at most {MAX_DOCUMENT_FILES}.")
+    for name in files:
+        if not FILE_NAME.fullmatch(name):
+            raise InputError(
+                f"files: {name[:80]!r} is not a file name: use 1-100 letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit (no folders)."
+            )
+    for field, value in _named_files(document):
+        if isinstance(value, str) and value not in files:
+            given = ", ".join(sorted(files)[:10]) or "none"
+            raise InputError(
+                f"The rollout document: {field}: names {value[:100]!r}, which is not in files (given: {given}); add "
+                "the document under that name."
+            )
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content), encoding="utf-8")
+    path = folder / ".rollout.json"  # a name no entry of files can take (they start with a letter or digit)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    try:
+        checked = check_rollout_file(path)
+    except InputError as exc:
+        message = str(exc).replace(f"The rollout file {path}", "The rollout document")
+        raise InputError(message.replace(f"{folder.resolve()}/", "").replace(f"{folder}/", "")) from None
+    checked.file = Path("rollout document")
+    checked.template_path = Path(checked.spec.template)
+    checked.parameters_path = Path(checked.spec.parameters) if checked.spec.parameters else None
+    return checked

@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.models import DeployRequest
+
 DRIFT_WORKFLOW_NAME = "DriftCheckWorkflow"
 DRIFT_CHECK_ACTIVITY = "check_drift"
 MAX_ALLOW_ENTRIES = 200
@@ -44,6 +46,13 @@ class DriftCheckInput(_Model):
     subscription_id: str
     resource_group: str
     allow_list: list[AllowEntry] = Field(default_factory=list)
+    # ``drift enable --remediate``: a check that finds drift starts an ordinary deployment of the last good template
+    # and parameters (plan, approval of deletions under the worker's policy, deploy, health), named in the report.
+    remediate: bool = False
+    initiator: str = "drift-check"  # who enabled the schedule: the remediation deployment's initiator (four eyes)
+    # ``drift enable -t/-p``: compare with this template and these parameters (ARM JSON in the content store, secure
+    # values sealed) instead of the last good deployment; None: the last good deployment.
+    request: DeployRequest | None = None
 
 
 class DriftFinding(_Model):
@@ -65,3 +74,17 @@ class DriftReport(_Model):
     expired_entries: list[str] = Field(default_factory=list)  # allow-list entries past their expiry (not applied)
     baseline_captured: bool = False  # this run took the baseline (the first check after a new good deployment)
     problem: str | None = None  # why nothing could be checked (no good deployment recorded, ...)
+    compared_with: str | None = None  # -t/-p: the template named (its path and digest) instead of the last good one
+    # Drift found: the event announced to the worker's sinks (its stable id; None when no sink takes it) and, with
+    # --remediate, the deployment started to put the last good state back (or why none was started).
+    notification_id: str | None = None
+    remediation_workflow_id: str | None = None
+    remediation_run_id: str | None = None
+    remediation_problem: str | None = None
+    # The check activity's request for the last good deployment (template and parameters by reference, secure values
+    # sealed): what a remediation deploys. Dropped from the workflow's result.
+    last_good_request: DeployRequest | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.classification in (DriftClass.CONFIGURATION_DRIFT, DriftClass.DESTRUCTIVE_DRIFT)

@@ -1,6 +1,6 @@
-"""Notifications: the events a deployment announces (approval needed, completed, failed, rolled back; drift is
-reserved), where each goes (the worker's routing: sink names, event kinds, subscription and resource group
-patterns) and how delivery is retried.
+"""Notifications: the events a deployment announces (approval needed, completed, failed, rolled back) and a drift
+check announces (drift), where each goes (the worker's routing: sink names, event kinds, subscription and resource
+group patterns) and how delivery is retried.
 
 What crosses into history is only this: the event (names, ids, counts, codes — never a parameter value, never a
 sink's URL or key) and the names of the sinks it goes to. The sinks themselves, with their secrets, live on the
@@ -31,7 +31,7 @@ class NotificationKind(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
-    DRIFT = "drift"  # reserved: not announced yet
+    DRIFT = "drift"  # a drift check found configuration or destructive drift (docs/FLEET.md)
 
 
 class _Model(BaseModel):
@@ -82,6 +82,13 @@ class NotificationEvent(_Model):
     # failed / rolled back
     failure: NotificationFailure | None = None
     rolled_back_to: str | None = None  # the workflow id whose deployment was redeployed
+    # drift (``deployment_id`` is then the resource group's deployment workflow id, whose page shows its last
+    # deployment; ``plan_counts`` the drifted resources per what-if change type: Modify, Create = gone, Delete =
+    # added out of band)
+    drift_class: str | None = None  # "configuration drift" or "destructive drift"
+    drift_check_id: str | None = None  # the drift check's workflow id (`drift status` lists it)
+    remediation_id: str | None = None  # --remediate: the deployment started to put the last good state back
+    remediation_problem: str | None = None  # --remediate: why no deployment was started
 
     def headline(self) -> str:
         """One line for subjects and chat titles."""
@@ -95,6 +102,8 @@ class NotificationEvent(_Model):
         if self.kind is NotificationKind.FAILED:
             code = f" ({self.failure.code})" if self.failure else ""
             return f"Deployment failed{code}: {where}"
+        if self.kind is NotificationKind.DRIFT:
+            return f"{(self.drift_class or 'drift').capitalize()}: {where}"
         return f"{self.kind.value}: {where}"
 
 

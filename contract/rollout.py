@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.approvals import ApprovalProof, ApprovalStatement, DecisionEvidence
 from contract.health import HealthSpec
 from contract.models import DeployOutcome, DeployRequest, LastGoodDeployment, WhatIfPlan
 
@@ -199,6 +200,11 @@ class RingProgress(_Model):
     # approval must name, and the approvals refused for naming another (the latest MAX_REFUSED_KEPT).
     plan_hash: str | None = None
     refused_approvals: list[str] = Field(default_factory=list)
+    # Under the worker's approval policy: the approvals the ring needs (the most any of its targets' scopes asks
+    # for) and those counted, with their verification (the ring starts once enough distinct people approved).
+    required_approvals: int = 1
+    approvals: list[DecisionEvidence] = Field(default_factory=list)
+    statement_lifetime_seconds: int | None = None  # the policy's: how long a signed approval may be valid
     # The previous good deployment of each target (key ``sub/rg``), loaded before it deploys: what a rollback
     # redeploys. Kept only for rings that roll back, and dropped when the ring ends.
     previous: dict[str, LastGoodDeployment] = Field(default_factory=dict)
@@ -250,6 +256,8 @@ class RolloutStatus(_Model):
     runs: int = 1
     history_length: int = 0
     preview_only: bool = False
+    initiator: str = ""
+    first_run_id: str = ""  # what a signed ring approval names as its run (stable across continue-as-new)
 
     def counts(self) -> dict[str, int]:
         tally: dict[str, int] = {}
@@ -271,6 +279,16 @@ class ApproveRingSignal(_Model):
     ring: str
     by: str
     plan_hash: str | None = None  # the ring's aggregate plan hash the approver saw (`rollout status`)
+    # Verified approvals (the worker's approval policy file): a statement for this rollout (``workflow_id``, its
+    # first run id as ``run_id``), the ring (``round``: its position, 1-based), its plan hash and an empty
+    # destructive set, with its proof (ssh or relay).
+    statement: ApprovalStatement | None = None
+    proof: ApprovalProof | None = None
+
+
+def ring_round(ring_index: int) -> int:
+    """The ``round`` a ring's approval statement names: the ring's position in the file, from 1."""
+    return ring_index + 1
 
 
 class PreviewInput(_Model):

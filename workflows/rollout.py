@@ -20,10 +20,20 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from contract.approvals import (
+        PROOF_UNVERIFIED,
+        DecisionEvidence,
+        VerificationResult,
+        VerifyApprovalInput,
+        statement_digest,
+        statement_problem,
+        utc_text,
+    )
     from contract.health import HealthCheckInput, HealthCheckReport, health_activity_timeouts
     from contract.models import (
         WORKFLOW_NAME,
@@ -35,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         LastGoodQuery,
         StageInput,
         WhatIfPlan,
+        WorkerSettings,
         rollback_request,
     )
     from contract.naming import deployment_name_for, workflow_id_for
@@ -68,11 +79,18 @@ with workflow.unsafe.imports_passed_through():
         TargetPreview,
         TargetProgress,
         TargetState,
+        ring_round,
     )
 
 # workflow.patched ids: each marks a change of the commands the workflow issues (tests/fleet/test_rollout_replay.py).
 # A ring that needs approval previews its targets first and binds the approval to the hash of those previews.
 PATCH_RING_PLAN_HASH = "ring-approval-plan-hash"
+# Ring approvals go through the worker's approval policy as deployment approvals do: four eyes (the rollout's
+# initiator may not approve its rings), the allowed approvers of every target's scope, N of M distinct approvers, and
+# signed (ssh) or relay proofs when the policy file demands them.
+PATCH_RING_APPROVAL_POLICY = "ring-approval-policy"
+SETTINGS_TIMEOUT = timedelta(seconds=10)
+VERIFY_APPROVAL_TIMEOUT = timedelta(seconds=60)
 
 ACTIVITY_TIMEOUT = timedelta(minutes=10)
 LAST_GOOD_TIMEOUT = timedelta(seconds=60)
@@ -110,6 +128,8 @@ class RolloutWorkflow:
         self._request: RolloutRequest = inp.request
         self._progress: RolloutProgress = inp.progress or RolloutProgress.fresh(inp.request)
         self._children: dict[str, Any] = {}  # target key → running child handle (this run only)
+        self._settings: WorkerSettings | None = None  # read when a ring first waits for approval in this run
+        self._ring_approvals: list[ApproveRingSignal] = []  # received, checked by the run (proofs need an activity)
 
     # ---------------------------------------------------------------------------------------------- signals
     @workflow.signal(name=SIGNAL_PAUSE)
@@ -128,6 +148,12 @@ class RolloutWorkflow:
 
     @workflow.signal(name=SIGNAL_APPROVE_RING)
     def approve_ring(self, signal: ApproveRingSignal) -> None:
+        if self._policy_applies:  # also asked here: a signal may be handled before the run's first line
+            # Checked by the run (a proof needs an activity); an approval of a ring that does not wait is dropped,
+            # as it always was.
+            if any(r.name == signal.ring and r.state is RingState.AWAITING_APPROVAL for r in self._progress.rings):
+                self._ring_approvals.append(signal)
+            return
         for ring in self._progress.rings:
             if ring.name != signal.ring or ring.state is not RingState.AWAITING_APPROVAL:
                 continue
@@ -144,6 +170,7 @@ class RolloutWorkflow:
     # ------------------------------------------------------------------------------------------------- run
     @workflow.run
     async def run(self, inp: RolloutInput) -> RolloutStatus:
+        workflow.patched(PATCH_RING_APPROVAL_POLICY)  # asked first thing, so the marker is in the first task
         if self._request.preview_only:
             await self._preview_all()
             return self._status(RolloutState.PREVIEWED)
@@ -168,6 +195,11 @@ class RolloutWorkflow:
         final = self._state()
         workflow.logger.info("rollout %s ended %s", self._request.name, final.value)
         return self._status(final)
+
+    @property
+    def _policy_applies(self) -> bool:
+        """Ring approvals under the worker's approval policy (runs started before it: any approval counts)."""
+        return workflow.patched(PATCH_RING_APPROVAL_POLICY)
 
     @property
     def _aborted(self) -> bool:
@@ -200,6 +232,8 @@ class RolloutWorkflow:
             runs=p.runs,
             history_length=workflow.info().get_current_history_length(),
             preview_only=self._request.preview_only,
+            initiator=self._request.initiator,
+            first_run_id=workflow.info().first_execution_run_id,
         )
 
     async def _continue_as_new_if_long(self, *, force: bool = False) -> None:
@@ -226,12 +260,12 @@ class RolloutWorkflow:
                 if workflow.patched(PATCH_RING_PLAN_HASH):
                     rp.plan_hash = await self._ring_plan_hash(ring, rp)
                 rp.state = RingState.AWAITING_APPROVAL
-                await workflow.wait_condition(lambda: rp.approved_by is not None or self._aborted)
+                await self._await_ring_approval(ring, rp)
                 if self._aborted:
                     return
             rp.state = RingState.DEPLOYING
         if rp.state is RingState.AWAITING_APPROVAL:  # continued while waiting
-            await workflow.wait_condition(lambda: rp.approved_by is not None or self._aborted)
+            await self._await_ring_approval(ring, rp)
             if self._aborted:
                 return
             rp.state = RingState.DEPLOYING
@@ -380,6 +414,156 @@ class RolloutWorkflow:
             tp.plan = counts
             lines.append(f"{target.key}={digest}")
         return "sha256:" + hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+    # ------------------------------------------------------------------------------------------ ring approval
+    async def _await_ring_approval(self, ring: RolloutRing, rp: RingProgress) -> None:
+        """Wait until the ring is approved (or the rollout aborted). Under the policy, each approval received is
+        checked here: its proof by the verify_approval activity, its identity against every target's scope."""
+        if not self._policy_applies:
+            await workflow.wait_condition(lambda: rp.approved_by is not None or self._aborted)
+            return
+        if self._settings is None:
+            self._settings = await workflow.execute_local_activity(
+                ActivityName.RESOLVE_SETTINGS,
+                StageInput(
+                    request=self._request.target_request(ring.targets[0]),
+                    deployment_name=f"rollout-{self._request.name}",
+                ),
+                result_type=WorkerSettings,
+                start_to_close_timeout=SETTINGS_TIMEOUT,
+                summary="read the worker's approval policy",
+            )
+        trust = self._settings.approval.trust
+        if trust is not None:
+            rp.statement_lifetime_seconds = trust.statement_lifetime_seconds
+            rp.required_approvals = max(trust.required_approvals(t.subscription_id, t.resource_group)
+                                        for t in ring.targets)  # fmt: skip
+        while rp.approved_by is None and not self._aborted:
+            await workflow.wait_condition(
+                lambda: rp.approved_by is not None or self._aborted or bool(self._ring_approvals)
+            )
+            while self._ring_approvals and rp.approved_by is None and not self._aborted:
+                await self._take_ring_approval(self._ring_approvals.pop(0))
+
+    def _refuse_ring_approval(self, rp: RingProgress, by: str, why: str) -> None:
+        refused = f"{by[:200]}: {why}"
+        rp.refused_approvals = [*rp.refused_approvals, refused][-MAX_REFUSED_KEPT:]
+        workflow.logger.warning("approval of ring %s refused: %s", rp.name, refused)
+
+    async def _take_ring_approval(self, signal: ApproveRingSignal) -> None:
+        """One approval of the waiting ring, through the worker's approval policy."""
+        p = self._progress
+        index = next((i for i, r in enumerate(p.rings) if r.name == signal.ring), None)
+        if index is None or p.rings[index].state is not RingState.AWAITING_APPROVAL:
+            return  # as before the policy: an approval of a ring that does not wait changes nothing
+        ring, rp = self._request.rings[index], p.rings[index]
+        assert self._settings is not None
+        approval, request = self._settings.approval, self._request
+        trust = approval.trust
+        by = signal.statement.identity if signal.statement is not None else signal.by
+        if rp.plan_hash is not None and signal.plan_hash != rp.plan_hash:
+            why = f"names plan {str(signal.plan_hash)[:80]}, the ring's is {rp.plan_hash}"
+            self._refuse_ring_approval(rp, by, why)
+            return
+        now = workflow.now()
+        if trust is None:
+            why_not = approval.refusal(approver=signal.by, initiator=request.initiator, approving=True)
+            if why_not is not None:
+                self._refuse_ring_approval(rp, by, why_not.replace("this deployment", "this rollout"))
+                return
+            verification = VerificationResult(verified=False, proof_kind=PROOF_UNVERIFIED, identity=signal.by,
+                                              why="a claimed name", checked_at=utc_text(now))  # fmt: skip
+        elif signal.statement is None and signal.proof is None:
+            if not trust.accepts(PROOF_UNVERIFIED):
+                self._refuse_ring_approval(
+                    rp,
+                    by,
+                    f"an unsigned approval (a claimed name) is refused: the approval policy accepts only "
+                    f"{', '.join(trust.accepted_proofs)} proofs; sign it with `python starter.py rollout approve "
+                    f"{workflow.info().workflow_id} --ring {ring.name} --key ~/.ssh/id_ed25519`",
+                )
+                return
+            verification = VerificationResult(verified=False, proof_kind=PROOF_UNVERIFIED, identity=signal.by,
+                                              why="a claimed name, accepted because the policy accepts unverified "
+                                              "decisions", failure="unverified", policy_digest=trust.digest(),
+                                              checked_at=utc_text(now))  # fmt: skip
+        else:
+            checked = await self._verify_ring_statement(signal, index, rp)
+            if checked is None:
+                return
+            verification = checked
+        identity = verification.identity
+        if trust is not None:
+            for target in ring.targets:
+                why_not = trust.refusal(
+                    identity=identity,
+                    initiator=request.initiator,
+                    approving=True,
+                    subscription=target.subscription_id,
+                    resource_group=target.resource_group,
+                )
+                if why_not is not None:
+                    self._refuse_ring_approval(rp, identity, why_not.replace("this deployment", "this rollout"))
+                    return
+        if identity.lower() in {e.identity.lower() for e in rp.approvals}:
+            self._refuse_ring_approval(rp, identity, f"already approved ring {ring.name}; distinct approvers count")
+            return
+        rp.approvals = [*rp.approvals, DecisionEvidence(decision="approve", identity=identity,
+                                                        statement=signal.statement, proof=signal.proof,
+                                                        verification=verification, at=utc_text(now))]  # fmt: skip
+        if len(rp.approvals) >= rp.required_approvals:
+            rp.approved_by = ", ".join(e.identity for e in rp.approvals)[:200]
+
+    async def _verify_ring_statement(
+        self, signal: ApproveRingSignal, index: int, rp: RingProgress
+    ) -> VerificationResult | None:
+        """A signed approval: the statement must be for this rollout (its first run), this ring and its plan, current
+        and not counted before; then its proof is checked. The verification, or None (refused and recorded)."""
+        assert self._settings is not None and self._settings.approval.trust is not None
+        trust = self._settings.approval.trust
+        statement, proof = signal.statement, signal.proof
+        by = statement.identity if statement is not None else signal.by
+        if statement is None or proof is None:
+            self._refuse_ring_approval(rp, by, "a signed approval needs both a statement and a proof")
+            return None
+        info = workflow.info()
+        problem = statement_problem(
+            statement,
+            workflow_id=info.workflow_id,
+            run_id=info.first_execution_run_id,
+            round_number=ring_round(index),
+            plan_hash=rp.plan_hash,
+            destructive_set=[],
+            decision="approve",
+            now=workflow.now(),
+            lifetime_seconds=trust.statement_lifetime_seconds,
+        )
+        if problem is not None:
+            self._refuse_ring_approval(rp, by, f"{problem[0]} statement refused: {problem[1]}")
+            return None
+        digest = statement_digest(statement)
+        if any(e.statement is not None and statement_digest(e.statement) == digest for e in rp.approvals):
+            self._refuse_ring_approval(rp, by, f"replay refused: statement {digest[:19]}… was already counted")
+            return None
+        if not trust.accepts(proof.kind):
+            self._refuse_ring_approval(rp, by, f"the approval policy does not accept {proof.kind} proofs")
+            return None
+        try:
+            result = await workflow.execute_activity(
+                ActivityName.VERIFY_APPROVAL,
+                VerifyApprovalInput(statement=statement, proof=proof, policy=trust),
+                result_type=VerificationResult,
+                start_to_close_timeout=VERIFY_APPROVAL_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary=f"verify {statement.identity}'s {proof.kind} proof for ring {rp.name}",
+            )
+        except ActivityError as exc:
+            self._refuse_ring_approval(rp, by, f"the proof could not be checked: {exc.cause or exc}")
+            return None
+        if not result.verified:
+            self._refuse_ring_approval(rp, by, f"proof refused: {result.why}")
+            return None
+        return result
 
     # ------------------------------------------------------------------------------------------------- bake
     async def _bake(self, ring: RolloutRing, rp: RingProgress) -> str | None:

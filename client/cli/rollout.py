@@ -107,6 +107,18 @@ def add_parser(subparsers: Any) -> None:
     q = sub.add_parser("approve", help="approve a ring that waits for approval (approval: true in the file)")
     q.add_argument("rollout_id", metavar="ID", help="the rollout's workflow id")
     q.add_argument("--ring", required=True, help="the ring's name")
+    q.add_argument("--reason", default="", help="why, for the record (in the signed statement with --key)")
+    q.add_argument(
+        "--key",
+        metavar="PATH",
+        help="sign the approval with this SSH key (the worker's approval policy file may demand it; docs/SECURITY.md)",
+    )
+    q.add_argument(
+        "--as",
+        dest="approver",
+        metavar="WHO",
+        help="with --key: the principal the key is listed under in allowed_signers (default: the OS account)",
+    )
     add_target_args(q)
     q.set_defaults(run=run_signal, signal="approve")
 
@@ -158,14 +170,7 @@ async def plan(args: argparse.Namespace) -> int:
     checked = _checked(args)
     target = await resolve_target(args)
     request = _request(args, checked, target, preview_only=True)
-    handle = await target.client.start_workflow(
-        ROLLOUT_WORKFLOW_NAME,
-        RolloutInput(request=request),
-        id=f"{rollout_workflow_id(request.name)}-plan-{uuid.uuid4().hex[:8]}",
-        task_queue=target.task_queue,
-        result_type=RolloutStatus,
-        static_summary=f"rollout plan {request.name}: what-if of every target",
-    )
+    handle = await start_plan_workflow(target.client, request, task_queue=target.task_queue)
     progress(f"Planning rollout {request.name} as workflow {handle.id} ({_target_count(request)} targets)…")
     result: RolloutStatus = await handle.result()
     changes = any(t.plan is not None and t.plan.changes for r in result.rings for t in r.targets)
@@ -185,17 +190,7 @@ async def start(args: argparse.Namespace) -> int:
     request = _request(args, checked, target, preview_only=False)
     wf_id = rollout_workflow_id(request.name)
     try:
-        handle = await target.client.start_workflow(
-            ROLLOUT_WORKFLOW_NAME,
-            RolloutInput(request=request),
-            id=wf_id,
-            task_queue=target.task_queue,
-            result_type=RolloutStatus,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            memo={"rollout": request.name, "initiator": request.initiator, "targets": _target_count(request)},
-            static_summary=f"rollout {request.name}: {_target_count(request)} targets in {len(request.rings)} rings",
-        )
+        handle = await start_rollout_workflow(target.client, request, task_queue=target.task_queue)
     except WorkflowAlreadyStartedError:
         raise CommandError(
             f"Rollout {request.name} is already running as workflow {wf_id}: `python starter.py rollout status "
@@ -216,6 +211,44 @@ async def start(args: argparse.Namespace) -> int:
     else:
         print_status(result)
     return STATE_EXIT_CODES.get(result.state, ExitCode.OK)
+
+
+async def start_plan_workflow(client: Any, request: RolloutRequest, *, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """``rollout plan``'s workflow (the CLI's and the team API's): what-if of every target, nothing deployed."""
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        ROLLOUT_WORKFLOW_NAME,
+        RolloutInput(request=request),
+        id=f"{rollout_workflow_id(request.name)}-plan-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+        result_type=RolloutStatus,
+        memo={"rollout": request.name, "initiator": request.initiator, "targets": _target_count(request)},
+        static_summary=f"rollout plan {request.name}: what-if of every target",
+    )
+    return handle
+
+
+async def start_rollout_workflow(
+    client: Any, request: RolloutRequest, *, task_queue: str, memo: dict[str, Any] | None = None
+) -> WorkflowHandle[Any, Any]:
+    """``rollout start``'s workflow ``rollout-<name>`` (the CLI's and the team API's); WorkflowAlreadyStartedError
+    while one of that name runs."""
+    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+        ROLLOUT_WORKFLOW_NAME,
+        RolloutInput(request=request),
+        id=rollout_workflow_id(request.name),
+        task_queue=task_queue,
+        result_type=RolloutStatus,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        memo={
+            "rollout": request.name,
+            "initiator": request.initiator,
+            "targets": _target_count(request),
+            **(memo or {}),
+        },
+        static_summary=f"rollout {request.name}: {_target_count(request)} targets in {len(request.rings)} rings",
+    )
+    return handle
 
 
 async def _follow(handle: WorkflowHandle[Any, Any]) -> RolloutStatus:
@@ -290,9 +323,7 @@ async def send_signal(args: argparse.Namespace) -> int:
                     ExitCode.USAGE,
                 )
             progress(f"Approving ring {ring.name}: plan {ring.plan_hash or '(not bound)'}, {_ring_counts(ring)}.")
-            await handle.signal(
-                SIGNAL_APPROVE_RING, ApproveRingSignal(ring=args.ring, by=current_user(), plan_hash=ring.plan_hash)
-            )
+            await handle.signal(SIGNAL_APPROVE_RING, ring_approval(args, s, ring.name))
     except RPCError as exc:
         raise CommandError(
             f"Could not {kind} rollout {handle.id}: {exc.message} (has it ended? `python starter.py rollout status "
@@ -303,6 +334,49 @@ async def send_signal(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json({"rollout_id": handle.id, "sent": kind})
     return ExitCode.OK
+
+
+def ring_approval(args: argparse.Namespace, status: RolloutStatus, ring_name: str) -> ApproveRingSignal:
+    """The approval of a waiting ring, bound to its plan hash; with ``--key`` a signed statement for this rollout
+    (its first run), the ring (its position) and that plan, as the worker's approval policy may demand."""
+    from datetime import UTC, datetime, timedelta
+
+    from client.cli.approvals import sign_statement
+    from contract.approvals import DEFAULT_STATEMENT_LIFETIME_SECONDS, ApprovalStatement, utc_text
+    from contract.rollout import ring_round
+
+    index = next(i for i, r in enumerate(status.rings) if r.name == ring_name)
+    ring = status.rings[index]
+    who = getattr(args, "approver", None) or current_user()
+    if not getattr(args, "key", None):
+        if getattr(args, "approver", None):
+            raise CommandError(
+                "--as names the principal of a signing key: give --key too. Nothing was sent.", ExitCode.USAGE
+            )
+        return ApproveRingSignal(ring=ring_name, by=who, plan_hash=ring.plan_hash)
+    if not ring.plan_hash or not status.first_run_id:
+        raise CommandError(
+            f"Ring '{ring_name}' of rollout {status.rollout_id} has no plan hash to sign (a rollout started by an "
+            "older worker): approve it without --key. Nothing was sent.",
+            ExitCode.USAGE,
+        )
+    now = datetime.now(UTC)
+    statement = ApprovalStatement(
+        workflow_id=status.rollout_id,
+        run_id=status.first_run_id,
+        round=ring_round(index),
+        plan_hash=ring.plan_hash,
+        destructive_set=[],
+        decision="approve",
+        reason=args.reason,
+        identity=who,
+        issued_at=utc_text(now),
+        expires_at=utc_text(
+            now + timedelta(seconds=ring.statement_lifetime_seconds or DEFAULT_STATEMENT_LIFETIME_SECONDS)
+        ),
+    )
+    proof = sign_statement(statement, key=args.key)
+    return ApproveRingSignal(ring=ring_name, by=who, plan_hash=ring.plan_hash, statement=statement, proof=proof)
 
 
 # ------------------------------------------------------------------------------------------------------ output
@@ -357,6 +431,8 @@ def _ring_line(ring: RingProgress) -> str:
         extra += f", plan {ring.plan_hash[:19]}… ({_ring_counts(ring)})"
     if ring.approved_by:
         extra += f", approved by {ring.approved_by}"
+    elif ring.state is RingState.AWAITING_APPROVAL and ring.required_approvals > 1:
+        extra += f", {len(ring.approvals)} of {ring.required_approvals} approvals"
     for refused in ring.refused_approvals[-3:]:
         extra += f"\n  refused approval: {refused}"
     if ring.bake_until is not None:

@@ -266,7 +266,7 @@ class _Reader:
 
     def kinds(self, at: str, value: Any) -> list[NotificationKind]:
         if value is None:
-            return [k for k in NotificationKind if k is not NotificationKind.DRIFT]
+            return list(NotificationKind)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value:

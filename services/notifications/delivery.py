@@ -52,6 +52,8 @@ NO_LINK = (
 
 def detail_lines(event: NotificationEvent) -> list[str]:
     """The event as short plain lines (chat messages and e-mail): what, where, who, the plan's counts, why."""
+    if event.kind is NotificationKind.DRIFT:
+        return _drift_lines(event)
     lines = [f"Deployment {event.deployment_id} (ARM deployment {event.deployment_name})"]
     lines.append(f"Subscription {event.subscription_id}, resource group {event.resource_group}")
     who = f"Started by {event.initiator or 'unknown'}"
@@ -73,6 +75,25 @@ def detail_lines(event: NotificationEvent) -> list[str]:
         lines.append(f"Redeployed the last good deployment of {event.rolled_back_to}")
     if event.outcome:
         lines.append(f"Outcome: {event.outcome}")
+    return lines
+
+
+DRIFT_CHANGES = {"Modify": "changed", "Create": "gone (deleted out of band)", "Delete": "added out of band"}
+
+
+def _drift_lines(event: NotificationEvent) -> list[str]:
+    """A drift check's event: which check, what it found (counts per kind of change, never a value), and what was
+    done about it."""
+    lines = [f"Drift check {event.drift_check_id}: {event.drift_class}"]
+    lines.append(f"Subscription {event.subscription_id}, resource group {event.resource_group}")
+    lines.append(f"Compared with the last good deployment {event.deployment_name or '(unknown)'}")
+    found = ", ".join(f"{n} {DRIFT_CHANGES.get(kind, kind)}" for kind, n in sorted(event.plan_counts.items()) if n)
+    if found:
+        lines.append(f"Resources: {found}")
+    if event.remediation_id:
+        lines.append(f"Remediation: deployment {event.remediation_id} started by {event.initiator or 'unknown'}")
+    elif event.remediation_problem:
+        lines.append(f"Not remediated: {event.remediation_problem}")
     return lines
 
 

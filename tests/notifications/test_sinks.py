@@ -157,6 +157,35 @@ async def test_slack_message_links_the_approval_page(tmp_path):
     assert button["type"] == "button" and button["url"] == f"{PUBLIC}/ui/deployments/deploy-sub-rg-a"
 
 
+async def test_a_drift_message_says_what_drifted_and_what_was_done_without_values(tmp_path):
+    drift = approval_event(
+        id=event_id("drift-sub-rg-a-check-1", "run-9", NotificationKind.DRIFT),
+        kind=NotificationKind.DRIFT,
+        stage="DRIFT_CHECK",
+        plan_counts={"Modify": 2, "Create": 1},
+        deletions=0,
+        round=None,
+        plan_hash=None,
+        required_approvals=None,
+        deadline=None,
+        drift_class="destructive drift",
+        drift_check_id="drift-sub-rg-a-check-1",
+        remediation_id="deploy-sub-rg-a",
+    )
+    with http_receiver() as receiver:
+        notifier = notifier_for(  # no events list: drift is among the default kinds
+            tmp_path, "sinks:\n  - {name: chat, type: slack, url_env: SLACK_URL}\n", {"SLACK_URL": receiver.url}
+        )
+        assert notifier.routing.sinks_for(drift) == ["chat"]
+        await notifier.send(drift, "chat")
+    body = receiver.requests[0].json()
+    assert body["text"].startswith("Destructive drift: rg-a (00000000-0000-0000-0000-000000000001)")
+    text = body["blocks"][1]["text"]["text"]
+    assert "Drift check drift-sub-rg-a-check-1: destructive drift" in text
+    assert "1 gone (deleted out of band), 2 changed" in text
+    assert "Remediation: deployment deploy-sub-rg-a started by dana" in text
+
+
 async def test_teams_message_is_an_adaptive_card_with_the_link(tmp_path):
     with http_receiver() as receiver:
         notifier = (

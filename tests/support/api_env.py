@@ -39,14 +39,15 @@ class Caller:
     token: str
     principal: Principal
     roles: frozenset[str]
+    groups: tuple[str, ...] = ()  # resource group patterns (fnmatch) the roles hold for; empty: every group
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _caller(token: str, name: str, *roles: str) -> Caller:
-    return Caller(token, Principal(subject=f"oid-{name}", name=name, issuer=ISSUER), frozenset(roles))
+def _caller(token: str, name: str, *roles: str, groups: tuple[str, ...] = ()) -> Caller:
+    return Caller(token, Principal(subject=f"oid-{name}", name=name, issuer=ISSUER), frozenset(roles), groups)
 
 
 CALLERS = {
@@ -54,6 +55,8 @@ CALLERS = {
     "approver": _caller("token-bo", "bo@contoso.com", "approver", "reader"),
     "reader": _caller("token-cy", "cy@contoso.com", "reader"),
     "other-deployer": _caller("token-di", "di@contoso.com", "deployer", "reader"),
+    # deployer and reader for the resource groups api-roll-a-* only (a rollout needs its role on every target)
+    "scoped-deployer": _caller("token-el", "el@contoso.com", "deployer", "reader", groups=("api-roll-a-*",)),
 }
 
 
@@ -74,8 +77,12 @@ class TokenTable:
         return caller.principal
 
     def allows(self, principal: Principal, role: Role, subscription_id: str, resource_group: str) -> bool:
+        import fnmatch
+
         caller = self.by_subject.get(principal.subject)
-        return caller is not None and role in caller.roles
+        if caller is None or role not in caller.roles:
+            return False
+        return not caller.groups or any(fnmatch.fnmatchcase(resource_group.lower(), g) for g in caller.groups)
 
 
 SMALL_BODY_LIMIT = 512 * 1024  # the tests' size limit, so a 413 needs no megabytes
