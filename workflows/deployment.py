@@ -19,13 +19,12 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     CancelledError,
     TimeoutType,
-    WorkflowAlreadyStartedError,
 )
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -96,18 +95,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from contract.naming import deployment_name_for
     from contract.notifications import (
-        NOTIFICATION_WORKFLOW_NAME,
         NotificationEvent,
         NotificationFailure,
         NotificationKind,
-        NotificationRequest,
         event_id,
-        notification_workflow_id,
     )
     from contract.plan_text import plan_documents, render_plan
     from contract.retry import SINGLE_ATTEMPT, next_delay
     from contract.search_attributes import DEPLOYMENT_STATE
     from workflows import metrics as deployment_metrics
+    from workflows.notification import announce
     from workflows.spans import stage_span
 
 T = TypeVar("T")
@@ -1232,20 +1229,8 @@ class DeploymentWorkflow:
         if not self._notifications or routing is None or not routing.sinks:
             return
         event = self._notification_event(kind, round_number)
-        sinks = routing.sinks_for(event)
-        if not sinks:
-            return
         try:
-            await workflow.start_child_workflow(
-                NOTIFICATION_WORKFLOW_NAME,
-                NotificationRequest(event=event, sinks=sinks, delivery=routing.delivery),
-                id=notification_workflow_id(event),
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"{kind.value} to {', '.join(sinks)}",
-            )
-        except WorkflowAlreadyStartedError:
-            workflow.logger.info("%s event %s was already announced", kind.value, event.id)
+            await announce(routing, event)
         except (asyncio.CancelledError, CancelledError):
             if kind is NotificationKind.APPROVAL_NEEDED:
                 raise  # still running: the cancellation is the deployment's

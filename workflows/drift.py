@@ -20,14 +20,12 @@ with workflow.unsafe.imports_passed_through():
     from contract.models import WORKFLOW_NAME, ActivityName, DeployRequest, StageInput, WorkerSettings
     from contract.naming import workflow_id_for
     from contract.notifications import (
-        NOTIFICATION_WORKFLOW_NAME,
         NotificationEvent,
         NotificationKind,
-        NotificationRequest,
         event_id,
-        notification_workflow_id,
     )
     from contract.retry import SINGLE_ATTEMPT
+    from workflows.notification import announce
 
 CHECK_TIMEOUT = timedelta(minutes=15)
 SETTINGS_TIMEOUT = timedelta(seconds=10)
@@ -131,18 +129,6 @@ class DriftCheckWorkflow:
             remediation_id=report.remediation_workflow_id,
             remediation_problem=report.remediation_problem,
         )
-        sinks = routing.sinks_for(event)
-        if not sinks:
+        if not await announce(routing, event):
             return
-        try:
-            await workflow.start_child_workflow(
-                NOTIFICATION_WORKFLOW_NAME,
-                NotificationRequest(event=event, sinks=sinks, delivery=routing.delivery),
-                id=notification_workflow_id(event),
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                static_summary=f"drift to {', '.join(sinks)}",
-            )
-        except WorkflowAlreadyStartedError:
-            workflow.logger.info("drift event %s was already announced", event.id)
         report.notification_id = event.id

@@ -12,18 +12,42 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from contract.notifications import (
         NOTIFICATION_WORKFLOW_NAME,
         NOTIFY_ACTIVITY,
+        NotificationEvent,
         NotificationReport,
         NotificationRequest,
+        NotificationRouting,
         NotifyInput,
         NotifyResult,
+        notification_workflow_id,
     )
+
+
+async def announce(routing: NotificationRouting, event: NotificationEvent) -> list[str]:
+    """Start the detached delivery of ``event`` (from a deployment or a drift check) to the sinks the worker routes
+    it to, and return them (empty: no sink takes it, nothing started). Only the start is awaited; the child's id
+    derives from the event's stable id, so the server refuses a second start of the same event."""
+    sinks = routing.sinks_for(event)
+    if not sinks:
+        return []
+    try:
+        await workflow.start_child_workflow(
+            NOTIFICATION_WORKFLOW_NAME,
+            NotificationRequest(event=event, sinks=sinks, delivery=routing.delivery),
+            id=notification_workflow_id(event),
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"{event.kind.value} to {', '.join(sinks)}",
+        )
+    except WorkflowAlreadyStartedError:
+        workflow.logger.info("%s event %s was already announced", event.kind.value, event.id)
+    return sinks
 
 
 @workflow.defn(name=NOTIFICATION_WORKFLOW_NAME)
