@@ -25,6 +25,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.events import plan_summary
 from api.identity import Authorizer, Principal
 from api.models import Decision, DeploymentCreate
 from api.problems import Problem
@@ -360,15 +361,7 @@ class Deployments:
             ) from None
 
     def plan_document(self, plan: WhatIfPlan | None) -> dict[str, Any] | None:
-        if plan is None:
-            return None
-        return {
-            "hash": plan.plan_hash,
-            "counts": dict(plan.counts),
-            "has_changes": plan.has_changes,
-            "deletions": plan.destructive_set,
-            "truncated": plan.truncated,
-        }
+        return None if plan is None else plan_summary(plan)
 
     def plan_text(self, plan: WhatIfPlan) -> str:
         return render_plan(plan_documents(plan, self.store))

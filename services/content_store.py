@@ -91,6 +91,20 @@ def default_blob_dir() -> Path:
     return Path.home() / ".cache" / "bicep-orchestrator" / "blobs"
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename it into place: a reader never sees half a file,
+    and a crash leaves no partial one under the real name."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class LocalBlobStore:
     """Blobs as files named by their digest under one folder (two-level fan-out), written atomically."""
 
@@ -107,15 +121,7 @@ class LocalBlobStore:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self._path(digest)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            _write_atomically(path, data)
         return BlobRef(digest=digest, size=len(data), media_type=media_type)
 
     def get(self, ref: BlobRef) -> bytes:
@@ -132,16 +138,7 @@ class LocalBlobStore:
         return data
 
     def put_named(self, name: str, data: bytes) -> None:
-        path = self.root / check_record_name(name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(self.root / check_record_name(name), data)
 
     def get_named(self, name: str) -> bytes | None:
         try:
