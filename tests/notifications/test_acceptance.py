@@ -11,11 +11,7 @@ HTTPS), a local webhook receiver and a local SMTP server requiring STARTTLS.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +20,7 @@ import pytest
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import SIGNAL_APPROVE, ApprovalSignal, DeploymentMode, DeploymentStage, DeployOutcome
 from contract.notifications import NotificationKind, event_id
-from harness.localarm import REPO, real_worker, request_for, storage_template
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.audit.history import fetch_record
@@ -38,6 +34,7 @@ from tests.support.notification_receivers import (
     smtp_server,
     verify_signature,
 )
+from tests.support.worker_process import start_worker_process, stop_process, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -47,15 +44,6 @@ PUBLIC = "https://team.example.test"
 @pytest.fixture(scope="module")
 def local_arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalArm]:
     yield from running_local_arm(tmp_path_factory.mktemp("local-arm-notify"), **FAST)
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_approval_needed_reaches_the_webhook_and_the_mailbox_once_with_the_page_link(
@@ -118,37 +106,15 @@ async def test_approval_needed_reaches_the_webhook_and_the_mailbox_once_with_the
     assert mail["X-Orchestrator-Event-Id"] == approval["id"]
 
 
-def start_worker_process(address: str, task_queue: str, local_arm: LocalArm, blob_dir: Path, config: Path, log: Path):
-    env = dict(os.environ)
-    env.update(
-        {
-            "ORCHESTRATOR_NOTIFICATIONS": str(config),
-            "ORCHESTRATOR_PUBLIC_URL": PUBLIC,
-            "HOOK_KEY": WEBHOOK_KEY,
-            "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
-            "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
-        }
-    )
-    cmd = [
-        sys.executable, str(REPO / "worker.py"),
-        "--address", address,
-        "--task-queue", task_queue,
-        "--arm-endpoint", local_arm.endpoint,
-        "--arm-ca-file", local_arm.ca_file,
-        "--arm-credential", "local",
-        "--blob-dir", str(blob_dir),
-    ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def worker_env(config: Path) -> dict[str, str]:
+    """A worker process delivering to the sinks of ``config``, with fast heartbeats and polls."""
+    return {
+        "ORCHESTRATOR_NOTIFICATIONS": str(config),
+        "ORCHESTRATOR_PUBLIC_URL": PUBLIC,
+        "HOOK_KEY": WEBHOOK_KEY,
+        "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
+        "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
+    }
 
 
 async def test_a_worker_killed_mid_delivery_neither_loses_nor_duplicates_the_event(
@@ -164,7 +130,7 @@ async def test_a_worker_killed_mid_delivery_neither_loses_nor_duplicates_the_eve
             "delivery: {initial_interval_seconds: 0.5, maximum_interval_seconds: 1, attempt_timeout_seconds: 3}\n"
             f"sinks:\n  - {{name: audit, type: webhook, url: '{receiver.url}', secret_env: HOOK_KEY}}\n"
         )
-        first = start_worker_process(address, task_queue, local_arm, blob_dir, config, log)
+        first = start_worker_process(address, task_queue, local_arm, blob_dir, log, worker_env(config))
         second = None
         try:
             request = request_for(local_arm, blob_dir, resource_group, storage_template(["stnotkill1"]))
@@ -175,15 +141,15 @@ async def test_a_worker_killed_mid_delivery_neither_loses_nor_duplicates_the_eve
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
             receiver.release()  # its answer goes nowhere: the killed worker never learns it was delivered
-            second = start_worker_process(address, task_queue, local_arm, blob_dir, config, log)
+            second = start_worker_process(address, task_queue, local_arm, blob_dir, log, worker_env(config))
             eid = event_id(handle.id, handle.result_run_id, NotificationKind.COMPLETED)
             child = client.get_workflow_handle(f"notify-{eid}")
             report = await asyncio.wait_for(child.result(), 90)
             await asyncio.sleep(3)  # past the retry interval: nothing more may come
         finally:
-            stop(first)
+            stop_process(first)
             if second is not None:
-                stop(second)
+                stop_process(second)
     assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
     assert report["results"][0]["delivered"] is True, report
     ids = [r.json()["id"] for r in receiver.requests]

@@ -5,22 +5,18 @@ deterministic name and resumed polling it). Also: cancelling the workflow cancel
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from client.deployments import query_status, result_of, start_deployment
 from contract.models import DeploymentStage, DeployOutcome
-from harness.localarm import REPO, real_worker, request_for, storage_template
+from harness.localarm import real_worker, request_for, storage_template
 from local_arm.admin import Fault
 from local_arm.testing import FAST, LocalArm, running_local_arm
 from services.config import StaticTokenCredential
+from tests.support.worker_process import start_worker_process, stop_process, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -36,45 +32,12 @@ def no_faults_left(local_arm):
     local_arm.admin.clear_faults()
 
 
-def start_worker_process(address: str, task_queue: str, local_arm: LocalArm, blob_dir: Path, log: Path):
-    env = dict(os.environ)
-    env.update(
-        {
-            "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
-            "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
-            "ORCHESTRATOR_RETRY_INITIAL_SECONDS": "0.5",
-            "ORCHESTRATOR_HEALTH_ALLOW_PRIVATE": "1",  # the health checks' test servers are on 127.0.0.1
-        }
-    )
-    cmd = [
-        sys.executable, str(REPO / "worker.py"),
-        "--address", address,
-        "--task-queue", task_queue,
-        "--arm-endpoint", local_arm.endpoint,
-        "--arm-ca-file", local_arm.ca_file,
-        "--arm-credential", "local",
-        "--blob-dir", str(blob_dir),
-    ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+WORKER_ENV = {
+    "ORCHESTRATOR_HEARTBEAT_TIMEOUT_SECONDS": "2",
+    "ORCHESTRATOR_ARM_POLL_INTERVAL_SECONDS": "0.1",
+    "ORCHESTRATOR_RETRY_INITIAL_SECONDS": "0.5",
+    "ORCHESTRATOR_HEALTH_ALLOW_PRIVATE": "1",  # the health checks' test servers are on 127.0.0.1
+}
 
 
 async def test_sigkill_while_deploying_resumes_without_a_second_put(
@@ -86,7 +49,7 @@ async def test_sigkill_while_deploying_resumes_without_a_second_put(
     log = tmp_path / "workers.log"
     local_arm.admin.add_faults(Fault.slow_lro(6.0, path=resource_group, method="PUT"))
     request = request_for(local_arm, blob_dir, resource_group, storage_template(["stcrash0001"]))
-    first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+    first = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
     second = None
     try:
         handle = await start_deployment(client, request, task_queue=task_queue)
@@ -100,13 +63,13 @@ async def test_sigkill_while_deploying_resumes_without_a_second_put(
         await wait_until(deploying_and_put, 60, "DEPLOYING with the PUT sent")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        second = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
         result = await asyncio.wait_for(result_of(handle), 120)
         status = await query_status(handle)
     finally:
-        stop(first)
+        stop_process(first)
         if second is not None:
-            stop(second)
+            stop_process(second)
     assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
     assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
     deploying = status.stages[DeploymentStage.DEPLOYING]
@@ -196,7 +159,7 @@ async def test_graceful_worker_stop_while_deploying_leaves_the_arm_deployment_ru
     log = tmp_path / "workers.log"
     local_arm.admin.add_faults(Fault.slow_lro(6.0, path=resource_group, method="PUT"))
     request = request_for(local_arm, blob_dir, resource_group, storage_template(["stgraceful01"]))
-    first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+    first = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
     second = None
     try:
         handle = await start_deployment(client, request, task_queue=task_queue)
@@ -208,15 +171,15 @@ async def test_graceful_worker_stop_while_deploying_leaves_the_arm_deployment_ru
             return local_arm.admin.counters().count(method="PUT", deployment=status.deployment_name) == 1
 
         await wait_until(deploying_and_put, 60, "DEPLOYING with the PUT sent")
-        stop(first)  # SIGINT: graceful shutdown
+        stop_process(first)  # SIGINT: graceful shutdown
         assert first.returncode == 0, log.read_text()[-3000:]
-        second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        second = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
         result = await asyncio.wait_for(result_of(handle), 120)
         status = await query_status(handle)
     finally:
-        stop(first)
+        stop_process(first)
         if second is not None:
-            stop(second)
+            stop_process(second)
     assert result.outcome is DeployOutcome.SUCCEEDED, (result.failure, log.read_text()[-3000:])
     assert local_arm.admin.counters().count(method="PUT", deployment=result.deployment_name) == 1
     assert local_arm.admin.counters().count(method="POST", path_contains=f"{result.deployment_name}/cancel") == 0
@@ -252,7 +215,7 @@ async def test_sigkill_during_health_checks_resumes_the_window_and_keeps_every_t
         request = request_for(local_arm, blob_dir, resource_group, storage_template(["stcrashhc01"])).model_copy(
             update={"health": health}
         )
-        first = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+        first = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
         second = None
         try:
             handle = await start_deployment(client, request, task_queue=task_queue)
@@ -265,12 +228,12 @@ async def test_sigkill_during_health_checks_resumes_the_window_and_keeps_every_t
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
             tries_before_loss = len(servers.requests)
-            second = start_worker_process(address, task_queue, local_arm, blob_dir, log)
+            second = start_worker_process(address, task_queue, local_arm, blob_dir, log, WORKER_ENV)
             result = await asyncio.wait_for(result_of(handle), 120)
         finally:
-            stop(first)
+            stop_process(first)
             if second is not None:
-                stop(second)
+                stop_process(second)
         tries = len(servers.requests)
     assert result.outcome is DeployOutcome.ENVIRONMENTAL_FAILURE, (result.failure, log.read_text()[-3000:])
     assert result.failure is not None and result.failure.code == "HealthCheckFailed"
